@@ -1,0 +1,41 @@
+//! `nodectl`: the node operator's tool box.
+//!
+//! Each subcommand lives in its own module and exposes `Args` (clap) and `run(args) -> Result<()>`.
+//! Subcommands print human text (or YAML) by default and JSON with `-o json`; on bad input they
+//! print one line naming the file and exit non-zero.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod config;
+mod output;
+
+/// The node operator's tool box.
+#[derive(Debug, Parser)]
+#[command(name = "nodectl", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load a KubeletConfiguration with drop-ins and flags and print the effective configuration.
+    Config(config::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Config(args) => config::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // One line: the whole cause chain, outermost first.
+            eprintln!("nodectl: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
