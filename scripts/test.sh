@@ -20,7 +20,25 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# 2. Build every target once, then run the tests (unit, integration, doc).
+# 2. A private containerd for the runtime tests (scripts/containerd.sh): containerd, runc and
+#    busybox-static from the distribution, its own root, state and socket under a temporary
+#    directory, two locally built images imported (no registry). The tests read NODE_TEST_CRI_ENDPOINT,
+#    NODE_TEST_IMAGE and NODE_TEST_PAUSE_IMAGE. Set NODE_TEST_CRI_ENDPOINT yourself to use another
+#    runtime instead. Leftovers of killed runs are removed first; this run's instance is stopped (its
+#    containers killed, mounts and directory removed) on exit, whether the tests pass or not.
+if [ -z "${NODE_TEST_CRI_ENDPOINT:-}" ]; then
+  echo "== containerd"
+  $SUDO bash scripts/containerd.sh install
+  $SUDO bash scripts/containerd.sh gc
+  cri_dir=$(mktemp -d /tmp/node-test-cri.XXXXXX)
+  trap '$SUDO bash scripts/containerd.sh stop "$cri_dir"' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  $SUDO env CONTAINERD_OWNER_PID=$$ bash scripts/containerd.sh start "$cri_dir"
+  eval "$(bash scripts/containerd.sh env "$cri_dir")"
+fi
+
+# 3. Build every target once, then run the tests (unit, integration, doc).
 echo "== cargo build"
 cargo build --workspace --all-targets --locked
 echo "== cargo test"

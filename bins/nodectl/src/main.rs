@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 
 mod config;
 mod output;
+mod preflight;
+mod seccomp;
 
 /// The node operator's tool box.
 #[derive(Debug, Parser)]
@@ -23,12 +25,18 @@ struct Cli {
 enum Command {
     /// Load a KubeletConfiguration with drop-ins and flags and print the effective configuration.
     Config(config::Args),
+    /// Check the kernel, cgroups, PSI, swap and kernel features before joining a cluster.
+    Preflight(preflight::Args),
+    /// Validate, compile, explain and measure OCI seccomp profiles.
+    Seccomp(seccomp::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Config(args) => config::run(args),
+        Command::Preflight(args) => preflight::run(args),
+        Command::Seccomp(args) => seccomp::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

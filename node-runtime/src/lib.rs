@@ -1,0 +1,59 @@
+//! `node-runtime`: runs pods on a real container runtime through the CRI (`runtime.v1`), the
+//! way the kubelet does for static pods.
+//!
+//! * [`CriClient`]: a CRI client over a Unix socket with the kubelet's 16 MiB message limit,
+//!   retrying while the runtime starts, with a clear error when it is unreachable or speaks
+//!   another CRI version.
+//! * [`StaticPodSource`]: the manifests in `staticPodPath`, named and identified like the
+//!   kubelet's static pods; bad manifests are reported and never disturb other pods.
+//! * [`PodManager`]: the sync loop (sandbox, images, init containers, containers, volumes,
+//!   resources, security context with seccomp resolved by `node-seccomp`, the kubelet's log
+//!   layout, restart policy with crash-loop back-off, graceful stop, adoption after a restart).
+//! * [`PodRegistry`]: what the other crates ask: a pod by namespace/name with its containers and
+//!   runtime IDs, or every active pod.
+//!
+//! ```no_run
+//! use node_runtime::{ClientOptions, CriClient, NodePaths, PodManager, StaticPodSource, SyncOptions};
+//! # async fn run() -> Result<(), node_runtime::RuntimeError> {
+//! let client = CriClient::connect("unix:///run/containerd/containerd.sock", &ClientOptions::default()).await?;
+//! let paths = NodePaths { root_dir: "/var/lib/kubelet".into(), pod_logs_dir: "/var/log/pods".into() };
+//! let source = StaticPodSource::new("/etc/kubernetes/manifests", "node-1");
+//! let manager = PodManager::new(client, source, SyncOptions::new("node-1", paths));
+//! let registry = manager.registry(); // hand this to the other crates
+//! let mut manager = manager
+//!     .run(async {
+//!         let _ = tokio::signal::ctrl_c().await;
+//!     })
+//!     .await;
+//! manager.remove_all().await?; // stop and remove the pods (a kubelet would leave them running)
+//! # let _ = registry; Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod client;
+pub mod cri;
+mod error;
+mod manifest;
+mod registry;
+mod source;
+mod spec;
+mod sync;
+
+pub use client::{
+    ClientOptions, CriClient, KUBE_RUNTIME_API_VERSION, MAX_MESSAGE_SIZE, RuntimeVersion,
+    image_spec, socket_path,
+};
+pub use error::RuntimeError;
+pub use manifest::{
+    ANNOTATION_CONFIG_HASH, ANNOTATION_CONFIG_SEEN, ANNOTATION_CONFIG_SOURCE, MAX_MANIFEST_BYTES,
+    StaticPod, parse_manifest, read_manifest,
+};
+pub use registry::{
+    ContainerInfo, ContainerKind, ContainerState, PodCondition, PodInfo, PodPhase, PodRegistry,
+};
+pub use source::{Scan, StaticPodSource};
+pub use spec::{
+    LABEL_CONTAINER_NAME, LABEL_MANAGED_BY, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID,
+    NodePaths, PodIdentity,
+};
+pub use sync::{PodManager, SyncOptions, SyncReport, default_pull_policy};

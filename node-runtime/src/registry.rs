@@ -1,0 +1,203 @@
+//! What the agent knows about its pods, shared with the other crates (checkpoint API,
+//! pod-resources, heartbeat): find a pod by namespace/name with its containers and runtime IDs,
+//! or list the active pods.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+
+pub use crate::spec::ContainerKind;
+
+/// Pod lifecycle phase, as in `PodStatus.phase`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum PodPhase {
+    /// Sandbox, images or init containers not done yet.
+    Pending,
+    /// All containers started, at least one running.
+    Running,
+    /// All containers exited 0 and will not be restarted.
+    Succeeded,
+    /// A container failed and will not be restarted.
+    Failed,
+}
+
+/// One container's state, as in `ContainerStatus.state`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ContainerState {
+    /// Not running yet, or waiting to be restarted.
+    Waiting {
+        /// `ContainerCreating`, `CrashLoopBackOff`, `ErrImageNeverPull`, ...
+        reason: String,
+        /// Details.
+        message: String,
+    },
+    /// Running since `started_at` (Unix nanoseconds).
+    Running {
+        /// Start time, Unix nanoseconds.
+        started_at: i64,
+    },
+    /// Exited.
+    Terminated {
+        /// Exit code.
+        exit_code: i32,
+        /// `Completed`, `Error`, `OOMKilled`, ...
+        reason: String,
+        /// Start time, Unix nanoseconds.
+        started_at: i64,
+        /// Exit time, Unix nanoseconds.
+        finished_at: i64,
+    },
+}
+
+/// One container of a pod.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerInfo {
+    /// Container name.
+    pub name: String,
+    /// Init or regular.
+    pub kind: ContainerKind,
+    /// Runtime ID of the latest instance, if one exists.
+    pub container_id: Option<String>,
+    /// Image as written in the pod.
+    pub image: String,
+    /// Current state.
+    pub state: ContainerState,
+    /// Restarts so far.
+    pub restart_count: u32,
+    /// Running (no readiness probes for static pods here).
+    pub ready: bool,
+    /// Log file of the latest instance.
+    pub log_path: Option<PathBuf>,
+}
+
+/// A pod condition (`PodScheduled`, `Initialized`, `ContainersReady`, `Ready`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PodCondition {
+    /// Condition type.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Whether it holds.
+    pub status: bool,
+    /// Why not, when it does not.
+    pub reason: Option<String>,
+}
+
+/// Everything known about one pod.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodInfo {
+    /// Namespace.
+    pub namespace: String,
+    /// Name (`<manifest name>-<node name>` for static pods).
+    pub name: String,
+    /// UID.
+    pub uid: String,
+    /// The manifest it came from.
+    pub manifest: PathBuf,
+    /// Runtime ID of the ready sandbox.
+    pub sandbox_id: Option<String>,
+    /// Phase.
+    pub phase: PodPhase,
+    /// Conditions.
+    pub conditions: Vec<PodCondition>,
+    /// Init containers first, in order, then regular containers. Static pods have no
+    /// ephemeral containers.
+    pub containers: Vec<ContainerInfo>,
+}
+
+impl PodInfo {
+    /// The container named `name`.
+    pub fn container(&self, name: &str) -> Option<&ContainerInfo> {
+        self.containers.iter().find(|c| c.name == name)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    pods: HashMap<String, PodInfo>,
+    manifest_errors: Vec<String>,
+}
+
+/// A cheap-to-clone, thread-safe view of the agent's pods.
+#[derive(Debug, Clone, Default)]
+pub struct PodRegistry {
+    inner: Arc<RwLock<Inner>>,
+}
+
+impl PodRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The pod `namespace/name`, if the agent runs it.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<PodInfo> {
+        let inner = self
+            .inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner
+            .pods
+            .values()
+            .find(|p| p.namespace == namespace && p.name == name)
+            .cloned()
+    }
+
+    /// The pod with `uid`.
+    pub fn get_by_uid(&self, uid: &str) -> Option<PodInfo> {
+        let inner = self
+            .inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner.pods.get(uid).cloned()
+    }
+
+    /// Every pod the agent runs (not Succeeded or Failed), sorted by namespace/name.
+    pub fn list_active(&self) -> Vec<PodInfo> {
+        let inner = self
+            .inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut pods: Vec<PodInfo> = inner
+            .pods
+            .values()
+            .filter(|p| !matches!(p.phase, PodPhase::Succeeded | PodPhase::Failed))
+            .cloned()
+            .collect();
+        pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        pods
+    }
+
+    /// Every pod, sorted by namespace/name.
+    pub fn list(&self) -> Vec<PodInfo> {
+        let inner = self
+            .inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut pods: Vec<PodInfo> = inner.pods.values().cloned().collect();
+        pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        pods
+    }
+
+    /// The manifest errors of the latest scan (file and reason each).
+    pub fn manifest_errors(&self) -> Vec<String> {
+        let inner = self
+            .inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner.manifest_errors.clone()
+    }
+
+    pub(crate) fn replace(&self, pods: HashMap<String, PodInfo>, manifest_errors: Vec<String>) {
+        let mut inner = self
+            .inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner.pods = pods;
+        inner.manifest_errors = manifest_errors;
+    }
+}

@@ -1,0 +1,186 @@
+//! The static pod source: the manifests in `staticPodPath` (a directory, or a single file),
+//! read the way the kubelet's file source reads them. Dot-files and subdirectories are skipped;
+//! every bad manifest is reported with its file and reason and never affects the other pods.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::RuntimeError;
+use crate::manifest::{StaticPod, read_manifest};
+
+/// The manifests found by one scan.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Valid pods, keyed by UID.
+    pub pods: HashMap<String, StaticPod>,
+    /// One error per manifest that could not be used.
+    pub errors: Vec<RuntimeError>,
+}
+
+/// What one manifest file gave last time, keyed by its path and valid while its size and
+/// modification time are unchanged.
+#[derive(Debug, Clone)]
+struct Cached {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    result: Result<StaticPod, String>,
+}
+
+/// Reads static pods from a path. Unchanged files are not parsed again.
+#[derive(Debug, Clone)]
+pub struct StaticPodSource {
+    path: PathBuf,
+    node_name: String,
+    cache: HashMap<PathBuf, Cached>,
+}
+
+impl StaticPodSource {
+    /// A source for `path` (the `staticPodPath` setting) on node `node_name`.
+    pub fn new(path: impl Into<PathBuf>, node_name: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            node_name: node_name.into(),
+            cache: HashMap::new(),
+        }
+    }
+
+    /// The watched path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads every manifest now. A missing path yields no pods (the kubelet waits for it to
+    /// appear); pods with the same namespace/name as an earlier file are rejected.
+    pub fn scan(&mut self) -> Scan {
+        let mut scan = Scan::default();
+        let files = match std::fs::metadata(&self.path) {
+            Err(_) => return scan,
+            Ok(m) if m.is_file() => vec![self.path.clone()],
+            Ok(_) => match list_manifest_files(&self.path) {
+                Ok(files) => files,
+                Err(e) => {
+                    scan.errors.push(RuntimeError::Io {
+                        action: "listing static pod path",
+                        path: self.path.clone(),
+                        source: e,
+                    });
+                    return scan;
+                }
+            },
+        };
+        let mut names: HashMap<String, PathBuf> = HashMap::new();
+        self.cache.retain(|path, _| files.contains(path));
+        for file in files {
+            match self.read_cached(&file) {
+                Ok(pod) => {
+                    if let Some(first) = names.get(&pod.full_name()) {
+                        scan.errors.push(RuntimeError::Manifest {
+                            path: file,
+                            reason: format!(
+                                "duplicate pod {} (already defined by {})",
+                                pod.full_name(),
+                                first.display()
+                            ),
+                        });
+                        continue;
+                    }
+                    names.insert(pod.full_name(), file);
+                    scan.pods.insert(pod.uid.clone(), pod);
+                }
+                Err(reason) => scan
+                    .errors
+                    .push(RuntimeError::Manifest { path: file, reason }),
+            }
+        }
+        scan
+    }
+
+    fn read_cached(&mut self, file: &Path) -> Result<StaticPod, String> {
+        let meta = std::fs::metadata(file).ok();
+        let len = meta.as_ref().map_or(0, std::fs::Metadata::len);
+        let modified = meta.and_then(|m| m.modified().ok());
+        if let Some(c) = self.cache.get(file)
+            && c.len == len
+            && c.modified == modified
+            && modified.is_some()
+        {
+            return c.result.clone();
+        }
+        let result = read_manifest(file, &self.node_name).map_err(|e| match e {
+            RuntimeError::Manifest { reason, .. } => reason,
+            other => other.to_string(),
+        });
+        self.cache.insert(
+            file.to_path_buf(),
+            Cached {
+                len,
+                modified,
+                result: result.clone(),
+            },
+        );
+        result
+    }
+}
+
+/// Regular files (or symlinks to them) in `dir`, sorted, without dot-files.
+fn list_manifest_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().as_encoded_bytes().starts_with(b".") {
+            continue;
+        }
+        let path = entry.path();
+        // Follows symlinks: a link to a manifest counts, a subdirectory does not.
+        if std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: NAME\nspec:\n  containers:\n  - name: app\n    image: busybox\n";
+
+    #[test]
+    fn scans_and_reports_without_disturbing_others() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), POD.replace("NAME", "a")).unwrap();
+        std::fs::write(dir.path().join("b.json"), r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"b"},"spec":{"containers":[{"name":"c","image":"i"}]}}"#).unwrap();
+        std::fs::write(
+            dir.path().join(".hidden.yaml"),
+            POD.replace("NAME", "hidden"),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("bad.yaml"), "kind: Deployment\n").unwrap();
+        std::fs::write(dir.path().join("dup.yaml"), POD.replace("NAME", "a")).unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/c.yaml"), POD.replace("NAME", "c")).unwrap();
+        let scan = StaticPodSource::new(dir.path(), "n1").scan();
+        let mut names: Vec<String> = scan.pods.values().map(StaticPod::full_name).collect();
+        names.sort();
+        assert_eq!(names, ["default/a-n1", "default/b-n1"]);
+        assert_eq!(scan.errors.len(), 2, "{:?}", scan.errors);
+        let text: Vec<String> = scan.errors.iter().map(ToString::to_string).collect();
+        assert!(
+            text.iter()
+                .any(|e| e.contains("bad.yaml") && e.contains("kind Pod")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter()
+                .any(|e| e.contains("dup.yaml") && e.contains("duplicate pod default/a-n1")),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn missing_path_is_empty() {
+        let scan = StaticPodSource::new("/nonexistent/manifests", "n").scan();
+        assert!(scan.pods.is_empty() && scan.errors.is_empty());
+    }
+}

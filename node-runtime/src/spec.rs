@@ -1,0 +1,522 @@
+//! Turning a pod spec into CRI requests, with the kubelet's labels, annotations, log layout,
+//! volume paths, resource mapping and security context.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, SecurityContext};
+use node_config::Quantity;
+use node_seccomp::{CriProfileType, SeccompProfile, SeccompProfileType, SeccompResolver};
+
+use crate::cri;
+use crate::error::RuntimeError;
+
+/// CRI label: pod name.
+pub const LABEL_POD_NAME: &str = "io.kubernetes.pod.name";
+/// CRI label: pod namespace.
+pub const LABEL_POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+/// CRI label: pod UID (how the agent finds its sandboxes and containers again).
+pub const LABEL_POD_UID: &str = "io.kubernetes.pod.uid";
+/// CRI label: container name.
+pub const LABEL_CONTAINER_NAME: &str = "io.kubernetes.container.name";
+/// CRI label naming the node whose agent manages the object; an agent only lists, adopts and
+/// removes objects carrying its own node name, never other containers on the runtime.
+pub const LABEL_MANAGED_BY: &str = "io.kubernetes.node-agent.node";
+/// CRI annotation: restart count of a container.
+pub const ANNOTATION_RESTART_COUNT: &str = "io.kubernetes.container.restartCount";
+/// CRI annotation: the pod's termination grace period in seconds.
+pub const ANNOTATION_GRACE_PERIOD: &str = "io.kubernetes.pod.terminationGracePeriod";
+/// CRI annotation: `init` or `regular`.
+pub const ANNOTATION_CONTAINER_KIND: &str = "io.kubernetes.node-agent.container-kind";
+
+/// CFS period the kubelet uses (100 ms, in microseconds).
+const CFS_PERIOD_US: i64 = 100_000;
+/// Minimum `cpu.shares`.
+const MIN_SHARES: i64 = 2;
+
+/// Where pod files live on the node.
+#[derive(Debug, Clone)]
+pub struct NodePaths {
+    /// `--root-dir` (volumes under `<root>/pods/<uid>/volumes`, seccomp under `<root>/seccomp`).
+    pub root_dir: PathBuf,
+    /// `podLogsDir` (default `/var/log/pods`).
+    pub pod_logs_dir: PathBuf,
+}
+
+impl NodePaths {
+    /// `<podLogsDir>/<namespace>_<name>_<uid>`, the kubelet's pod log directory.
+    pub fn pod_log_dir(&self, namespace: &str, name: &str, uid: &str) -> PathBuf {
+        self.pod_logs_dir.join(format!("{namespace}_{name}_{uid}"))
+    }
+
+    /// `<root>/pods/<uid>`.
+    pub fn pod_dir(&self, uid: &str) -> PathBuf {
+        self.root_dir.join("pods").join(uid)
+    }
+
+    /// `<root>/pods/<uid>/volumes/kubernetes.io~empty-dir/<volume>`.
+    pub fn empty_dir(&self, uid: &str, volume: &str) -> PathBuf {
+        self.pod_dir(uid)
+            .join("volumes")
+            .join("kubernetes.io~empty-dir")
+            .join(volume)
+    }
+}
+
+/// The identity of a pod as the runtime sees it.
+#[derive(Debug, Clone)]
+pub struct PodIdentity {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// UID.
+    pub uid: String,
+    /// The node (agent) that manages the pod.
+    pub node_name: String,
+}
+
+impl PodIdentity {
+    /// `namespace/name`.
+    pub fn full_name(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// Labels that identify the pod's sandbox.
+    pub fn labels(&self) -> HashMap<String, String> {
+        HashMap::from([
+            (LABEL_POD_NAME.to_owned(), self.name.clone()),
+            (LABEL_POD_NAMESPACE.to_owned(), self.namespace.clone()),
+            (LABEL_POD_UID.to_owned(), self.uid.clone()),
+            (LABEL_MANAGED_BY.to_owned(), self.node_name.clone()),
+        ])
+    }
+}
+
+fn spec_err(pod: &PodIdentity, reason: impl Into<String>) -> RuntimeError {
+    RuntimeError::PodSpec {
+        pod: pod.full_name(),
+        reason: reason.into(),
+    }
+}
+
+fn host_namespaces(spec: &PodSpec) -> cri::NamespaceOption {
+    let mode = |host: Option<bool>, otherwise: cri::NamespaceMode| {
+        if host == Some(true) {
+            cri::NamespaceMode::Node as i32
+        } else {
+            otherwise as i32
+        }
+    };
+    cri::NamespaceOption {
+        network: mode(spec.host_network, cri::NamespaceMode::Pod),
+        pid: mode(spec.host_pid, cri::NamespaceMode::Container),
+        ipc: mode(spec.host_ipc, cri::NamespaceMode::Pod),
+        target_id: String::new(),
+    }
+}
+
+fn to_cri_profile(p: &node_seccomp::SecurityProfile) -> cri::SecurityProfile {
+    let profile_type = match p.profile_type {
+        CriProfileType::RuntimeDefault => cri::security_profile::ProfileType::RuntimeDefault,
+        CriProfileType::Unconfined => cri::security_profile::ProfileType::Unconfined,
+        CriProfileType::Localhost => cri::security_profile::ProfileType::Localhost,
+    };
+    cri::SecurityProfile {
+        profile_type: profile_type as i32,
+        localhost_ref: p.localhost_ref.clone(),
+    }
+}
+
+fn api_seccomp(p: Option<&k8s_openapi::api::core::v1::SeccompProfile>) -> Option<SeccompProfile> {
+    p.map(|p| SeccompProfile {
+        profile_type: SeccompProfileType::from_api(&p.type_),
+        localhost_profile: p.localhost_profile.clone(),
+    })
+}
+
+/// The sandbox config for `pod`.
+pub fn sandbox_config(
+    pod: &Pod,
+    id: &PodIdentity,
+    paths: &NodePaths,
+    resolver: &SeccompResolver,
+) -> Result<cri::PodSandboxConfig, RuntimeError> {
+    let spec = pod
+        .spec
+        .as_ref()
+        .ok_or_else(|| spec_err(id, "spec is missing"))?;
+    let psc = spec.security_context.as_ref();
+    let mut annotations: HashMap<String, String> = pod
+        .metadata
+        .annotations
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    annotations.insert(
+        ANNOTATION_GRACE_PERIOD.to_owned(),
+        grace_period(spec).to_string(),
+    );
+    let mut labels: HashMap<String, String> = pod
+        .metadata
+        .labels
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    labels.extend(id.labels());
+    let host_network = spec.host_network == Some(true);
+    Ok(cri::PodSandboxConfig {
+        metadata: Some(cri::PodSandboxMetadata {
+            name: id.name.clone(),
+            uid: id.uid.clone(),
+            namespace: id.namespace.clone(),
+            attempt: 0,
+        }),
+        // Host-network sandboxes must not set a hostname (runc cannot without a UTS namespace).
+        hostname: if host_network {
+            String::new()
+        } else {
+            spec.hostname.clone().unwrap_or_else(|| id.name.clone())
+        },
+        log_directory: paths
+            .pod_log_dir(&id.namespace, &id.name, &id.uid)
+            .display()
+            .to_string(),
+        dns_config: None,
+        port_mappings: Vec::new(),
+        labels,
+        annotations,
+        linux: Some(cri::LinuxPodSandboxConfig {
+            cgroup_parent: String::new(),
+            security_context: Some(cri::LinuxSandboxSecurityContext {
+                namespace_options: Some(host_namespaces(spec)),
+                run_as_user: psc
+                    .and_then(|s| s.run_as_user)
+                    .map(|value| cri::Int64Value { value }),
+                run_as_group: psc
+                    .and_then(|s| s.run_as_group)
+                    .map(|value| cri::Int64Value { value }),
+                readonly_rootfs: false,
+                supplemental_groups: psc
+                    .and_then(|s| s.supplemental_groups.clone())
+                    .unwrap_or_default(),
+                privileged: spec
+                    .containers
+                    .iter()
+                    .any(|c| c.security_context.as_ref().and_then(|s| s.privileged) == Some(true)),
+                seccomp: Some(to_cri_profile(&resolver.sandbox_profile())),
+            }),
+            sysctls: psc
+                .and_then(|s| s.sysctls.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|s| (s.name, s.value))
+                .collect(),
+            overhead: None,
+            resources: None,
+        }),
+    })
+}
+
+/// `terminationGracePeriodSeconds` (default 30).
+pub fn grace_period(spec: &PodSpec) -> i64 {
+    spec.termination_grace_period_seconds.unwrap_or(30).max(0)
+}
+
+/// Whether a container is an init container or a regular one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum ContainerKind {
+    /// `spec.initContainers`
+    Init,
+    /// `spec.containers`
+    Regular,
+}
+
+impl ContainerKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Init => "init",
+            Self::Regular => "regular",
+        }
+    }
+}
+
+/// The config for one container at restart `attempt`. Creates the emptyDir directories it
+/// mounts. A Localhost seccomp profile is checked on the node before the runtime sees it.
+#[allow(clippy::too_many_arguments)]
+pub fn container_config(
+    pod: &Pod,
+    id: &PodIdentity,
+    container: &Container,
+    kind: ContainerKind,
+    attempt: u32,
+    paths: &NodePaths,
+    resolver: &SeccompResolver,
+    node_name: &str,
+) -> Result<cri::ContainerConfig, RuntimeError> {
+    let spec = pod
+        .spec
+        .as_ref()
+        .ok_or_else(|| spec_err(id, "spec is missing"))?;
+    let image = container.image.clone().unwrap_or_default();
+    let envs = container_env(id, container, node_name)?;
+    let mounts = container_mounts(spec, id, container, paths)?;
+    let seccomp = resolver
+        .container_profile(
+            api_seccomp(
+                spec.security_context
+                    .as_ref()
+                    .and_then(|s| s.seccomp_profile.as_ref()),
+            )
+            .as_ref(),
+            api_seccomp(
+                container
+                    .security_context
+                    .as_ref()
+                    .and_then(|s| s.seccomp_profile.as_ref()),
+            )
+            .as_ref(),
+        )
+        .map_err(|source| RuntimeError::Seccomp {
+            pod: id.full_name(),
+            container: container.name.clone(),
+            source: Box::new(source),
+        })?;
+    if seccomp.profile_type == CriProfileType::Localhost {
+        // The runtime would fail later with a vaguer error; fail here naming the file.
+        resolver
+            .load_localhost(Path::new(&seccomp.localhost_ref))
+            .map_err(|source| RuntimeError::Seccomp {
+                pod: id.full_name(),
+                container: container.name.clone(),
+                source: Box::new(source),
+            })?;
+    }
+    let mut labels = id.labels();
+    labels.insert(LABEL_CONTAINER_NAME.to_owned(), container.name.clone());
+    let annotations = HashMap::from([
+        (ANNOTATION_RESTART_COUNT.to_owned(), attempt.to_string()),
+        (
+            ANNOTATION_GRACE_PERIOD.to_owned(),
+            grace_period(spec).to_string(),
+        ),
+        (
+            ANNOTATION_CONTAINER_KIND.to_owned(),
+            kind.as_str().to_owned(),
+        ),
+    ]);
+    Ok(cri::ContainerConfig {
+        metadata: Some(cri::ContainerMetadata {
+            name: container.name.clone(),
+            attempt,
+        }),
+        image: Some(crate::client::image_spec(&image)),
+        command: container.command.clone().unwrap_or_default(),
+        args: container.args.clone().unwrap_or_default(),
+        working_dir: container.working_dir.clone().unwrap_or_default(),
+        envs,
+        mounts,
+        labels,
+        annotations,
+        log_path: format!("{}/{attempt}.log", container.name),
+        stdin: container.stdin == Some(true),
+        stdin_once: container.stdin_once == Some(true),
+        tty: container.tty == Some(true),
+        linux: Some(cri::LinuxContainerConfig {
+            resources: Some(resources(id, container)?),
+            security_context: Some(security_context(
+                spec,
+                container.security_context.as_ref(),
+                to_cri_profile(&seccomp),
+            )),
+        }),
+    })
+}
+
+fn container_env(
+    id: &PodIdentity,
+    c: &Container,
+    node_name: &str,
+) -> Result<Vec<cri::KeyValue>, RuntimeError> {
+    let mut out = Vec::new();
+    for e in c.env.iter().flatten() {
+        let value = match (&e.value, &e.value_from) {
+            (_, Some(from)) => {
+                let field = from.field_ref.as_ref().map(|f| f.field_path.as_str());
+                match field {
+                    Some("metadata.name") => id.name.clone(),
+                    Some("metadata.namespace") => id.namespace.clone(),
+                    Some("metadata.uid") => id.uid.clone(),
+                    Some("spec.nodeName") => node_name.to_owned(),
+                    _ => {
+                        return Err(spec_err(
+                            id,
+                            format!(
+                                "container {} env {}: only fieldRef metadata.name, metadata.namespace, metadata.uid and spec.nodeName are supported for static pods",
+                                c.name, e.name
+                            ),
+                        ));
+                    }
+                }
+            }
+            (Some(v), None) => v.clone(),
+            (None, None) => String::new(),
+        };
+        out.push(cri::KeyValue {
+            key: e.name.clone(),
+            value,
+        });
+    }
+    Ok(out)
+}
+
+fn container_mounts(
+    spec: &PodSpec,
+    id: &PodIdentity,
+    c: &Container,
+    paths: &NodePaths,
+) -> Result<Vec<cri::Mount>, RuntimeError> {
+    let mut mounts = Vec::new();
+    for m in c.volume_mounts.iter().flatten() {
+        let volume = spec
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == m.name)
+            .ok_or_else(|| {
+                spec_err(
+                    id,
+                    format!("container {}: volume {:?} is not defined", c.name, m.name),
+                )
+            })?;
+        let host_path = if let Some(hp) = &volume.host_path {
+            PathBuf::from(&hp.path)
+        } else if volume.empty_dir.is_some() {
+            let dir = paths.empty_dir(&id.uid, &volume.name);
+            std::fs::create_dir_all(&dir).map_err(|source| RuntimeError::Io {
+                action: "creating emptyDir",
+                path: dir.clone(),
+                source,
+            })?;
+            dir
+        } else {
+            return Err(spec_err(
+                id,
+                format!(
+                    "volume {:?}: only hostPath and emptyDir volumes are supported for static pods",
+                    volume.name
+                ),
+            ));
+        };
+        let host_path = match m.sub_path.as_deref() {
+            Some(sub) if !sub.is_empty() => {
+                if Path::new(sub).is_absolute() || sub.split('/').any(|s| s == "..") {
+                    return Err(spec_err(
+                        id,
+                        format!(
+                            "volumeMount {:?}: subPath {sub:?} must be a relative path without '..'",
+                            m.name
+                        ),
+                    ));
+                }
+                host_path.join(sub)
+            }
+            _ => host_path,
+        };
+        let propagation = match m.mount_propagation.as_deref() {
+            Some("HostToContainer") => cri::MountPropagation::PropagationHostToContainer,
+            Some("Bidirectional") => cri::MountPropagation::PropagationBidirectional,
+            _ => cri::MountPropagation::PropagationPrivate,
+        };
+        mounts.push(cri::Mount {
+            container_path: m.mount_path.clone(),
+            host_path: host_path.display().to_string(),
+            readonly: m.read_only == Some(true),
+            selinux_relabel: false,
+            propagation: propagation as i32,
+        });
+    }
+    Ok(mounts)
+}
+
+fn quantity(
+    id: &PodIdentity,
+    c: &Container,
+    what: &str,
+    q: &k8s_openapi::apimachinery::pkg::api::resource::Quantity,
+) -> Result<f64, RuntimeError> {
+    Quantity::parse(&q.0)
+        .map(|q| q.value())
+        .map_err(|e| spec_err(id, format!("container {} {what}: {e}", c.name)))
+}
+
+/// Requests and limits as Linux resources, the kubelet's way: CPU limit -> CFS quota over a
+/// 100 ms period, CPU request -> shares (1024 per CPU, at least 2), memory limit -> bytes.
+fn resources(
+    id: &PodIdentity,
+    c: &Container,
+) -> Result<cri::LinuxContainerResources, RuntimeError> {
+    let mut r = cri::LinuxContainerResources {
+        cpu_shares: MIN_SHARES,
+        ..Default::default()
+    };
+    let Some(res) = &c.resources else {
+        return Ok(r);
+    };
+    let cpu_request = res
+        .requests
+        .as_ref()
+        .and_then(|m| m.get("cpu"))
+        .or_else(|| res.limits.as_ref().and_then(|m| m.get("cpu")));
+    if let Some(q) = cpu_request {
+        let cpus = quantity(id, c, "cpu request", q)?;
+        r.cpu_shares = ((cpus * 1024.0).round() as i64).max(MIN_SHARES);
+    }
+    if let Some(q) = res.limits.as_ref().and_then(|m| m.get("cpu")) {
+        let cpus = quantity(id, c, "cpu limit", q)?;
+        r.cpu_period = CFS_PERIOD_US;
+        // The kernel's minimum quota is 1 ms.
+        r.cpu_quota = ((cpus * CFS_PERIOD_US as f64).round() as i64).max(1000);
+    }
+    if let Some(q) = res.limits.as_ref().and_then(|m| m.get("memory")) {
+        r.memory_limit_in_bytes = quantity(id, c, "memory limit", q)? as i64;
+    }
+    Ok(r)
+}
+
+fn security_context(
+    spec: &PodSpec,
+    sc: Option<&SecurityContext>,
+    seccomp: cri::SecurityProfile,
+) -> cri::LinuxContainerSecurityContext {
+    let psc = spec.security_context.as_ref();
+    let caps = sc.and_then(|s| s.capabilities.as_ref());
+    cri::LinuxContainerSecurityContext {
+        capabilities: caps.map(|c| cri::Capability {
+            add_capabilities: c.add.clone().unwrap_or_default(),
+            drop_capabilities: c.drop.clone().unwrap_or_default(),
+            add_ambient_capabilities: Vec::new(),
+        }),
+        privileged: sc.and_then(|s| s.privileged) == Some(true),
+        namespace_options: Some(host_namespaces(spec)),
+        run_as_user: sc
+            .and_then(|s| s.run_as_user)
+            .or_else(|| psc.and_then(|s| s.run_as_user))
+            .map(|value| cri::Int64Value { value }),
+        run_as_group: sc
+            .and_then(|s| s.run_as_group)
+            .or_else(|| psc.and_then(|s| s.run_as_group))
+            .map(|value| cri::Int64Value { value }),
+        run_as_username: String::new(),
+        readonly_rootfs: sc.and_then(|s| s.read_only_root_filesystem) == Some(true),
+        supplemental_groups: psc
+            .and_then(|s| s.supplemental_groups.clone())
+            .unwrap_or_default(),
+        no_new_privs: sc.and_then(|s| s.allow_privilege_escalation) == Some(false),
+        masked_paths: Vec::new(),
+        readonly_paths: Vec::new(),
+        seccomp: Some(seccomp),
+    }
+}

@@ -1,0 +1,855 @@
+//! The pod sync loop: makes the runtime match the static pod manifests. Each pass lists the
+//! agent's sandboxes and containers (by CRI labels, so a restarted agent adopts what it created
+//! before), tears down pods whose manifest is gone, and for every desired pod ensures a ready
+//! sandbox, runs init containers in order, starts containers, and restarts exited ones per the
+//! restart policy with the kubelet's crash-loop back-off. Errors are logged and retried on the
+//! next pass: the loop never panics and never stops on a bad pod.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Container;
+use node_seccomp::SeccompResolver;
+
+use crate::client::CriClient;
+use crate::cri;
+use crate::error::RuntimeError;
+use crate::manifest::StaticPod;
+use crate::registry::{
+    ContainerInfo, ContainerState, PodCondition, PodInfo, PodPhase, PodRegistry,
+};
+use crate::source::StaticPodSource;
+use crate::spec::{
+    ANNOTATION_GRACE_PERIOD, ANNOTATION_RESTART_COUNT, ContainerKind, LABEL_CONTAINER_NAME,
+    LABEL_MANAGED_BY, LABEL_POD_UID, NodePaths, PodIdentity, container_config, sandbox_config,
+};
+
+/// How the sync loop behaves.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Node name (static pods are named `<name>-<node>`).
+    pub node_name: String,
+    /// Root and log directories.
+    pub paths: NodePaths,
+    /// `seccompDefault`: RuntimeDefault for containers that set no profile.
+    pub seccomp_default: bool,
+    /// Time between passes (the kubelet re-syncs on events and every `syncFrequency`).
+    pub sync_period: Duration,
+    /// First crash-loop back-off (kubelet: 10 s).
+    pub backoff_initial: Duration,
+    /// Back-off cap (kubelet: 5 min).
+    pub backoff_max: Duration,
+}
+
+impl SyncOptions {
+    /// The kubelet's timings for `node_name` with the given directories.
+    pub fn new(node_name: impl Into<String>, paths: NodePaths) -> Self {
+        Self {
+            node_name: node_name.into(),
+            paths,
+            seccomp_default: false,
+            sync_period: Duration::from_secs(1),
+            backoff_initial: Duration::from_secs(10),
+            backoff_max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Crash-loop back-off of one container: the delay doubles with each restart up to the cap,
+/// and resets once a container has run for 10 minutes.
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    restarts: u32,
+}
+
+const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(600);
+
+impl Backoff {
+    fn delay(self, options: &SyncOptions) -> Duration {
+        let factor = 1u32.checked_shl(self.restarts.min(31)).unwrap_or(u32::MAX);
+        options
+            .backoff_initial
+            .saturating_mul(factor)
+            .min(options.backoff_max)
+    }
+}
+
+/// One pass's findings, for tests and logs.
+#[derive(Debug, Default, Clone)]
+pub struct SyncReport {
+    /// Pods whose sandbox was created this pass.
+    pub sandboxes_created: Vec<String>,
+    /// Containers started this pass (`namespace/pod/container`).
+    pub containers_started: Vec<String>,
+    /// Pods torn down this pass.
+    pub pods_removed: Vec<String>,
+    /// Errors (each also logged).
+    pub errors: Vec<String>,
+}
+
+/// The agent's view of one container instance in the runtime.
+#[derive(Debug, Clone)]
+struct Instance {
+    id: String,
+    attempt: u32,
+    status: cri::ContainerStatus,
+}
+
+/// Runs static pods on a CRI runtime.
+#[derive(Debug)]
+pub struct PodManager {
+    client: CriClient,
+    source: StaticPodSource,
+    options: SyncOptions,
+    resolver: SeccompResolver,
+    registry: PodRegistry,
+    backoff: HashMap<(String, String), Backoff>,
+    /// Cached `ContainerStatus` by container ID, refreshed when `ListContainers` reports a
+    /// different state (an idle pass then costs two list calls, not one call per container).
+    statuses: HashMap<String, cri::ContainerStatus>,
+    last_errors: Vec<String>,
+}
+
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+fn managed_selector(node_name: &str) -> HashMap<String, String> {
+    HashMap::from([(LABEL_MANAGED_BY.to_owned(), node_name.to_owned())])
+}
+
+impl PodManager {
+    /// A manager for the pods in `source`, run through `client`.
+    pub fn new(client: CriClient, source: StaticPodSource, options: SyncOptions) -> Self {
+        let resolver = SeccompResolver::new(&options.paths.root_dir, options.seccomp_default);
+        Self {
+            client,
+            source,
+            options,
+            resolver,
+            registry: PodRegistry::new(),
+            backoff: HashMap::new(),
+            statuses: HashMap::new(),
+            last_errors: Vec::new(),
+        }
+    }
+
+    /// The shared registry this manager keeps up to date.
+    pub fn registry(&self) -> PodRegistry {
+        self.registry.clone()
+    }
+
+    /// Runs passes every `sync_period` until `shutdown` resolves. Pods keep running when the
+    /// loop stops (as when a kubelet restarts); use [`PodManager::remove_all`] to tear down.
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Self {
+        tokio::pin!(shutdown);
+        loop {
+            let started = Instant::now();
+            let report = self.sync_once().await;
+            for e in &report.errors {
+                tracing::warn!(error = %e, "pod sync");
+            }
+            let wait = self.options.sync_period.saturating_sub(started.elapsed());
+            tokio::select! {
+                () = &mut shutdown => return self,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// One pass. Never fails as a whole: each problem lands in the report.
+    pub async fn sync_once(&mut self) -> SyncReport {
+        let mut report = SyncReport::default();
+        let scan = self.source.scan();
+        let manifest_errors: Vec<String> = scan.errors.iter().map(ToString::to_string).collect();
+        for e in manifest_errors
+            .iter()
+            .filter(|e| !self.last_errors.contains(e))
+        {
+            tracing::error!(error = %e, "static pod manifest rejected");
+        }
+        self.last_errors.clone_from(&manifest_errors);
+        report.errors.extend(manifest_errors.iter().cloned());
+
+        let (sandboxes, containers) = match self.list_runtime().await {
+            Ok(x) => x,
+            Err(e) => {
+                report.errors.push(e.to_string());
+                return report;
+            }
+        };
+        let mut sandboxes_by_uid: HashMap<String, Vec<cri::PodSandbox>> = HashMap::new();
+        for s in sandboxes {
+            let uid = s.labels.get(LABEL_POD_UID).cloned().unwrap_or_default();
+            sandboxes_by_uid.entry(uid).or_default().push(s);
+        }
+        let mut containers_by_uid: HashMap<String, Vec<cri::Container>> = HashMap::new();
+        for c in containers {
+            let uid = c.labels.get(LABEL_POD_UID).cloned().unwrap_or_default();
+            containers_by_uid.entry(uid).or_default().push(c);
+        }
+
+        // Pods whose manifest is gone (or changed: a new UID) are stopped and removed.
+        let orphans: Vec<String> = sandboxes_by_uid
+            .keys()
+            .chain(containers_by_uid.keys())
+            .filter(|uid| !scan.pods.contains_key(*uid))
+            .cloned()
+            .collect();
+        for uid in orphans {
+            let sandboxes = sandboxes_by_uid.remove(&uid).unwrap_or_default();
+            let containers = containers_by_uid.remove(&uid).unwrap_or_default();
+            let label = sandboxes
+                .first()
+                .and_then(|s| s.metadata.as_ref())
+                .map_or_else(|| uid.clone(), |m| format!("{}/{}", m.namespace, m.name));
+            match self.teardown(&sandboxes, &containers).await {
+                Ok(()) => {
+                    self.backoff.retain(|(u, _), _| *u != uid);
+                    let dir = self.options.paths.pod_dir(&uid);
+                    if let Err(e) = remove_dir_if_present(&dir) {
+                        report
+                            .errors
+                            .push(format!("removing {}: {e}", dir.display()));
+                    }
+                    tracing::info!(pod = %label, "removed pod whose manifest is gone");
+                    report.pods_removed.push(label);
+                }
+                Err(e) => report.errors.push(format!("tearing down {label}: {e}")),
+            }
+        }
+
+        let mut infos = HashMap::new();
+        for (uid, pod) in &scan.pods {
+            let sandboxes = sandboxes_by_uid.remove(uid).unwrap_or_default();
+            let containers = containers_by_uid.remove(uid).unwrap_or_default();
+            let info = match self.sync_pod(pod, sandboxes, containers, &mut report).await {
+                Ok(info) => info,
+                Err(e) => {
+                    report.errors.push(e.to_string());
+                    pending_info(pod, &e.to_string())
+                }
+            };
+            infos.insert(uid.clone(), info);
+        }
+        let live: std::collections::HashSet<&str> = infos
+            .values()
+            .flat_map(|p| {
+                p.containers
+                    .iter()
+                    .filter_map(|c| c.container_id.as_deref())
+            })
+            .collect();
+        self.statuses.retain(|id, _| live.contains(id.as_str()));
+        self.registry.replace(infos, manifest_errors);
+        report
+    }
+
+    /// Stops and removes every pod this agent manages (used on shutdown by tests and tools).
+    pub async fn remove_all(&mut self) -> Result<(), RuntimeError> {
+        let (sandboxes, containers) = self.list_runtime().await?;
+        self.teardown(&sandboxes, &containers).await?;
+        self.registry.replace(HashMap::new(), Vec::new());
+        Ok(())
+    }
+
+    async fn list_runtime(
+        &self,
+    ) -> Result<(Vec<cri::PodSandbox>, Vec<cri::Container>), RuntimeError> {
+        let sandboxes = self
+            .client
+            .list_pod_sandboxes(managed_selector(&self.options.node_name))
+            .await?;
+        let containers = self
+            .client
+            .list_containers(None, managed_selector(&self.options.node_name))
+            .await?;
+        Ok((sandboxes, containers))
+    }
+
+    /// Graceful stop: every container with its grace period (in parallel), then the sandboxes.
+    async fn teardown(
+        &self,
+        sandboxes: &[cri::PodSandbox],
+        containers: &[cri::Container],
+    ) -> Result<(), RuntimeError> {
+        let mut stops = tokio::task::JoinSet::new();
+        for c in containers
+            .iter()
+            .filter(|c| c.state != cri::ContainerState::ContainerExited as i32)
+        {
+            let client = self.client.clone();
+            let id = c.id.clone();
+            let grace = c
+                .annotations
+                .get(ANNOTATION_GRACE_PERIOD)
+                .and_then(|g| g.parse().ok())
+                .unwrap_or(30);
+            stops.spawn(async move { client.stop_container(&id, grace).await });
+        }
+        while let Some(result) = stops.join_next().await {
+            if let Ok(Err(e)) = result {
+                tracing::warn!(error = %e, "stopping container");
+            }
+        }
+        for c in containers {
+            if let Err(e) = self.client.remove_container(&c.id).await {
+                tracing::warn!(error = %e, "removing container");
+            }
+        }
+        for s in sandboxes {
+            self.client.stop_pod_sandbox(&s.id).await?;
+            self.client.remove_pod_sandbox(&s.id).await?;
+        }
+        Ok(())
+    }
+
+    async fn ensure_image(&self, container: &Container) -> Result<(), RuntimeError> {
+        let image = container.image.clone().unwrap_or_default();
+        let policy = container
+            .image_pull_policy
+            .clone()
+            .unwrap_or_else(|| default_pull_policy(&image).to_owned());
+        match policy.as_str() {
+            "Always" => {
+                self.client.pull_image(&image).await?;
+            }
+            "Never" => {
+                if !self.client.image_present(&image).await? {
+                    return Err(RuntimeError::PodSpec {
+                        pod: String::new(),
+                        reason: format!(
+                            "ErrImageNeverPull: container image {image:?} is not present with pull policy of Never"
+                        ),
+                    });
+                }
+            }
+            _ => {
+                if !self.client.image_present(&image).await? {
+                    self.client.pull_image(&image).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn sync_pod(
+        &mut self,
+        pod: &StaticPod,
+        sandboxes: Vec<cri::PodSandbox>,
+        containers: Vec<cri::Container>,
+        report: &mut SyncReport,
+    ) -> Result<PodInfo, RuntimeError> {
+        let id = PodIdentity {
+            namespace: pod.namespace.clone(),
+            name: pod.name.clone(),
+            uid: pod.uid.clone(),
+            node_name: self.options.node_name.clone(),
+        };
+        let spec = pod.pod.spec.clone().unwrap_or_default();
+        let policy = spec
+            .restart_policy
+            .clone()
+            .unwrap_or_else(|| "Always".to_owned());
+        let sandbox_cfg = sandbox_config(&pod.pod, &id, &self.options.paths, &self.resolver)?;
+
+        // A ready sandbox, or a new one (then every old instance goes with the old sandbox).
+        let mut ready: Vec<&cri::PodSandbox> = sandboxes
+            .iter()
+            .filter(|s| s.state == cri::PodSandboxState::SandboxReady as i32)
+            .collect();
+        ready.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+        let (sandbox_id, containers) = if let Some(s) = ready.first() {
+            for extra in sandboxes.iter().filter(|x| x.id != s.id) {
+                let mine: Vec<cri::Container> = containers
+                    .iter()
+                    .filter(|c| c.pod_sandbox_id == extra.id)
+                    .cloned()
+                    .collect();
+                self.teardown(std::slice::from_ref(extra), &mine).await?;
+            }
+            let sid = s.id.clone();
+            let kept = containers
+                .into_iter()
+                .filter(|c| c.pod_sandbox_id == sid)
+                .collect::<Vec<_>>();
+            (sid, kept)
+        } else {
+            if !sandboxes.is_empty() || !containers.is_empty() {
+                self.teardown(&sandboxes, &containers).await?;
+            }
+            let log_dir = PathBuf::from(&sandbox_cfg.log_directory);
+            std::fs::create_dir_all(&log_dir).map_err(|source| RuntimeError::Io {
+                action: "creating pod log directory",
+                path: log_dir,
+                source,
+            })?;
+            for c in spec
+                .init_containers
+                .iter()
+                .flatten()
+                .chain(spec.containers.iter())
+            {
+                self.ensure_image(c).await.map_err(|e| with_pod(e, &id))?;
+            }
+            let sid = self.client.run_pod_sandbox(sandbox_cfg.clone()).await?;
+            tracing::info!(pod = %id.full_name(), sandbox = %sid, "started pod sandbox");
+            report.sandboxes_created.push(id.full_name());
+            (sid, Vec::new())
+        };
+
+        // Latest instance of each container name, with its status.
+        let mut latest: HashMap<String, Instance> = HashMap::new();
+        let mut stale: Vec<String> = Vec::new();
+        for c in &containers {
+            let name = c
+                .labels
+                .get(LABEL_CONTAINER_NAME)
+                .cloned()
+                .unwrap_or_default();
+            let attempt = c
+                .annotations
+                .get(ANNOTATION_RESTART_COUNT)
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(0);
+            match latest.get(&name) {
+                Some(prev) if prev.attempt >= attempt => stale.push(c.id.clone()),
+                _ => {
+                    if let Some(prev) = latest.remove(&name) {
+                        stale.push(prev.id);
+                    }
+                    let status = self.status_of(c).await?;
+                    latest.insert(
+                        name,
+                        Instance {
+                            id: c.id.clone(),
+                            attempt,
+                            status,
+                        },
+                    );
+                }
+            }
+        }
+        for old in stale {
+            // Keep only the latest instance of each container, as the kubelet's GC does.
+            let _ = self.client.remove_container(&old).await;
+        }
+
+        let mut infos = Vec::new();
+        let mut phase_failed = false;
+        let mut blocked_by_init = false;
+        for (kind, list) in [
+            (
+                ContainerKind::Init,
+                spec.init_containers.clone().unwrap_or_default(),
+            ),
+            (ContainerKind::Regular, spec.containers.clone()),
+        ] {
+            for container in &list {
+                if blocked_by_init {
+                    infos.push(waiting_info(container, kind, "PodInitializing", ""));
+                    continue;
+                }
+                let instance = latest.get(&container.name);
+                let info = self
+                    .sync_container(
+                        pod,
+                        &id,
+                        &sandbox_id,
+                        &sandbox_cfg,
+                        container,
+                        kind,
+                        instance,
+                        &policy,
+                        report,
+                    )
+                    .await
+                    .unwrap_or_else(|e| {
+                        report.errors.push(e.to_string());
+                        waiting_info(container, kind, "CreateContainerError", &e.to_string())
+                    });
+                if kind == ContainerKind::Init {
+                    match &info.state {
+                        ContainerState::Terminated { exit_code: 0, .. } => {}
+                        ContainerState::Terminated { .. } if policy == "Never" => {
+                            phase_failed = true;
+                            blocked_by_init = true;
+                        }
+                        _ => blocked_by_init = true,
+                    }
+                }
+                infos.push(info);
+            }
+        }
+        let phase = pod_phase(&infos, &policy, phase_failed, blocked_by_init);
+        let initialized = !blocked_by_init;
+        let ready = phase == PodPhase::Running
+            && infos
+                .iter()
+                .filter(|c| c.kind == ContainerKind::Regular)
+                .all(|c| c.ready);
+        let cond = |t: &str, s: bool, r: &str| PodCondition {
+            type_: t.to_owned(),
+            status: s,
+            reason: (!s).then(|| r.to_owned()),
+        };
+        Ok(PodInfo {
+            namespace: id.namespace.clone(),
+            name: id.name.clone(),
+            uid: id.uid.clone(),
+            manifest: pod.path.clone(),
+            sandbox_id: Some(sandbox_id),
+            phase,
+            conditions: vec![
+                cond("PodScheduled", true, ""),
+                cond("Initialized", initialized, "ContainersNotInitialized"),
+                cond("ContainersReady", ready, "ContainersNotReady"),
+                cond("Ready", ready, "ContainersNotReady"),
+            ],
+            containers: infos,
+        })
+    }
+
+    async fn status_of(
+        &mut self,
+        c: &cri::Container,
+    ) -> Result<cri::ContainerStatus, RuntimeError> {
+        if let Some(s) = self.statuses.get(&c.id)
+            && s.state == c.state
+        {
+            return Ok(s.clone());
+        }
+        let status = self.client.container_status(&c.id).await?;
+        self.statuses.insert(c.id.clone(), status.clone());
+        Ok(status)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn sync_container(
+        &mut self,
+        pod: &StaticPod,
+        id: &PodIdentity,
+        sandbox_id: &str,
+        sandbox_cfg: &cri::PodSandboxConfig,
+        container: &Container,
+        kind: ContainerKind,
+        instance: Option<&Instance>,
+        policy: &str,
+        report: &mut SyncReport,
+    ) -> Result<ContainerInfo, RuntimeError> {
+        let key = (id.uid.clone(), container.name.clone());
+        let next_attempt = match instance {
+            None => 0,
+            Some(inst) => {
+                let s = &inst.status;
+                if s.state != cri::ContainerState::ContainerExited as i32 {
+                    if s.state == cri::ContainerState::ContainerCreated as i32 {
+                        self.client.start_container(&inst.id).await?;
+                    }
+                    return Ok(info_from(
+                        container,
+                        kind,
+                        inst,
+                        self.log_path(id, container, inst.attempt),
+                    ));
+                }
+                let restart = match (kind, policy) {
+                    (ContainerKind::Init, _) => s.exit_code != 0 && policy != "Never",
+                    (_, "Always") => true,
+                    (_, "OnFailure") => s.exit_code != 0,
+                    _ => false,
+                };
+                if !restart {
+                    return Ok(info_from(
+                        container,
+                        kind,
+                        inst,
+                        self.log_path(id, container, inst.attempt),
+                    ));
+                }
+                let ran =
+                    Duration::from_nanos(u64::try_from(s.finished_at - s.started_at).unwrap_or(0));
+                let backoff = self
+                    .backoff
+                    .entry(key.clone())
+                    .or_insert(Backoff { restarts: 0 });
+                if ran >= BACKOFF_RESET_AFTER {
+                    backoff.restarts = 0;
+                }
+                let delay = backoff.delay(&self.options);
+                let since_exit =
+                    Duration::from_nanos(u64::try_from(now_nanos() - s.finished_at).unwrap_or(0));
+                if since_exit < delay {
+                    let mut info = info_from(
+                        container,
+                        kind,
+                        inst,
+                        self.log_path(id, container, inst.attempt),
+                    );
+                    info.state = ContainerState::Waiting {
+                        reason: "CrashLoopBackOff".to_owned(),
+                        message: format!(
+                            "back-off {} restarting failed container={} pod={}_{}({})",
+                            node_config::Duration::from_nanos(delay.as_nanos() as i64),
+                            container.name,
+                            id.name,
+                            id.namespace,
+                            id.uid
+                        ),
+                    };
+                    return Ok(info);
+                }
+                backoff.restarts = backoff.restarts.saturating_add(1);
+                inst.attempt + 1
+            }
+        };
+        self.ensure_image(container)
+            .await
+            .map_err(|e| with_pod(e, id))?;
+        let config = container_config(
+            &pod.pod,
+            id,
+            container,
+            kind,
+            next_attempt,
+            &self.options.paths,
+            &self.resolver,
+            &self.options.node_name,
+        )?;
+        let cid = self
+            .client
+            .create_container(sandbox_id, config, sandbox_cfg.clone())
+            .await?;
+        if let Some(old) = instance {
+            let _ = self.client.remove_container(&old.id).await;
+        }
+        self.client.start_container(&cid).await?;
+        tracing::info!(pod = %id.full_name(), container = %container.name, attempt = next_attempt, "started container");
+        report
+            .containers_started
+            .push(format!("{}/{}", id.full_name(), container.name));
+        let status = self.client.container_status(&cid).await?;
+        let inst = Instance {
+            id: cid,
+            attempt: next_attempt,
+            status,
+        };
+        Ok(info_from(
+            container,
+            kind,
+            &inst,
+            self.log_path(id, container, next_attempt),
+        ))
+    }
+
+    fn log_path(&self, id: &PodIdentity, c: &Container, attempt: u32) -> PathBuf {
+        self.options
+            .paths
+            .pod_log_dir(&id.namespace, &id.name, &id.uid)
+            .join(&c.name)
+            .join(format!("{attempt}.log"))
+    }
+}
+
+fn with_pod(e: RuntimeError, id: &PodIdentity) -> RuntimeError {
+    match e {
+        RuntimeError::PodSpec { pod, reason } if pod.is_empty() => RuntimeError::PodSpec {
+            pod: id.full_name(),
+            reason,
+        },
+        other => other,
+    }
+}
+
+/// The kubelet's default pull policy: `Always` for `:latest` or untagged images, else
+/// `IfNotPresent`.
+pub fn default_pull_policy(image: &str) -> &'static str {
+    let name = image.split('@').next().unwrap_or(image);
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if image.contains('@') {
+        return "IfNotPresent";
+    }
+    match last.split_once(':') {
+        None | Some((_, "latest")) => "Always",
+        Some(_) => "IfNotPresent",
+    }
+}
+
+fn remove_dir_if_present(dir: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn info_from(
+    container: &Container,
+    kind: ContainerKind,
+    inst: &Instance,
+    log_path: PathBuf,
+) -> ContainerInfo {
+    let s = &inst.status;
+    let state = if s.state == cri::ContainerState::ContainerRunning as i32 {
+        ContainerState::Running {
+            started_at: s.started_at,
+        }
+    } else if s.state == cri::ContainerState::ContainerExited as i32 {
+        let reason = if !s.reason.is_empty() {
+            s.reason.clone()
+        } else if s.exit_code == 0 {
+            "Completed".to_owned()
+        } else {
+            "Error".to_owned()
+        };
+        ContainerState::Terminated {
+            exit_code: s.exit_code,
+            reason,
+            started_at: s.started_at,
+            finished_at: s.finished_at,
+        }
+    } else {
+        ContainerState::Waiting {
+            reason: "ContainerCreating".to_owned(),
+            message: String::new(),
+        }
+    };
+    ContainerInfo {
+        name: container.name.clone(),
+        kind,
+        container_id: Some(inst.id.clone()),
+        image: container.image.clone().unwrap_or_default(),
+        ready: matches!(state, ContainerState::Running { .. }),
+        state,
+        restart_count: inst.attempt,
+        log_path: Some(log_path),
+    }
+}
+
+fn waiting_info(
+    container: &Container,
+    kind: ContainerKind,
+    reason: &str,
+    message: &str,
+) -> ContainerInfo {
+    ContainerInfo {
+        name: container.name.clone(),
+        kind,
+        container_id: None,
+        image: container.image.clone().unwrap_or_default(),
+        state: ContainerState::Waiting {
+            reason: reason.to_owned(),
+            message: message.to_owned(),
+        },
+        restart_count: 0,
+        ready: false,
+        log_path: None,
+    }
+}
+
+fn pending_info(pod: &StaticPod, message: &str) -> PodInfo {
+    let spec = pod.pod.spec.clone().unwrap_or_default();
+    let containers = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| waiting_info(c, ContainerKind::Init, "CreateContainerError", message))
+        .chain(
+            spec.containers
+                .iter()
+                .map(|c| waiting_info(c, ContainerKind::Regular, "CreateContainerError", message)),
+        )
+        .collect();
+    PodInfo {
+        namespace: pod.namespace.clone(),
+        name: pod.name.clone(),
+        uid: pod.uid.clone(),
+        manifest: pod.path.clone(),
+        sandbox_id: None,
+        phase: PodPhase::Pending,
+        conditions: vec![PodCondition {
+            type_: "Ready".to_owned(),
+            status: false,
+            reason: Some(message.to_owned()),
+        }],
+        containers,
+    }
+}
+
+fn pod_phase(
+    infos: &[ContainerInfo],
+    policy: &str,
+    init_failed: bool,
+    blocked_by_init: bool,
+) -> PodPhase {
+    if init_failed {
+        return PodPhase::Failed;
+    }
+    if blocked_by_init {
+        return PodPhase::Pending;
+    }
+    let regular: Vec<&ContainerInfo> = infos
+        .iter()
+        .filter(|c| c.kind == ContainerKind::Regular)
+        .collect();
+    let running = regular
+        .iter()
+        .any(|c| matches!(c.state, ContainerState::Running { .. }));
+    let terminated: Vec<i32> = regular
+        .iter()
+        .filter_map(|c| match c.state {
+            ContainerState::Terminated { exit_code, .. } => Some(exit_code),
+            _ => None,
+        })
+        .collect();
+    let all_terminated = terminated.len() == regular.len();
+    if all_terminated && policy != "Always" {
+        if terminated.iter().all(|c| *c == 0) {
+            return PodPhase::Succeeded;
+        }
+        if policy == "Never" {
+            return PodPhase::Failed;
+        }
+    }
+    if running || (all_terminated && !regular.is_empty()) {
+        PodPhase::Running
+    } else {
+        PodPhase::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_the_cap() {
+        let opts = SyncOptions::new(
+            "n",
+            NodePaths {
+                root_dir: "/r".into(),
+                pod_logs_dir: "/l".into(),
+            },
+        );
+        let delays: Vec<u64> = (0..7)
+            .map(|r| Backoff { restarts: r }.delay(&opts).as_secs())
+            .collect();
+        assert_eq!(delays, [10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(Backoff { restarts: 100 }.delay(&opts).as_secs(), 300);
+    }
+
+    #[test]
+    fn pull_policy_defaults() {
+        assert_eq!(default_pull_policy("busybox"), "Always");
+        assert_eq!(default_pull_policy("busybox:latest"), "Always");
+        assert_eq!(default_pull_policy("busybox:1.36"), "IfNotPresent");
+        assert_eq!(default_pull_policy("localhost:5000/busybox"), "Always");
+        assert_eq!(
+            default_pull_policy("localhost:5000/busybox:local"),
+            "IfNotPresent"
+        );
+        assert_eq!(default_pull_policy("busybox@sha256:abcd"), "IfNotPresent");
+    }
+}

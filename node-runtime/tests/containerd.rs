@@ -1,0 +1,454 @@
+//! Static pods on a real containerd (private instance started by `scripts/test.sh`, endpoint in
+//! `NODE_TEST_CRI_ENDPOINT`). Without the variable the tests print a skip line; with `CI` set,
+//! its absence is a failure.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use node_runtime::{
+    ClientOptions, ContainerState, CriClient, NodePaths, PodInfo, PodManager, PodPhase,
+    RuntimeError, StaticPodSource, SyncOptions,
+};
+
+fn endpoint(test: &str) -> Option<String> {
+    match std::env::var("NODE_TEST_CRI_ENDPOINT") {
+        Ok(e) if !e.is_empty() => Some(e),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("{test}: NODE_TEST_CRI_ENDPOINT is not set (CI must run scripts/test.sh)")
+        }
+        _ => {
+            eprintln!("SKIP {test}: NODE_TEST_CRI_ENDPOINT is not set (run scripts/test.sh)");
+            None
+        }
+    }
+}
+
+fn image() -> String {
+    std::env::var("NODE_TEST_IMAGE")
+        .unwrap_or_else(|_| "docker.io/library/busybox:local".to_owned())
+}
+
+struct Node {
+    dir: tempfile::TempDir,
+    node_name: String,
+    endpoint: String,
+}
+
+impl Node {
+    fn new(endpoint: String, node_name: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("manifests")).unwrap();
+        Self {
+            dir,
+            node_name: node_name.to_owned(),
+            endpoint,
+        }
+    }
+    fn manifests(&self) -> PathBuf {
+        self.dir.path().join("manifests")
+    }
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+    fn paths(&self) -> NodePaths {
+        NodePaths {
+            root_dir: self.root(),
+            pod_logs_dir: self.dir.path().join("logs"),
+        }
+    }
+    fn options(&self) -> SyncOptions {
+        let mut o = SyncOptions::new(&self.node_name, self.paths());
+        o.backoff_initial = Duration::from_secs(1);
+        o.backoff_max = Duration::from_secs(4);
+        o
+    }
+    async fn manager(&self) -> PodManager {
+        let client = CriClient::connect(&self.endpoint, &ClientOptions::default())
+            .await
+            .unwrap();
+        PodManager::new(
+            client,
+            StaticPodSource::new(self.manifests(), &self.node_name),
+            self.options(),
+        )
+    }
+    fn write_pod(&self, file: &str, name: &str, extra_spec: &str, command: &str) {
+        let manifest = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  hostNetwork: true\n  terminationGracePeriodSeconds: 1\n{extra_spec}  containers:\n  - name: app\n    image: {}\n    imagePullPolicy: IfNotPresent\n    command: [\"/bin/sh\", \"-c\", {command:?}]\n",
+            image()
+        );
+        std::fs::write(self.manifests().join(file), manifest).unwrap();
+    }
+}
+
+/// Runs passes until `done` holds for the registry's view of the node's pods.
+async fn sync_until(
+    m: &mut PodManager,
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&[PodInfo]) -> bool,
+) -> Vec<PodInfo> {
+    let start = Instant::now();
+    loop {
+        let report = m.sync_once().await;
+        let pods = m.registry().list();
+        if done(&pods) {
+            return pods;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out waiting for {what}; pods: {pods:#?}; last report: {report:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn running(pods: &[PodInfo], name: &str) -> bool {
+    pods.iter()
+        .any(|p| p.name == name && p.phase == PodPhase::Running)
+}
+
+async fn wait_for_file_containing(path: &Path, needle: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{} never contained {needle:?}; has {text:?}",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn static_pod_runs_logs_restarts_on_edit_and_goes_away() {
+    let Some(ep) = endpoint("static_pod_runs_logs_restarts_on_edit_and_goes_away") else {
+        return;
+    };
+    let node = Node::new(ep, "node-lifecycle");
+    node.write_pod("web.yaml", "web", "", "echo hello-v1; sleep 3600");
+    let mut m = node.manager().await;
+
+    let pods = sync_until(&mut m, "web running", Duration::from_secs(30), |p| {
+        running(p, "web-node-lifecycle")
+    })
+    .await;
+    let v1 = pods[0].clone();
+    assert_eq!(v1.namespace, "default");
+    let app = v1.container("app").unwrap();
+    let log = app.log_path.clone().unwrap();
+    // The kubelet's layout: <podLogsDir>/<namespace>_<name>_<uid>/<container>/<attempt>.log
+    assert_eq!(
+        log,
+        node.paths()
+            .pod_logs_dir
+            .join(format!("default_web-node-lifecycle_{}", v1.uid))
+            .join("app/0.log")
+    );
+    let text = wait_for_file_containing(&log, "hello-v1").await;
+    assert!(
+        text.contains(" stdout F hello-v1"),
+        "CRI log format: {text:?}"
+    );
+    assert_eq!(
+        m.registry()
+            .get("default", "web-node-lifecycle")
+            .unwrap()
+            .uid,
+        v1.uid
+    );
+
+    // Editing the manifest restarts the pod (new UID, old sandbox gone).
+    node.write_pod("web.yaml", "web", "", "echo hello-v2; sleep 3600");
+    let pods = sync_until(&mut m, "web v2 running", Duration::from_secs(30), |p| {
+        p.len() == 1 && p[0].uid != v1.uid && running(p, "web-node-lifecycle")
+    })
+    .await;
+    let v2_log = pods[0].container("app").unwrap().log_path.clone().unwrap();
+    wait_for_file_containing(&v2_log, "hello-v2").await;
+    let client = CriClient::connect(&node.endpoint, &ClientOptions::default())
+        .await
+        .unwrap();
+    let sandboxes = client
+        .list_pod_sandboxes([(node_runtime::LABEL_POD_UID.to_owned(), v1.uid.clone())].into())
+        .await
+        .unwrap();
+    assert!(sandboxes.is_empty(), "old sandbox removed: {sandboxes:?}");
+
+    // Deleting the manifest stops and removes it.
+    std::fs::remove_file(node.manifests().join("web.yaml")).unwrap();
+    sync_until(
+        &mut m,
+        "web removed",
+        Duration::from_secs(30),
+        <[PodInfo]>::is_empty,
+    )
+    .await;
+    let left = client
+        .list_containers(
+            None,
+            [(
+                node_runtime::LABEL_MANAGED_BY.to_owned(),
+                node.node_name.clone(),
+            )]
+            .into(),
+        )
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "containers left: {left:?}");
+    assert!(
+        !node.root().join("pods").join(&pods[0].uid).exists(),
+        "pod dir cleaned"
+    );
+}
+
+#[tokio::test]
+async fn crashing_container_restarts_with_growing_backoff() {
+    let Some(ep) = endpoint("crashing_container_restarts_with_growing_backoff") else {
+        return;
+    };
+    let node = Node::new(ep, "node-crash");
+    node.write_pod("crash.yaml", "crash", "", "echo crashing; exit 3");
+    let mut m = node.manager().await;
+    let mut seen: Vec<(u32, Instant)> = Vec::new();
+    let mut saw_backoff = false;
+    let start = Instant::now();
+    while seen.last().is_none_or(|(count, _)| *count < 3) {
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "restarts seen: {seen:?}"
+        );
+        m.sync_once().await;
+        if let Some(pod) = m.registry().get("default", "crash-node-crash") {
+            let app = pod.container("app").unwrap();
+            if let ContainerState::Waiting { reason, message } = &app.state
+                && reason == "CrashLoopBackOff"
+            {
+                assert!(message.starts_with("back-off "), "{message}");
+                saw_backoff = true;
+            }
+            if seen.last().is_none_or(|(c, _)| *c != app.restart_count) {
+                seen.push((app.restart_count, Instant::now()));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(saw_backoff, "CrashLoopBackOff reported while waiting");
+    // Restarts 1, 2, 3 happen after back-offs of 1 s, 2 s, 4 s: the gaps grow.
+    let gaps: Vec<Duration> = seen.windows(2).map(|w| w[1].1 - w[0].1).collect();
+    assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), [0, 1, 2, 3]);
+    assert!(
+        gaps[1] > gaps[0] + Duration::from_millis(500)
+            && gaps[2] > gaps[1] + Duration::from_millis(1000),
+        "gaps {gaps:?}"
+    );
+    let log = node
+        .paths()
+        .pod_logs_dir
+        .join(format!(
+            "default_crash-node-crash_{}",
+            m.registry().list()[0].uid
+        ))
+        .join("app/2.log");
+    assert!(
+        std::fs::read_to_string(log).unwrap().contains("crashing"),
+        "each attempt logs to <attempt>.log"
+    );
+    m.remove_all().await.unwrap();
+}
+
+#[tokio::test]
+async fn localhost_seccomp_profile_is_enforced() {
+    let Some(ep) = endpoint("localhost_seccomp_profile_is_enforced") else {
+        return;
+    };
+    let node = Node::new(ep, "node-seccomp");
+    let profiles = node.root().join("seccomp/profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    std::fs::write(
+        profiles.join("deny-mkdir.json"),
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#,
+    )
+    .unwrap();
+    let sc = "  securityContext:\n    seccompProfile:\n      type: Localhost\n      localhostProfile: profiles/deny-mkdir.json\n";
+    node.write_pod("sc.yaml", "sc", sc, "grep Seccomp: /proc/self/status; mkdir /tmp/x && echo MKDIR-OK || echo MKDIR-DENIED; sleep 3600");
+    let missing = "  securityContext:\n    seccompProfile:\n      type: Localhost\n      localhostProfile: profiles/missing.json\n";
+    node.write_pod("missing.yaml", "missing", missing, "sleep 3600");
+    let mut m = node.manager().await;
+    let pods = sync_until(&mut m, "sc running", Duration::from_secs(30), |p| {
+        running(p, "sc-node-seccomp")
+    })
+    .await;
+    let sc_pod = pods.iter().find(|p| p.name == "sc-node-seccomp").unwrap();
+    let log = sc_pod.container("app").unwrap().log_path.clone().unwrap();
+    let text = wait_for_file_containing(&log, "MKDIR-").await;
+    assert!(text.contains("Seccomp:\t2"), "filter mode: {text:?}");
+    assert!(
+        text.contains("MKDIR-DENIED") && !text.contains("MKDIR-OK"),
+        "{text:?}"
+    );
+
+    let missing_pod = m.registry().get("default", "missing-node-seccomp").unwrap();
+    match &missing_pod.container("app").unwrap().state {
+        ContainerState::Waiting { reason, message } => {
+            assert_eq!(reason, "CreateContainerError");
+            assert!(message.contains("profiles/missing.json"), "{message}");
+        }
+        other => panic!("expected CreateContainerError, got {other:?}"),
+    }
+    m.remove_all().await.unwrap();
+}
+
+#[tokio::test]
+async fn restarted_agent_adopts_running_pod() {
+    let Some(ep) = endpoint("restarted_agent_adopts_running_pod") else {
+        return;
+    };
+    let node = Node::new(ep, "node-adopt");
+    node.write_pod("keep.yaml", "keep", "", "sleep 3600");
+    let mut first = node.manager().await;
+    let pods = sync_until(&mut first, "keep running", Duration::from_secs(30), |p| {
+        running(p, "keep-node-adopt")
+    })
+    .await;
+    let before = pods[0].clone();
+    drop(first);
+
+    // A new agent process: same manifests, same node name.
+    let mut second = node.manager().await;
+    let report = second.sync_once().await;
+    assert!(
+        report.sandboxes_created.is_empty() && report.containers_started.is_empty(),
+        "{report:?}"
+    );
+    let after = second.registry().get("default", "keep-node-adopt").unwrap();
+    assert_eq!(after.sandbox_id, before.sandbox_id);
+    assert_eq!(
+        after.container("app").unwrap().container_id,
+        before.container("app").unwrap().container_id
+    );
+    let client = CriClient::connect(&node.endpoint, &ClientOptions::default())
+        .await
+        .unwrap();
+    let sandboxes = client
+        .list_pod_sandboxes(
+            [(
+                node_runtime::LABEL_MANAGED_BY.to_owned(),
+                node.node_name.clone(),
+            )]
+            .into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(sandboxes.len(), 1, "no duplicate sandbox");
+    second.remove_all().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_manifests_are_reported_and_leave_other_pods_running() {
+    let Some(ep) = endpoint("bad_manifests_are_reported_and_leave_other_pods_running") else {
+        return;
+    };
+    let node = Node::new(ep, "node-bad");
+    node.write_pod("good.yaml", "good", "", "sleep 3600");
+    let mut m = node.manager().await;
+    let pods = sync_until(&mut m, "good running", Duration::from_secs(30), |p| {
+        running(p, "good-node-bad")
+    })
+    .await;
+    let good_id = pods[0].container("app").unwrap().container_id.clone();
+
+    let dir = node.manifests();
+    std::fs::write(
+        dir.join("kind.yaml"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("noimage.yaml"), "apiVersion: v1\nkind: Pod\nmetadata:\n  name: noimage\nspec:\n  containers:\n  - name: a\n").unwrap();
+    std::fs::write(
+        dir.join("dup.yaml"),
+        format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: dup\nspec:\n  containers:\n  - name: a\n    image: {0}\n  - name: a\n    image: {0}\n", image()),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("broken.yaml"),
+        "apiVersion: v1\nkind: Pod\nmetadata: [\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("huge.yaml"), vec![b'#'; 10_000_000]).unwrap();
+
+    m.sync_once().await;
+    let errors = m.registry().manifest_errors();
+    for (file, reason) in [
+        ("kind.yaml", "kind Pod"),
+        ("noimage.yaml", "image: required value"),
+        ("dup.yaml", "duplicate container name"),
+        ("broken.yaml", "invalid YAML"),
+        ("huge.yaml", "10000000 bytes"),
+    ] {
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains(file) && e.contains(reason)),
+            "{file}: {reason} not in {errors:#?}"
+        );
+    }
+    let pods = m.registry().list();
+    assert_eq!(pods.len(), 1, "{pods:#?}");
+    assert_eq!(pods[0].phase, PodPhase::Running);
+    assert_eq!(
+        pods[0].container("app").unwrap().container_id,
+        good_id,
+        "good pod untouched"
+    );
+    m.remove_all().await.unwrap();
+}
+
+#[tokio::test]
+async fn unreachable_endpoint_gives_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("nothing.sock");
+    let options = ClientOptions {
+        connect_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let err = CriClient::connect(&format!("unix://{}", sock.display()), &options)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::Unreachable { .. }));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "container runtime is not reachable at unix://{0}: socket {0} does not exist",
+            sock.display()
+        )
+    );
+    // A socket nobody accepts on: connection refused.
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    drop(listener);
+    let err = CriClient::connect(&format!("unix://{}", sock.display()), &options)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!(
+            "container runtime is not reachable at unix://{}: ",
+            sock.display()
+        )),
+        "{err}"
+    );
+    assert!(err.to_lowercase().contains("refused"), "{err}");
+    let err = CriClient::connect("tcp://127.0.0.1:1", &options)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RuntimeError::InvalidEndpoint { .. }), "{err}");
+}

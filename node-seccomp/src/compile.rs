@@ -1,0 +1,642 @@
+//! The BPF compiler: a validated profile to a seccomp filter program.
+//!
+//! Layout of the generated program:
+//! 1. `ld arch`, then one `jeq AUDIT_ARCH_*` per architecture section (targets in the order
+//!    given, so the native one costs one comparison), else the bad-arch action.
+//! 2. Each section loads `nr` and runs a binary search over *intervals* of syscall numbers: every
+//!    maximal run of consecutive numbers sharing the same constant action (including the runs of
+//!    numbers no rule names, which get the default action) is one leaf, so a profile that allows
+//!    300 syscalls in a few dozen runs needs only a few dozen leaves. The search tree is the
+//!    optimal alphabetic tree for uniformly distributed syscall numbers (Knuth's O(n²) dynamic
+//!    program), so wide runs sit near the root. x86_64 and x32 share `AUDIT_ARCH_X86_64` and one
+//!    tree: the x32 split at `X32_SYSCALL_BIT` is just another boundary.
+//! 3. A syscall with argument rules is its own leaf running the rules' conditions: 64-bit
+//!    comparisons are done on the high word, then the low word (only the low word on 32-bit
+//!    ABIs, as libseccomp does).
+//!
+//! Rule semantics follow runc on top of libseccomp: a rule whose action equals the default action
+//! is skipped; names unknown on an architecture are skipped there; a rule with two conditions on
+//! the same argument becomes one rule per condition (OR); the first unconditional rule of a
+//! syscall wins over everything else for that syscall; conditional rules are tried from the
+//! strongest action to the weakest (kernel precedence), then the default action applies. On i386
+//! the socket and SysV IPC calls also get a rule on `socketcall`/`ipc` with argument 0 equal to
+//! the call number, as libseccomp adds.
+//!
+//! Code is emitted backwards (from the last instruction to the first), so every jump target is
+//! known when the jump is written; a target further than 255 instructions away gets a copy of
+//! its `ret` (free at run time) or a `ja` trampoline.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::action::Action;
+use crate::arch::{Arch, X32_SYSCALL_BIT};
+use crate::bpf::{Insn, Program, data, op};
+use crate::error::{Error, Result};
+use crate::profile::{ArgCondition, Operator, Profile};
+use crate::syscalls;
+
+/// The kernel's limit on the length of one filter (`BPF_MAXINSNS`).
+pub const MAX_INSNS: usize = 4096;
+
+/// What to compile for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileOptions {
+    /// Architectures (ABIs) the filter handles, native first. Others get `bad_arch_action`.
+    pub arches: Vec<Arch>,
+    /// Action for an architecture not in `arches` (libseccomp's default: KILL_THREAD).
+    pub bad_arch_action: Action,
+}
+
+impl CompileOptions {
+    /// The profile's own `architectures` (native when empty, `SCMP_ARCH_NATIVE` resolved), with
+    /// the architectures the compiler cannot target listed separately, so the caller can warn.
+    pub fn for_profile(profile: &Profile) -> Result<(CompileOptions, Vec<Arch>)> {
+        let native = Arch::native().ok_or_else(|| Error::UnsupportedArch {
+            arch: std::env::consts::ARCH.to_string(),
+        })?;
+        let mut arches = Vec::new();
+        let mut skipped = Vec::new();
+        let listed = if profile.architectures.is_empty() {
+            vec![native]
+        } else {
+            profile.architectures.clone()
+        };
+        for a in listed {
+            let a = a.resolve_native().unwrap_or(native);
+            if !a.is_supported() {
+                skipped.push(a);
+            } else if !arches.contains(&a) {
+                arches.push(a);
+            }
+        }
+        // The native ABI first: its check is then the first comparison.
+        arches.sort_by_key(|a| *a != native);
+        Ok((
+            CompileOptions {
+                arches,
+                bad_arch_action: Action::KillThread,
+            },
+            skipped,
+        ))
+    }
+
+    /// Just these architectures, with the default bad-arch action.
+    pub fn arches(arches: &[Arch]) -> CompileOptions {
+        CompileOptions {
+            arches: arches.to_vec(),
+            bad_arch_action: Action::KillThread,
+        }
+    }
+}
+
+/// One conditional rule after runc's splitting: all conditions must hold.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CondRule {
+    action: Action,
+    conds: Vec<ArgCondition>,
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    unconditional: Option<Action>,
+    conditional: Vec<CondRule>,
+}
+
+/// What a syscall number leads to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Leaf {
+    Ret(Action),
+    Args {
+        rules: Vec<CondRule>,
+        fallback: Action,
+        wide: bool,
+    },
+}
+
+/// The per-architecture decision table: syscall number -> entry.
+fn arch_table(profile: &Profile, arch: Arch, default: Action) -> BTreeMap<u32, Entry> {
+    let mut table: BTreeMap<u32, Entry> = BTreeMap::new();
+    let mut add = |nr: u32, action: Action, conds: Vec<ArgCondition>| {
+        let e = table.entry(nr).or_default();
+        if e.unconditional.is_some() {
+            return;
+        }
+        if conds.is_empty() {
+            e.unconditional = Some(action);
+        } else {
+            e.conditional.push(CondRule { action, conds });
+        }
+    };
+    for rule in &profile.syscalls {
+        let action = rule.action.with_errno(rule.errno_ret);
+        if action == default {
+            continue; // runc skips these; libseccomp refuses them.
+        }
+        let mut indexes: Vec<u32> = rule.args.iter().map(|a| a.index).collect();
+        indexes.sort_unstable();
+        let duplicate = indexes.windows(2).any(|w| w[0] == w[1]);
+        let sets: Vec<Vec<ArgCondition>> = if duplicate {
+            rule.args.iter().map(|a| vec![*a]).collect()
+        } else {
+            vec![rule.args.clone()]
+        };
+        for name in &rule.names {
+            let direct = syscalls::resolve(arch, name);
+            let muxed = if arch == Arch::X86 {
+                syscalls::x86_multiplexed(name)
+            } else {
+                None
+            };
+            for conds in &sets {
+                if let Some(nr) = direct {
+                    add(nr, action, conds.clone());
+                }
+                if let Some(m) = muxed {
+                    let mut c: Vec<ArgCondition> =
+                        conds.iter().filter(|a| a.index != 0).copied().collect();
+                    c.insert(
+                        0,
+                        ArgCondition {
+                            index: 0,
+                            value: u64::from(m.call),
+                            value_two: None,
+                            op: Operator::Equal,
+                        },
+                    );
+                    add(m.syscall, action, c);
+                }
+            }
+        }
+    }
+    table
+}
+
+fn leaf_for(entry: &Entry, default: Action, arch: Arch) -> Leaf {
+    if let Some(a) = entry.unconditional {
+        return Leaf::Ret(a);
+    }
+    let mut rules = entry.conditional.clone();
+    // Strongest action first, so overlapping rules resolve to the most restrictive one.
+    rules.sort_by_key(|r| r.action.precedence());
+    rules.dedup();
+    Leaf::Args {
+        rules,
+        fallback: default,
+        wide: !arch.is_32bit(),
+    }
+}
+
+/// An interval of syscall numbers `[lo, hi]` with one outcome.
+#[derive(Debug, Clone)]
+struct Interval {
+    lo: u32,
+    hi: u32,
+    leaf: Leaf,
+}
+
+/// Builds the interval list of one `AUDIT_ARCH` section covering all 2^32 numbers; each part
+/// is `(lo, hi, leaves, fill)` with `fill` the outcome of numbers without a leaf.
+fn intervals(parts: &[(u32, u32, BTreeMap<u32, Leaf>, Action)]) -> Vec<Interval> {
+    let mut out: Vec<Interval> = Vec::new();
+    let mut push = |lo: u64, hi: u64, leaf: Leaf| {
+        let (lo, hi) = (lo as u32, hi as u32);
+        if let Some(last) = out.last_mut()
+            && last.leaf == leaf
+            && matches!(leaf, Leaf::Ret(_))
+            && u64::from(last.hi) + 1 == u64::from(lo)
+        {
+            last.hi = hi;
+            return;
+        }
+        out.push(Interval { lo, hi, leaf });
+    };
+    for (lo, hi, leaves, fill) in parts {
+        let mut next = u64::from(*lo);
+        for (&nr, leaf) in leaves.range(*lo..=*hi) {
+            let nr = u64::from(nr);
+            if nr > next {
+                push(next, nr - 1, Leaf::Ret(*fill));
+            }
+            push(nr, nr, leaf.clone());
+            next = nr + 1;
+        }
+        if next <= u64::from(*hi) {
+            push(next, u64::from(*hi), Leaf::Ret(*fill));
+        }
+    }
+    out
+}
+
+/// Optimal binary search tree over the intervals for the given weights (Knuth's algorithm):
+/// `root[i][j]` is the first interval of the right subtree of the range `i..=j`; `jeq[i][j]`
+/// marks three-interval ranges decided by one `jeq` (see `triple`).
+fn optimal_splits(weights: &[f64], triple: &[bool]) -> (Vec<Vec<usize>>, Vec<Vec<bool>>) {
+    let n = weights.len();
+    let mut prefix = vec![0.0; n + 1];
+    for (i, w) in weights.iter().enumerate() {
+        prefix[i + 1] = prefix[i] + w;
+    }
+    let mut cost = vec![vec![0.0f64; n]; n];
+    let mut root = vec![vec![0usize; n]; n];
+    let mut jeq = vec![vec![false; n]; n];
+    for len in 2..=n {
+        for i in 0..=n - len {
+            let j = i + len - 1;
+            let (lo, hi) = if len == 2 {
+                (j, j)
+            } else {
+                (root[i][j - 1].max(i + 1), root[i + 1][j].min(j))
+            };
+            let mut best = f64::INFINITY;
+            let mut best_k = lo;
+            for k in lo..=hi {
+                let c = cost[i][k - 1] + cost[k][j];
+                if c < best {
+                    best = c;
+                    best_k = k;
+                }
+            }
+            let w = prefix[j + 1] - prefix[i];
+            cost[i][j] = best + w;
+            root[i][j] = best_k;
+            // A run, one number with another outcome, and the same run again: a single `jeq`
+            // decides all three (one comparison for everything) instead of two `jge`.
+            if len == 3 && triple[i] && w <= cost[i][j] {
+                cost[i][j] = w;
+                jeq[i][j] = true;
+            }
+        }
+    }
+    (root, jeq)
+}
+
+/// A jump target while emitting backwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// An emitted instruction: its position counted from the end (1 = last instruction).
+    Label(usize),
+    /// "Return this value": placed wherever a copy is in reach.
+    Ret(u32),
+}
+
+/// Backward emitter.
+#[derive(Default)]
+struct Emitter {
+    rev: Vec<Insn>,
+    rets: HashMap<u32, usize>,
+}
+
+impl Emitter {
+    fn len(&self) -> usize {
+        self.rev.len()
+    }
+
+    fn push(&mut self, i: Insn) -> usize {
+        self.rev.push(i);
+        self.rev.len()
+    }
+
+    /// A label for `t` that a jump emitted within the next `slack` instructions can reach.
+    fn reach(&mut self, t: Target, slack: usize) -> usize {
+        let jump_label = self.len() + slack;
+        match t {
+            Target::Ret(k) => match self.rets.get(&k) {
+                Some(&l) if jump_label - l - 1 <= 255 => l,
+                _ => {
+                    let l = self.push(Insn::ret(k));
+                    self.rets.insert(k, l);
+                    l
+                }
+            },
+            Target::Label(l) => {
+                if jump_label - l - 1 <= 255 {
+                    l
+                } else {
+                    let off = self.len() - l; // the trampoline's own label is len + 1
+                    self.push(Insn::ja(off as u32))
+                }
+            }
+        }
+    }
+
+    /// A conditional jump; returns its label.
+    fn jump(&mut self, code: u16, k: u32, jt: Target, jf: Target) -> Result<Target> {
+        if jt == jf {
+            return Ok(jt);
+        }
+        let lt = self.reach(jt, 2);
+        let lf = self.reach(jf, 1);
+        let j = self.len() + 1;
+        let (ot, of) = (j - lt - 1, j - lf - 1);
+        let (Ok(ot), Ok(of)) = (u8::try_from(ot), u8::try_from(of)) else {
+            return Err(Error::Bpf {
+                message: "internal error: jump out of range".to_string(),
+            });
+        };
+        Ok(Target::Label(self.push(Insn::jump(
+            op::JMP | code | op::K,
+            k,
+            ot,
+            of,
+        ))))
+    }
+
+    /// A straight-line instruction followed by `next`.
+    fn stmt(&mut self, i: Insn, next: Target) -> Target {
+        let at = match next {
+            Target::Label(l) => l,
+            Target::Ret(k) => match self.rets.get(&k) {
+                Some(&l) => l,
+                None => usize::MAX,
+            },
+        };
+        if at != self.len() {
+            match next {
+                Target::Ret(k) => {
+                    let l = self.push(Insn::ret(k));
+                    self.rets.insert(k, l);
+                }
+                Target::Label(_) => {
+                    let l = self.reach(next, 1);
+                    if l != self.len() {
+                        let off = self.len() - l;
+                        self.push(Insn::ja(off as u32));
+                    }
+                }
+            }
+        }
+        Target::Label(self.push(i))
+    }
+}
+
+/// Emits one argument condition; returns its entry.
+fn emit_cond(
+    e: &mut Emitter,
+    c: &ArgCondition,
+    wide: bool,
+    pass: Target,
+    fail: Target,
+) -> Result<Target> {
+    let (lo_off, hi_off) = (data::arg_lo(c.index), data::arg_hi(c.index));
+    let v = c.value;
+    let (vh, vl) = ((v >> 32) as u32, v as u32);
+    let load = |e: &mut Emitter, off: u32, next: Target| e.stmt(Insn::load(off), next);
+    if c.op == Operator::MaskedEqual {
+        let d = c.value_two.unwrap_or(0);
+        let parts: Vec<(u32, u32, u32)> = if wide {
+            vec![
+                (hi_off, (v >> 32) as u32, (d >> 32) as u32),
+                (lo_off, v as u32, d as u32),
+            ]
+        } else {
+            vec![(lo_off, v as u32, d as u32)]
+        };
+        let mut next = pass;
+        for (off, m, dv) in parts.into_iter().rev() {
+            // libseccomp compares with the datum masked too, so outside bits never matter.
+            let dv = dv & m;
+            if m == 0 {
+                continue; // (x & 0) == 0 always
+            }
+            let j = e.jump(op::JEQ, dv, next, fail)?;
+            let j = if m == u32::MAX {
+                j
+            } else {
+                e.stmt(Insn::stmt(op::ALU | op::AND | op::K, m), j)
+            };
+            next = load(e, off, j);
+        }
+        return Ok(next);
+    }
+    if !wide {
+        let j = match c.op {
+            Operator::Equal => e.jump(op::JEQ, vl, pass, fail)?,
+            Operator::NotEqual => e.jump(op::JEQ, vl, fail, pass)?,
+            Operator::GreaterThan => e.jump(op::JGT, vl, pass, fail)?,
+            Operator::GreaterOrEqual => e.jump(op::JGE, vl, pass, fail)?,
+            Operator::LessThan => e.jump(op::JGE, vl, fail, pass)?,
+            Operator::LessOrEqual => e.jump(op::JGT, vl, fail, pass)?,
+            Operator::MaskedEqual => pass,
+        };
+        return Ok(load(e, lo_off, j));
+    }
+    Ok(match c.op {
+        Operator::Equal | Operator::NotEqual => {
+            let (t, f) = if c.op == Operator::Equal {
+                (pass, fail)
+            } else {
+                (fail, pass)
+            };
+            let lo = e.jump(op::JEQ, vl, t, f)?;
+            let lo = load(e, lo_off, lo);
+            let hi = e.jump(op::JEQ, vh, lo, f)?;
+            load(e, hi_off, hi)
+        }
+        Operator::GreaterThan
+        | Operator::GreaterOrEqual
+        | Operator::LessThan
+        | Operator::LessOrEqual => {
+            // Express everything as "x > v" or "x >= v", swapping targets for LT/LE.
+            let (strict, t, f) = match c.op {
+                Operator::GreaterThan => (true, pass, fail),
+                Operator::GreaterOrEqual => (false, pass, fail),
+                Operator::LessThan => (false, fail, pass),
+                _ => (true, fail, pass),
+            };
+            if !strict && vl == 0 {
+                // x >= (vh << 32) is decided by the high word alone.
+                let hi = e.jump(op::JGE, vh, t, f)?;
+                return Ok(load(e, hi_off, hi));
+            }
+            let lo = e.jump(if strict { op::JGT } else { op::JGE }, vl, t, f)?;
+            let lo = load(e, lo_off, lo);
+            let hi = if vh == u32::MAX {
+                e.jump(op::JEQ, vh, lo, f)?
+            } else if vh == 0 {
+                e.jump(op::JGT, 0, t, lo)?
+            } else {
+                let eq = e.jump(op::JEQ, vh, lo, f)?;
+                e.jump(op::JGT, vh, t, eq)?
+            };
+            load(e, hi_off, hi)
+        }
+        Operator::MaskedEqual => pass,
+    })
+}
+
+fn emit_leaf(e: &mut Emitter, leaf: &Leaf, cache: &mut HashMap<Leaf, Target>) -> Result<Target> {
+    match leaf {
+        Leaf::Ret(a) => Ok(Target::Ret(a.ret())),
+        Leaf::Args {
+            rules,
+            fallback,
+            wide,
+        } => {
+            if let Some(t) = cache.get(leaf) {
+                return Ok(*t);
+            }
+            let mut next = Target::Ret(fallback.ret());
+            for rule in rules.iter().rev() {
+                let mut entry = Target::Ret(rule.action.ret());
+                for c in rule.conds.iter().rev() {
+                    entry = emit_cond(e, c, *wide, entry, next)?;
+                }
+                next = entry;
+            }
+            cache.insert(leaf.clone(), next);
+            Ok(next)
+        }
+    }
+}
+
+/// The search tree chosen for one section.
+struct Tree {
+    root: Vec<Vec<usize>>,
+    jeq: Vec<Vec<bool>>,
+}
+
+fn emit_tree(
+    e: &mut Emitter,
+    ivs: &[Interval],
+    tree: &Tree,
+    i: usize,
+    j: usize,
+    cache: &mut HashMap<Leaf, Target>,
+) -> Result<Target> {
+    if i == j {
+        return emit_leaf(e, &ivs[i].leaf, cache);
+    }
+    if tree.jeq[i][j] {
+        let middle = emit_leaf(e, &ivs[i + 1].leaf, cache)?;
+        let outer = emit_leaf(e, &ivs[i].leaf, cache)?;
+        return e.jump(op::JEQ, ivs[i + 1].lo, middle, outer);
+    }
+    let k = tree.root[i][j];
+    let right = emit_tree(e, ivs, tree, k, j, cache)?;
+    let left = emit_tree(e, ivs, tree, i, k - 1, cache)?;
+    e.jump(op::JGE, ivs[k].lo, right, left)
+}
+
+/// One `AUDIT_ARCH` section: its value and the number ranges of the ABIs it holds.
+struct Section {
+    audit: u32,
+    parts: Vec<(u32, u32, Arch, bool)>, // lo, hi, abi, targeted
+}
+
+fn sections(arches: &[Arch]) -> Vec<Section> {
+    let mut out: Vec<Section> = Vec::new();
+    for &a in arches {
+        let Some(audit) = a.audit_arch() else {
+            continue;
+        };
+        if out.iter().any(|s| s.audit == audit) {
+            continue;
+        }
+        let parts = if audit == crate::arch::AUDIT_ARCH_X86_64 {
+            let (x86_64, x32) = (arches.contains(&Arch::X86_64), arches.contains(&Arch::X32));
+            if x32 {
+                vec![
+                    (0, X32_SYSCALL_BIT - 1, Arch::X86_64, x86_64),
+                    (X32_SYSCALL_BIT, u32::MAX, Arch::X32, true),
+                ]
+            } else {
+                // Without x32, libseccomp sends x32 numbers to the bad-arch action but lets
+                // nr -1 (a syscall skipped by a tracer) through to the default action.
+                vec![
+                    (0, X32_SYSCALL_BIT - 1, Arch::X86_64, true),
+                    (X32_SYSCALL_BIT, u32::MAX - 1, Arch::X32, false),
+                    (u32::MAX, u32::MAX, Arch::X86_64, true),
+                ]
+            }
+        } else {
+            vec![(0, u32::MAX, a, true)]
+        };
+        out.push(Section { audit, parts });
+    }
+    out
+}
+
+/// Compiles `profile` into a seccomp BPF program for `options.arches`.
+///
+/// The profile should have passed [`crate::validate`]; this function checks only what it needs
+/// (supported architectures, program length).
+pub fn compile(profile: &Profile, options: &CompileOptions) -> Result<Program> {
+    for a in &options.arches {
+        if !a.is_supported() {
+            return Err(Error::UnsupportedArch {
+                arch: a.oci_name().to_string(),
+            });
+        }
+    }
+    let default = profile.default_action.with_errno(profile.default_errno_ret);
+    let bad = Target::Ret(options.bad_arch_action.ret());
+    let mut e = Emitter::default();
+    let mut next = bad;
+    for section in sections(&options.arches).iter().rev() {
+        let mut parts = Vec::new();
+        let mut weights_ranges = Vec::new();
+        for &(lo, hi, abi, targeted) in &section.parts {
+            if targeted {
+                let leaves: BTreeMap<u32, Leaf> = arch_table(profile, abi, default)
+                    .iter()
+                    .map(|(nr, en)| (*nr, leaf_for(en, default, abi)))
+                    .collect();
+                parts.push((lo, hi, leaves, default));
+                weights_ranges.push(syscalls::sweep_range(abi));
+            } else {
+                parts.push((lo, hi, BTreeMap::new(), options.bad_arch_action));
+            }
+        }
+        let ivs = intervals(&parts);
+        // Uniform weight over the swept syscall numbers; a small weight elsewhere keeps the
+        // rarely used ranges (huge numbers, other ABIs) deep in the tree.
+        let weights: Vec<f64> = ivs
+            .iter()
+            .map(|iv| {
+                let covered: u64 = weights_ranges
+                    .iter()
+                    .map(|r| {
+                        let lo = iv.lo.max(*r.start());
+                        let hi = iv.hi.min(*r.end());
+                        if lo <= hi { u64::from(hi - lo) + 1 } else { 0 }
+                    })
+                    .sum();
+                if covered == 0 { 0.01 } else { covered as f64 }
+            })
+            .collect();
+        let triple: Vec<bool> = (0..ivs.len())
+            .map(|i| {
+                i + 2 < ivs.len()
+                    && ivs[i].leaf == ivs[i + 2].leaf
+                    && matches!(ivs[i].leaf, Leaf::Ret(_))
+                    && ivs[i + 1].lo == ivs[i + 1].hi
+            })
+            .collect();
+        let (root, jeq) = optimal_splits(&weights, &triple);
+        let mut cache = HashMap::new();
+        let tree = emit_tree(
+            &mut e,
+            &ivs,
+            &Tree { root, jeq },
+            0,
+            ivs.len() - 1,
+            &mut cache,
+        )?;
+        let entry = match tree {
+            Target::Ret(_) => tree,
+            Target::Label(_) => e.stmt(Insn::load(data::NR), tree),
+        };
+        next = e.jump(op::JEQ, section.audit, entry, next)?;
+    }
+    e.stmt(Insn::load(data::ARCH), next);
+    let mut insns = e.rev;
+    insns.reverse();
+    if insns.len() > MAX_INSNS {
+        let arches: Vec<&str> = options.arches.iter().map(|a| a.oci_name()).collect();
+        return Err(Error::ProgramTooLarge {
+            len: insns.len(),
+            arches: arches.join(","),
+        });
+    }
+    Ok(Program { insns })
+}

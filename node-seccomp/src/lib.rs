@@ -1,0 +1,68 @@
+//! # node-seccomp
+//!
+//! Seccomp for a kubelet-compatible node agent, in pure Rust:
+//!
+//! * [`Profile`]: the OCI `LinuxSeccomp` model with a strict parser whose errors name the JSON
+//!   path; [`DockerProfile`] resolves Docker/containers-common files (`archMap`,
+//!   `includes`/`excludes`) for an explicit [`DockerContext`] instead of silently dropping
+//!   their conditions.
+//! * [`validate`]: what runc and crun refuse, with their wording; unknown syscalls are listed.
+//! * [`SeccompResolver`]: the kubelet's resolution (container > pod > `seccompDefault` >
+//!   Unconfined; sandbox RuntimeDefault), the CRI [`SecurityProfile`], and Localhost paths
+//!   confined to `<root-dir>/seccomp`.
+//! * [`compile`]: a BPF compiler for x86_64 (with the x86 and x32 ABIs) and aarch64, with
+//!   syscall tables generated from the kernel headers; [`interp::run`] runs a filter and counts
+//!   executed instructions; [`loader::load`] installs one.
+//!
+//! ```
+//! use node_seccomp::{Action, Arch, CompileOptions, Profile, compile, interp, validate};
+//!
+//! let profile = Profile::from_json(r#"{
+//!     "defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
+//!     "syscalls": [
+//!         {"names": ["read", "write", "exit_group"], "action": "SCMP_ACT_ALLOW"},
+//!         {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+//!          "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}
+//!     ]}"#)?;
+//! let report = validate(&profile)?;
+//! assert!(report.unknown_syscalls.is_empty());
+//!
+//! let program = compile(&profile, &CompileOptions::arches(&[Arch::X86_64]))?;
+//! let run = |nr, arg0| interp::run(&program, &node_seccomp::seccomp_data(Arch::X86_64, nr, [arg0, 0, 0, 0, 0, 0])?);
+//! assert_eq!(run(0, 0)?.action, Action::Allow); // read
+//! assert_eq!(run(135, 8)?.action, Action::Allow); // personality(8)
+//! assert_eq!(run(135, 9)?.action, Action::Errno(38));
+//! assert_eq!(run(110, 0)?.action, Action::Errno(38)); // getppid
+//! # Ok::<(), node_seccomp::Error>(())
+//! ```
+#![deny(missing_docs)]
+
+mod action;
+mod analysis;
+mod arch;
+pub mod bpf;
+mod compile;
+mod docker;
+mod error;
+pub mod interp;
+mod json;
+mod kubelet;
+pub mod loader;
+mod profile;
+pub mod syscalls;
+mod validate;
+
+pub use action::{Action, ActionName, EPERM, MAX_ERRNO};
+pub use analysis::{ArchStats, Explanation, Stats, explain, seccomp_data, stats};
+pub use arch::{AUDIT_ARCH_AARCH64, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, Arch, X32_SYSCALL_BIT};
+pub use bpf::{Insn, Program};
+pub use compile::{CompileOptions, MAX_INSNS, compile};
+pub use docker::{DockerContext, DockerProfile, parse_kernel};
+pub use error::{Error, Result};
+pub use kubelet::{
+    ContainerKind, ContainerSeccomp, CriProfileType, SeccompProfile, SeccompProfileType,
+    SeccompResolver, SecurityProfile,
+};
+pub use loader::Filter;
+pub use profile::{ArgCondition, Flag, Operator, Profile, SyscallRule};
+pub use validate::{ValidationReport, validate};
