@@ -192,6 +192,27 @@ impl PodRegistry {
         inner.manifest_errors.clone()
     }
 
+    /// Adds a pod, or replaces the one with the same UID. For embedders that track pods
+    /// themselves (a virtual kubelet, a test harness) instead of running a
+    /// [`PodManager`](crate::PodManager); a running `PodManager` replaces the whole set on its
+    /// next pass, so do not mix the two on one registry.
+    pub fn upsert(&self, pod: PodInfo) {
+        let mut inner = self
+            .inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner.pods.insert(pod.uid.clone(), pod);
+    }
+
+    /// Removes the pod with `uid`, returning it if it was there (see [`PodRegistry::upsert`]).
+    pub fn remove(&self, uid: &str) -> Option<PodInfo> {
+        let mut inner = self
+            .inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner.pods.remove(uid)
+    }
+
     pub(crate) fn replace(&self, pods: HashMap<String, PodInfo>, manifest_errors: Vec<String>) {
         let mut inner = self
             .inner

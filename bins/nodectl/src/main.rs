@@ -8,10 +8,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod checkpoint;
 mod config;
+mod node_status;
 mod output;
+mod pod_resources;
 mod preflight;
 mod seccomp;
+mod state;
 
 /// The node operator's tool box.
 #[derive(Debug, Parser)]
@@ -29,6 +33,17 @@ enum Command {
     Preflight(preflight::Args),
     /// Validate, compile, explain and measure OCI seccomp profiles.
     Seccomp(seccomp::Args),
+    /// Inspect container checkpoint archives (`/var/lib/kubelet/checkpoints/*.tar`).
+    Checkpoint(checkpoint::Args),
+    /// Verify, show and checksum kubelet state files with the kubelet's own checksums.
+    State(state::Args),
+    /// Query the Pod Resources API socket (devices, CPUs and memory per pod).
+    #[command(name = "pod-resources")]
+    PodResources(pod_resources::Args),
+    /// Show the Node (labels, taints, addresses, capacity, allocatable, info, conditions) a
+    /// kubelet would register for this machine.
+    #[command(name = "node-status")]
+    NodeStatus(node_status::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +52,10 @@ fn main() -> ExitCode {
         Command::Config(args) => config::run(args),
         Command::Preflight(args) => preflight::run(args),
         Command::Seccomp(args) => seccomp::run(args),
+        Command::Checkpoint(args) => checkpoint::run(args),
+        Command::NodeStatus(args) => node_status::run(args),
+        Command::State(args) => state::run(args),
+        Command::PodResources(args) => pod_resources::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,537 @@
+//! The checkpoint service: resolve the pod and container, name the archive, call the CRI with
+//! the kubelet's timeout rules, and leave a root-only archive that never replaced another.
+//!
+//! **Collisions.** The kubelet names archives with a whole-second RFC 3339 timestamp, so two
+//! requests for one container in the same second get the same path, and containerd and CRI-O
+//! then overwrite the first archive in place. Here the runtime writes into a private
+//! temporary file in the checkpoints directory; the finished archive is then hard-linked to
+//! its final name, which fails instead of replacing an existing file. The first request in a
+//! second gets the kubelet's exact name; a later one in the same second gets the same name
+//! with nine fractional digits (`...T21:43:06.123456789Z.tar`), still an RFC 3339 timestamp,
+//! so tools that parse the kubelet's names keep working and no archive is ever overwritten
+//! or truncated.
+
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use node_runtime::{ClientOptions, CriClient, PodRegistry, cri};
+
+use crate::error::{CheckpointError, go_code_name};
+use crate::names::{
+    archive_file_name, is_dns_label, is_dns_subdomain, rfc3339_nanos, rfc3339_seconds,
+};
+use crate::retention::Retention;
+
+/// The kubelet's default `runtimeRequestTimeout` (2 minutes).
+pub const DEFAULT_RUNTIME_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// The channel timeout of the client [`CheckpointService::connect`] makes: a week, so only
+/// the per-request deadline (`max(timeout, runtimeRequestTimeout)`) limits a checkpoint.
+pub const CHANNEL_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Prefix of the runtime's in-progress files inside the checkpoints directory.
+pub const TEMP_PREFIX: &str = ".checkpoint-tmp-";
+
+/// How the service is set up.
+#[derive(Debug, Clone)]
+pub struct CheckpointConfig {
+    /// The kubelet's `--root-dir` (default `/var/lib/kubelet`); archives go to
+    /// `<root_dir>/checkpoints`.
+    pub root_dir: PathBuf,
+    /// The `ContainerCheckpoint` feature gate (beta, on by default since 1.30). Off: no
+    /// directory is created and the HTTP route does not exist.
+    pub enabled: bool,
+    /// The node name (the `name` attribute of authorization requests).
+    pub node_name: String,
+    /// `runtimeRequestTimeout`: the least CRI deadline (the kubelet uses
+    /// `max(timeout, runtimeRequestTimeout)`).
+    pub runtime_request_timeout: Duration,
+    /// Optional retention of old archives (off by default, like the kubelet).
+    pub retention: Retention,
+}
+
+impl CheckpointConfig {
+    /// The kubelet's defaults for `root_dir` and `node_name`: gate on, 2 minute request
+    /// timeout, no retention.
+    pub fn new(root_dir: impl Into<PathBuf>, node_name: impl Into<String>) -> Self {
+        Self {
+            root_dir: root_dir.into(),
+            enabled: true,
+            node_name: node_name.into(),
+            runtime_request_timeout: DEFAULT_RUNTIME_REQUEST_TIMEOUT,
+            retention: Retention::default(),
+        }
+    }
+
+    /// `<root_dir>/checkpoints`.
+    pub fn checkpoints_dir(&self) -> PathBuf {
+        self.root_dir.join("checkpoints")
+    }
+}
+
+/// A container the request resolved to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub pod: String,
+    /// Container name.
+    pub container: String,
+    /// Runtime ID of the container's latest instance, if one exists.
+    pub container_id: Option<String>,
+}
+
+/// The checkpoint service. Cheap to share behind an `Arc`; requests run concurrently.
+#[derive(Debug)]
+pub struct CheckpointService {
+    config: CheckpointConfig,
+    dir: PathBuf,
+    client: Option<CriClient>,
+    registry: PodRegistry,
+    counter: AtomicU64,
+}
+
+impl CheckpointService {
+    /// Sets the service up. With the gate on this creates `<root_dir>/checkpoints` with mode
+    /// 0700 (tightening an existing directory to 0700, refusing a symlink) and removes the
+    /// temporary files a previous run left behind. With the gate off it touches nothing.
+    ///
+    /// `client` should be connected with a `request_timeout` at least as long as the longest
+    /// checkpoint timeout callers may ask for: the channel's own timeout caps every call.
+    pub fn new(
+        config: CheckpointConfig,
+        client: CriClient,
+        registry: PodRegistry,
+    ) -> Result<Self, CheckpointError> {
+        let dir = config.checkpoints_dir();
+        if config.enabled {
+            prepare_dir(&dir)?;
+        }
+        Ok(Self {
+            dir,
+            client: Some(client),
+            registry,
+            counter: AtomicU64::new(0),
+            config,
+        })
+    }
+
+    /// Connects a dedicated CRI client to `endpoint` whose channel timeout
+    /// ([`CHANNEL_TIMEOUT`]) never cuts a checkpoint short (the service applies the kubelet's
+    /// per-call deadline itself), then sets up like [`CheckpointService::new`].
+    pub async fn connect(
+        config: CheckpointConfig,
+        endpoint: &str,
+        registry: PodRegistry,
+    ) -> Result<Self, CheckpointError> {
+        let options = ClientOptions {
+            request_timeout: CHANNEL_TIMEOUT,
+            ..ClientOptions::default()
+        };
+        let client = CriClient::connect(endpoint, &options)
+            .await
+            .map_err(|source| CheckpointError::Connect { source })?;
+        Self::new(config, client, registry)
+    }
+
+    /// A service with the gate off and no runtime: every request fails with
+    /// [`CheckpointError::Disabled`] and the router has no route.
+    pub fn disabled(config: CheckpointConfig, registry: PodRegistry) -> Self {
+        Self {
+            dir: config.checkpoints_dir(),
+            client: None,
+            registry,
+            counter: AtomicU64::new(0),
+            config: CheckpointConfig {
+                enabled: false,
+                ..config
+            },
+        }
+    }
+
+    /// Whether the `ContainerCheckpoint` gate is on.
+    pub fn enabled(&self) -> bool {
+        self.config.enabled && self.client.is_some()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &CheckpointConfig {
+        &self.config
+    }
+
+    /// `<root_dir>/checkpoints`.
+    pub fn checkpoints_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Finds the container: the pod by namespace/name, then the container by name among every
+    /// container the registry lists for it (init and regular today: static pods cannot have
+    /// ephemeral containers; any kind the registry adds later is found the same way). Names
+    /// that are not valid Kubernetes names are treated as unknown and never looked up.
+    pub fn resolve(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+    ) -> Result<Target, CheckpointError> {
+        let pod_missing = || CheckpointError::PodNotFound {
+            namespace: namespace.to_owned(),
+            pod: pod.to_owned(),
+        };
+        if !is_dns_label(namespace) || !is_dns_subdomain(pod) {
+            return Err(pod_missing());
+        }
+        let info = self.registry.get(namespace, pod).ok_or_else(pod_missing)?;
+        let missing = || CheckpointError::ContainerNotFound {
+            container: container.to_owned(),
+        };
+        if !is_dns_label(container) {
+            return Err(missing());
+        }
+        let c = info.container(container).ok_or_else(missing)?;
+        Ok(Target {
+            namespace: info.namespace.clone(),
+            pod: info.name.clone(),
+            container: c.name.clone(),
+            container_id: c.container_id.clone(),
+        })
+    }
+
+    /// Resolves and checkpoints `namespace/pod/container`; returns the archive path.
+    /// `timeout` is in seconds; `None` or 0 means the runtime request timeout.
+    pub async fn checkpoint(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        timeout: Option<i64>,
+    ) -> Result<PathBuf, CheckpointError> {
+        let target = self.resolve(namespace, pod, container)?;
+        self.checkpoint_target(&target, timeout).await
+    }
+
+    /// Checkpoints an already resolved container; returns the archive path.
+    pub async fn checkpoint_target(
+        &self,
+        target: &Target,
+        timeout: Option<i64>,
+    ) -> Result<PathBuf, CheckpointError> {
+        let (Some(client), true) = (&self.client, self.config.enabled) else {
+            return Err(CheckpointError::Disabled);
+        };
+        let deadline = effective_deadline(timeout, self.config.runtime_request_timeout)?;
+        let container_id =
+            target
+                .container_id
+                .clone()
+                .ok_or_else(|| CheckpointError::NoInstance {
+                    container: target.container.clone(),
+                })?;
+        // Defence in depth: the registry's names are validated by the API server and by
+        // resolve(), but the file name must never carry a separator whatever the caller did.
+        for s in [&target.namespace, &target.pod, &target.container] {
+            if s.contains(['/', '\0']) || s == ".." || s == "." {
+                return Err(CheckpointError::PodNotFound {
+                    namespace: target.namespace.clone(),
+                    pod: target.pod.clone(),
+                });
+            }
+        }
+        let now = jiff::Zoned::now();
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let temp = self
+            .dir
+            .join(format!("{TEMP_PREFIX}{}-{n}.tar", std::process::id()));
+        remove_if_present(&temp)?;
+        let result = self
+            .call_runtime(client, &container_id, &temp, deadline)
+            .await
+            .and_then(|()| self.publish(&temp, target, &now));
+        // Whatever happened, the temporary name must not survive. (A runtime that keeps
+        // writing after a deadline may recreate it; such leftovers are removed at the next
+        // start, never reported as archives, and ignored by retention.) (on success publish() has
+        // linked it to its final name).
+        let cleanup = remove_if_present(&temp);
+        let path = result?;
+        cleanup?;
+        if self.config.retention.is_enabled()
+            && let Err(err) = self.config.retention.enforce(&self.dir, &path)
+        {
+            tracing::warn!(error = %err.chain(), "checkpoint retention");
+        }
+        Ok(path)
+    }
+
+    async fn call_runtime(
+        &self,
+        client: &CriClient,
+        container_id: &str,
+        location: &Path,
+        deadline: Duration,
+    ) -> Result<(), CheckpointError> {
+        let mut request = tonic::Request::new(cri::CheckpointContainerRequest {
+            container_id: container_id.to_owned(),
+            location: location.to_string_lossy().into_owned(),
+            timeout: i64::try_from(deadline.as_secs()).unwrap_or(i64::MAX),
+        });
+        // Tell the runtime the deadline too (grpc-timeout), like a Go context would.
+        request.set_timeout(deadline);
+        let mut stub = client.runtime();
+        match tokio::time::timeout(deadline, stub.checkpoint_container(request)).await {
+            Err(_) => Err(CheckpointError::DeadlineExceeded {
+                seconds: deadline.as_secs(),
+            }),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(status))
+                if status.code() == tonic::Code::Cancelled
+                    && status.message().contains("Timeout expired") =>
+            {
+                Err(CheckpointError::DeadlineExceeded {
+                    seconds: deadline.as_secs(),
+                })
+            }
+            Ok(Err(status)) => Err(CheckpointError::Runtime {
+                code: go_code_name(status.code()),
+                message: status.message().to_owned(),
+            }),
+        }
+    }
+
+    /// Makes the runtime's file root-only and gives it its final name without replacing
+    /// anything.
+    fn publish(
+        &self,
+        temp: &Path,
+        target: &Target,
+        now: &jiff::Zoned,
+    ) -> Result<PathBuf, CheckpointError> {
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(temp)
+        {
+            Ok(f) => f,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    || e.raw_os_error() == Some(nix::libc::ELOOP) =>
+            {
+                return Err(CheckpointError::NoArchive {
+                    path: temp.to_owned(),
+                });
+            }
+            Err(e) => return Err(CheckpointError::io("opening archive", temp, e)),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| CheckpointError::io("inspecting archive", temp, e))?;
+        if !meta.is_file() || meta.len() == 0 {
+            return Err(CheckpointError::NoArchive {
+                path: temp.to_owned(),
+            });
+        }
+        // Root-only whatever the runtime left: owner = this agent (root in production).
+        std::os::unix::fs::fchown(
+            &file,
+            Some(nix::unistd::geteuid().as_raw()),
+            Some(nix::unistd::getegid().as_raw()),
+        )
+        .map_err(|e| CheckpointError::io("changing owner of archive", temp, e))?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| CheckpointError::io("changing mode of archive", temp, e))?;
+        file.sync_all()
+            .map_err(|e| CheckpointError::io("syncing archive", temp, e))?;
+
+        let base = archive_file_name(
+            &target.pod,
+            &target.namespace,
+            &target.container,
+            &rfc3339_seconds(now),
+        );
+        let first = self.dir.join(&base);
+        let mut nanos = now.subsec_nanosecond().unsigned_abs();
+        let mut candidate = first.clone();
+        for _ in 0..1_000_000 {
+            match std::fs::hard_link(temp, &candidate) {
+                Ok(()) => {
+                    sync_dir(&self.dir)?;
+                    return Ok(candidate);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let name = archive_file_name(
+                        &target.pod,
+                        &target.namespace,
+                        &target.container,
+                        &rfc3339_nanos(now, nanos),
+                    );
+                    candidate = self.dir.join(name);
+                    nanos = (nanos + 1) % 1_000_000_000;
+                }
+                Err(e) => return Err(CheckpointError::io("naming archive", &candidate, e)),
+            }
+        }
+        Err(CheckpointError::NameExhausted { path: first })
+    }
+}
+
+/// The kubelet's CRI deadline: `max(timeout, runtimeRequestTimeout)`; a negative timeout is
+/// refused like the kubelet's CRI client does.
+pub fn effective_deadline(
+    timeout: Option<i64>,
+    runtime_request_timeout: Duration,
+) -> Result<Duration, CheckpointError> {
+    match timeout {
+        Some(t) if t < 0 => Err(CheckpointError::NegativeTimeout { timeout: t }),
+        Some(t) => Ok(Duration::from_secs(t.unsigned_abs()).max(runtime_request_timeout)),
+        None => Ok(runtime_request_timeout),
+    }
+}
+
+/// Parses `?timeout=` the way the kubelet does: the last value wins, base-10 int64 with an
+/// optional sign, anything else is [`CheckpointError::InvalidTimeout`]. No parameter: `None`.
+pub fn parse_timeout_query(query: Option<&str>) -> Result<Option<i64>, CheckpointError> {
+    let Some(q) = query else { return Ok(None) };
+    let last = form_urlencoded::parse(q.as_bytes())
+        .filter(|(k, _)| k == "timeout")
+        .map(|(_, v)| v.into_owned())
+        .last();
+    match last {
+        None => Ok(None),
+        Some(v) => v
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| CheckpointError::InvalidTimeout { value: v }),
+    }
+}
+
+fn prepare_dir(dir: &Path) -> Result<(), CheckpointError> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() || !m.is_dir() => {
+            return Err(CheckpointError::io(
+                "error creating checkpoint directory",
+                dir,
+                std::io::Error::other("exists and is not a directory"),
+            ));
+        }
+        Ok(m) => {
+            if m.mode() & 0o777 != 0o700 {
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(
+                    |e| CheckpointError::io("error creating checkpoint directory", dir, e),
+                )?;
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| CheckpointError::io("error creating checkpoint directory", dir, e))?;
+            // The umask may have taken bits away but never adds any; make it exact.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| CheckpointError::io("error creating checkpoint directory", dir, e))?;
+        }
+        Err(e) => {
+            return Err(CheckpointError::io(
+                "error creating checkpoint directory",
+                dir,
+                e,
+            ));
+        }
+    }
+    // A previous run may have died while a runtime was writing.
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| CheckpointError::io("reading checkpoint directory", dir, e))?;
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            remove_if_present(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> Result<(), CheckpointError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(CheckpointError::io("removing", path, e)),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| CheckpointError::io("syncing checkpoint directory", dir, e))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_is_the_larger_of_timeout_and_request_timeout() {
+        let d = Duration::from_secs(120);
+        assert_eq!(effective_deadline(None, d).unwrap(), d);
+        assert_eq!(effective_deadline(Some(0), d).unwrap(), d);
+        assert_eq!(effective_deadline(Some(5), d).unwrap(), d);
+        assert_eq!(
+            effective_deadline(Some(600), d).unwrap(),
+            Duration::from_secs(600)
+        );
+        assert!(matches!(
+            effective_deadline(Some(-1), d),
+            Err(CheckpointError::NegativeTimeout { timeout: -1 })
+        ));
+    }
+
+    #[test]
+    fn timeout_query_parses_like_the_kubelet() {
+        assert_eq!(parse_timeout_query(None).unwrap(), None);
+        assert_eq!(parse_timeout_query(Some("")).unwrap(), None);
+        assert_eq!(parse_timeout_query(Some("x=1")).unwrap(), None);
+        assert_eq!(parse_timeout_query(Some("timeout=30")).unwrap(), Some(30));
+        assert_eq!(parse_timeout_query(Some("timeout=%2B7")).unwrap(), Some(7));
+        assert_eq!(
+            parse_timeout_query(Some("timeout=1&timeout=9")).unwrap(),
+            Some(9)
+        );
+        assert_eq!(parse_timeout_query(Some("timeout=-3")).unwrap(), Some(-3));
+        for bad in [
+            "timeout=",
+            "timeout=abc",
+            "timeout=1.5",
+            "timeout=9&timeout=x",
+            "timeout=99999999999999999999",
+            "timeout=%201",
+        ] {
+            assert!(
+                matches!(
+                    parse_timeout_query(Some(bad)),
+                    Err(CheckpointError::InvalidTimeout { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn directory_is_created_0700_and_tightened() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("root/checkpoints");
+        prepare_dir(&dir).unwrap();
+        assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o7777, 0o700);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(dir.join(format!("{TEMP_PREFIX}1-0.tar")), b"partial").unwrap();
+        std::fs::write(dir.join("checkpoint-a_b-c-x.tar"), b"kept").unwrap();
+        prepare_dir(&dir).unwrap();
+        assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o7777, 0o700);
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["checkpoint-a_b-c-x.tar"]);
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        assert!(prepare_dir(&link).is_err());
+    }
+}

@@ -1,0 +1,477 @@
+//! Test support (feature `test-support`): a real CRI server over a Unix socket whose
+//! `CheckpointContainer` writes a realistic checkpoint archive, and the archive writer itself.
+//!
+//! CRIU cannot run on every machine (and containerd 1.6 has no checkpoint support), so tests
+//! and benchmarks of the success path talk to this server through the same `CriClient` the
+//! agent uses. The archive follows containerd 2.x's layout: `config.dump`, `spec.dump`,
+//! `status.dump`, `checkpoint/` with CRIU images (`inventory.img`, `pstree.img`,
+//! `pagemap-<pid>.img`, `pages-<n>.img`), `rootfs-diff.tar`, `stats-dump`, `dump.log`.
+#![allow(missing_docs)]
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use node_runtime::cri;
+use node_runtime::cri::runtime_service_server::{RuntimeService, RuntimeServiceServer};
+use tonic::{Request, Response, Status};
+
+use crate::inspect::{CRIU_COMMON_MAGIC, CRIU_PAGEMAP_MAGIC, PAGE_SIZE};
+
+/// One process in a synthetic archive.
+#[derive(Debug, Clone)]
+pub struct Process {
+    pub pid: u32,
+    /// Bytes of memory pages (rounded up to whole pages).
+    pub memory_bytes: u64,
+}
+
+/// What a synthetic archive holds.
+#[derive(Debug, Clone)]
+pub struct ArchiveSpec {
+    pub container_name: String,
+    pub pod_name: String,
+    pub namespace: String,
+    pub container_id: String,
+    pub image: String,
+    pub processes: Vec<Process>,
+    /// Written into the first process's memory pages (what `--search` finds).
+    pub secret: Option<String>,
+    pub rootfs_diff_files: Vec<(String, Vec<u8>)>,
+}
+
+impl ArchiveSpec {
+    pub fn new(namespace: &str, pod: &str, container: &str, container_id: &str) -> Self {
+        Self {
+            container_name: container.to_owned(),
+            pod_name: pod.to_owned(),
+            namespace: namespace.to_owned(),
+            container_id: container_id.to_owned(),
+            image: "docker.io/library/busybox:local".to_owned(),
+            processes: vec![
+                Process {
+                    pid: 1,
+                    memory_bytes: 64 * 1024,
+                },
+                Process {
+                    pid: 7,
+                    memory_bytes: 16 * 1024,
+                },
+            ],
+            secret: Some("PASSWORD=hunter2".to_owned()),
+            rootfs_diff_files: vec![("tmp/state.txt".to_owned(), b"written at runtime\n".to_vec())],
+        }
+    }
+}
+
+fn header(path: &str, size: u64, mode: u32) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(size);
+    h.set_mode(mode);
+    h.set_mtime(1_773_438_186);
+    h.set_entry_type(tar::EntryType::Regular);
+    // Paths here are short constants; set_path only fails for over-long or absolute ones.
+    let _ = h.set_path(path);
+    h.set_cksum();
+    h
+}
+
+fn append(b: &mut tar::Builder<impl Write>, path: &str, data: &[u8]) -> std::io::Result<()> {
+    let mut h = header(path, data.len() as u64, 0o600);
+    b.append_data(&mut h, path, data)
+}
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn criu_entry(out: &mut Vec<u8>, msg: &[u8]) {
+    out.extend_from_slice(&(msg.len() as u32).to_le_bytes());
+    out.extend_from_slice(msg);
+}
+
+/// A CRIU `pagemap-<pid>.img`: magics, a `pagemap_head{pages_id}`, one entry per run.
+fn pagemap_image(pages_id: u32, nr_pages: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&CRIU_COMMON_MAGIC.to_le_bytes());
+    out.extend_from_slice(&CRIU_PAGEMAP_MAGIC.to_le_bytes());
+    let mut head = Vec::new();
+    head.push(0x08);
+    varint(&mut head, u64::from(pages_id));
+    criu_entry(&mut out, &head);
+    let mut entry = Vec::new();
+    entry.push(0x08); // vaddr
+    varint(&mut entry, 0x5555_5555_4000);
+    entry.push(0x10); // nr_pages
+    varint(&mut entry, nr_pages);
+    entry.push(0x20); // flags: PE_PRESENT
+    varint(&mut entry, 4);
+    criu_entry(&mut out, &entry);
+    out
+}
+
+/// A reader of `len` bytes of fake memory, with `secret` at offset 1000 + one page.
+struct Pages {
+    len: u64,
+    pos: u64,
+    secret: Vec<u8>,
+}
+
+impl std::io::Read for Pages {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min((self.len - self.pos) as usize);
+        for (i, b) in buf[..n].iter_mut().enumerate() {
+            let at = self.pos + i as u64;
+            let s = at.wrapping_sub(PAGE_SIZE + 1000);
+            *b = if (s as usize) < self.secret.len() {
+                self.secret[s as usize]
+            } else {
+                // Noise with the high bit set: no NULs (a search must really scan) and never
+                // printable ASCII (so the secret's context ends where the secret does).
+                (at.wrapping_mul(2_654_435_761) >> 13) as u8 | 0x80
+            };
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Writes a checkpoint archive in containerd 2.x's layout to `w`, streaming the memory pages
+/// (constant memory whatever their size).
+pub fn write_archive(w: impl Write, spec: &ArchiveSpec) -> std::io::Result<()> {
+    let mut b = tar::Builder::new(w);
+    let config = serde_json::json!({
+        "id": spec.container_id,
+        "name": spec.container_name,
+        "rootfsImage": spec.image,
+        "rootfsImageRef": "sha256:3f57d9401f8d42f986df300f0c69192fc41da28ccc8d797829467780db3dd741",
+        "rootfsImageName": spec.image,
+        "runtime": "io.containerd.runc.v2",
+        "createdTime": "2026-03-13T21:40:01.123456789Z",
+        "checkpointedTime": "2026-03-13T21:43:06.5Z",
+    });
+    append(&mut b, "config.dump", config.to_string().as_bytes())?;
+    let oci = serde_json::json!({
+        "ociVersion": "1.1.0",
+        "process": {"args": ["/bin/sh", "-c", "sleep 3600"], "cwd": "/"},
+        "root": {"path": "rootfs"},
+        "annotations": {
+            "io.kubernetes.cri.container-type": "container",
+            "io.kubernetes.cri.container-name": spec.container_name,
+            "io.kubernetes.cri.sandbox-name": spec.pod_name,
+            "io.kubernetes.cri.sandbox-namespace": spec.namespace,
+            "io.kubernetes.cri.image-name": spec.image,
+        }
+    });
+    append(&mut b, "spec.dump", oci.to_string().as_bytes())?;
+    let status = serde_json::json!({"id": spec.container_id, "state": "CONTAINER_RUNNING",
+        "metadata": {"name": spec.container_name, "attempt": 0}});
+    append(&mut b, "status.dump", status.to_string().as_bytes())?;
+    let mut inventory = Vec::new();
+    inventory.extend_from_slice(&CRIU_COMMON_MAGIC.to_le_bytes());
+    inventory.extend_from_slice(&0x5831_1116u32.to_le_bytes());
+    criu_entry(&mut inventory, &[0x08, 0x02]);
+    append(&mut b, "checkpoint/inventory.img", &inventory)?;
+    append(&mut b, "checkpoint/pstree.img", &[0u8; 64])?;
+    for (i, p) in spec.processes.iter().enumerate() {
+        let pages_id = i as u32 + 1;
+        let nr = p.memory_bytes.div_ceil(PAGE_SIZE);
+        append(
+            &mut b,
+            &format!("checkpoint/core-{}.img", p.pid),
+            &[0u8; 256],
+        )?;
+        append(&mut b, &format!("checkpoint/mm-{}.img", p.pid), &[0u8; 128])?;
+        append(
+            &mut b,
+            &format!("checkpoint/pagemap-{}.img", p.pid),
+            &pagemap_image(pages_id, nr),
+        )?;
+        let len = nr * PAGE_SIZE;
+        let secret = match (&spec.secret, i) {
+            (Some(s), 0) => s.as_bytes().to_vec(),
+            _ => Vec::new(),
+        };
+        let h = header(&format!("checkpoint/pages-{pages_id}.img"), len, 0o600);
+        b.append(
+            &h,
+            Pages {
+                len,
+                pos: 0,
+                secret,
+            },
+        )?;
+    }
+    let mut diff = tar::Builder::new(Vec::new());
+    for (path, data) in &spec.rootfs_diff_files {
+        append(&mut diff, path, data)?;
+    }
+    let diff = diff.into_inner()?;
+    append(&mut b, "rootfs-diff.tar", &diff)?;
+    append(&mut b, "stats-dump", &[0u8; 40])?;
+    append(
+        &mut b,
+        "dump.log",
+        b"(00.000000) Dumping finished successfully\n",
+    )?;
+    b.into_inner()?.flush()
+}
+
+/// How the test server answers `CheckpointContainer`.
+#[derive(Debug, Clone, Default)]
+pub struct Behaviour {
+    /// Sleep this long first (a slow runtime).
+    pub delay: Duration,
+    /// Answer with this error instead of writing.
+    pub error: Option<(tonic::Code, String)>,
+    /// Memory of each process in the archive.
+    pub memory_bytes: Option<u64>,
+}
+
+/// One `CheckpointContainer` request as the server saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenRequest {
+    pub container_id: String,
+    pub location: String,
+    pub timeout: i64,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    behaviour: Mutex<Behaviour>,
+    seen: Mutex<Vec<SeenRequest>>,
+    in_flight: AtomicUsize,
+}
+
+/// The CRI test server, listening on `<dir>/cri.sock` until dropped.
+#[derive(Debug)]
+pub struct CriTestServer {
+    socket: PathBuf,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl CriTestServer {
+    /// Starts serving on `<dir>/cri.sock` (inside a Tokio runtime).
+    pub fn start(dir: &Path) -> std::io::Result<Self> {
+        let socket = dir.join("cri.sock");
+        let listener = tokio::net::UnixListener::bind(&socket)?;
+        let shared = Arc::new(Shared::default());
+        let svc = Server {
+            shared: shared.clone(),
+        };
+        let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+        let task = tokio::spawn(async move {
+            let r = tonic::transport::Server::builder()
+                .add_service(RuntimeServiceServer::new(svc))
+                .serve_with_incoming(incoming)
+                .await;
+            if let Err(e) = r {
+                tracing::error!(error = %e, "CRI test server");
+            }
+        });
+        Ok(Self {
+            socket,
+            shared,
+            task,
+        })
+    }
+
+    /// `unix:///.../cri.sock`.
+    pub fn endpoint(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    pub fn set_behaviour(&self, b: Behaviour) {
+        *self
+            .shared
+            .behaviour
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = b;
+    }
+
+    /// The `CheckpointContainer` requests so far.
+    pub fn seen(&self) -> Vec<SeenRequest> {
+        self.shared
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Requests being served right now.
+    pub fn in_flight(&self) -> usize {
+        self.shared.in_flight.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for CriTestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Server {
+    shared: Arc<Shared>,
+}
+
+struct InFlight<'a>(&'a AtomicUsize);
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn unimpl<T>(what: &str) -> Result<Response<T>, Status> {
+    Err(Status::unimplemented(format!(
+        "method {what} not implemented"
+    )))
+}
+
+#[tonic::async_trait]
+impl RuntimeService for Server {
+    async fn version(
+        &self,
+        _r: Request<cri::VersionRequest>,
+    ) -> Result<Response<cri::VersionResponse>, Status> {
+        Ok(Response::new(cri::VersionResponse {
+            version: "0.1.0".to_owned(),
+            runtime_name: "cri-test-server".to_owned(),
+            runtime_version: env!("CARGO_PKG_VERSION").to_owned(),
+            runtime_api_version: "v1".to_owned(),
+        }))
+    }
+    async fn checkpoint_container(
+        &self,
+        r: Request<cri::CheckpointContainerRequest>,
+    ) -> Result<Response<cri::CheckpointContainerResponse>, Status> {
+        self.shared.in_flight.fetch_add(1, Ordering::SeqCst);
+        let _guard = InFlight(&self.shared.in_flight);
+        let req = r.into_inner();
+        self.shared
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(SeenRequest {
+                container_id: req.container_id.clone(),
+                location: req.location.clone(),
+                timeout: req.timeout,
+            });
+        let b = self
+            .shared
+            .behaviour
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        tokio::time::sleep(b.delay).await;
+        if let Some((code, msg)) = b.error {
+            return Err(Status::new(code, msg));
+        }
+        if req.container_id.is_empty() {
+            return Err(Status::not_found("container \"\" not found"));
+        }
+        let mut spec = ArchiveSpec::new("default", "pod", "app", &req.container_id);
+        if let Some(m) = b.memory_bytes {
+            for p in &mut spec.processes {
+                p.memory_bytes = m;
+            }
+        }
+        let location = PathBuf::from(&req.location);
+        tokio::task::spawn_blocking(move || {
+            // Like containerd: O_RDWR|O_CREAT without O_TRUNC; but world-readable, to prove
+            // the agent makes the archive root-only whatever the runtime left.
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&location)?;
+            f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+            write_archive(std::io::BufWriter::new(f), &spec)
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|e| Status::internal(format!("writing checkpoint archive: {e}")))?;
+        Ok(Response::new(cri::CheckpointContainerResponse {}))
+    }
+    async fn run_pod_sandbox(
+        &self,
+        _r: Request<cri::RunPodSandboxRequest>,
+    ) -> Result<Response<cri::RunPodSandboxResponse>, Status> {
+        unimpl("RunPodSandbox")
+    }
+    async fn stop_pod_sandbox(
+        &self,
+        _r: Request<cri::StopPodSandboxRequest>,
+    ) -> Result<Response<cri::StopPodSandboxResponse>, Status> {
+        unimpl("StopPodSandbox")
+    }
+    async fn remove_pod_sandbox(
+        &self,
+        _r: Request<cri::RemovePodSandboxRequest>,
+    ) -> Result<Response<cri::RemovePodSandboxResponse>, Status> {
+        unimpl("RemovePodSandbox")
+    }
+    async fn pod_sandbox_status(
+        &self,
+        _r: Request<cri::PodSandboxStatusRequest>,
+    ) -> Result<Response<cri::PodSandboxStatusResponse>, Status> {
+        unimpl("PodSandboxStatus")
+    }
+    async fn list_pod_sandbox(
+        &self,
+        _r: Request<cri::ListPodSandboxRequest>,
+    ) -> Result<Response<cri::ListPodSandboxResponse>, Status> {
+        unimpl("ListPodSandbox")
+    }
+    async fn create_container(
+        &self,
+        _r: Request<cri::CreateContainerRequest>,
+    ) -> Result<Response<cri::CreateContainerResponse>, Status> {
+        unimpl("CreateContainer")
+    }
+    async fn start_container(
+        &self,
+        _r: Request<cri::StartContainerRequest>,
+    ) -> Result<Response<cri::StartContainerResponse>, Status> {
+        unimpl("StartContainer")
+    }
+    async fn stop_container(
+        &self,
+        _r: Request<cri::StopContainerRequest>,
+    ) -> Result<Response<cri::StopContainerResponse>, Status> {
+        unimpl("StopContainer")
+    }
+    async fn remove_container(
+        &self,
+        _r: Request<cri::RemoveContainerRequest>,
+    ) -> Result<Response<cri::RemoveContainerResponse>, Status> {
+        unimpl("RemoveContainer")
+    }
+    async fn list_containers(
+        &self,
+        _r: Request<cri::ListContainersRequest>,
+    ) -> Result<Response<cri::ListContainersResponse>, Status> {
+        unimpl("ListContainers")
+    }
+    async fn container_status(
+        &self,
+        _r: Request<cri::ContainerStatusRequest>,
+    ) -> Result<Response<cri::ContainerStatusResponse>, Status> {
+        unimpl("ContainerStatus")
+    }
+    async fn status(
+        &self,
+        _r: Request<cri::StatusRequest>,
+    ) -> Result<Response<cri::StatusResponse>, Status> {
+        unimpl("Status")
+    }
+}

@@ -1,0 +1,367 @@
+//! Node facts read from a root directory (`/` on a real node, a fixture tree in tests):
+//! CPUs, memory, hugepages, machine/system/boot IDs, kernel release, OS image, filesystem sizes.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Facts about the machine, the inputs of the `MachineInfo` and `VersionInfo` setters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MachineFacts {
+    /// Logical CPUs (`processor` entries in `/proc/cpuinfo`).
+    pub num_cores: u32,
+    /// `MemTotal` in bytes.
+    pub memory_bytes: u64,
+    /// Hugepages: (page size in bytes, pages reserved).
+    pub hugepages: Vec<(u64, u64)>,
+    /// `/etc/machine-id` (fallback `/var/lib/dbus/machine-id`).
+    pub machine_id: String,
+    /// `/sys/class/dmi/id/product_uuid` (empty when absent or unreadable).
+    pub system_uuid: String,
+    /// `/proc/sys/kernel/random/boot_id`.
+    pub boot_id: String,
+    /// `/proc/sys/kernel/osrelease`.
+    pub kernel_version: String,
+    /// os-release `PRETTY_NAME` (`Linux` when there is none, as cAdvisor).
+    pub os_image: String,
+}
+
+fn read(root: &Path, rel: &str) -> Result<String> {
+    let path = root.join(rel);
+    std::fs::read_to_string(&path).map_err(|source| Error::Read { path, source })
+}
+
+fn read_optional(root: &Path, rel: &str) -> Result<Option<String>> {
+    let path = root.join(rel);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(source) => Err(Error::Read { path, source }),
+    }
+}
+
+fn parse_err(root: &Path, rel: &str, field: &str, reason: impl Into<String>) -> Error {
+    Error::Parse {
+        path: root.join(rel),
+        field: field.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Counts `processor` lines in `/proc/cpuinfo`.
+pub fn parse_cpuinfo(root: &Path) -> Result<u32> {
+    let text = read(root, "proc/cpuinfo")?;
+    let n = text
+        .lines()
+        .filter(|l| l.split(':').next().is_some_and(|k| k.trim() == "processor"))
+        .count();
+    if n == 0 {
+        return Err(parse_err(
+            root,
+            "proc/cpuinfo",
+            "processor",
+            "no processor entries",
+        ));
+    }
+    u32::try_from(n).map_err(|_| parse_err(root, "proc/cpuinfo", "processor", "too many"))
+}
+
+/// Reads one `/proc/meminfo` field (`MemTotal`, `MemAvailable`...) in bytes.
+pub fn meminfo_field(root: &Path, field: &str) -> Result<u64> {
+    let text = read(root, "proc/meminfo")?;
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once(':') else {
+            continue;
+        };
+        if k.trim() != field {
+            continue;
+        }
+        let mut parts = v.split_whitespace();
+        let num: u64 = parts.next().and_then(|n| n.parse().ok()).ok_or_else(|| {
+            parse_err(
+                root,
+                "proc/meminfo",
+                field,
+                format!("expected a number, got {v:?}"),
+            )
+        })?;
+        return Ok(match parts.next() {
+            Some("kB") => num.saturating_mul(1024),
+            None => num,
+            Some(unit) => {
+                return Err(parse_err(
+                    root,
+                    "proc/meminfo",
+                    field,
+                    format!("unknown unit {unit:?}"),
+                ));
+            }
+        });
+    }
+    Err(parse_err(root, "proc/meminfo", field, "field missing"))
+}
+
+/// Lists `/sys/kernel/mm/hugepages/hugepages-<size>kB/nr_hugepages` as (page bytes, pages).
+pub fn read_hugepages(root: &Path) -> Result<Vec<(u64, u64)>> {
+    let dir = root.join("sys/kernel/mm/hugepages");
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(Error::Read { path: dir, source }),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| Error::Read {
+            path: dir.clone(),
+            source,
+        })?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(kb) = name
+            .strip_prefix("hugepages-")
+            .and_then(|s| s.strip_suffix("kB"))
+            .and_then(|s| s.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let rel = format!("sys/kernel/mm/hugepages/{name}/nr_hugepages");
+        let text = read(root, &rel)?;
+        let pages = text.trim().parse::<u64>().map_err(|_| {
+            parse_err(
+                root,
+                &rel,
+                "nr_hugepages",
+                format!("expected an integer, got {:?}", text.trim()),
+            )
+        })?;
+        out.push((kb * 1024, pages));
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// `PRETTY_NAME` from `/etc/os-release` (or `/usr/lib/os-release`), unquoted; `Linux` if absent.
+pub fn os_image(root: &Path) -> Result<String> {
+    for rel in ["etc/os-release", "usr/lib/os-release"] {
+        if let Some(text) = read_optional(root, rel)? {
+            for line in text.lines() {
+                if let Some(v) = line.strip_prefix("PRETTY_NAME=") {
+                    let v = v.trim();
+                    let v = v
+                        .strip_prefix('"')
+                        .and_then(|s| s.strip_suffix('"'))
+                        .or_else(|| v.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
+                        .unwrap_or(v);
+                    return Ok(v.to_owned());
+                }
+            }
+        }
+    }
+    Ok("Linux".to_owned())
+}
+
+impl MachineFacts {
+    /// Reads every fact from `root`. Missing optional files (product_uuid, machine-id on some
+    /// containers) give empty strings; missing required ones (cpuinfo, meminfo) are errors.
+    pub fn read(root: &Path) -> Result<Self> {
+        let machine_id = match read_optional(root, "etc/machine-id")? {
+            Some(s) if !s.trim().is_empty() => s.trim().to_owned(),
+            _ => read_optional(root, "var/lib/dbus/machine-id")?
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default(),
+        };
+        Ok(MachineFacts {
+            num_cores: parse_cpuinfo(root)?,
+            memory_bytes: meminfo_field(root, "MemTotal")?,
+            hugepages: read_hugepages(root)?,
+            machine_id,
+            system_uuid: read_optional(root, "sys/class/dmi/id/product_uuid")?
+                .map(|s| s.trim().to_owned())
+                .unwrap_or_default(),
+            boot_id: read(root, "proc/sys/kernel/random/boot_id")?
+                .trim()
+                .to_owned(),
+            kernel_version: read(root, "proc/sys/kernel/osrelease")?.trim().to_owned(),
+            os_image: os_image(root)?,
+        })
+    }
+}
+
+/// Size and free space of a filesystem (`statvfs(2)`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FsStats {
+    /// Total bytes.
+    pub capacity_bytes: u64,
+    /// Bytes available to unprivileged users.
+    pub available_bytes: u64,
+    /// Total inodes.
+    pub inodes: u64,
+    /// Free inodes.
+    pub inodes_free: u64,
+}
+
+impl FsStats {
+    /// `statvfs(2)` on `path`.
+    pub fn of(path: &Path) -> Result<Self> {
+        let st = nix::sys::statvfs::statvfs(path).map_err(|source| Error::Statfs {
+            path: PathBuf::from(path),
+            source,
+        })?;
+        let frsize = st.fragment_size();
+        Ok(FsStats {
+            capacity_bytes: st.blocks().saturating_mul(frsize),
+            available_bytes: st.blocks_available().saturating_mul(frsize),
+            inodes: st.files(),
+            inodes_free: st.files_free(),
+        })
+    }
+}
+
+/// PID usage: `/proc/sys/kernel/pid_max` and the process count from `/proc/loadavg`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PidStats {
+    /// `pid_max`.
+    pub max: u64,
+    /// Processes (threads) currently existing.
+    pub running: u64,
+}
+
+impl PidStats {
+    /// Reads PID usage from `root`.
+    pub fn read(root: &Path) -> Result<Self> {
+        let max_text = read(root, "proc/sys/kernel/pid_max")?;
+        let max = max_text.trim().parse().map_err(|_| {
+            parse_err(
+                root,
+                "proc/sys/kernel/pid_max",
+                "pid_max",
+                format!("expected an integer, got {:?}", max_text.trim()),
+            )
+        })?;
+        let load = read(root, "proc/loadavg")?;
+        let running = load
+            .split_whitespace()
+            .nth(3)
+            .and_then(|f| f.split_once('/'))
+            .and_then(|(_, total)| total.parse().ok())
+            .ok_or_else(|| {
+                parse_err(
+                    root,
+                    "proc/loadavg",
+                    "running/total",
+                    format!("expected a 4th field like 1/234, got {:?}", load.trim()),
+                )
+            })?;
+        Ok(PidStats { max, running })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Writes a small fixture root: 4 CPUs, 8 GiB, one 2 MiB hugepage pool of 512 pages.
+    pub(crate) fn fixture_root(dir: &Path) {
+        let w = |rel: &str, text: &str| {
+            let p = dir.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        let mut cpuinfo = String::new();
+        for i in 0..4 {
+            cpuinfo.push_str(&format!("processor\t: {i}\nmodel name\t: Test CPU\n\n"));
+        }
+        w("proc/cpuinfo", &cpuinfo);
+        w(
+            "proc/meminfo",
+            "MemTotal:        8388608 kB\nMemFree:   100 kB\nMemAvailable:    4194304 kB\nHugePages_Total: 512\n",
+        );
+        w(
+            "sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages",
+            "512\n",
+        );
+        w(
+            "sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages",
+            "0\n",
+        );
+        w("etc/machine-id", "0123456789abcdef0123456789abcdef\n");
+        w(
+            "sys/class/dmi/id/product_uuid",
+            "4C4C4544-0042-3510-8052-B4C04F564433\n",
+        );
+        w(
+            "proc/sys/kernel/random/boot_id",
+            "b5b0f2a4-2e3c-4d2f-9a59-7d0f1f5c8c11\n",
+        );
+        w("proc/sys/kernel/osrelease", "6.18.0-test\n");
+        w(
+            "etc/os-release",
+            "NAME=\"Debian GNU/Linux\"\nPRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\n",
+        );
+        w("proc/sys/kernel/pid_max", "4194304\n");
+        w("proc/loadavg", "0.10 0.20 0.30 2/345 9999\n");
+    }
+
+    #[test]
+    fn reads_fixture() {
+        let dir = tempfile::tempdir().unwrap();
+        fixture_root(dir.path());
+        let f = MachineFacts::read(dir.path()).unwrap();
+        assert_eq!(f.num_cores, 4);
+        assert_eq!(f.memory_bytes, 8 << 30);
+        assert_eq!(f.hugepages, vec![(2 << 20, 512), (1 << 30, 0)]);
+        assert_eq!(f.machine_id, "0123456789abcdef0123456789abcdef");
+        assert_eq!(f.system_uuid, "4C4C4544-0042-3510-8052-B4C04F564433");
+        assert_eq!(f.boot_id, "b5b0f2a4-2e3c-4d2f-9a59-7d0f1f5c8c11");
+        assert_eq!(f.kernel_version, "6.18.0-test");
+        assert_eq!(f.os_image, "Debian GNU/Linux 12 (bookworm)");
+        assert_eq!(meminfo_field(dir.path(), "MemAvailable").unwrap(), 4 << 30);
+        assert_eq!(meminfo_field(dir.path(), "HugePages_Total").unwrap(), 512);
+        assert_eq!(
+            PidStats::read(dir.path()).unwrap(),
+            PidStats {
+                max: 4194304,
+                running: 345
+            }
+        );
+    }
+
+    #[test]
+    fn errors_name_file_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        fixture_root(dir.path());
+        std::fs::write(dir.path().join("proc/meminfo"), "MemTotal: lots kB\n").unwrap();
+        let err = MachineFacts::read(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("proc/meminfo") && err.contains("MemTotal"),
+            "{err}"
+        );
+        std::fs::remove_file(dir.path().join("proc/cpuinfo")).unwrap();
+        let err = MachineFacts::read(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("proc/cpuinfo"), "{err}");
+        // Missing os-release and machine-id fall back like cAdvisor.
+        std::fs::remove_file(dir.path().join("etc/os-release")).unwrap();
+        assert_eq!(os_image(dir.path()).unwrap(), "Linux");
+    }
+
+    #[test]
+    fn real_machine() {
+        let f = MachineFacts::read(Path::new("/")).unwrap();
+        assert!(f.num_cores >= 1);
+        assert!(f.num_cores as usize >= std::thread::available_parallelism().unwrap().get());
+        assert!(f.memory_bytes > 64 << 20);
+        assert_eq!(f.boot_id.len(), 36);
+        assert!(!f.kernel_version.is_empty());
+        let fs = FsStats::of(Path::new("/")).unwrap();
+        assert!(fs.capacity_bytes >= fs.available_bytes && fs.capacity_bytes > 0);
+        let pids = PidStats::read(Path::new("/")).unwrap();
+        assert!(pids.max > pids.running && pids.running > 0);
+    }
+}

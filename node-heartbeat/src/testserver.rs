@@ -1,0 +1,673 @@
+//! A test-support Kubernetes API server: real HTTP/1.1 on 127.0.0.1 speaking the real JSON types
+//! for what the heartbeat needs (Lease get/create/update with `resourceVersion` conflicts, Node
+//! get/create/status patch). It can answer with injected errors (409/500/...) or be down
+//! (listener and every connection closed, so clients see connection refused).
+//!
+//! Used by this crate's tests, the hollow-node bench and by simulators; it is not a real API
+//! server (no auth, no watch, no validation beyond what the heartbeat exercises).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Path without the query.
+    pub path: String,
+    /// When it arrived (tokio time, so paused-clock tests see virtual time).
+    pub at: Instant,
+    /// The status code answered.
+    pub status: u16,
+    /// The JSON body, if any.
+    pub body: Option<Value>,
+}
+
+/// Per-lease renewal timing, for "was every lease on time" checks.
+#[derive(Debug, Clone, Copy)]
+pub struct RenewStats {
+    /// Last create/update.
+    pub last: Instant,
+    /// Number of creates/updates.
+    pub renewals: u64,
+    /// Longest gap between two renewals.
+    pub max_gap: Duration,
+}
+
+#[derive(Default)]
+struct State {
+    leases: BTreeMap<String, Lease>,
+    nodes: BTreeMap<String, Node>,
+    rv: u64,
+    fail_next: VecDeque<u16>,
+    fail_all: Option<u16>,
+    record: bool,
+    log: Vec<RecordedRequest>,
+    renewals: BTreeMap<String, RenewStats>,
+    requests_total: u64,
+}
+
+/// The running server. Dropping it stops serving.
+pub struct TestApiServer {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for TestApiServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestApiServer")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    match state.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+fn status_body(
+    code: u16,
+    reason: &str,
+    message: String,
+    kind: &str,
+    group: &str,
+    name: &str,
+) -> Value {
+    json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason,
+        "details": {"name": name, "group": group, "kind": kind},
+        "code": code
+    })
+}
+
+fn reason_of(code: u16) -> &'static str {
+    match code {
+        400 => "BadRequest",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "NotFound",
+        409 => "Conflict",
+        422 => "Invalid",
+        429 => "TooManyRequests",
+        503 => "ServiceUnavailable",
+        504 => "Timeout",
+        _ => "InternalError",
+    }
+}
+
+impl TestApiServer {
+    /// Starts on an ephemeral port of 127.0.0.1, recording requests.
+    pub async fn start() -> Result<Self> {
+        Self::start_on("127.0.0.1:0".parse().map_err(|_| Error::TestServer {
+            addr: "127.0.0.1:0".into(),
+            source: std::io::Error::other("bad address"),
+        })?)
+        .await
+    }
+
+    /// Starts on `addr`.
+    pub async fn start_on(addr: SocketAddr) -> Result<Self> {
+        let state = Arc::new(Mutex::new(State {
+            record: true,
+            ..Default::default()
+        }));
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::TestServer {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::TestServer {
+            addr: addr.to_string(),
+            source,
+        })?;
+        let task = tokio::spawn(serve(listener, state.clone()));
+        Ok(TestApiServer {
+            addr,
+            state,
+            task: Mutex::new(Some(task)),
+        })
+    }
+
+    /// The base URL (`http://127.0.0.1:PORT`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Takes the server down: the listener and every open connection are closed, so clients get
+    /// connection refused/reset. Objects are kept.
+    pub fn stop(&self) {
+        let mut g = match self.task.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        if let Some(t) = g.take() {
+            t.abort();
+        }
+    }
+
+    /// Brings the server back on the same port.
+    pub async fn restart(&self) -> Result<()> {
+        self.stop();
+        // The aborted task releases the listener when it is dropped, which happens on a later
+        // scheduler turn: retry the bind briefly.
+        let mut tries = 0;
+        let listener = loop {
+            tokio::task::yield_now().await;
+            match TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 100 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(source) => {
+                    return Err(Error::TestServer {
+                        addr: self.addr.to_string(),
+                        source,
+                    });
+                }
+            }
+        };
+        let task = tokio::spawn(serve(listener, self.state.clone()));
+        match self.task.lock() {
+            Ok(mut g) => *g = Some(task),
+            Err(p) => *p.into_inner() = Some(task),
+        }
+        Ok(())
+    }
+
+    /// The next requests get these status codes (a Status body with the matching reason).
+    pub fn fail_next(&self, codes: impl IntoIterator<Item = u16>) {
+        lock(&self.state).fail_next.extend(codes);
+    }
+
+    /// Every request gets `code` until called with `None`.
+    pub fn fail_all(&self, code: Option<u16>) {
+        lock(&self.state).fail_all = code;
+    }
+
+    /// Turns request recording on or off (off for large benches; counters still run).
+    pub fn set_recording(&self, on: bool) {
+        lock(&self.state).record = on;
+    }
+
+    /// Recorded requests so far.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.state).log.clone()
+    }
+
+    /// Forgets recorded requests.
+    pub fn clear_requests(&self) {
+        lock(&self.state).log.clear();
+    }
+
+    /// Total requests served (including failed ones).
+    pub fn requests_total(&self) -> u64 {
+        lock(&self.state).requests_total
+    }
+
+    /// A lease in `namespace`.
+    pub fn lease(&self, namespace: &str, name: &str) -> Option<Lease> {
+        lock(&self.state)
+            .leases
+            .get(&format!("{namespace}/{name}"))
+            .cloned()
+    }
+
+    /// A node.
+    pub fn node(&self, name: &str) -> Option<Node> {
+        lock(&self.state).nodes.get(name).cloned()
+    }
+
+    /// Renewal timing per lease (`namespace/name`).
+    pub fn renewals(&self) -> BTreeMap<String, RenewStats> {
+        lock(&self.state).renewals.clone()
+    }
+
+    /// Stores a lease as another writer would (bumping its resourceVersion), so the agent's
+    /// cached copy becomes stale and its next optimistic update conflicts.
+    pub fn modify_lease(&self, namespace: &str, name: &str, f: impl FnOnce(&mut Lease)) -> bool {
+        let mut st = lock(&self.state);
+        st.rv += 1;
+        let rv = st.rv.to_string();
+        match st.leases.get_mut(&format!("{namespace}/{name}")) {
+            Some(l) => {
+                f(l);
+                l.metadata.resource_version = Some(rv);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Drop for TestApiServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn serve(listener: TcpListener, state: Arc<Mutex<State>>) {
+    // Connections live in this set so that aborting the serve task closes them all.
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let st = state.clone();
+        conns.spawn(async move {
+            let svc = hyper::service::service_fn(move |req| handle(st.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+        });
+        while conns.try_join_next().is_some() {}
+    }
+}
+
+fn respond(code: u16, body: &Value) -> Response<Full<Bytes>> {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+async fn handle(
+    state: Arc<Mutex<State>>,
+    req: Request<Incoming>,
+) -> std::result::Result<Response<Full<Bytes>>, Infallible> {
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    let json_body: Option<Value> = if body.is_empty() {
+        None
+    } else {
+        serde_json::from_slice(&body).ok()
+    };
+    let mut st = lock(&state);
+    if path.starts_with("/debug/") {
+        // Test-only endpoints for out-of-process users (the hollow-node bench); not faulted,
+        // not recorded.
+        let out = debug(&mut st, &method, &path);
+        drop(st);
+        return Ok(respond(out.0, &out.1));
+    }
+    st.requests_total += 1;
+    let injected = st.fail_next.pop_front().or(st.fail_all);
+    let (code, out) = match injected {
+        Some(code) => (
+            code,
+            status_body(
+                code,
+                reason_of(code),
+                format!("injected failure {code}"),
+                "",
+                "",
+                "",
+            ),
+        ),
+        None => route(&mut st, &method, &path, json_body.as_ref()),
+    };
+    if st.record {
+        st.log.push(RecordedRequest {
+            method,
+            path,
+            at: Instant::now(),
+            status: code,
+            body: json_body,
+        });
+    }
+    drop(st);
+    Ok(respond(code, &out))
+}
+
+/// `GET /debug/renewals`: lease count, renewals, longest gap between renewals (ms) and how
+/// many leases are overdue now; `POST /debug/renewals/reset` restarts the gap measurement.
+fn debug(st: &mut State, method: &str, path: &str) -> (u16, Value) {
+    let now = Instant::now();
+    match (method, path) {
+        ("GET", "/debug/renewals") => {
+            let max_gap = st
+                .renewals
+                .values()
+                .map(|r| r.max_gap)
+                .max()
+                .unwrap_or_default();
+            let longest_since_last = st
+                .renewals
+                .values()
+                .map(|r| now.saturating_duration_since(r.last))
+                .max()
+                .unwrap_or_default();
+            let renewals: u64 = st.renewals.values().map(|r| r.renewals).sum();
+            (
+                200,
+                json!({
+                    "leases": st.renewals.len(),
+                    "renewals": renewals,
+                    "maxGapMs": max_gap.as_millis() as u64,
+                    "longestSinceLastMs": longest_since_last.as_millis() as u64,
+                    "nodes": st.nodes.len(),
+                    "requestsTotal": st.requests_total,
+                }),
+            )
+        }
+        ("POST", "/debug/renewals/reset") => {
+            for r in st.renewals.values_mut() {
+                r.max_gap = Duration::ZERO;
+                r.renewals = 0;
+            }
+            (200, json!({}))
+        }
+        _ => (
+            404,
+            status_body(
+                404,
+                "NotFound",
+                format!("no debug endpoint {method} {path}"),
+                "",
+                "",
+                "",
+            ),
+        ),
+    }
+}
+
+const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/";
+
+fn next_rv(st: &mut State) -> String {
+    st.rv += 1;
+    st.rv.to_string()
+}
+
+fn record_renewal(st: &mut State, key: &str) {
+    let now = Instant::now();
+    st.renewals
+        .entry(key.to_owned())
+        .and_modify(|r| {
+            r.max_gap = r.max_gap.max(now.saturating_duration_since(r.last));
+            r.last = now;
+            r.renewals += 1;
+        })
+        .or_insert(RenewStats {
+            last: now,
+            renewals: 1,
+            max_gap: Duration::ZERO,
+        });
+}
+
+fn bad_request(msg: String) -> (u16, Value) {
+    (400, status_body(400, "BadRequest", msg, "", "", ""))
+}
+
+fn route(st: &mut State, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    if let Some(rest) = path.strip_prefix(LEASES) {
+        let parts: Vec<&str> = rest.split('/').collect();
+        return match (method, parts.as_slice()) {
+            ("GET", [ns, "leases", name]) => get_lease(st, ns, name),
+            ("POST", [ns, "leases"]) => create_lease(st, ns, body),
+            ("PUT", [ns, "leases", name]) => update_lease(st, ns, name, body),
+            _ => (
+                404,
+                status_body(
+                    404,
+                    "NotFound",
+                    format!("the server could not find the requested resource ({method} {path})"),
+                    "",
+                    "",
+                    "",
+                ),
+            ),
+        };
+    }
+    if let Some(rest) = path.strip_prefix("/api/v1/nodes") {
+        let parts: Vec<&str> = rest
+            .trim_start_matches('/')
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
+        return match (method, parts.as_slice()) {
+            ("GET", [name]) => match st.nodes.get(*name) {
+                Some(n) => (200, serde_json::to_value(n).unwrap_or(Value::Null)),
+                None => (
+                    404,
+                    status_body(
+                        404,
+                        "NotFound",
+                        format!("nodes \"{name}\" not found"),
+                        "nodes",
+                        "",
+                        name,
+                    ),
+                ),
+            },
+            ("POST", []) => create_node(st, body),
+            ("PATCH", [name, "status"]) => patch_status(st, name, body),
+            _ => (
+                404,
+                status_body(
+                    404,
+                    "NotFound",
+                    format!("the server could not find the requested resource ({method} {path})"),
+                    "",
+                    "",
+                    "",
+                ),
+            ),
+        };
+    }
+    (
+        404,
+        status_body(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({method} {path})"),
+            "",
+            "",
+            "",
+        ),
+    )
+}
+
+fn get_lease(st: &mut State, ns: &str, name: &str) -> (u16, Value) {
+    match st.leases.get(&format!("{ns}/{name}")) {
+        Some(l) => (200, serde_json::to_value(l).unwrap_or(Value::Null)),
+        None => (
+            404,
+            status_body(
+                404,
+                "NotFound",
+                format!("leases.coordination.k8s.io \"{name}\" not found"),
+                "leases",
+                "coordination.k8s.io",
+                name,
+            ),
+        ),
+    }
+}
+
+fn parse_lease(body: Option<&Value>) -> std::result::Result<Lease, (u16, Value)> {
+    let Some(b) = body else {
+        return Err(bad_request("missing body".into()));
+    };
+    let lease: Lease = serde_json::from_value(b.clone())
+        .map_err(|e| bad_request(format!("decoding Lease: {e}")))?;
+    if b.get("apiVersion").and_then(Value::as_str) != Some("coordination.k8s.io/v1")
+        || b.get("kind").and_then(Value::as_str) != Some("Lease")
+    {
+        return Err(bad_request(
+            "expected apiVersion coordination.k8s.io/v1, kind Lease".into(),
+        ));
+    }
+    Ok(lease)
+}
+
+fn create_lease(st: &mut State, ns: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut lease = match parse_lease(body) {
+        Ok(l) => l,
+        Err(e) => return e,
+    };
+    let name = lease.metadata.name.clone().unwrap_or_default();
+    let key = format!("{ns}/{name}");
+    if st.leases.contains_key(&key) {
+        return (
+            409,
+            status_body(
+                409,
+                "AlreadyExists",
+                format!("leases.coordination.k8s.io \"{name}\" already exists"),
+                "leases",
+                "coordination.k8s.io",
+                &name,
+            ),
+        );
+    }
+    lease.metadata.namespace = Some(ns.to_owned());
+    lease.metadata.resource_version = Some(next_rv(st));
+    lease.metadata.uid = Some(format!("lease-uid-{}", st.rv));
+    lease.metadata.creation_timestamp = Some(Time(Timestamp::now()));
+    st.leases.insert(key.clone(), lease.clone());
+    record_renewal(st, &key);
+    (201, serde_json::to_value(&lease).unwrap_or(Value::Null))
+}
+
+fn update_lease(st: &mut State, ns: &str, name: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut lease = match parse_lease(body) {
+        Ok(l) => l,
+        Err(e) => return e,
+    };
+    let key = format!("{ns}/{name}");
+    let Some(current) = st.leases.get(&key) else {
+        return (
+            404,
+            status_body(
+                404,
+                "NotFound",
+                format!("leases.coordination.k8s.io \"{name}\" not found"),
+                "leases",
+                "coordination.k8s.io",
+                name,
+            ),
+        );
+    };
+    if let Some(rv) = &lease.metadata.resource_version
+        && Some(rv) != current.metadata.resource_version.as_ref()
+    {
+        return (
+            409,
+            status_body(
+                409,
+                "Conflict",
+                format!(
+                    "Operation cannot be fulfilled on leases.coordination.k8s.io \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
+                ),
+                "leases",
+                "coordination.k8s.io",
+                name,
+            ),
+        );
+    }
+    lease.metadata.uid.clone_from(&current.metadata.uid);
+    lease
+        .metadata
+        .creation_timestamp
+        .clone_from(&current.metadata.creation_timestamp);
+    lease.metadata.namespace = Some(ns.to_owned());
+    lease.metadata.resource_version = Some(next_rv(st));
+    st.leases.insert(key.clone(), lease.clone());
+    record_renewal(st, &key);
+    (200, serde_json::to_value(&lease).unwrap_or(Value::Null))
+}
+
+fn create_node(st: &mut State, body: Option<&Value>) -> (u16, Value) {
+    let Some(b) = body else {
+        return bad_request("missing body".into());
+    };
+    let mut node: Node = match serde_json::from_value(b.clone()) {
+        Ok(n) => n,
+        Err(e) => return bad_request(format!("decoding Node: {e}")),
+    };
+    let name = node.metadata.name.clone().unwrap_or_default();
+    if st.nodes.contains_key(&name) {
+        return (
+            409,
+            status_body(
+                409,
+                "AlreadyExists",
+                format!("nodes \"{name}\" already exists"),
+                "nodes",
+                "",
+                &name,
+            ),
+        );
+    }
+    node.metadata.resource_version = Some(next_rv(st));
+    node.metadata.uid = Some(format!("node-uid-{}-{}", name, st.rv));
+    node.metadata.creation_timestamp = Some(Time(Timestamp::now()));
+    st.nodes.insert(name, node.clone());
+    (201, serde_json::to_value(&node).unwrap_or(Value::Null))
+}
+
+fn patch_status(st: &mut State, name: &str, body: Option<&Value>) -> (u16, Value) {
+    let Some(patch) = body else {
+        return bad_request("missing body".into());
+    };
+    let Some(node) = st.nodes.get(name) else {
+        return (
+            404,
+            status_body(
+                404,
+                "NotFound",
+                format!("nodes \"{name}\" not found"),
+                "nodes",
+                "",
+                name,
+            ),
+        );
+    };
+    match crate::merge::apply_node_status_patch(node, patch) {
+        Ok(mut n) => {
+            n.metadata.resource_version = Some(next_rv(st));
+            st.nodes.insert(name.to_owned(), n.clone());
+            (200, serde_json::to_value(&n).unwrap_or(Value::Null))
+        }
+        Err(msg) => (422, status_body(422, "Invalid", msg, "nodes", "", name)),
+    }
+}

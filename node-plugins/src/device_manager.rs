@@ -1,0 +1,1005 @@
+//! The device manager: the `Registration` server on `kubelet.sock`, one client per registered
+//! plugin, the health model (capacity and allocatable), allocation and the
+//! `kubelet_internal_checkpoint`.
+//!
+//! The flow follows the kubelet: `Register` checks the version and the resource name, dials the
+//! plugin's socket back (blocking, 10 s), asks `GetDevicePluginOptions`, and only then answers.
+//! A task then consumes `ListAndWatch`; every message is the full device list. When the stream
+//! ends the devices turn unhealthy (allocatable 0, capacity kept) and the resource disappears
+//! after the grace period (5 minutes). A new registration for the same resource replaces the
+//! old one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use node_state::device_manager::{
+    DEVICE_MANAGER_CHECKPOINT_FILE, DeviceManagerState, PodDevicesEntry,
+};
+use node_state::store::FileStore;
+use prost::Message;
+use tokio::sync::{oneshot, watch};
+use tokio::task::{AbortHandle, JoinHandle};
+use tokio::time::Instant;
+use tokio_stream::wrappers::UnixListenerStream;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use crate::error::{PluginError, Result};
+use crate::proto::deviceplugin::device_plugin_client::DevicePluginClient;
+use crate::proto::deviceplugin::registration_server::{Registration, RegistrationServer};
+use crate::proto::deviceplugin::{
+    AllocateRequest, ContainerAllocateRequest, ContainerAllocateResponse,
+    ContainerPreferredAllocationRequest, DevicePluginOptions, Empty, ListAndWatchResponse,
+    PreStartContainerRequest, PreferredAllocationRequest, RegisterRequest,
+};
+use crate::resource_name::is_extended_resource_name;
+
+/// The directory the kubelet hard-codes for device plugins (it does not follow `--root-dir`).
+pub const DEFAULT_DEVICE_PLUGINS_DIR: &str = "/var/lib/kubelet/device-plugins";
+/// The registration socket's file name inside the device-plugins directory.
+pub const KUBELET_SOCKET_NAME: &str = "kubelet.sock";
+/// The empty marker file announcing `plugins_registry` support to device plugins.
+pub const DEPRECATION_FILE: &str = "DEPRECATION";
+/// The only device plugin API version the kubelet accepts.
+pub const DEVICE_PLUGIN_VERSION: &str = "v1beta1";
+/// `Device.health` of a usable device.
+pub const HEALTHY: &str = "Healthy";
+/// `Device.health` of a device that must not be allocated.
+pub const UNHEALTHY: &str = "Unhealthy";
+/// How long a resource whose plugin went away keeps its capacity (`endpointStopGracePeriod`).
+pub const ENDPOINT_STOP_GRACE_PERIOD: Duration = Duration::from_secs(5 * 60);
+/// The blocking dial-back to a plugin (`client.Connect`).
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// `PreStartContainer` (`KubeletPreStartContainerRPCTimeoutInSecs`).
+pub const PRE_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the device manager lives and its timings (tests shorten them).
+#[derive(Debug, Clone)]
+pub struct DeviceManagerOptions {
+    /// The device-plugins directory: `kubelet.sock`, the plugins' sockets and the checkpoint.
+    pub socket_dir: PathBuf,
+    /// How long a stopped plugin's resource keeps its capacity.
+    pub grace_period: Duration,
+    /// Dial-back timeout (also bounds `GetDevicePluginOptions`, `GetPreferredAllocation` and
+    /// `Allocate`).
+    pub dial_timeout: Duration,
+    /// `PreStartContainer` timeout.
+    pub pre_start_timeout: Duration,
+}
+
+impl DeviceManagerOptions {
+    /// The kubelet's timings for `socket_dir`.
+    pub fn new(socket_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            socket_dir: socket_dir.into(),
+            grace_period: ENDPOINT_STOP_GRACE_PERIOD,
+            dial_timeout: DIAL_TIMEOUT,
+            pre_start_timeout: PRE_START_TIMEOUT,
+        }
+    }
+}
+
+impl Default for DeviceManagerOptions {
+    fn default() -> Self {
+        Self::new(DEFAULT_DEVICE_PLUGINS_DIR)
+    }
+}
+
+/// One device as the plugin last reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// `Device.ID`.
+    pub id: String,
+    /// `Device.health == "Healthy"` (and the plugin still connected).
+    pub healthy: bool,
+    /// NUMA nodes from `Device.topology`.
+    pub numa_nodes: Vec<i64>,
+}
+
+/// Node capacity and allocatable per extended resource (`GetCapacity`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceCapacity {
+    /// Healthy plus unhealthy devices.
+    pub capacity: BTreeMap<String, i64>,
+    /// Healthy devices.
+    pub allocatable: BTreeMap<String, i64>,
+    /// Resources removed by this call after their grace period: report them as 0.
+    pub deleted: Vec<String>,
+}
+
+/// The devices one container got for one resource, with the plugin's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Allocation {
+    /// The extended resource.
+    pub resource: String,
+    /// Device IDs, sorted.
+    pub device_ids: Vec<String>,
+    /// The plugin's `ContainerAllocateResponse`.
+    pub response: ContainerAllocateResponse,
+}
+
+/// Everything a plugin-served resource is known by.
+#[derive(Debug)]
+struct Resource {
+    generation: u64,
+    client: Option<DevicePluginClient<Channel>>,
+    options: DevicePluginOptions,
+    endpoint: PathBuf,
+    devices: BTreeMap<String, DeviceInfo>,
+    stopped_at: Option<Instant>,
+    stream: Option<AbortHandle>,
+}
+
+type ContainerKey = (String, String);
+
+#[derive(Debug, Default)]
+struct State {
+    resources: BTreeMap<String, Resource>,
+    allocations: BTreeMap<ContainerKey, BTreeMap<String, Allocation>>,
+    next_generation: u64,
+}
+
+#[derive(Debug)]
+struct Shared {
+    options: DeviceManagerOptions,
+    state: Mutex<State>,
+    changes: watch::Sender<u64>,
+    store: Mutex<Option<FileStore>>,
+}
+
+/// The device manager. Cheap to clone; every clone shares the same state.
+#[derive(Debug, Clone)]
+pub struct DeviceManager {
+    shared: Arc<Shared>,
+}
+
+impl DeviceManager {
+    /// A manager for `options.socket_dir`. Nothing touches the filesystem until
+    /// [`DeviceManager::start`].
+    pub fn new(options: DeviceManagerOptions) -> Self {
+        let (changes, _) = watch::channel(0);
+        Self {
+            shared: Arc::new(Shared {
+                options,
+                state: Mutex::new(State::default()),
+                changes,
+                store: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &DeviceManagerOptions {
+        &self.shared.options
+    }
+
+    /// The registration socket path (`<socket_dir>/kubelet.sock`).
+    pub fn socket_path(&self) -> PathBuf {
+        self.shared.options.socket_dir.join(KUBELET_SOCKET_NAME)
+    }
+
+    /// Starts like the kubelet: creates the directory (0750), restores the checkpoint, removes
+    /// every socket in the directory (so running plugins notice and re-register), binds a fresh
+    /// `kubelet.sock` (0600) and serves `Registration` until [`RegistrationHandle::stop`].
+    pub fn start(&self) -> Result<RegistrationHandle> {
+        let dir = &self.shared.options.socket_dir;
+        create_dir(dir, 0o750)?;
+        let store = FileStore::open(dir).map_err(|source| PluginError::Checkpoint {
+            path: dir.clone(),
+            source,
+        })?;
+        self.restore_checkpoint(&store);
+        *lock(&self.shared.store) = Some(store);
+        cleanup_sockets(dir)?;
+        let path = self.socket_path();
+        let listener = crate::uds::bind(&path, 0o600)?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let service = RegistrationServer::new(RegistrationService {
+            manager: self.clone(),
+        });
+        let serve_path = path.clone();
+        let task = tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
+                    let _ = rx.await;
+                })
+                .await
+                .map_err(|source| PluginError::Serve {
+                    path: serve_path,
+                    source,
+                })
+        });
+        tracing::info!(socket = %path.display(), "device plugin registration server started");
+        Ok(RegistrationHandle {
+            shutdown: Some(tx),
+            task,
+            path,
+        })
+    }
+
+    /// Creates the empty `DEPRECATION` file in the device-plugins directory, which tells
+    /// plugins that this agent also accepts device plugins through `plugins_registry`
+    /// (the kubelet does this when it installs its DevicePlugin handler).
+    pub fn mark_watcher_mode(&self) -> Result<()> {
+        let dir = &self.shared.options.socket_dir;
+        create_dir(dir, 0o750)?;
+        let path = dir.join(DEPRECATION_FILE);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map(drop)
+            .map_err(|source| PluginError::Write { path, source })
+    }
+
+    /// Handles a `Register` call: the version and resource-name checks with the kubelet's
+    /// messages, then [`DeviceManager::connect_plugin`] on `<socket_dir>/<endpoint>`.
+    pub async fn register(&self, request: RegisterRequest) -> Result<()> {
+        if request.version != DEVICE_PLUGIN_VERSION {
+            return Err(PluginError::UnsupportedVersion {
+                version: request.version,
+            });
+        }
+        if !is_extended_resource_name(&request.resource_name) {
+            return Err(PluginError::InvalidResourceName {
+                name: request.resource_name,
+            });
+        }
+        let endpoint = self.endpoint_path(&request.endpoint)?;
+        self.connect_plugin(&request.resource_name, &endpoint).await
+    }
+
+    /// Dials a plugin serving `resource` on `endpoint`, asks its options and starts consuming
+    /// its `ListAndWatch` stream. Replaces any earlier plugin for the same resource (the
+    /// newest wins, as in the kubelet). Used by `Register` and by the `plugins_registry`
+    /// DevicePlugin handler.
+    pub async fn connect_plugin(&self, resource: &str, endpoint: &Path) -> Result<()> {
+        let timeout = self.shared.options.dial_timeout;
+        let channel = crate::uds::connect(endpoint, timeout).await?;
+        let mut client = DevicePluginClient::new(channel);
+        let options = tokio::time::timeout(timeout, client.get_device_plugin_options(Empty {}))
+            .await
+            .map_err(|_| PluginError::Timeout {
+                rpc: "GetDevicePluginOptions",
+                target: resource.to_owned(),
+                timeout,
+            })?
+            .map_err(|source| PluginError::Rpc {
+                rpc: "GetDevicePluginOptions",
+                target: resource.to_owned(),
+                source,
+            })?
+            .into_inner();
+        let generation = {
+            let mut state = lock(&self.shared.state);
+            state.next_generation += 1;
+            let generation = state.next_generation;
+            let previous = state.resources.remove(resource);
+            if let Some(stream) = previous.as_ref().and_then(|p| p.stream.as_ref()) {
+                stream.abort();
+            }
+            // Devices stay as last known until the new plugin's first list replaces them.
+            let devices = previous.map(|p| p.devices).unwrap_or_default();
+            state.resources.insert(
+                resource.to_owned(),
+                Resource {
+                    generation,
+                    client: Some(client.clone()),
+                    options,
+                    endpoint: endpoint.to_path_buf(),
+                    devices,
+                    stopped_at: None,
+                    stream: None,
+                },
+            );
+            generation
+        };
+        let task = tokio::spawn(run_stream(
+            self.clone(),
+            resource.to_owned(),
+            generation,
+            client,
+        ));
+        if let Some(r) = lock(&self.shared.state).resources.get_mut(resource)
+            && r.generation == generation
+        {
+            r.stream = Some(task.abort_handle());
+        }
+        tracing::info!(resource, endpoint = %endpoint.display(), "device plugin registered");
+        self.notify();
+        Ok(())
+    }
+
+    /// Drops the plugin of `resource` as if its stream had ended (the `plugins_registry`
+    /// DeRegister path): devices unhealthy, resource removed after the grace period.
+    pub fn disconnect_plugin(&self, resource: &str) {
+        let generation = lock(&self.shared.state)
+            .resources
+            .get(resource)
+            .map(|r| r.generation);
+        if let Some(generation) = generation {
+            self.stream_ended(resource, generation);
+        }
+    }
+
+    /// Stops every plugin stream (the agent is shutting down). Resources stay as they are.
+    pub fn shutdown(&self) {
+        let mut state = lock(&self.shared.state);
+        for r in state.resources.values_mut() {
+            if let Some(stream) = r.stream.take() {
+                stream.abort();
+            }
+            r.client = None;
+        }
+    }
+
+    /// Capacity and allocatable per resource, removing resources whose plugin has been gone
+    /// longer than the grace period (returned in `deleted`).
+    pub fn capacity(&self) -> ResourceCapacity {
+        let grace = self.shared.options.grace_period;
+        let mut out = ResourceCapacity::default();
+        let mut state = lock(&self.shared.state);
+        let now = Instant::now();
+        let expired: Vec<String> = state
+            .resources
+            .iter()
+            .filter(|(_, r)| r.stopped_at.is_some_and(|t| now.duration_since(t) > grace))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in expired {
+            state.resources.remove(&name);
+            out.deleted.push(name);
+        }
+        for (name, r) in &state.resources {
+            let healthy = r.devices.values().filter(|d| d.healthy).count();
+            out.capacity.insert(name.clone(), count(r.devices.len()));
+            out.allocatable.insert(name.clone(), count(healthy));
+        }
+        drop(state);
+        if !out.deleted.is_empty() {
+            self.write_checkpoint();
+        }
+        out
+    }
+
+    /// The devices of `resource`, sorted by ID (empty when unknown).
+    pub fn devices(&self, resource: &str) -> Vec<DeviceInfo> {
+        lock(&self.shared.state)
+            .resources
+            .get(resource)
+            .map(|r| r.devices.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Every resource with its devices (for `GetAllocatableResources`).
+    pub fn all_devices(&self) -> BTreeMap<String, Vec<DeviceInfo>> {
+        lock(&self.shared.state)
+            .resources
+            .iter()
+            .map(|(name, r)| (name.clone(), r.devices.values().cloned().collect()))
+            .collect()
+    }
+
+    /// Whether a plugin is connected for `resource` (stream running).
+    pub fn is_connected(&self, resource: &str) -> bool {
+        lock(&self.shared.state)
+            .resources
+            .get(resource)
+            .is_some_and(|r| r.client.is_some())
+    }
+
+    /// A receiver that changes on every registration, device update or disconnection.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.shared.changes.subscribe()
+    }
+
+    /// Waits until `check(self)` holds, re-checking after every change, or `timeout` passes.
+    /// Returns whether it held.
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut(&DeviceManager) -> bool,
+    ) -> bool {
+        let mut rx = self.subscribe();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if check(self) {
+                return true;
+            }
+            // Also wake up periodically: the grace period expires without a change event.
+            let tick = (Instant::now() + Duration::from_millis(100)).min(deadline);
+            match tokio::time::timeout_at(tick, rx.changed()).await {
+                Ok(Ok(())) | Err(_) => {}
+                Ok(Err(_)) => return check(self),
+            }
+            if Instant::now() >= deadline {
+                return check(self);
+            }
+        }
+    }
+
+    /// Allocates `count` devices of `resource` to a container, like the kubelet at pod
+    /// admission: reuses an existing allocation, else picks healthy free devices (asking
+    /// `GetPreferredAllocation` when the plugin offers it), calls `Allocate` with one
+    /// container request, stores the answer and writes the checkpoint.
+    pub async fn allocate(
+        &self,
+        pod_uid: &str,
+        container: &str,
+        resource: &str,
+        count: usize,
+    ) -> Result<Allocation> {
+        let key = (pod_uid.to_owned(), container.to_owned());
+        let (mut client, options, available) =
+            {
+                let state = lock(&self.shared.state);
+                if let Some(existing) = state.allocations.get(&key).and_then(|a| a.get(resource)) {
+                    return Ok(existing.clone());
+                }
+                let r = state.resources.get(resource).ok_or_else(|| {
+                    PluginError::UnregisteredResource {
+                        resource: resource.to_owned(),
+                    }
+                })?;
+                let Some(client) = r.client.clone() else {
+                    return Err(PluginError::UnregisteredResource {
+                        resource: resource.to_owned(),
+                    });
+                };
+                let in_use: BTreeSet<&String> = state
+                    .allocations
+                    .values()
+                    .filter_map(|a| a.get(resource))
+                    .flat_map(|a| a.device_ids.iter())
+                    .collect();
+                let available: Vec<String> = r
+                    .devices
+                    .values()
+                    .filter(|d| d.healthy && !in_use.contains(&d.id))
+                    .map(|d| d.id.clone())
+                    .collect();
+                (client, r.options, available)
+            };
+        if available.len() < count {
+            return Err(PluginError::DevicesUnavailable {
+                resource: resource.to_owned(),
+                requested: count,
+                available: available.len(),
+            });
+        }
+        let timeout = self.shared.options.dial_timeout;
+        let mut chosen: Vec<String> = Vec::new();
+        if options.get_preferred_allocation_available {
+            let request = PreferredAllocationRequest {
+                container_requests: vec![ContainerPreferredAllocationRequest {
+                    available_device_i_ds: available.clone(),
+                    must_include_device_i_ds: Vec::new(),
+                    allocation_size: i32::try_from(count).unwrap_or(i32::MAX),
+                }],
+            };
+            let response = call(
+                "GetPreferredAllocation",
+                resource,
+                timeout,
+                client.get_preferred_allocation(request),
+            )
+            .await?;
+            // Only a valid answer is used; anything else falls back to the default choice.
+            if let Some(first) = response.container_responses.first() {
+                let unique: BTreeSet<&String> = first.device_i_ds.iter().collect();
+                if unique.len() == count && unique.iter().all(|id| available.contains(id)) {
+                    chosen = first.device_i_ds.clone();
+                }
+            }
+        }
+        if chosen.is_empty() {
+            chosen = available.into_iter().take(count).collect();
+        }
+        chosen.sort();
+        let request = AllocateRequest {
+            container_requests: vec![ContainerAllocateRequest {
+                devices_ids: chosen.clone(),
+            }],
+        };
+        let response = call("Allocate", resource, timeout, client.allocate(request)).await?;
+        let Some(response) = response.container_responses.into_iter().next() else {
+            return Err(PluginError::EmptyAllocation);
+        };
+        let allocation = Allocation {
+            resource: resource.to_owned(),
+            device_ids: chosen,
+            response,
+        };
+        lock(&self.shared.state)
+            .allocations
+            .entry(key)
+            .or_default()
+            .insert(resource.to_owned(), allocation.clone());
+        self.write_checkpoint();
+        self.notify();
+        Ok(allocation)
+    }
+
+    /// What to add to the container's CRI config before it starts
+    /// (`GetDeviceRunContainerOptions`): calls `PreStartContainer` (30 s) for each resource
+    /// whose plugin asks for it, then merges every allocation's envs, mounts, devices,
+    /// annotations and CDI devices (resources in name order; later values win on equal keys).
+    pub async fn run_container_options(
+        &self,
+        pod_uid: &str,
+        container: &str,
+    ) -> Result<ContainerAllocateResponse> {
+        let allocations = self.container_allocations(pod_uid, container);
+        let mut merged = ContainerAllocateResponse::default();
+        for allocation in allocations {
+            let (client, options) = {
+                let state = lock(&self.shared.state);
+                match state.resources.get(&allocation.resource) {
+                    Some(r) => (r.client.clone(), r.options),
+                    None => (None, DevicePluginOptions::default()),
+                }
+            };
+            if options.pre_start_required {
+                let Some(mut client) = client else {
+                    return Err(PluginError::UnregisteredResource {
+                        resource: allocation.resource,
+                    });
+                };
+                let request = PreStartContainerRequest {
+                    devices_ids: allocation.device_ids.clone(),
+                };
+                call(
+                    "PreStartContainer",
+                    &allocation.resource,
+                    self.shared.options.pre_start_timeout,
+                    client.pre_start_container(request),
+                )
+                .await?;
+            }
+            let r = allocation.response;
+            merged.envs.extend(r.envs);
+            merged.annotations.extend(r.annotations);
+            merged.mounts.extend(r.mounts);
+            merged.devices.extend(r.devices);
+            merged.cdi_devices.extend(r.cdi_devices);
+        }
+        Ok(merged)
+    }
+
+    /// The allocations of one container, by resource name.
+    pub fn container_allocations(&self, pod_uid: &str, container: &str) -> Vec<Allocation> {
+        lock(&self.shared.state)
+            .allocations
+            .get(&(pod_uid.to_owned(), container.to_owned()))
+            .map(|a| a.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The devices of one container with their NUMA nodes, as `(resource, device ID, nodes)`,
+    /// read under one lock without copying the resources' device lists.
+    pub fn container_device_topology(
+        &self,
+        pod_uid: &str,
+        container: &str,
+    ) -> Vec<(String, String, Vec<i64>)> {
+        let state = lock(&self.shared.state);
+        let Some(by_resource) = state
+            .allocations
+            .get(&(pod_uid.to_owned(), container.to_owned()))
+        else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for allocation in by_resource.values() {
+            let known = state.resources.get(&allocation.resource);
+            for id in &allocation.device_ids {
+                let nodes = known
+                    .and_then(|r| r.devices.get(id))
+                    .map(|d| d.numa_nodes.clone())
+                    .unwrap_or_default();
+                out.push((allocation.resource.clone(), id.clone(), nodes));
+            }
+        }
+        out
+    }
+
+    /// Forgets the allocations of a pod that is gone and writes the checkpoint.
+    pub fn release_pod(&self, pod_uid: &str) {
+        let removed = {
+            let mut state = lock(&self.shared.state);
+            let before = state.allocations.len();
+            state.allocations.retain(|(uid, _), _| uid != pod_uid);
+            before != state.allocations.len()
+        };
+        if removed {
+            self.write_checkpoint();
+            self.notify();
+        }
+    }
+
+    fn endpoint_path(&self, endpoint: &str) -> Result<PathBuf> {
+        let dir = &self.shared.options.socket_dir;
+        let mut components = Path::new(endpoint).components();
+        match (components.next(), components.next()) {
+            (Some(Component::Normal(name)), None) => Ok(dir.join(name)),
+            _ => Err(PluginError::InvalidEndpoint {
+                endpoint: endpoint.to_owned(),
+                dir: dir.clone(),
+            }),
+        }
+    }
+
+    fn update_devices(&self, resource: &str, generation: u64, message: ListAndWatchResponse) {
+        {
+            let mut state = lock(&self.shared.state);
+            let Some(r) = state.resources.get_mut(resource) else {
+                return;
+            };
+            if r.generation != generation {
+                return;
+            }
+            // Every message is the full list: rebuild the set.
+            r.devices = message
+                .devices
+                .into_iter()
+                .map(|d| {
+                    let info = DeviceInfo {
+                        healthy: d.health == HEALTHY,
+                        numa_nodes: d
+                            .topology
+                            .map(|t| t.nodes.into_iter().map(|n| n.id).collect())
+                            .unwrap_or_default(),
+                        id: d.id,
+                    };
+                    (info.id.clone(), info)
+                })
+                .collect();
+        }
+        // Checkpoint first, as the kubelet does, so a reader woken by the change sees it.
+        self.write_checkpoint();
+        self.notify();
+    }
+
+    fn stream_ended(&self, resource: &str, generation: u64) {
+        {
+            let mut state = lock(&self.shared.state);
+            let Some(r) = state.resources.get_mut(resource) else {
+                return;
+            };
+            if r.generation != generation {
+                return;
+            }
+            for d in r.devices.values_mut() {
+                d.healthy = false;
+            }
+            r.client = None;
+            r.stopped_at = Some(Instant::now());
+            if let Some(stream) = r.stream.take() {
+                stream.abort();
+            }
+        }
+        tracing::warn!(
+            resource,
+            "device plugin disconnected; devices marked unhealthy"
+        );
+        // Checkpoint first, as the kubelet does, so a reader woken by the change sees it.
+        self.write_checkpoint();
+        self.notify();
+    }
+
+    fn notify(&self) {
+        self.shared.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Writes `kubelet_internal_checkpoint` (allocations and healthy devices per resource).
+    /// A failure is logged: the in-memory state stays authoritative, as in the kubelet.
+    fn write_checkpoint(&self) {
+        let store = lock(&self.shared.store);
+        let Some(store) = store.as_ref() else {
+            return;
+        };
+        let data = self.checkpoint_state();
+        if let Err(err) = store.save(DEVICE_MANAGER_CHECKPOINT_FILE, &data) {
+            tracing::error!(error = %err, "writing the device manager checkpoint");
+        }
+    }
+
+    /// The checkpoint content for the current state.
+    pub fn checkpoint_state(&self) -> DeviceManagerState {
+        let state = lock(&self.shared.state);
+        let mut entries = Vec::new();
+        for ((uid, container), by_resource) in &state.allocations {
+            for allocation in by_resource.values() {
+                let numa = state.resources.get(&allocation.resource);
+                let mut by_node: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+                for id in &allocation.device_ids {
+                    let nodes = numa
+                        .and_then(|r| r.devices.get(id))
+                        .map(|d| d.numa_nodes.clone())
+                        .unwrap_or_default();
+                    if nodes.is_empty() {
+                        by_node.entry(-1).or_default().push(id.clone());
+                    }
+                    for node in nodes {
+                        by_node.entry(node).or_default().push(id.clone());
+                    }
+                }
+                entries.push(PodDevicesEntry {
+                    pod_uid: uid.clone(),
+                    container_name: container.clone(),
+                    resource_name: allocation.resource.clone(),
+                    device_ids: Some(
+                        by_node
+                            .into_iter()
+                            .map(|(node, ids)| (node, Some(ids)))
+                            .collect(),
+                    ),
+                    alloc_resp: Some(allocation.response.encode_to_vec()),
+                });
+            }
+        }
+        let registered = state
+            .resources
+            .iter()
+            .map(|(name, r)| {
+                let healthy: Vec<String> = r
+                    .devices
+                    .values()
+                    .filter(|d| d.healthy)
+                    .map(|d| d.id.clone())
+                    .collect();
+                (name.clone(), Some(healthy))
+            })
+            .collect();
+        DeviceManagerState {
+            pod_device_entries: Some(entries),
+            registered_devices: Some(registered),
+            checksum: 0,
+            boot_id: read_boot_id(),
+        }
+    }
+
+    /// Restores allocations and resource names from the checkpoint, like the kubelet's
+    /// `readCheckpoint`: running containers keep their devices; each resource is known with no
+    /// devices (capacity 0) until its plugin registers again, and is removed after the grace
+    /// period if it never does. An unreadable checkpoint is logged and ignored.
+    fn restore_checkpoint(&self, store: &FileStore) {
+        let data: DeviceManagerState = match store.load(DEVICE_MANAGER_CHECKPOINT_FILE) {
+            Ok(data) => data,
+            Err(node_state::Error::NotFound { .. }) => return,
+            Err(err) => {
+                tracing::error!(error = %err, "continuing after failing to read the device manager checkpoint");
+                return;
+            }
+        };
+        let mut state = lock(&self.shared.state);
+        for entry in data.pod_device_entries.unwrap_or_default() {
+            let mut ids: Vec<String> = entry
+                .device_ids
+                .unwrap_or_default()
+                .into_values()
+                .flat_map(Option::unwrap_or_default)
+                .collect();
+            ids.sort();
+            ids.dedup();
+            let response = entry
+                .alloc_resp
+                .as_deref()
+                .map(ContainerAllocateResponse::decode)
+                .transpose()
+                .unwrap_or_else(|err| {
+                    tracing::warn!(error = %err, pod = %entry.pod_uid, "undecodable AllocResp in checkpoint");
+                    None
+                })
+                .unwrap_or_default();
+            state
+                .allocations
+                .entry((entry.pod_uid, entry.container_name))
+                .or_default()
+                .insert(
+                    entry.resource_name.clone(),
+                    Allocation {
+                        resource: entry.resource_name,
+                        device_ids: ids,
+                        response,
+                    },
+                );
+        }
+        let now = Instant::now();
+        for name in data.registered_devices.unwrap_or_default().into_keys() {
+            state.next_generation += 1;
+            let generation = state.next_generation;
+            state.resources.entry(name).or_insert(Resource {
+                generation,
+                client: None,
+                options: DevicePluginOptions::default(),
+                endpoint: PathBuf::new(),
+                devices: BTreeMap::new(),
+                stopped_at: Some(now),
+                stream: None,
+            });
+        }
+    }
+
+    /// The endpoint socket `resource` was registered with.
+    pub fn endpoint(&self, resource: &str) -> Option<PathBuf> {
+        lock(&self.shared.state)
+            .resources
+            .get(resource)
+            .map(|r| r.endpoint.clone())
+    }
+}
+
+/// The running `Registration` server; stop it with [`RegistrationHandle::stop`].
+#[derive(Debug)]
+pub struct RegistrationHandle {
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<()>>,
+    path: PathBuf,
+}
+
+impl RegistrationHandle {
+    /// The socket served.
+    pub fn socket_path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stops serving and waits for the server to finish.
+    pub async fn stop(mut self) -> Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match (&mut self.task).await {
+            Ok(result) => result,
+            // The task never panics; a cancelled task has nothing more to report.
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+impl Drop for RegistrationHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+struct RegistrationService {
+    manager: DeviceManager,
+}
+
+#[tonic::async_trait]
+impl Registration for RegistrationService {
+    async fn register(&self, request: Request<RegisterRequest>) -> Result<Response<Empty>, Status> {
+        let request = request.into_inner();
+        let resource = request.resource_name.clone();
+        tracing::info!(resource, "got registration request from device plugin");
+        match self.manager.register(request).await {
+            Ok(()) => Ok(Response::new(Empty {})),
+            Err(err) => {
+                let message = error_chain(&err);
+                tracing::warn!(resource, error = %message, "bad registration request from device plugin");
+                // The kubelet returns plain Go errors: gRPC code Unknown.
+                Err(Status::unknown(message))
+            }
+        }
+    }
+}
+
+async fn run_stream(
+    manager: DeviceManager,
+    resource: String,
+    generation: u64,
+    mut client: DevicePluginClient<Channel>,
+) {
+    match client.list_and_watch(Empty {}).await {
+        Ok(response) => {
+            let mut stream = response.into_inner();
+            loop {
+                match stream.message().await {
+                    Ok(Some(message)) => manager.update_devices(&resource, generation, message),
+                    Ok(None) => break,
+                    Err(status) => {
+                        tracing::warn!(resource, error = %status, "ListAndWatch ended");
+                        break;
+                    }
+                }
+            }
+        }
+        Err(status) => tracing::warn!(resource, error = %status, "ListAndWatch failed"),
+    }
+    manager.stream_ended(&resource, generation);
+}
+
+async fn call<T>(
+    rpc: &'static str,
+    target: &str,
+    timeout: Duration,
+    fut: impl Future<Output = std::result::Result<Response<T>, Status>>,
+) -> Result<T> {
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(Ok(response)) => Ok(response.into_inner()),
+        Ok(Err(source)) => Err(PluginError::Rpc {
+            rpc,
+            target: target.to_owned(),
+            source,
+        }),
+        Err(_) => Err(PluginError::Timeout {
+            rpc,
+            target: target.to_owned(),
+            timeout,
+        }),
+    }
+}
+
+/// The error and its causes on one line (what a plugin sees in the gRPC status).
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn count(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn create_dir(dir: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(dir)
+        .map_err(|source| PluginError::Dir {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+/// Removes every socket in `dir` (the kubelet's `CleanupPluginDirectory`): directories,
+/// regular files (the checkpoint, `DEPRECATION`) and anything else stay.
+fn cleanup_sockets(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let entries = std::fs::read_dir(dir).map_err(|source| PluginError::Dir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        let is_socket = entry.file_type().map(|t| t.is_socket()).unwrap_or(false);
+        if !is_socket {
+            continue;
+        }
+        let path = entry.path();
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::info!(socket = %path.display(), "removed stale socket"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(PluginError::Socket {
+                    action: "removing",
+                    path,
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}

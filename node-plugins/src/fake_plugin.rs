@@ -1,0 +1,501 @@
+//! A complete example device plugin advertising N fake devices (`fake-0` ... `fake-<N-1>`),
+//! meant to be read and copied: it serves `DevicePlugin` on its own socket, registers with
+//! the kubelet socket, streams the full device list whenever health changes, and registers
+//! again whenever the kubelet (or our agent) re-creates `kubelet.sock` or removes the
+//! plugin's socket.
+//!
+//! Health is toggled by a file: every line of `--health-file` names an unhealthy device ID
+//! (`all` marks every device unhealthy); a missing file means all devices are healthy.
+//!
+//! Run it as the `fake-device-plugin` binary of this crate or as
+//! `cargo run -p examples --example fake_device_plugin -- --kubelet-socket PATH ...`.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_stream::wrappers::UnixListenerStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+use crate::device_manager::{DEVICE_PLUGIN_VERSION, HEALTHY, UNHEALTHY, error_chain};
+use crate::error::{PluginError, Result};
+use crate::proto::deviceplugin::device_plugin_server::{DevicePlugin, DevicePluginServer};
+use crate::proto::deviceplugin::registration_client::RegistrationClient;
+use crate::proto::deviceplugin::{
+    AllocateRequest, AllocateResponse, ContainerAllocateResponse,
+    ContainerPreferredAllocationResponse, Device, DevicePluginOptions, Empty, ListAndWatchResponse,
+    PreStartContainerRequest, PreStartContainerResponse, PreferredAllocationRequest,
+    PreferredAllocationResponse, RegisterRequest,
+};
+use crate::proto::pluginregistration::registration_server::{
+    Registration as PluginRegistration, RegistrationServer as PluginRegistrationServer,
+};
+use crate::proto::pluginregistration::{
+    InfoRequest, PluginInfo, RegistrationStatus, RegistrationStatusResponse,
+};
+
+/// How often the plugin polls its health file and the kubelet socket.
+const POLL: Duration = Duration::from_millis(100);
+
+/// The fake plugin's settings (all paths configurable for tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakePluginConfig {
+    /// The kubelet registration socket; the plugin's own socket goes next to it.
+    pub kubelet_socket: PathBuf,
+    /// Extended resource name, default `example.com/fake`.
+    pub resource_name: String,
+    /// Number of devices.
+    pub devices: usize,
+    /// Socket file name of the plugin, default `fake.sock`.
+    pub socket_name: String,
+    /// Unhealthy device IDs, one a line; missing file = all healthy.
+    pub health_file: Option<PathBuf>,
+    /// API version sent in `Register` (only `v1beta1` is accepted; other values are for tests).
+    pub version: String,
+    /// Ask for `PreStartContainer` before each container start.
+    pub pre_start_required: bool,
+    /// Offer `GetPreferredAllocation` (prefers the highest-numbered devices, so the choice is
+    /// visible).
+    pub preferred_allocation: bool,
+    /// Append every `PreStartContainer` call (`<device ids>\n`) to this file.
+    pub pre_start_log: Option<PathBuf>,
+    /// Register through `plugins_registry` instead of `kubelet.sock`: serve
+    /// `pluginregistration.Registration` and `DevicePlugin` on `<dir>/<socket_name>`.
+    pub registry_dir: Option<PathBuf>,
+}
+
+impl FakePluginConfig {
+    /// Defaults for `kubelet_socket`: 2 devices of `example.com/fake` on `fake.sock`.
+    pub fn new(kubelet_socket: impl Into<PathBuf>) -> Self {
+        Self {
+            kubelet_socket: kubelet_socket.into(),
+            resource_name: "example.com/fake".to_owned(),
+            devices: 2,
+            socket_name: "fake.sock".to_owned(),
+            health_file: None,
+            version: DEVICE_PLUGIN_VERSION.to_owned(),
+            pre_start_required: false,
+            preferred_allocation: false,
+            pre_start_log: None,
+            registry_dir: None,
+        }
+    }
+
+    /// Parses `--kubelet-socket PATH [--resource NAME] [--devices N] [--socket-name NAME]
+    /// [--health-file PATH] [--api-version V] [--pre-start-required] [--preferred-allocation]
+    /// [--pre-start-log PATH] [--registry-dir DIR]`.
+    pub fn from_args(args: impl IntoIterator<Item = String>) -> std::result::Result<Self, String> {
+        let mut config = Self::new(PathBuf::new());
+        let mut args = args.into_iter();
+        let mut socket_given = false;
+        while let Some(flag) = args.next() {
+            let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+            match flag.as_str() {
+                "--kubelet-socket" => {
+                    config.kubelet_socket = value()?.into();
+                    socket_given = true;
+                }
+                "--resource" => config.resource_name = value()?,
+                "--devices" => {
+                    let v = value()?;
+                    config.devices = v
+                        .parse()
+                        .map_err(|_| format!("--devices: expected a number, got {v:?}"))?;
+                }
+                "--socket-name" => config.socket_name = value()?,
+                "--health-file" => config.health_file = Some(value()?.into()),
+                "--api-version" => config.version = value()?,
+                "--pre-start-log" => config.pre_start_log = Some(value()?.into()),
+                "--registry-dir" => config.registry_dir = Some(value()?.into()),
+                "--pre-start-required" => config.pre_start_required = true,
+                "--preferred-allocation" => config.preferred_allocation = true,
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        if !socket_given && config.registry_dir.is_none() {
+            return Err("--kubelet-socket PATH or --registry-dir DIR is required".to_owned());
+        }
+        Ok(config)
+    }
+
+    /// The plugin's own socket (`<dir of kubelet socket>/<socket_name>`).
+    pub fn socket_path(&self) -> PathBuf {
+        if let Some(dir) = &self.registry_dir {
+            return dir.join(&self.socket_name);
+        }
+        self.kubelet_socket
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(&self.socket_name)
+    }
+
+    fn device_ids(&self) -> Vec<String> {
+        (0..self.devices).map(|i| format!("fake-{i}")).collect()
+    }
+}
+
+/// Runs the plugin until `Register` is refused (the refusal is returned) or the process is
+/// killed. Each round serves the plugin socket, registers, and waits until `kubelet.sock` is
+/// re-created or the plugin socket is removed, then starts over.
+pub async fn run(config: FakePluginConfig) -> Result<()> {
+    let (health_tx, health_rx) = watch::channel(read_health(&config));
+    let watcher_config = config.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(POLL).await;
+            let now = read_health(&watcher_config);
+            health_tx.send_if_modified(|old| {
+                let changed = *old != now;
+                if changed {
+                    old.clone_from(&now);
+                }
+                changed
+            });
+        }
+    });
+    if config.registry_dir.is_some() {
+        return serve_for_registry(config, health_rx).await;
+    }
+    loop {
+        let socket = config.socket_path();
+        let listener = crate::uds::bind(&socket, 0o600)?;
+        let plugin_inode = inode(&socket);
+        let service = FakeService {
+            config: config.clone(),
+            health: health_rx.clone(),
+        };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(DevicePluginServer::new(service))
+                .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async {
+                    let _ = stop_rx.await;
+                }),
+        );
+        let kubelet_inode = register_when_possible(&config).await?;
+        eprintln!(
+            "fake-device-plugin: registered {} ({} devices) on {}",
+            config.resource_name,
+            config.devices,
+            socket.display()
+        );
+        // Re-register when the agent restarts: it re-creates kubelet.sock and removes our socket.
+        loop {
+            tokio::time::sleep(POLL).await;
+            if inode(&config.kubelet_socket) != kubelet_inode || inode(&socket) != plugin_inode {
+                break;
+            }
+        }
+        eprintln!("fake-device-plugin: kubelet socket re-created; registering again");
+        let _ = stop_tx.send(());
+        let _ = server.await;
+    }
+}
+
+/// Watcher mode: one socket serving both `pluginregistration.Registration` (the agent's
+/// `plugins_registry` watcher calls `GetInfo`, then `NotifyRegistrationStatus`) and
+/// `DevicePlugin` (the endpoint is left empty, so the agent dials this same socket).
+async fn serve_for_registry(
+    config: FakePluginConfig,
+    health: watch::Receiver<BTreeMap<String, &'static str>>,
+) -> Result<()> {
+    let socket = config.socket_path();
+    if let Some(dir) = socket.parent() {
+        crate::device_manager::create_dir(dir, 0o755)?;
+    }
+    let listener = crate::uds::bind(&socket, 0o600)?;
+    let info = RegistrationInfo {
+        config: config.clone(),
+    };
+    let service = FakeService { config, health };
+    eprintln!(
+        "fake-device-plugin: serving {} for plugins_registry",
+        socket.display()
+    );
+    tonic::transport::Server::builder()
+        .add_service(PluginRegistrationServer::new(info))
+        .add_service(DevicePluginServer::new(service))
+        .serve_with_incoming(UnixListenerStream::new(listener))
+        .await
+        .map_err(|source| PluginError::Serve {
+            path: socket,
+            source,
+        })
+}
+
+struct RegistrationInfo {
+    config: FakePluginConfig,
+}
+
+#[tonic::async_trait]
+impl PluginRegistration for RegistrationInfo {
+    async fn get_info(
+        &self,
+        _: Request<InfoRequest>,
+    ) -> std::result::Result<Response<PluginInfo>, Status> {
+        Ok(Response::new(PluginInfo {
+            r#type: crate::registry::DEVICE_PLUGIN_TYPE.to_owned(),
+            name: self.config.resource_name.clone(),
+            endpoint: String::new(),
+            supported_versions: vec![self.config.version.clone()],
+        }))
+    }
+
+    async fn notify_registration_status(
+        &self,
+        request: Request<RegistrationStatus>,
+    ) -> std::result::Result<Response<RegistrationStatusResponse>, Status> {
+        let status = request.into_inner();
+        if status.plugin_registered {
+            eprintln!(
+                "fake-device-plugin: registered {}",
+                self.config.resource_name
+            );
+        } else {
+            eprintln!("fake-device-plugin: registration failed: {}", status.error);
+        }
+        Ok(Response::new(RegistrationStatusResponse {}))
+    }
+}
+
+/// Registers, retrying while the kubelet socket is missing or refuses connections. A refusal
+/// of the request itself is final. Returns the inode of the kubelet socket registered with.
+async fn register_when_possible(config: &FakePluginConfig) -> Result<Option<u64>> {
+    loop {
+        let inode_before = inode(&config.kubelet_socket);
+        if inode_before.is_some() {
+            match crate::uds::connect(&config.kubelet_socket, Duration::from_secs(5)).await {
+                Ok(channel) => {
+                    let request = RegisterRequest {
+                        version: config.version.clone(),
+                        endpoint: config.socket_name.clone(),
+                        resource_name: config.resource_name.clone(),
+                        options: Some(options(config)),
+                    };
+                    return match RegistrationClient::new(channel).register(request).await {
+                        Ok(_) => Ok(inode_before),
+                        Err(source) => Err(PluginError::Rpc {
+                            rpc: "Register",
+                            target: config.kubelet_socket.display().to_string(),
+                            source,
+                        }),
+                    };
+                }
+                Err(err) => eprintln!(
+                    "fake-device-plugin: waiting for kubelet: {}",
+                    error_chain(&err)
+                ),
+            }
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn options(config: &FakePluginConfig) -> DevicePluginOptions {
+    DevicePluginOptions {
+        pre_start_required: config.pre_start_required,
+        get_preferred_allocation_available: config.preferred_allocation,
+    }
+}
+
+fn inode(path: &Path) -> Option<u64> {
+    std::fs::symlink_metadata(path).ok().map(|m| m.ino())
+}
+
+/// Device ID to health string, from the health file.
+fn read_health(config: &FakePluginConfig) -> BTreeMap<String, &'static str> {
+    let unhealthy: Vec<String> = config
+        .health_file
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.lines().map(|l| l.trim().to_owned()).collect())
+        .unwrap_or_default();
+    let all = unhealthy.iter().any(|l| l == "all");
+    config
+        .device_ids()
+        .into_iter()
+        .map(|id| {
+            let health = if all || unhealthy.contains(&id) {
+                UNHEALTHY
+            } else {
+                HEALTHY
+            };
+            (id, health)
+        })
+        .collect()
+}
+
+struct FakeService {
+    config: FakePluginConfig,
+    health: watch::Receiver<BTreeMap<String, &'static str>>,
+}
+
+type DeviceStream =
+    Pin<Box<dyn Stream<Item = std::result::Result<ListAndWatchResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl DevicePlugin for FakeService {
+    async fn get_device_plugin_options(
+        &self,
+        _: Request<Empty>,
+    ) -> std::result::Result<Response<DevicePluginOptions>, Status> {
+        Ok(Response::new(options(&self.config)))
+    }
+
+    type ListAndWatchStream = DeviceStream;
+
+    async fn list_and_watch(
+        &self,
+        _: Request<Empty>,
+    ) -> std::result::Result<Response<Self::ListAndWatchStream>, Status> {
+        // The full list first, then again on every health change.
+        let stream = tokio_stream::wrappers::WatchStream::new(self.health.clone()).map(|health| {
+            Ok(ListAndWatchResponse {
+                devices: health
+                    .into_iter()
+                    .map(|(id, h)| Device {
+                        id,
+                        health: h.to_owned(),
+                        topology: None,
+                    })
+                    .collect(),
+            })
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn get_preferred_allocation(
+        &self,
+        request: Request<PreferredAllocationRequest>,
+    ) -> std::result::Result<Response<PreferredAllocationResponse>, Status> {
+        let container_responses = request
+            .into_inner()
+            .container_requests
+            .into_iter()
+            .map(|r| {
+                let size = usize::try_from(r.allocation_size).unwrap_or(0);
+                let mut ids = r.must_include_device_i_ds.clone();
+                let mut rest: Vec<String> = r
+                    .available_device_i_ds
+                    .into_iter()
+                    .filter(|id| !ids.contains(id))
+                    .collect();
+                // Highest-numbered first, so tests can tell the preference was used.
+                rest.sort_by_key(|id| std::cmp::Reverse(device_number(id)));
+                ids.extend(rest);
+                ids.truncate(size);
+                ContainerPreferredAllocationResponse { device_i_ds: ids }
+            })
+            .collect();
+        Ok(Response::new(PreferredAllocationResponse {
+            container_responses,
+        }))
+    }
+
+    async fn allocate(
+        &self,
+        request: Request<AllocateRequest>,
+    ) -> std::result::Result<Response<AllocateResponse>, Status> {
+        let health = self.health.borrow().clone();
+        let mut container_responses = Vec::new();
+        for r in request.into_inner().container_requests {
+            for id in &r.devices_ids {
+                match health.get(id) {
+                    None => return Err(Status::invalid_argument(format!("unknown device {id}"))),
+                    Some(h) if *h != HEALTHY => {
+                        return Err(Status::failed_precondition(format!(
+                            "device {id} is unhealthy"
+                        )));
+                    }
+                    Some(_) => {}
+                }
+            }
+            let joined = r.devices_ids.join(",");
+            let mut response = ContainerAllocateResponse::default();
+            response
+                .envs
+                .insert("FAKE_DEVICES".to_owned(), joined.clone());
+            response
+                .annotations
+                .insert("example.com/fake-devices".to_owned(), joined);
+            container_responses.push(response);
+        }
+        Ok(Response::new(AllocateResponse {
+            container_responses,
+        }))
+    }
+
+    async fn pre_start_container(
+        &self,
+        request: Request<PreStartContainerRequest>,
+    ) -> std::result::Result<Response<PreStartContainerResponse>, Status> {
+        if let Some(log) = &self.config.pre_start_log {
+            use std::io::Write;
+            let line = format!("{}\n", request.into_inner().devices_ids.join(","));
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .and_then(|mut f| f.write_all(line.as_bytes()))
+                .map_err(|e| Status::internal(format!("writing {}: {e}", log.display())))?;
+        }
+        Ok(Response::new(PreStartContainerResponse {}))
+    }
+}
+
+fn device_number(id: &str) -> u64 {
+    id.rsplit('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn parses_arguments() {
+        let c = FakePluginConfig::from_args(args(&[
+            "--kubelet-socket",
+            "/tmp/x/kubelet.sock",
+            "--devices",
+            "4",
+            "--health-file",
+            "/tmp/h",
+            "--preferred-allocation",
+        ]))
+        .unwrap();
+        assert_eq!(c.devices, 4);
+        assert_eq!(c.resource_name, "example.com/fake");
+        assert_eq!(c.socket_path(), PathBuf::from("/tmp/x/fake.sock"));
+        assert!(c.preferred_allocation);
+        assert!(FakePluginConfig::from_args(args(&["--devices", "x"])).is_err());
+        assert!(FakePluginConfig::from_args(args(&["--devices", "3"])).is_err());
+        assert!(FakePluginConfig::from_args(args(&["--bogus"])).is_err());
+    }
+
+    #[test]
+    fn health_file_marks_devices() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = FakePluginConfig::new(dir.path().join("kubelet.sock"));
+        c.devices = 3;
+        c.health_file = Some(dir.path().join("health"));
+        assert!(read_health(&c).values().all(|h| *h == HEALTHY));
+        std::fs::write(dir.path().join("health"), "fake-1\n").unwrap();
+        let h = read_health(&c);
+        assert_eq!(h["fake-0"], HEALTHY);
+        assert_eq!(h["fake-1"], UNHEALTHY);
+        std::fs::write(dir.path().join("health"), "all\n").unwrap();
+        assert!(read_health(&c).values().all(|h| *h == UNHEALTHY));
+    }
+}
