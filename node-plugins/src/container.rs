@@ -4,23 +4,12 @@ use node_runtime::cri;
 
 use crate::proto::deviceplugin::{CdiDevice, ContainerAllocateResponse, DeviceSpec};
 
-/// What [`apply_to_container_config`] could not put into the config: node-runtime's
-/// `runtime.v1` subset has no `ContainerConfig.devices` (field 8) or `CDI_devices` (field 17)
-/// yet, so device nodes and CDI devices are returned for the caller.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Unapplied {
-    /// Device nodes (`DeviceSpec`) to add as CRI `Device`s.
-    pub devices: Vec<DeviceSpec>,
-    /// CDI devices to add as CRI `CDIDevice`s.
-    pub cdi_devices: Vec<CdiDevice>,
-}
-
-/// Merges the plugin's envs (replacing a variable of the same name), mounts and annotations
-/// into `config`, in a stable order (envs and annotations sorted by key).
+/// Merges the plugin's envs (replacing a variable of the same name), mounts, device nodes,
+/// annotations and CDI devices into `config`, in a stable order (envs sorted by key).
 pub fn apply_to_container_config(
     response: &ContainerAllocateResponse,
     config: &mut cri::ContainerConfig,
-) -> Unapplied {
+) {
     let mut envs: Vec<(&String, &String)> = response.envs.iter().collect();
     envs.sort();
     for (key, value) in envs {
@@ -41,10 +30,21 @@ pub fn apply_to_container_config(
     for (key, value) in &response.annotations {
         config.annotations.insert(key.clone(), value.clone());
     }
-    Unapplied {
-        devices: response.devices.clone(),
-        cdi_devices: response.cdi_devices.clone(),
-    }
+    config
+        .devices
+        .extend(response.devices.iter().map(|d: &DeviceSpec| cri::Device {
+            container_path: d.container_path.clone(),
+            host_path: d.host_path.clone(),
+            permissions: d.permissions.clone(),
+        }));
+    config.cdi_devices.extend(
+        response
+            .cdi_devices
+            .iter()
+            .map(|c: &CdiDevice| cri::CdiDevice {
+                name: c.name.clone(),
+            }),
+    );
 }
 
 #[cfg(test)]
@@ -81,7 +81,7 @@ mod tests {
             }],
             ..cri::ContainerConfig::default()
         };
-        let rest = apply_to_container_config(&response, &mut config);
+        apply_to_container_config(&response, &mut config);
         let envs: Vec<(&str, &str)> = config
             .envs
             .iter()
@@ -92,7 +92,9 @@ mod tests {
         assert_eq!(config.mounts[0].host_path, "/tmp/fake");
         assert!(config.mounts[0].readonly);
         assert_eq!(config.annotations["example.com/x"], "1");
-        assert_eq!(rest.devices[0].host_path, "/dev/null");
-        assert_eq!(rest.cdi_devices[0].name, "example.com/fake=fake-0");
+        assert_eq!(config.devices[0].host_path, "/dev/null");
+        assert_eq!(config.devices[0].container_path, "/dev/fake0");
+        assert_eq!(config.devices[0].permissions, "rw");
+        assert_eq!(config.cdi_devices[0].name, "example.com/fake=fake-0");
     }
 }

@@ -36,6 +36,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod allocator;
 mod container;
 pub mod device_manager;
 mod error;
@@ -46,7 +47,8 @@ pub mod registry;
 mod resource_name;
 mod uds;
 
-pub use container::{Unapplied, apply_to_container_config};
+pub use allocator::DeviceAllocator;
+pub use container::apply_to_container_config;
 pub use device_manager::{
     Allocation, DEFAULT_DEVICE_PLUGINS_DIR, DEPRECATION_FILE, DEVICE_PLUGIN_VERSION, DIAL_TIMEOUT,
     DeviceInfo, DeviceManager, DeviceManagerOptions, ENDPOINT_STOP_GRACE_PERIOD, HEALTHY,

@@ -33,6 +33,7 @@
 mod client;
 pub mod cri;
 mod error;
+mod hook;
 mod manifest;
 mod registry;
 mod source;
@@ -44,6 +45,7 @@ pub use client::{
     image_spec, socket_path,
 };
 pub use error::RuntimeError;
+pub use hook::{ContainerHook, ContainerRequest, HookFuture};
 pub use manifest::{
     ANNOTATION_CONFIG_HASH, ANNOTATION_CONFIG_SEEN, ANNOTATION_CONFIG_SOURCE, MAX_MANIFEST_BYTES,
     StaticPod, parse_manifest, read_manifest,

@@ -324,6 +324,8 @@ pub fn container_config(
         stdin: container.stdin == Some(true),
         stdin_once: container.stdin_once == Some(true),
         tty: container.tty == Some(true),
+        devices: Vec::new(),
+        cdi_devices: Vec::new(),
         linux: Some(cri::LinuxContainerConfig {
             resources: Some(resources(id, container)?),
             security_context: Some(security_context(

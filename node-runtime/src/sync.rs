@@ -15,6 +15,7 @@ use node_seccomp::SeccompResolver;
 use crate::client::CriClient;
 use crate::cri;
 use crate::error::RuntimeError;
+use crate::hook::{ContainerHook, ContainerRequest};
 use crate::manifest::StaticPod;
 use crate::registry::{
     ContainerInfo, ContainerState, PodCondition, PodInfo, PodPhase, PodRegistry,
@@ -109,6 +110,7 @@ pub struct PodManager {
     /// different state (an idle pass then costs two list calls, not one call per container).
     statuses: HashMap<String, cri::ContainerStatus>,
     last_errors: Vec<String>,
+    hook: Option<std::sync::Arc<dyn ContainerHook>>,
 }
 
 fn now_nanos() -> i64 {
@@ -134,7 +136,15 @@ impl PodManager {
             backoff: HashMap::new(),
             statuses: HashMap::new(),
             last_errors: Vec::new(),
+            hook: None,
         }
+    }
+
+    /// Adds a hook called before each `CreateContainer` and after each pod removal (the device
+    /// manager uses it to hand allocated devices to containers).
+    pub fn with_container_hook(mut self, hook: std::sync::Arc<dyn ContainerHook>) -> Self {
+        self.hook = Some(hook);
+        self
     }
 
     /// The shared registry this manager keeps up to date.
@@ -209,6 +219,9 @@ impl PodManager {
             match self.teardown(&sandboxes, &containers).await {
                 Ok(()) => {
                     self.backoff.retain(|(u, _), _| *u != uid);
+                    if let Some(hook) = &self.hook {
+                        hook.pod_removed(&uid);
+                    }
                     let dir = self.options.paths.pod_dir(&uid);
                     if let Err(e) = remove_dir_if_present(&dir) {
                         report
@@ -252,6 +265,15 @@ impl PodManager {
     pub async fn remove_all(&mut self) -> Result<(), RuntimeError> {
         let (sandboxes, containers) = self.list_runtime().await?;
         self.teardown(&sandboxes, &containers).await?;
+        if let Some(hook) = &self.hook {
+            let uids: std::collections::BTreeSet<&String> = sandboxes
+                .iter()
+                .filter_map(|s| s.labels.get(LABEL_POD_UID))
+                .collect();
+            for uid in uids {
+                hook.pod_removed(uid);
+            }
+        }
         self.registry.replace(HashMap::new(), Vec::new());
         Ok(())
     }
@@ -609,7 +631,7 @@ impl PodManager {
         self.ensure_image(container)
             .await
             .map_err(|e| with_pod(e, id))?;
-        let config = container_config(
+        let mut config = container_config(
             &pod.pod,
             id,
             container,
@@ -619,6 +641,27 @@ impl PodManager {
             &self.resolver,
             &self.options.node_name,
         )?;
+        if let Some(hook) = &self.hook {
+            let limits: std::collections::BTreeMap<String, String> = container
+                .resources
+                .as_ref()
+                .and_then(|r| r.limits.as_ref())
+                .map(|l| l.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect())
+                .unwrap_or_default();
+            let request = ContainerRequest {
+                pod_namespace: &id.namespace,
+                pod_name: &id.name,
+                pod_uid: &id.uid,
+                container_name: &container.name,
+                limits: &limits,
+            };
+            hook.before_create(request, &mut config)
+                .await
+                .map_err(|reason| RuntimeError::PodSpec {
+                    pod: id.full_name(),
+                    reason: format!("container {}: {reason}", container.name),
+                })?;
+        }
         let cid = self
             .client
             .create_container(sandbox_id, config, sandbox_cfg.clone())
