@@ -17,28 +17,11 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use node_checkpoint::{AlwaysAllow, CheckpointConfig, CheckpointService, page_not_found, router};
+use node_runtime::test_support::{cri_endpoint as endpoint, test_image as image};
 use node_runtime::{
     ClientOptions, CriClient, NodePaths, PodManager, PodPhase, StaticPodSource, SyncOptions,
 };
 use tower::ServiceExt;
-
-fn endpoint(test: &str) -> Option<String> {
-    match std::env::var("NODE_TEST_CRI_ENDPOINT") {
-        Ok(e) if !e.is_empty() => Some(e),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("{test}: NODE_TEST_CRI_ENDPOINT is not set (CI must run scripts/test.sh)")
-        }
-        _ => {
-            eprintln!("SKIP {test}: NODE_TEST_CRI_ENDPOINT is not set (run scripts/test.sh)");
-            None
-        }
-    }
-}
-
-fn image() -> String {
-    std::env::var("NODE_TEST_IMAGE")
-        .unwrap_or_else(|_| "docker.io/library/busybox:local".to_owned())
-}
 
 #[tokio::test]
 async fn containerd_without_checkpoint_support_gives_500_and_leaves_no_file() {

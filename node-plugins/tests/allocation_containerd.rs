@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use node_plugins::{DeviceAllocator, DeviceManager, DeviceManagerOptions};
+use node_runtime::test_support::{cri_endpoint, test_image};
 use node_runtime::{
     ClientOptions, CriClient, NodePaths, PodManager, PodPhase, StaticPodSource, SyncOptions,
 };
@@ -29,20 +30,10 @@ impl Drop for Plugin {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allocated_device_reaches_the_container_environment() {
-    let endpoint = match std::env::var("NODE_TEST_CRI_ENDPOINT") {
-        Ok(e) if !e.is_empty() => e,
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("NODE_TEST_CRI_ENDPOINT is not set (CI must run scripts/test.sh)")
-        }
-        _ => {
-            eprintln!(
-                "SKIP allocated_device_reaches_the_container_environment: NODE_TEST_CRI_ENDPOINT is not set"
-            );
-            return;
-        }
+    let Some(endpoint) = cri_endpoint("allocated_device_reaches_the_container_environment") else {
+        return;
     };
-    let image = std::env::var("NODE_TEST_IMAGE")
-        .unwrap_or_else(|_| "docker.io/library/busybox:local".to_owned());
+    let image = test_image();
     let dir = tempfile::tempdir().unwrap();
     let plugin_dir = dir.path().join("device-plugins");
     let manifests = dir.path().join("manifests");

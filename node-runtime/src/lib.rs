@@ -39,6 +39,8 @@ mod registry;
 mod source;
 mod spec;
 mod sync;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 pub use client::{
     ClientOptions, CriClient, KUBE_RUNTIME_API_VERSION, MAX_MESSAGE_SIZE, RuntimeVersion,

@@ -11,28 +11,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use node_runtime::test_support::{cri_endpoint as endpoint, test_image as image};
 use node_runtime::{
     ClientOptions, ContainerState, CriClient, NodePaths, PodInfo, PodManager, PodPhase,
     RuntimeError, StaticPodSource, SyncOptions,
 };
-
-fn endpoint(test: &str) -> Option<String> {
-    match std::env::var("NODE_TEST_CRI_ENDPOINT") {
-        Ok(e) if !e.is_empty() => Some(e),
-        _ if std::env::var_os("CI").is_some() => {
-            panic!("{test}: NODE_TEST_CRI_ENDPOINT is not set (CI must run scripts/test.sh)")
-        }
-        _ => {
-            eprintln!("SKIP {test}: NODE_TEST_CRI_ENDPOINT is not set (run scripts/test.sh)");
-            None
-        }
-    }
-}
-
-fn image() -> String {
-    std::env::var("NODE_TEST_IMAGE")
-        .unwrap_or_else(|_| "docker.io/library/busybox:local".to_owned())
-}
 
 struct Node {
     dir: tempfile::TempDir,

@@ -1,0 +1,27 @@
+//! The test harness's convention (feature `test-support`), shared by every crate whose tests
+//! need a real container runtime: `scripts/test.sh` starts a private containerd and exports
+//! `NODE_TEST_CRI_ENDPOINT` and `NODE_TEST_IMAGE`.
+
+/// The harness's CRI endpoint. Without `NODE_TEST_CRI_ENDPOINT` it prints a `SKIP <test>` line
+/// and returns `None`; with `CI` set, a missing endpoint fails the test instead, so CI can never
+/// pass by skipping.
+#[allow(clippy::panic)] // failing the calling test is the point under CI
+pub fn cri_endpoint(test: &str) -> Option<String> {
+    match std::env::var("NODE_TEST_CRI_ENDPOINT") {
+        Ok(e) if !e.is_empty() => Some(e),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("{test}: NODE_TEST_CRI_ENDPOINT is not set (CI must run scripts/test.sh)")
+        }
+        _ => {
+            eprintln!("SKIP {test}: NODE_TEST_CRI_ENDPOINT is not set (run scripts/test.sh)");
+            None
+        }
+    }
+}
+
+/// The local image the harness imports (`NODE_TEST_IMAGE`, default
+/// `docker.io/library/busybox:local`).
+pub fn test_image() -> String {
+    std::env::var("NODE_TEST_IMAGE")
+        .unwrap_or_else(|_| "docker.io/library/busybox:local".to_owned())
+}
