@@ -193,65 +193,87 @@ impl PluginWatcher {
         }
         for (path, stamp) in to_register {
             let watcher = self.clone();
-            tokio::spawn(async move {
-                let outcome = watcher.register(&path).await;
-                let mut state = lock(&watcher.inner.state);
-                state.in_flight.remove(&path);
-                match outcome {
-                    Ok(plugin) => {
-                        state.registered.insert(path, (stamp, plugin));
-                    }
-                    Err(message) => {
-                        tracing::warn!(socket = %path.display(), error = message, "plugin registration failed");
-                        state.failed.insert(path, (stamp, message));
-                    }
-                }
-            });
+            tokio::spawn(async move { watcher.register(&path, stamp).await });
         }
     }
 
-    /// Dial, `GetInfo`, validate and register with the type's handler, then notify.
-    async fn register(&self, socket: &Path) -> std::result::Result<RegisteredPlugin, String> {
-        let o = &self.inner.options;
-        let channel = crate::uds::connect(socket, o.dial_timeout)
-            .await
-            .map_err(|e| error_chain(&e))?;
-        let mut client = RegistrationClient::new(channel);
-        let info = timed(
-            "GetInfo",
-            socket,
-            o.get_info_timeout,
-            client.get_info(InfoRequest {}),
-        )
-        .await
-        .map_err(|e| error_chain(&e))?;
-        let endpoint = if info.endpoint.is_empty() {
-            socket.to_path_buf()
-        } else {
-            PathBuf::from(&info.endpoint)
+    /// Dial, `GetInfo`, validate and register with the type's handler, record the outcome, then
+    /// notify the plugin. Recording comes before the notification, as in the kubelet (handler,
+    /// then actual state of the world, then `NotifyRegistrationStatus`), so a plugin whose
+    /// resources are visible is also listed by [`PluginWatcher::plugins`].
+    async fn register(&self, socket: &Path, stamp: Stamp) {
+        let (result, client) = self.register_with_handler(socket).await;
+        let status = {
+            let mut state = lock(&self.inner.state);
+            state.in_flight.remove(socket);
+            match result {
+                Ok(plugin) => {
+                    state
+                        .registered
+                        .insert(socket.to_path_buf(), (stamp, plugin));
+                    RegistrationStatus {
+                        plugin_registered: true,
+                        error: String::new(),
+                    }
+                }
+                Err(message) => {
+                    tracing::warn!(socket = %socket.display(), error = message, "plugin registration failed");
+                    state
+                        .failed
+                        .insert(socket.to_path_buf(), (stamp, message.clone()));
+                    RegistrationStatus {
+                        plugin_registered: false,
+                        error: message,
+                    }
+                }
+            }
         };
-        let result = self.handle(&info, &endpoint, socket).await;
-        let status = match &result {
-            Ok(_) => RegistrationStatus {
-                plugin_registered: true,
-                error: String::new(),
-            },
-            Err(e) => RegistrationStatus {
-                plugin_registered: false,
-                error: e.clone(),
-            },
-        };
+        // Without a client the plugin never answered; there is nobody to notify.
+        let Some(mut client) = client else { return };
         if let Err(e) = timed(
             "NotifyRegistrationStatus",
             socket,
-            o.notify_timeout,
+            self.inner.options.notify_timeout,
             client.notify_registration_status(status),
         )
         .await
         {
             tracing::warn!(socket = %socket.display(), error = %error_chain(&e), "NotifyRegistrationStatus failed");
         }
-        result
+    }
+
+    /// Dial, `GetInfo`, validate and hand to the type's handler. Returns the client when the
+    /// plugin answered `GetInfo`, so the caller can notify it.
+    async fn register_with_handler(
+        &self,
+        socket: &Path,
+    ) -> (
+        std::result::Result<RegisteredPlugin, String>,
+        Option<RegistrationClient<tonic::transport::Channel>>,
+    ) {
+        let o = &self.inner.options;
+        let channel = match crate::uds::connect(socket, o.dial_timeout).await {
+            Ok(channel) => channel,
+            Err(e) => return (Err(error_chain(&e)), None),
+        };
+        let mut client = RegistrationClient::new(channel);
+        let info = match timed(
+            "GetInfo",
+            socket,
+            o.get_info_timeout,
+            client.get_info(InfoRequest {}),
+        )
+        .await
+        {
+            Ok(info) => info,
+            Err(e) => return (Err(error_chain(&e)), None),
+        };
+        let endpoint = if info.endpoint.is_empty() {
+            socket.to_path_buf()
+        } else {
+            PathBuf::from(&info.endpoint)
+        };
+        (self.handle(&info, &endpoint, socket).await, Some(client))
     }
 
     async fn handle(
