@@ -6,6 +6,13 @@
 //! agent uses. The archive follows containerd 2.x's layout: `config.dump`, `spec.dump`,
 //! `status.dump`, `checkpoint/` with CRIU images (`inventory.img`, `pstree.img`,
 //! `pagemap-<pid>.img`, `pages-<n>.img`), `rootfs-diff.tar`, `stats-dump`, `dump.log`.
+//!
+//! [`CriTestServer::start_forwarding`] puts the same server in front of a real runtime: every
+//! `RuntimeService` and `ImageService` call goes to the upstream endpoint unchanged (answers,
+//! status codes and messages come back as the runtime gave them), except
+//! `CheckpointContainer`, which this server answers itself. That lets an end-to-end test run
+//! real pods on containerd 1.6 (which has no checkpoint support) and still reach the
+//! checkpoint success path.
 #![allow(missing_docs)]
 
 use std::io::Write;
@@ -16,7 +23,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use node_runtime::cri;
+use node_runtime::cri::image_service_client::ImageServiceClient;
+use node_runtime::cri::image_service_server::{ImageService, ImageServiceServer};
+use node_runtime::cri::runtime_service_client::RuntimeServiceClient;
 use node_runtime::cri::runtime_service_server::{RuntimeService, RuntimeServiceServer};
+use node_runtime::{MAX_MESSAGE_SIZE, socket_path};
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
 use crate::inspect::{CRIU_COMMON_MAGIC, CRIU_PAGEMAP_MAGIC, PAGE_SIZE};
@@ -259,18 +271,48 @@ pub struct CriTestServer {
 }
 
 impl CriTestServer {
-    /// Starts serving on `<dir>/cri.sock` (inside a Tokio runtime).
+    /// Starts serving on `<dir>/cri.sock` (inside a Tokio runtime). Only `Version` and
+    /// `CheckpointContainer` are implemented; every other call answers `Unimplemented`.
     pub fn start(dir: &Path) -> std::io::Result<Self> {
+        Self::serve(dir, None)
+    }
+
+    /// Starts serving on `<dir>/cri.sock` in front of the CRI runtime at `upstream_endpoint`
+    /// (`unix:///path` or an absolute socket path): `CheckpointContainer` is answered here as
+    /// [`CriTestServer::start`] does (archive, [`SeenRequest`], [`Behaviour`]); every other
+    /// `RuntimeService` call and every `ImageService` call is forwarded to the runtime, whose
+    /// answer or error status comes back unchanged.
+    ///
+    /// Waits up to 10 s for the runtime's socket to accept connections; the error names the
+    /// endpoint and why it could not be reached.
+    pub async fn start_forwarding(dir: &Path, upstream_endpoint: &str) -> std::io::Result<Self> {
+        let upstream = Upstream::connect(upstream_endpoint, Duration::from_secs(10)).await?;
+        Self::serve(dir, Some(upstream))
+    }
+
+    fn serve(dir: &Path, upstream: Option<Upstream>) -> std::io::Result<Self> {
         let socket = dir.join("cri.sock");
         let listener = tokio::net::UnixListener::bind(&socket)?;
         let shared = Arc::new(Shared::default());
         let svc = Server {
             shared: shared.clone(),
+            upstream: upstream.clone(),
         };
+        let runtime = RuntimeServiceServer::new(svc)
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE);
+        // The image service exists only in front of a runtime: alone, this server has no
+        // images to describe (and a missing service answers `Unimplemented`, as before).
+        let image = upstream.map(|up| {
+            ImageServiceServer::new(ImageForwarder { upstream: up })
+                .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                .max_encoding_message_size(MAX_MESSAGE_SIZE)
+        });
         let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
         let task = tokio::spawn(async move {
             let r = tonic::transport::Server::builder()
-                .add_service(RuntimeServiceServer::new(svc))
+                .add_service(runtime)
+                .add_optional_service(image)
                 .serve_with_incoming(incoming)
                 .await;
             if let Err(e) = r {
@@ -318,9 +360,105 @@ impl Drop for CriTestServer {
     }
 }
 
+/// The real runtime behind a forwarding server: one channel, both services.
+#[derive(Debug, Clone)]
+struct Upstream {
+    runtime: RuntimeServiceClient<Channel>,
+    image: ImageServiceClient<Channel>,
+}
+
+impl Upstream {
+    /// Connects to `endpoint`, retrying while its socket is missing or refuses connections.
+    async fn connect(endpoint: &str, wait: Duration) -> std::io::Result<Self> {
+        let invalid = |reason: String| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("upstream CRI endpoint {endpoint:?}: {reason}"),
+            )
+        };
+        let path = socket_path(endpoint).map_err(|e| invalid(e.to_string()))?;
+        let uri = format!("unix://{}", path.display());
+        let ep = Endpoint::from_shared(uri.clone()).map_err(|e| invalid(e.to_string()))?;
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut delay = Duration::from_millis(50);
+        let channel = loop {
+            match ep.connect().await {
+                Ok(channel) => break channel,
+                Err(e) if tokio::time::Instant::now() + delay < deadline => {
+                    tracing::debug!(endpoint = %uri, error = %e, "upstream CRI runtime not ready, retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => {
+                    let mut reason = e.to_string();
+                    let mut src = std::error::Error::source(&e);
+                    while let Some(s) = src {
+                        reason = format!("{reason}: {s}");
+                        src = s.source();
+                    }
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionRefused,
+                        format!(
+                            "upstream CRI endpoint {uri} not reachable within {wait:?}: {reason}"
+                        ),
+                    ));
+                }
+            }
+        };
+        Ok(Self {
+            runtime: RuntimeServiceClient::new(channel.clone())
+                .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                .max_encoding_message_size(MAX_MESSAGE_SIZE),
+            image: ImageServiceClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE_SIZE)
+                .max_encoding_message_size(MAX_MESSAGE_SIZE),
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Server {
     shared: Arc<Shared>,
+    /// `Some` in forwarding mode.
+    upstream: Option<Upstream>,
+}
+
+impl Server {
+    /// The upstream runtime client, or the `Unimplemented` answer of a server without one.
+    fn runtime(&self, what: &str) -> Result<RuntimeServiceClient<Channel>, Status> {
+        match &self.upstream {
+            Some(up) => Ok(up.runtime.clone()),
+            None => Err(Status::unimplemented(format!(
+                "method {what} not implemented"
+            ))),
+        }
+    }
+}
+
+/// Forwards `ImageService` to the upstream runtime.
+#[derive(Debug, Clone)]
+struct ImageForwarder {
+    upstream: Upstream,
+}
+
+#[tonic::async_trait]
+impl ImageService for ImageForwarder {
+    async fn image_status(
+        &self,
+        r: Request<cri::ImageStatusRequest>,
+    ) -> Result<Response<cri::ImageStatusResponse>, Status> {
+        self.upstream
+            .image
+            .clone()
+            .image_status(r.into_inner())
+            .await
+    }
+    async fn pull_image(
+        &self,
+        r: Request<cri::PullImageRequest>,
+    ) -> Result<Response<cri::PullImageResponse>, Status> {
+        self.upstream.image.clone().pull_image(r.into_inner()).await
+    }
 }
 
 struct InFlight<'a>(&'a AtomicUsize);
@@ -330,18 +468,15 @@ impl Drop for InFlight<'_> {
     }
 }
 
-fn unimpl<T>(what: &str) -> Result<Response<T>, Status> {
-    Err(Status::unimplemented(format!(
-        "method {what} not implemented"
-    )))
-}
-
 #[tonic::async_trait]
 impl RuntimeService for Server {
     async fn version(
         &self,
-        _r: Request<cri::VersionRequest>,
+        r: Request<cri::VersionRequest>,
     ) -> Result<Response<cri::VersionResponse>, Status> {
+        if let Some(up) = &self.upstream {
+            return up.runtime.clone().version(r.into_inner()).await;
+        }
         Ok(Response::new(cri::VersionResponse {
             version: "0.1.0".to_owned(),
             runtime_name: "cri-test-server".to_owned(),
@@ -404,74 +539,96 @@ impl RuntimeService for Server {
     }
     async fn run_pod_sandbox(
         &self,
-        _r: Request<cri::RunPodSandboxRequest>,
+        r: Request<cri::RunPodSandboxRequest>,
     ) -> Result<Response<cri::RunPodSandboxResponse>, Status> {
-        unimpl("RunPodSandbox")
+        self.runtime("RunPodSandbox")?
+            .run_pod_sandbox(r.into_inner())
+            .await
     }
     async fn stop_pod_sandbox(
         &self,
-        _r: Request<cri::StopPodSandboxRequest>,
+        r: Request<cri::StopPodSandboxRequest>,
     ) -> Result<Response<cri::StopPodSandboxResponse>, Status> {
-        unimpl("StopPodSandbox")
+        self.runtime("StopPodSandbox")?
+            .stop_pod_sandbox(r.into_inner())
+            .await
     }
     async fn remove_pod_sandbox(
         &self,
-        _r: Request<cri::RemovePodSandboxRequest>,
+        r: Request<cri::RemovePodSandboxRequest>,
     ) -> Result<Response<cri::RemovePodSandboxResponse>, Status> {
-        unimpl("RemovePodSandbox")
+        self.runtime("RemovePodSandbox")?
+            .remove_pod_sandbox(r.into_inner())
+            .await
     }
     async fn pod_sandbox_status(
         &self,
-        _r: Request<cri::PodSandboxStatusRequest>,
+        r: Request<cri::PodSandboxStatusRequest>,
     ) -> Result<Response<cri::PodSandboxStatusResponse>, Status> {
-        unimpl("PodSandboxStatus")
+        self.runtime("PodSandboxStatus")?
+            .pod_sandbox_status(r.into_inner())
+            .await
     }
     async fn list_pod_sandbox(
         &self,
-        _r: Request<cri::ListPodSandboxRequest>,
+        r: Request<cri::ListPodSandboxRequest>,
     ) -> Result<Response<cri::ListPodSandboxResponse>, Status> {
-        unimpl("ListPodSandbox")
+        self.runtime("ListPodSandbox")?
+            .list_pod_sandbox(r.into_inner())
+            .await
     }
     async fn create_container(
         &self,
-        _r: Request<cri::CreateContainerRequest>,
+        r: Request<cri::CreateContainerRequest>,
     ) -> Result<Response<cri::CreateContainerResponse>, Status> {
-        unimpl("CreateContainer")
+        self.runtime("CreateContainer")?
+            .create_container(r.into_inner())
+            .await
     }
     async fn start_container(
         &self,
-        _r: Request<cri::StartContainerRequest>,
+        r: Request<cri::StartContainerRequest>,
     ) -> Result<Response<cri::StartContainerResponse>, Status> {
-        unimpl("StartContainer")
+        self.runtime("StartContainer")?
+            .start_container(r.into_inner())
+            .await
     }
     async fn stop_container(
         &self,
-        _r: Request<cri::StopContainerRequest>,
+        r: Request<cri::StopContainerRequest>,
     ) -> Result<Response<cri::StopContainerResponse>, Status> {
-        unimpl("StopContainer")
+        self.runtime("StopContainer")?
+            .stop_container(r.into_inner())
+            .await
     }
     async fn remove_container(
         &self,
-        _r: Request<cri::RemoveContainerRequest>,
+        r: Request<cri::RemoveContainerRequest>,
     ) -> Result<Response<cri::RemoveContainerResponse>, Status> {
-        unimpl("RemoveContainer")
+        self.runtime("RemoveContainer")?
+            .remove_container(r.into_inner())
+            .await
     }
     async fn list_containers(
         &self,
-        _r: Request<cri::ListContainersRequest>,
+        r: Request<cri::ListContainersRequest>,
     ) -> Result<Response<cri::ListContainersResponse>, Status> {
-        unimpl("ListContainers")
+        self.runtime("ListContainers")?
+            .list_containers(r.into_inner())
+            .await
     }
     async fn container_status(
         &self,
-        _r: Request<cri::ContainerStatusRequest>,
+        r: Request<cri::ContainerStatusRequest>,
     ) -> Result<Response<cri::ContainerStatusResponse>, Status> {
-        unimpl("ContainerStatus")
+        self.runtime("ContainerStatus")?
+            .container_status(r.into_inner())
+            .await
     }
     async fn status(
         &self,
-        _r: Request<cri::StatusRequest>,
+        r: Request<cri::StatusRequest>,
     ) -> Result<Response<cri::StatusResponse>, Status> {
-        unimpl("Status")
+        self.runtime("Status")?.status(r.into_inner()).await
     }
 }

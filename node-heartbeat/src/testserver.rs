@@ -1,7 +1,9 @@
 //! A test-support Kubernetes API server: real HTTP/1.1 on 127.0.0.1 speaking the real JSON types
 //! for what the heartbeat needs (Lease get/create/update with `resourceVersion` conflicts, Node
-//! get/create/status patch). It can answer with injected errors (409/500/...) or be down
-//! (listener and every connection closed, so clients see connection refused).
+//! get/create/status patch), plus TokenReview and SubjectAccessReview for the kubelet's webhook
+//! authentication and authorization (configurable tokens and access policy). It can answer with
+//! injected errors (409/500/...) or be down (listener and every connection closed, so clients
+//! see connection refused).
 //!
 //! Used by this crate's tests, the hollow-node bench and by simulators; it is not a real API
 //! server (no auth, no watch, no validation beyond what the heartbeat exercises).
@@ -15,6 +17,10 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewStatus, UserInfo};
+use k8s_openapi::api::authorization::v1::{
+    SubjectAccessReview, SubjectAccessReviewSpec, SubjectAccessReviewStatus,
+};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -52,6 +58,12 @@ pub struct RenewStats {
     pub max_gap: Duration,
 }
 
+/// A SubjectAccessReview policy: `(allowed, reason)` for a review's spec.
+pub type AccessPolicy = Arc<dyn Fn(&SubjectAccessReviewSpec) -> (bool, String) + Send + Sync>;
+
+/// The reason the default policy gives when it denies.
+pub const DEFAULT_DENY_REASON: &str = "no access rule allows this request";
+
 #[derive(Default)]
 struct State {
     leases: BTreeMap<String, Lease>,
@@ -63,6 +75,12 @@ struct State {
     log: Vec<RecordedRequest>,
     renewals: BTreeMap<String, RenewStats>,
     requests_total: u64,
+    /// TokenReview: token -> (user name, groups).
+    tokens: BTreeMap<String, (String, Vec<String>)>,
+    /// SubjectAccessReview: allowed (user, subresource) pairs (subresource "" for none).
+    allowed: Vec<(String, String)>,
+    /// A policy that replaces `allowed` when set.
+    policy: Option<AccessPolicy>,
 }
 
 /// The running server. Dropping it stops serving.
@@ -250,6 +268,34 @@ impl TestApiServer {
     /// Renewal timing per lease (`namespace/name`).
     pub fn renewals(&self) -> BTreeMap<String, RenewStats> {
         lock(&self.state).renewals.clone()
+    }
+
+    /// TokenReview answers `authenticated: true` with `user` and `groups` for `token`; unknown
+    /// tokens get `authenticated: false`.
+    pub fn add_token(&self, token: &str, user: &str, groups: &[&str]) {
+        lock(&self.state).tokens.insert(
+            token.to_owned(),
+            (
+                user.to_owned(),
+                groups.iter().map(|g| (*g).to_owned()).collect(),
+            ),
+        );
+    }
+
+    /// SubjectAccessReviews from `user` on `subresource` (of any resource, `""` for none) are
+    /// allowed; everything else is denied with [`DEFAULT_DENY_REASON`] (unless a policy is
+    /// set with [`TestApiServer::set_access_policy`]).
+    pub fn allow_access(&self, user: &str, subresource: &str) {
+        lock(&self.state)
+            .allowed
+            .push((user.to_owned(), subresource.to_owned()));
+    }
+
+    /// Decides SubjectAccessReviews with `policy` (`(allowed, reason)`) instead of the
+    /// [`TestApiServer::allow_access`] pairs; `None` restores them. The policy runs with the
+    /// server's state locked: it must not call back into the server.
+    pub fn set_access_policy(&self, policy: Option<AccessPolicy>) {
+        lock(&self.state).policy = policy;
     }
 
     /// Stores a lease as another writer would (bumping its resourceVersion), so the agent's
@@ -457,6 +503,11 @@ fn route(st: &mut State, method: &str, path: &str, body: Option<&Value>) -> (u16
             ),
         };
     }
+    match (method, path) {
+        ("POST", TOKEN_REVIEWS) => return token_review(st, body),
+        ("POST", ACCESS_REVIEWS) => return access_review(st, body),
+        _ => {}
+    }
     if let Some(rest) = path.strip_prefix("/api/v1/nodes") {
         let parts: Vec<&str> = rest
             .trim_start_matches('/')
@@ -504,6 +555,89 @@ fn route(st: &mut State, method: &str, path: &str, body: Option<&Value>) -> (u16
             "",
         ),
     )
+}
+
+const TOKEN_REVIEWS: &str = "/apis/authentication.k8s.io/v1/tokenreviews";
+const ACCESS_REVIEWS: &str = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
+
+fn check_kind(b: &Value, api_version: &str, kind: &str) -> std::result::Result<(), (u16, Value)> {
+    if b.get("apiVersion").and_then(Value::as_str) != Some(api_version)
+        || b.get("kind").and_then(Value::as_str) != Some(kind)
+    {
+        return Err(bad_request(format!(
+            "expected apiVersion {api_version}, kind {kind}"
+        )));
+    }
+    Ok(())
+}
+
+fn token_review(st: &mut State, body: Option<&Value>) -> (u16, Value) {
+    let Some(b) = body else {
+        return bad_request("missing body".into());
+    };
+    if let Err(e) = check_kind(b, "authentication.k8s.io/v1", "TokenReview") {
+        return e;
+    }
+    let mut review: TokenReview = match serde_json::from_value(b.clone()) {
+        Ok(r) => r,
+        Err(e) => return bad_request(format!("decoding TokenReview: {e}")),
+    };
+    let token = review.spec.token.clone().unwrap_or_default();
+    review.status = Some(match st.tokens.get(&token) {
+        Some((name, groups)) => TokenReviewStatus {
+            authenticated: Some(true),
+            user: Some(UserInfo {
+                username: Some(name.clone()),
+                uid: Some(format!("uid-{name}")),
+                groups: Some(groups.clone()),
+                extra: None,
+            }),
+            ..Default::default()
+        },
+        None => TokenReviewStatus {
+            authenticated: Some(false),
+            error: Some("invalid bearer token".to_owned()),
+            ..Default::default()
+        },
+    });
+    (201, serde_json::to_value(&review).unwrap_or(Value::Null))
+}
+
+fn access_review(st: &mut State, body: Option<&Value>) -> (u16, Value) {
+    let Some(b) = body else {
+        return bad_request("missing body".into());
+    };
+    if let Err(e) = check_kind(b, "authorization.k8s.io/v1", "SubjectAccessReview") {
+        return e;
+    }
+    let mut review: SubjectAccessReview = match serde_json::from_value(b.clone()) {
+        Ok(r) => r,
+        Err(e) => return bad_request(format!("decoding SubjectAccessReview: {e}")),
+    };
+    let (allowed, reason) = match &st.policy {
+        Some(policy) => policy(&review.spec),
+        None => {
+            let user = review.spec.user.clone().unwrap_or_default();
+            let sub = review
+                .spec
+                .resource_attributes
+                .as_ref()
+                .and_then(|r| r.subresource.clone())
+                .unwrap_or_default();
+            if st.allowed.iter().any(|(u, s)| *u == user && *s == sub) {
+                (true, String::new())
+            } else {
+                (false, DEFAULT_DENY_REASON.to_owned())
+            }
+        }
+    };
+    review.status = Some(SubjectAccessReviewStatus {
+        allowed,
+        denied: Some(!allowed),
+        reason: (!reason.is_empty()).then_some(reason),
+        evaluation_error: None,
+    });
+    (201, serde_json::to_value(&review).unwrap_or(Value::Null))
 }
 
 fn get_lease(st: &mut State, ns: &str, name: &str) -> (u16, Value) {
@@ -669,5 +803,92 @@ fn patch_status(st: &mut State, name: &str, body: Option<&Value>) -> (u16, Value
             (200, serde_json::to_value(&n).unwrap_or(Value::Null))
         }
         Err(msg) => (422, status_body(422, "Invalid", msg, "nodes", "", name)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use k8s_openapi::api::authentication::v1::TokenReviewSpec;
+    use k8s_openapi::api::authorization::v1::ResourceAttributes;
+
+    fn client(server: &TestApiServer) -> kube::Client {
+        kube::Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap()
+    }
+
+    fn sar(user: &str, subresource: &str) -> SubjectAccessReview {
+        SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: Some(user.to_owned()),
+                resource_attributes: Some(ResourceAttributes {
+                    verb: Some("get".to_owned()),
+                    resource: Some("nodes".to_owned()),
+                    subresource: Some(subresource.to_owned()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn token_and_access_reviews() {
+        let server = TestApiServer::start().await.unwrap();
+        server.add_token("t1", "alice", &["g1"]);
+        server.allow_access("alice", "stats");
+        let c = client(&server);
+        let pp = kube::api::PostParams::default();
+
+        let tokens: kube::Api<TokenReview> = kube::Api::all(c.clone());
+        let review = |t: &str| TokenReview {
+            spec: TokenReviewSpec {
+                token: Some(t.to_owned()),
+                audiences: None,
+            },
+            ..Default::default()
+        };
+        let ok = tokens.create(&pp, &review("t1")).await.unwrap();
+        let status = ok.status.unwrap();
+        assert_eq!(status.authenticated, Some(true));
+        let user = status.user.unwrap();
+        assert_eq!(user.username.as_deref(), Some("alice"));
+        assert_eq!(user.groups, Some(vec!["g1".to_owned()]));
+        let bad = tokens.create(&pp, &review("nope")).await.unwrap();
+        assert_eq!(bad.status.unwrap().authenticated, Some(false));
+
+        let sars: kube::Api<SubjectAccessReview> = kube::Api::all(c);
+        let allowed = sars.create(&pp, &sar("alice", "stats")).await.unwrap();
+        assert!(allowed.status.unwrap().allowed);
+        let denied = sars.create(&pp, &sar("alice", "proxy")).await.unwrap();
+        let status = denied.status.unwrap();
+        assert!(!status.allowed);
+        assert_eq!(status.reason.as_deref(), Some(DEFAULT_DENY_REASON));
+
+        server.set_access_policy(Some(Arc::new(|spec: &SubjectAccessReviewSpec| {
+            (spec.user.as_deref() == Some("bob"), "only bob".to_owned())
+        })));
+        let bob = sars.create(&pp, &sar("bob", "anything")).await.unwrap();
+        assert!(bob.status.unwrap().allowed);
+        let alice = sars.create(&pp, &sar("alice", "stats")).await.unwrap();
+        assert_eq!(alice.status.unwrap().reason.as_deref(), Some("only bob"));
+
+        let recorded = server.requests();
+        assert_eq!(recorded.len(), 6);
+        assert!(
+            recorded
+                .iter()
+                .all(|r| r.method == "POST" && r.status == 201)
+        );
+        assert_eq!(
+            recorded[0].path,
+            "/apis/authentication.k8s.io/v1/tokenreviews"
+        );
+        assert_eq!(
+            recorded[2].path,
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+        );
     }
 }

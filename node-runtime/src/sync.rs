@@ -278,6 +278,40 @@ impl PodManager {
         Ok(())
     }
 
+    /// Stops and removes the pods whose UID is in `uids`, each running container with the
+    /// smaller of its own grace period and `max_grace` (graceful node shutdown stops pods in
+    /// priority groups, each group with its share of `shutdownGracePeriod`). The pods leave
+    /// the registry; the container hook hears `pod_removed` for each.
+    pub async fn stop_pods(
+        &mut self,
+        uids: &std::collections::BTreeSet<String>,
+        max_grace: Duration,
+    ) -> Result<(), RuntimeError> {
+        let (sandboxes, containers) = self.list_runtime().await?;
+        let selected = |labels: &HashMap<String, String>| {
+            labels
+                .get(LABEL_POD_UID)
+                .is_some_and(|uid| uids.contains(uid))
+        };
+        let sandboxes: Vec<cri::PodSandbox> = sandboxes
+            .into_iter()
+            .filter(|s| selected(&s.labels))
+            .collect();
+        let containers: Vec<cri::Container> = containers
+            .into_iter()
+            .filter(|c| selected(&c.labels))
+            .collect();
+        self.teardown_capped(&sandboxes, &containers, Some(max_grace))
+            .await?;
+        for uid in uids {
+            self.registry.remove(uid);
+            if let Some(hook) = &self.hook {
+                hook.pod_removed(uid);
+            }
+        }
+        Ok(())
+    }
+
     async fn list_runtime(
         &self,
     ) -> Result<(Vec<cri::PodSandbox>, Vec<cri::Container>), RuntimeError> {
@@ -298,6 +332,16 @@ impl PodManager {
         sandboxes: &[cri::PodSandbox],
         containers: &[cri::Container],
     ) -> Result<(), RuntimeError> {
+        self.teardown_capped(sandboxes, containers, None).await
+    }
+
+    /// [`Self::teardown`] with each container's grace period capped at `max_grace`.
+    async fn teardown_capped(
+        &self,
+        sandboxes: &[cri::PodSandbox],
+        containers: &[cri::Container],
+        max_grace: Option<Duration>,
+    ) -> Result<(), RuntimeError> {
         let mut stops = tokio::task::JoinSet::new();
         for c in containers
             .iter()
@@ -308,8 +352,11 @@ impl PodManager {
             let grace = c
                 .annotations
                 .get(ANNOTATION_GRACE_PERIOD)
-                .and_then(|g| g.parse().ok())
+                .and_then(|g| g.parse::<i64>().ok())
                 .unwrap_or(30);
+            let grace = max_grace.map_or(grace, |cap| {
+                grace.min(i64::try_from(cap.as_secs()).unwrap_or(i64::MAX))
+            });
             stops.spawn(async move { client.stop_container(&id, grace).await });
         }
         while let Some(result) = stops.join_next().await {

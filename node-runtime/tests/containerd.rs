@@ -435,3 +435,63 @@ async fn unreachable_endpoint_gives_a_clear_error() {
         .unwrap_err();
     assert!(matches!(err, RuntimeError::InvalidEndpoint { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn stop_pods_stops_only_the_chosen_pods_within_the_grace_cap() {
+    let Some(ep) = endpoint("stop_pods_stops_only_the_chosen_pods") else {
+        return;
+    };
+    let node = Node::new(ep, "node-stop");
+    // `stubborn` ignores SIGTERM and asks for 30 s of grace; the cap of 2 s must win.
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: stubborn\nspec:\n  hostNetwork: true\n  terminationGracePeriodSeconds: 30\n  containers:\n  - name: app\n    image: {}\n    imagePullPolicy: IfNotPresent\n    command: [\"/bin/sh\", \"-c\", \"trap '' TERM; while true; do sleep 1; done\"]\n",
+        image()
+    );
+    std::fs::write(node.manifests().join("stubborn.yaml"), manifest).unwrap();
+    node.write_pod("keep.yaml", "keep", "", "sleep 3600");
+    let mut m = node.manager().await;
+    let pods = sync_until(&mut m, "both running", Duration::from_secs(30), |p| {
+        running(p, "stubborn-node-stop") && running(p, "keep-node-stop")
+    })
+    .await;
+    let uid = pods
+        .iter()
+        .find(|p| p.name == "stubborn-node-stop")
+        .unwrap()
+        .uid
+        .clone();
+
+    let started = Instant::now();
+    m.stop_pods(&[uid.clone()].into(), Duration::from_secs(2))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(10),
+        "stopped in {took:?}: the 2 s cap, not the pod's 30 s"
+    );
+    assert!(m.registry().get_by_uid(&uid).is_none());
+    assert!(m.registry().get("default", "keep-node-stop").is_some());
+    let client = CriClient::connect(&node.endpoint, &ClientOptions::default())
+        .await
+        .unwrap();
+    let left = client
+        .list_pod_sandboxes(
+            [(
+                node_runtime::LABEL_MANAGED_BY.to_owned(),
+                node.node_name.clone(),
+            )]
+            .into(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1, "only the other pod's sandbox is left");
+    assert_eq!(
+        left[0].labels.get(node_runtime::LABEL_POD_UID),
+        m.registry()
+            .get("default", "keep-node-stop")
+            .map(|p| p.uid)
+            .as_ref()
+    );
+    m.remove_all().await.unwrap();
+}

@@ -1,0 +1,655 @@
+//! The agent's life: startup in the kubelet's order, each step with its own fatal error, then
+//! the loops, then a graceful stop.
+//!
+//! config → lock file → preflight → root dir layout → state restore → container runtime →
+//! servers (HTTPS API, healthz, pod-resources, device-plugin registration, plugins_registry
+//! watcher) → pod sync → heartbeat → READY=1 → watchdog. SIGTERM or SIGINT: stop admitting,
+//! stop pods per the graceful shutdown settings, write `graceful_node_shutdown_state`,
+//! STOPPING=1, keep renewing the lease until the end.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+use std::time::{Duration, Instant};
+
+use node_config::{FeatureGates, KubeletConfiguration, KubeletFlags, LoadedConfig, Loader};
+use node_heartbeat::{
+    AddressInputs, Backend, KubeBackend, LeaseConfig, LeaseController, NodeStatusReporter,
+    Notifier, RuntimeHealth, SharedInputs, StandaloneBackend, StatusConfig, Watchdog, dns_lookup,
+    inputs_for_root, node_addresses, probe_network,
+};
+use node_kernel::HostRoot;
+use node_runtime::{ClientOptions, CriClient, NodePaths, PodManager, StaticPodSource, SyncOptions};
+use node_state::{GracefulShutdownState, LockFile};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::{self, ApiState};
+use crate::cli::Cli;
+use crate::error::AgentError;
+use crate::layout::Layout;
+use crate::metrics::Metrics;
+use crate::shutdown::{self, ShutdownPlan};
+
+/// How long the runtime may take to answer `Version` at startup before it counts as
+/// unreachable.
+const RUNTIME_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the runtime's `Status` feeds the Ready condition (the kubelet's `updateRuntimeUp`).
+const RUNTIME_STATUS_PERIOD: Duration = Duration::from_secs(5);
+/// The heartbeat client's request timeout: min(10 s, lease duration).
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the agent until a signal (or lock contention) ends it.
+pub async fn run(cli: Cli) -> Result<(), AgentError> {
+    let started = Instant::now();
+
+    // 1. Configuration.
+    let loaded = load_config(&cli)?;
+    let cfg = Arc::new(loaded.config.clone());
+    let flags = loaded.flags.clone();
+    let node_name = node_name(&flags)?;
+    node_heartbeat::validate_node_labels(&flags.node_labels)
+        .map_err(|e| AgentError::Preflight(format!("failed to validate kubelet flags: {e}")))?;
+    tracing::info!(node = %node_name, sources = ?loaded.sources, "configuration loaded");
+    // A misconfigured watchdog is fatal early, as in the kubelet.
+    let watchdog = Watchdog::from_env().map_err(AgentError::Watchdog)?;
+
+    // 2. Lock file.
+    node_state::check_lock_flags(flags.lock_file.as_deref(), flags.exit_on_lock_contention)
+        .map_err(AgentError::LockFlags)?;
+    let lock = match &flags.lock_file {
+        Some(path) => Some(acquire_lock(path).await?),
+        None => None,
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let contention = match (&lock, flags.exit_on_lock_contention) {
+        (Some(lock), true) => Some(watch_contention(lock.path())?),
+        _ => None,
+    };
+
+    // 3. Preflight.
+    crate::preflight::check(&HostRoot::live(), &cfg)?;
+
+    // 4. Root directory layout.
+    let layout = layout(&cfg, &flags, &loaded.feature_gates)?;
+    layout.create()?;
+
+    // 5. State restore.
+    let restored = crate::restore::restore(&layout.root, &cfg)?;
+    tracing::info!(
+        cpu_manager_state = if restored.cpu_state_reused {
+            "restored"
+        } else {
+            "created"
+        },
+        memory_manager_state = if restored.memory_state_reused {
+            "restored"
+        } else {
+            "created"
+        },
+        "state restored"
+    );
+    let metrics = Arc::new(Metrics::default());
+    if restored.previous_shutdown != GracefulShutdownState::default() {
+        let (start, end) = (
+            u64::try_from(restored.previous_shutdown.start_time.unix_secs()).unwrap_or(0),
+            u64::try_from(restored.previous_shutdown.end_time.unix_secs()).unwrap_or(0),
+        );
+        metrics.record_shutdown(start, end);
+        tracing::info!(start, end, "previous graceful node shutdown recorded");
+    }
+
+    // The container runtime: everything below needs it.
+    let runtime = connect_runtime(&cfg).await?;
+    let version = runtime.version().clone();
+    tracing::info!(
+        runtime = %version.runtime_name,
+        version = %version.runtime_version,
+        api = %version.runtime_api_version,
+        "container runtime connected"
+    );
+
+    // 6. Servers.
+    let kube = match &flags.kubeconfig {
+        Some(path) => Some(KubeClients::load(path).await?),
+        None => None,
+    };
+    let devices = node_plugins::DeviceManager::new(node_plugins::DeviceManagerOptions::new(
+        layout.device_plugins(),
+    ));
+    let device_registration = devices.start().map_err(|e| AgentError::Server {
+        what: "device plugin registration server",
+        message: node_plugins::error_chain(&e),
+    })?;
+    // The pod manager is built now (it has no side effects until it runs) so the servers can
+    // share its registry; it starts syncing after the servers are up.
+    let static_pod_path = cfg.static_pod_path.clone();
+    if static_pod_path.is_empty() {
+        tracing::info!("no staticPodPath: this agent runs no pods of its own");
+    }
+    let mut options = SyncOptions::new(
+        node_name.clone(),
+        NodePaths {
+            root_dir: layout.root.clone(),
+            pod_logs_dir: layout.pod_logs.clone(),
+        },
+    );
+    options.seccomp_default = cfg.seccomp_default.unwrap_or(false);
+    let manager = PodManager::new(
+        runtime.clone(),
+        StaticPodSource::new(&static_pod_path, node_name.clone()),
+        options,
+    )
+    .with_container_hook(Arc::new(node_plugins::DeviceAllocator::new(
+        devices.clone(),
+    )));
+    let registry = manager.registry();
+    let addresses = addresses(&node_name, &flags)?;
+    let host_ip = addresses
+        .iter()
+        .find(|a| a.type_ == "InternalIP")
+        .map(|a| a.address.clone());
+    let api_state = ApiState {
+        node_name: node_name.clone(),
+        registry: registry.clone(),
+        metrics: metrics.clone(),
+        config: cfg.clone(),
+        host_ip: host_ip.clone(),
+        last_sync: Arc::new(AtomicI64::new(0)),
+        sync_threshold: sync_loop_threshold(&cfg),
+    };
+    let servers = api::start_servers(
+        &cfg,
+        &layout,
+        &loaded.feature_gates,
+        &api_state,
+        kube.as_ref().map(|k| k.client.clone()),
+        &addresses_ips(&addresses),
+        stop_rx.clone(),
+    )
+    .await?;
+    let pod_resources = node_plugins::PodResourcesServer::new(
+        registry.clone(),
+        devices.clone(),
+        node_plugins::PodResourcesOptions::default(),
+    )
+    .serve(&node_plugins::pod_resources_socket(&layout.root))
+    .map_err(|e| AgentError::Server {
+        what: "pod resources server",
+        message: node_plugins::error_chain(&e),
+    })?;
+    let watcher = node_plugins::PluginWatcher::new(
+        node_plugins::RegistryOptions::new(&layout.root),
+        devices.clone(),
+    )
+    .start()
+    .map_err(|e| AgentError::Server {
+        what: "plugins_registry watcher",
+        message: node_plugins::error_chain(&e),
+    })?;
+
+    // 7. Pod sync.
+    let sync_task = tokio::spawn(crate::sync_loop::run(
+        manager,
+        static_pod_path.is_empty(),
+        metrics.clone(),
+        api_state.last_sync.clone(),
+        stop_rx.clone(),
+    ));
+
+    // 8. Heartbeat.
+    let mut inputs = inputs_for_root(Path::new("/"), &layout.root, &node_name, &cfg)
+        .map_err(AgentError::Status)?;
+    inputs.addresses = addresses;
+    inputs.kubelet_port = cfg.port;
+    inputs.runtime_version = Some(node_heartbeat::RuntimeVersion {
+        name: version.runtime_name.clone(),
+        version: version.runtime_version.clone(),
+    });
+    inputs.runtime_health = RuntimeHealth::healthy(Instant::now());
+    let mut shared = SharedInputs::new(inputs, hostname(&flags)?);
+    shared.node_labels = flags.node_labels.clone();
+    shared.taints = node_heartbeat::registration_taints(&cfg.register_with_taints, true);
+    let (lease_stop_tx, lease_stop_rx) = watch::channel(false);
+    let heartbeat = match &kube {
+        Some(k) => start_heartbeat(
+            k.backend.clone(),
+            &cfg,
+            &node_name,
+            &shared,
+            &stop_rx,
+            &lease_stop_rx,
+        ),
+        None => start_heartbeat(
+            Arc::new(StandaloneBackend::new()),
+            &cfg,
+            &node_name,
+            &shared,
+            &stop_rx,
+            &lease_stop_rx,
+        ),
+    };
+    let runtime_health = tokio::spawn(runtime_health_loop(
+        runtime.clone(),
+        shared.clone(),
+        devices.clone(),
+        stop_rx.clone(),
+    ));
+
+    // 9. READY=1, then 10. the watchdog.
+    let notifier = Notifier::from_env().ok();
+    if let Some(Err(e)) = notifier.as_ref().map(Notifier::ready) {
+        tracing::warn!(error = %e, "sd_notify READY=1 failed");
+    }
+    metrics.record_startup(started.elapsed());
+    tracing::info!(
+        took_ms = started.elapsed().as_millis() as u64,
+        https = ?servers.https_addr,
+        healthz = ?servers.healthz_addr,
+        "node agent started"
+    );
+    let watchdog_task = watchdog.map(|mut w| {
+        let last_sync = api_state.last_sync.clone();
+        let threshold = api_state.sync_threshold;
+        w.add_check(Arc::new(("syncloop".to_owned(), move || {
+            crate::api::sync_loop_healthy(&last_sync, threshold)
+        })));
+        tracing::info!(interval = ?w.interval(), "Starting systemd watchdog with interval");
+        tokio::spawn(w.run(stopped(stop_rx.clone())))
+    });
+
+    // Run until told to stop.
+    let reason = wait_for_stop(contention).await;
+    tracing::info!(reason = reason.describe(), "stopping");
+    if let Some(Err(e)) = notifier.as_ref().map(Notifier::stopping) {
+        tracing::warn!(error = %e, "sd_notify STOPPING=1 failed");
+    }
+    shared.update(|i| {
+        i.runtime_health
+            .shutdown_errors
+            .push("node is shutting down".to_owned());
+    });
+    // Stop admitting: the sync loop ends first, so nothing new starts while pods stop.
+    let _ = stop_tx.send(true);
+    let manager = match sync_task.await {
+        Ok(m) => Some(m),
+        Err(e) => {
+            tracing::error!(error = %e, "pod sync task failed");
+            None
+        }
+    };
+    if reason == StopReason::Signal {
+        let plan = ShutdownPlan::from_config(&cfg);
+        let state_path = layout
+            .root
+            .join(node_state::shutdown::GRACEFUL_NODE_SHUTDOWN_STATE_FILE);
+        if let Some(mut manager) = manager {
+            shutdown::run(&plan, &mut manager, &registry, &node_name, &state_path).await;
+        }
+    }
+    // Everything else stops; the lease keeps being renewed until here.
+    for task in [runtime_health] {
+        let _ = task.await;
+    }
+    if let Some(t) = watchdog_task {
+        let _ = t.await;
+    }
+    servers.wait().await;
+    let _ = pod_resources.stop().await;
+    watcher.abort();
+    let _ = device_registration.stop().await;
+    devices.shutdown();
+    let _ = lease_stop_tx.send(true);
+    heartbeat.wait().await;
+    drop(lock);
+    tracing::info!("node agent stopped");
+    Ok(())
+}
+
+fn load_config(cli: &Cli) -> Result<LoadedConfig, AgentError> {
+    let mut loader = Loader::new().flags(cli.kubelet.to_overrides()?);
+    if let Some(path) = &cli.config {
+        loader = loader.config_file(path);
+    }
+    if let Some(dir) = &cli.config_dir {
+        loader = loader.config_dir(dir);
+    }
+    let loaded = loader.load()?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(loaded)
+}
+
+/// The host name: `--hostname-override` or the kernel's, lower-cased as the kubelet does.
+fn hostname(flags: &KubeletFlags) -> Result<String, AgentError> {
+    if let Some(name) = flags
+        .hostname_override
+        .as_deref()
+        .filter(|n| !n.trim().is_empty())
+    {
+        return Ok(name.trim().to_lowercase());
+    }
+    let name = nix::unistd::gethostname()
+        .map_err(|e| AgentError::Preflight(format!("couldn't determine hostname: {e}")))?;
+    Ok(name.to_string_lossy().trim().to_lowercase())
+}
+
+/// The node name. Without a cloud provider it is the host name.
+fn node_name(flags: &KubeletFlags) -> Result<String, AgentError> {
+    let name = hostname(flags)?;
+    if name.is_empty() {
+        return Err(AgentError::Preflight(
+            "empty node name: set --hostname-override".to_owned(),
+        ));
+    }
+    Ok(name)
+}
+
+async fn acquire_lock(path: &Path) -> Result<LockFile, AgentError> {
+    match LockFile::try_acquire(path) {
+        Ok(lock) => Ok(lock),
+        Err(first) => {
+            tracing::info!(path = %path.display(), reason = %first, "waiting for the lock file");
+            let owned = path.to_path_buf();
+            tokio::task::spawn_blocking(move || LockFile::acquire(&owned))
+                .await
+                .map_err(|e| AgentError::Lock {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })?
+                .map_err(|e| AgentError::Lock {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })
+        }
+    }
+}
+
+fn watch_contention(path: &Path) -> Result<tokio::task::JoinHandle<()>, AgentError> {
+    tracing::info!(path = %path.display(), "watching for inotify events on the lock file");
+    let watch = node_state::watch_for_contention(path).map_err(|e| AgentError::Lock {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(tokio::task::spawn_blocking(move || match watch.wait() {
+        Ok(event) => tracing::info!(?event, "lock file contention"),
+        Err(e) => tracing::error!(error = %e, "watching the lock file failed"),
+    }))
+}
+
+fn layout(
+    cfg: &KubeletConfiguration,
+    flags: &KubeletFlags,
+    gates: &FeatureGates,
+) -> Result<Layout, AgentError> {
+    let absolute = |p: &Path| -> Result<PathBuf, AgentError> {
+        std::path::absolute(p).map_err(|source| AgentError::Layout {
+            what: "error resolving directory",
+            path: p.to_path_buf(),
+            source,
+        })
+    };
+    let root = absolute(&flags.root_dir)?;
+    // `--cert-dir` defaults to `<root-dir>/pki`: follow a non-default root dir.
+    let cert_dir = if flags.cert_dir == Path::new(node_config::DEFAULT_CERT_DIR) {
+        root.join("pki")
+    } else {
+        absolute(&flags.cert_dir)?
+    };
+    Ok(Layout {
+        root,
+        pod_logs: absolute(Path::new(&cfg.pod_logs_dir))?,
+        cert_dir,
+        checkpoints_enabled: gates.enabled("ContainerCheckpoint"),
+    })
+}
+
+async fn connect_runtime(cfg: &KubeletConfiguration) -> Result<CriClient, AgentError> {
+    let options = ClientOptions {
+        connect_timeout: RUNTIME_CONNECT_TIMEOUT,
+        request_timeout: cfg.runtime_request_timeout.to_std(),
+    };
+    CriClient::connect(&cfg.container_runtime_endpoint, &options)
+        .await
+        .map_err(|e| AgentError::Runtime {
+            endpoint: cfg.container_runtime_endpoint.clone(),
+            message: node_plugins::error_chain(&e),
+        })
+}
+
+fn addresses(
+    node_name: &str,
+    flags: &KubeletFlags,
+) -> Result<Vec<k8s_openapi::api::core::v1::NodeAddress>, AgentError> {
+    let node_ips = match &flags.node_ip {
+        Some(list) => list
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| {
+                s.trim()
+                    .parse::<IpAddr>()
+                    .map_err(|e| AgentError::Preflight(format!("invalid --node-ip {s:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+    let (interface_ips, default_route_ips) = probe_network(Path::new("/"));
+    let inputs = AddressInputs {
+        node_name: node_name.to_owned(),
+        hostname: hostname(flags)?,
+        hostname_overridden: flags.hostname_override.is_some(),
+        node_ips,
+        interface_ips,
+        default_route_ips,
+    };
+    node_addresses(&inputs, &dns_lookup).map_err(|e| AgentError::Preflight(e.to_string()))
+}
+
+fn addresses_ips(addresses: &[k8s_openapi::api::core::v1::NodeAddress]) -> Vec<IpAddr> {
+    addresses
+        .iter()
+        .filter_map(|a| a.address.parse().ok())
+        .collect()
+}
+
+/// `max(2 × syncFrequency, 5 min)`: older than this, the sync loop counts as stuck.
+fn sync_loop_threshold(cfg: &KubeletConfiguration) -> Duration {
+    (cfg.sync_frequency.to_std() * 2).max(Duration::from_secs(300))
+}
+
+/// The API server clients built from `--kubeconfig`.
+struct KubeClients {
+    client: kube::Client,
+    backend: Arc<KubeBackend>,
+}
+
+impl KubeClients {
+    async fn load(path: &Path) -> Result<Self, AgentError> {
+        let fail = |message: String| AgentError::Kubeconfig {
+            path: path.to_path_buf(),
+            message,
+        };
+        let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| fail(e.to_string()))?;
+        let config =
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+        let client = kube::Client::try_from(config.clone()).map_err(|e| fail(e.to_string()))?;
+        let backend =
+            KubeBackend::from_config(config, HEARTBEAT_TIMEOUT).map_err(|e| fail(e.to_string()))?;
+        Ok(Self {
+            client,
+            backend: Arc::new(backend),
+        })
+    }
+}
+
+/// The running heartbeat tasks.
+struct Heartbeat {
+    status: tokio::task::JoinHandle<()>,
+    /// `None` in standalone mode: there is no control plane to hold a lease.
+    lease: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Heartbeat {
+    async fn wait(self) {
+        let _ = self.status.await;
+        if let Some(lease) = self.lease {
+            let _ = lease.await;
+        }
+    }
+}
+
+fn start_heartbeat<B: Backend>(
+    backend: Arc<B>,
+    cfg: &KubeletConfiguration,
+    node_name: &str,
+    shared: &SharedInputs,
+    stop: &watch::Receiver<bool>,
+    lease_stop: &watch::Receiver<bool>,
+) -> Heartbeat {
+    let mut status_cfg = StatusConfig::new(node_name);
+    status_cfg.update_frequency = cfg.node_status_update_frequency.to_std();
+    status_cfg.report_frequency = cfg.node_status_report_frequency.to_std();
+    let reporter = NodeStatusReporter::new(backend.clone(), shared.clone(), status_cfg);
+    let lease = backend.supports_lease().then(|| {
+        let controller = LeaseController::new(
+            backend,
+            LeaseConfig::new(node_name, cfg.node_lease_duration_seconds),
+        );
+        tokio::spawn(controller.run(stopped(lease_stop.clone())))
+    });
+    Heartbeat {
+        // The status loop stops with the others; the lease is renewed until the very end.
+        status: tokio::spawn(reporter.run(stopped(stop.clone()))),
+        lease,
+    }
+}
+
+/// Feeds the Ready condition: the runtime's `Status` and the device plugins' capacity.
+async fn runtime_health_loop(
+    runtime: CriClient,
+    shared: SharedInputs,
+    devices: node_plugins::DeviceManager,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let health = match runtime.status().await {
+            Ok(conditions) => {
+                let mut h = RuntimeHealth::healthy(Instant::now());
+                let bad: Vec<String> = conditions
+                    .iter()
+                    .filter(|c| c.r#type == "RuntimeReady" && !c.status)
+                    .map(|c| {
+                        format!(
+                            "{}=false reason:{} message:{}",
+                            c.r#type, c.reason, c.message
+                        )
+                    })
+                    .collect();
+                h.runtime_not_ready = bad.into_iter().next();
+                Some(h)
+            }
+            Err(e) => {
+                tracing::warn!(error = %node_plugins::error_chain(&e), "container runtime status check failed");
+                None
+            }
+        };
+        let capacity = devices.capacity();
+        shared.update(|i| {
+            if let Some(h) = health {
+                let shutdown = std::mem::take(&mut i.runtime_health.shutdown_errors);
+                i.runtime_health = RuntimeHealth {
+                    shutdown_errors: shutdown,
+                    ..h
+                };
+            }
+            i.capacity.extended = capacity.capacity.clone();
+        });
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(RUNTIME_STATUS_PERIOD) => {}
+        }
+    }
+}
+
+/// A future that resolves once `rx` turns true (or its sender is gone).
+pub async fn stopped(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Why the agent stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopReason {
+    /// SIGTERM or SIGINT: a graceful node shutdown.
+    Signal,
+    /// Another process opened the lock file (`--exit-on-lock-contention`): exit, leave pods.
+    LockContention,
+}
+
+impl StopReason {
+    fn describe(self) -> &'static str {
+        match self {
+            StopReason::Signal => "signal",
+            StopReason::LockContention => "lock file contention",
+        }
+    }
+}
+
+async fn wait_for_stop(contention: Option<tokio::task::JoinHandle<()>>) -> StopReason {
+    let signals = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                tracing::error!("cannot install signal handlers; stop with SIGKILL");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    match contention {
+        Some(handle) => tokio::select! {
+            () = signals => StopReason::Signal,
+            _ = handle => StopReason::LockContention,
+        },
+        None => {
+            signals.await;
+            StopReason::Signal
+        }
+    }
+}
+
+/// A socket address for `host:port`, naming it in the error.
+pub async fn bind(what: &'static str, host: &str, port: i32) -> Result<TcpListener, AgentError> {
+    let address = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let parsed: SocketAddr = address.parse().map_err(|e| AgentError::Listen {
+        what,
+        address: address.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{e}")),
+    })?;
+    TcpListener::bind(parsed)
+        .await
+        .map_err(|source| AgentError::Listen {
+            what,
+            address,
+            source,
+        })
+}

@@ -1,0 +1,313 @@
+//! The agent's HTTP servers: the kubelet API over TLS on `port` (default 10250) behind the
+//! kubelet's authentication and authorization, and plain-HTTP healthz on
+//! `healthzBindAddress:healthzPort` (default 127.0.0.1:10248).
+//!
+//! Routes on the API port: `/healthz`, `/pods`, `/configz`, `/metrics`,
+//! `POST /checkpoint/{namespace}/{pod}/{container}` (ContainerCheckpoint gate); anything else
+//! is Go's `404 page not found`, after authentication like every other path.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::StatusCode;
+use node_checkpoint::{CheckpointConfig, CheckpointService};
+use node_config::{FeatureGates, KubeletConfiguration};
+use node_runtime::PodRegistry;
+use node_server::{KubeletAuth, RequestAuth};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::agent::{bind, stopped};
+use crate::error::AgentError;
+use crate::layout::Layout;
+use crate::metrics::Metrics;
+
+/// What the handlers read.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The node name.
+    pub node_name: String,
+    /// The pods.
+    pub registry: PodRegistry,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// The configuration in force (for `/configz`).
+    pub config: Arc<KubeletConfiguration>,
+    /// The node's first InternalIP (host-network pods' IP).
+    pub host_ip: Option<String>,
+    /// When the last sync pass ended (Unix milliseconds; 0 = not yet).
+    pub last_sync: Arc<AtomicI64>,
+    /// Older than this, the sync loop counts as stuck.
+    pub sync_threshold: Duration,
+}
+
+/// The running servers.
+pub struct Servers {
+    /// Where the HTTPS API listens (`None`: `enableServer: false`).
+    pub https_addr: Option<SocketAddr>,
+    /// Where healthz listens (`None`: healthzPort 0).
+    pub healthz_addr: Option<SocketAddr>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Servers {
+    /// Waits for the servers to finish (they stop when the agent's stop signal fires).
+    pub async fn wait(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Binds both ports (a port in use is a fatal startup error), sets TLS and auth up and starts
+/// serving.
+pub async fn start_servers(
+    cfg: &KubeletConfiguration,
+    layout: &Layout,
+    gates: &FeatureGates,
+    state: &ApiState,
+    client: Option<kube::Client>,
+    addresses: &[IpAddr],
+    stop: watch::Receiver<bool>,
+) -> Result<Servers, AgentError> {
+    let address = if cfg.address.is_empty() {
+        "0.0.0.0"
+    } else {
+        &cfg.address
+    };
+    let https = if cfg.enable_server.unwrap_or(true) {
+        Some(bind("the kubelet API (port)", address, cfg.port).await?)
+    } else {
+        tracing::info!("enableServer is false: the kubelet API is not served");
+        None
+    };
+    if cfg.read_only_port != 0 {
+        tracing::warn!(
+            port = cfg.read_only_port,
+            "readOnlyPort is not served: the unauthenticated read-only API is deprecated; use the authenticated port"
+        );
+    }
+    let healthz = match cfg.healthz_port.unwrap_or(10248) {
+        0 => None,
+        port => Some(
+            bind(
+                "healthz (healthzBindAddress:healthzPort)",
+                &cfg.healthz_bind_address,
+                port,
+            )
+            .await?,
+        ),
+    };
+
+    let mut tasks = Vec::new();
+    let https_addr = match https {
+        Some(listener) => {
+            let addr = listener.local_addr().ok();
+            let (app, tls) = secured_api(cfg, layout, gates, state, client, addresses).await?;
+            tasks.push(tokio::spawn(log_exit(
+                "kubelet API",
+                node_server::serve_https(listener, tls, app, stopped(stop.clone())),
+            )));
+            addr
+        }
+        None => None,
+    };
+    let healthz_addr = match healthz {
+        Some(listener) => {
+            let addr = listener.local_addr().ok();
+            tasks.push(tokio::spawn(log_exit(
+                "healthz",
+                node_server::serve_http(listener, healthz_router(state.clone()), stopped(stop)),
+            )));
+            addr
+        }
+        None => None,
+    };
+    Ok(Servers {
+        https_addr,
+        healthz_addr,
+        tasks,
+    })
+}
+
+/// TLS, authentication, authorization and the routes of the API port.
+async fn secured_api(
+    cfg: &KubeletConfiguration,
+    layout: &Layout,
+    gates: &FeatureGates,
+    state: &ApiState,
+    client: Option<kube::Client>,
+    addresses: &[IpAddr],
+) -> Result<(Router, Arc<rustls::ServerConfig>), AgentError> {
+    let server_err = |what: &'static str| {
+        move |e: node_server::ServerError| AgentError::Server {
+            what,
+            message: node_server::error_chain(&e),
+        }
+    };
+    let cert = node_server::serving_cert(cfg, &layout.cert_dir, &state.node_name, addresses)
+        .map_err(server_err("serving certificate"))?;
+    let client_ca = Some(cfg.authentication.x509.client_ca_file.as_str())
+        .filter(|f| !f.is_empty())
+        .map(Path::new);
+    let tls = node_server::tls_config(
+        &cert,
+        client_ca,
+        &cfg.tls_min_version,
+        &cfg.tls_cipher_suites,
+    )
+    .map_err(server_err("TLS configuration"))?;
+    let auth: Arc<dyn RequestAuth> = Arc::new(
+        KubeletAuth::from_config(cfg, client)
+            .map_err(server_err("authentication/authorization"))?,
+    );
+
+    let checkpoint_config = CheckpointConfig {
+        root_dir: layout.root.clone(),
+        enabled: gates.enabled("ContainerCheckpoint"),
+        node_name: state.node_name.clone(),
+        runtime_request_timeout: cfg.runtime_request_timeout.to_std(),
+        retention: node_checkpoint::Retention::default(),
+    };
+    let checkpoint = if checkpoint_config.enabled {
+        CheckpointService::connect(
+            checkpoint_config,
+            &cfg.container_runtime_endpoint,
+            state.registry.clone(),
+        )
+        .await
+        .map_err(|e| AgentError::Server {
+            what: "checkpoint service",
+            message: node_plugins::error_chain(&e),
+        })?
+    } else {
+        CheckpointService::disabled(checkpoint_config, state.registry.clone())
+    };
+
+    Ok((api_router(state.clone(), auth, Arc::new(checkpoint)), tls))
+}
+
+async fn log_exit(
+    what: &'static str,
+    server: impl std::future::Future<Output = Result<(), node_server::ServerError>>,
+) {
+    if let Err(e) = server.await {
+        tracing::error!(server = what, error = %node_server::error_chain(&e), "server failed");
+    }
+}
+
+/// The routes of the API port. The checkpoint router authenticates by itself; everything else
+/// (including unknown paths) goes through the kubelet's auth filter.
+pub fn api_router(
+    state: ApiState,
+    auth: Arc<dyn RequestAuth>,
+    checkpoint: Arc<CheckpointService>,
+) -> Router {
+    let node_name = state.node_name.clone();
+    let filtered = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/pods", get(pods))
+        .route("/pods/", get(pods))
+        .route("/configz", get(configz))
+        .route("/metrics", get(metrics))
+        .fallback(node_checkpoint::page_not_found)
+        .with_state(state)
+        .layer(node_server::auth_layer(auth.clone(), node_name));
+    node_checkpoint::router(checkpoint, auth).merge(filtered)
+}
+
+fn healthz_router(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .fallback(node_checkpoint::page_not_found)
+        .with_state(state)
+}
+
+/// `ok`, or 500 listing the failed check, like the kubelet's healthz handler.
+async fn healthz(State(state): State<ApiState>) -> Response {
+    match sync_loop_healthy(&state.last_sync, state.sync_threshold) {
+        Ok(()) => text(StatusCode::OK, "ok".to_owned()),
+        Err(reason) => {
+            tracing::warn!(%reason, "healthz check failed");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "[+]ping ok\n[+]log ok\n[-]syncloop failed: reason withheld\nhealthz check failed\n"
+                    .to_owned(),
+            )
+        }
+    }
+}
+
+/// The kubelet's `SyncLoopHealthCheck`: the last sync pass must be recent. Before the first
+/// pass the agent is starting and counts as healthy.
+pub fn sync_loop_healthy(last_sync: &AtomicI64, threshold: Duration) -> Result<(), String> {
+    let last = last_sync.load(Ordering::Relaxed);
+    if last == 0 {
+        return Ok(());
+    }
+    let age = crate::sync_loop::now_millis().saturating_sub(last);
+    if u128::try_from(age).unwrap_or(0) > threshold.as_millis() {
+        return Err(format!(
+            "sync Loop took longer than expected (last pass {}s ago, threshold {}s)",
+            age / 1000,
+            threshold.as_secs()
+        ));
+    }
+    Ok(())
+}
+
+async fn pods(State(state): State<ApiState>) -> Response {
+    let mut list = state.registry.list();
+    list.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    let body = crate::pods::pod_list(&list, &state.node_name, state.host_ip.as_deref());
+    json(body)
+}
+
+async fn configz(State(state): State<ApiState>) -> Response {
+    let mut config = serde_json::to_value(&*state.config).unwrap_or_default();
+    if let Some(obj) = config.as_object_mut() {
+        obj.insert("kind".into(), "KubeletConfiguration".into());
+        obj.insert("apiVersion".into(), "kubelet.config.k8s.io/v1beta1".into());
+    }
+    json(serde_json::json!({ "kubeletconfig": config }))
+}
+
+async fn metrics(State(state): State<ApiState>) -> Response {
+    let body = state
+        .metrics
+        .render(&state.node_name, &state.registry.list());
+    (
+        StatusCode::OK,
+        [(
+            http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+fn json(value: serde_json::Value) -> Response {
+    (
+        StatusCode::OK,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+fn text(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,106 @@
+//! The command line: the kubelet's flags with the kubelet's names and precedence
+//! (flags > `--config-dir` drop-ins > `--config` > defaults), parsed by node-config's table.
+
+use std::path::PathBuf;
+
+use node_config::KubeletFlagArgs;
+
+const ABOUT: &str = "node-agent: a Kubernetes node agent compatible with the kubelet";
+
+const LONG_ABOUT: &str = "\
+node-agent is the primary node agent that runs on each node, as the kubelet is. It runs the
+pods described by PodSpecs (static pod manifests in staticPodPath) on a CRI container runtime,
+keeps their containers running and healthy, reports the node's status and lease to the API
+server (with --kubeconfig) or keeps it locally (standalone), and serves the kubelet's HTTPS API
+(/healthz, /pods, /configz, /metrics, /checkpoint) with x509, bearer-token and anonymous
+authentication and AlwaysAllow or Webhook authorization.
+
+Settings come from the KubeletConfiguration file (--config), the drop-ins of --config-dir
+(*.conf, merged in lexical order) and the kubelet flags below; a flag wins over the drop-ins,
+which win over the file. `--help` lists every kubelet flag; `-h` shows the short form.";
+
+/// `node-agent [--config FILE] [--config-dir DIR] [kubelet flags]`.
+#[derive(Debug, clap::Parser)]
+#[command(name = "node-agent", version, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Cli {
+    /// The KubeletConfiguration file to load (kubelet.config.k8s.io/v1beta1). Flags override
+    /// its values. Without it the kubelet's command-line defaults apply.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// A directory of drop-in configuration files (`*.conf`, lexical order) merged over
+    /// --config; flags still win.
+    #[arg(long, value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
+    /// Every kubelet flag (`--root-dir`, `--kubeconfig`, `--hostname-override`, `--node-ip`,
+    /// `--node-labels`, `--cert-dir`, `--lock-file`, `--exit-on-lock-contention`,
+    /// `--container-runtime-endpoint`, `--feature-gates`, `--port`, ...).
+    #[command(flatten)]
+    pub kubelet: KubeletFlagArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Cli;
+
+    #[test]
+    fn kubelet_flags_parse_with_their_names() {
+        let cli = Cli::try_parse_from([
+            "node-agent",
+            "--config",
+            "/etc/kubelet.yaml",
+            "--root-dir=/tmp/root",
+            "--container-runtime-endpoint",
+            "unix:///run/containerd/containerd.sock",
+            "--exit-on-lock-contention",
+            "--lock-file=/tmp/lock",
+            "--feature-gates=ContainerCheckpoint=true",
+        ])
+        .unwrap();
+        assert_eq!(cli.config.unwrap().to_str(), Some("/etc/kubelet.yaml"));
+        let names: Vec<&str> = cli.kubelet.given.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "container-runtime-endpoint",
+                "exit-on-lock-contention",
+                "feature-gates",
+                "lock-file",
+                "root-dir"
+            ]
+        );
+        let overrides = cli.kubelet.to_overrides().unwrap();
+        assert_ne!(overrides, node_config::FlagOverrides::new());
+    }
+
+    #[test]
+    fn unknown_flags_and_bad_values_are_rejected() {
+        let err = Cli::try_parse_from(["node-agent", "--no-such-flag"]).unwrap_err();
+        assert!(err.to_string().contains("--no-such-flag"), "{err}");
+        let cli = Cli::try_parse_from(["node-agent", "--port=http"]).unwrap();
+        let err = cli.kubelet.to_overrides().unwrap_err();
+        assert!(err.to_string().contains("port"), "{err}");
+    }
+
+    #[test]
+    fn long_help_lists_the_kubelet_flags() {
+        let help = Cli::command().render_long_help().to_string();
+        for flag in [
+            "--config <FILE>",
+            "--config-dir <DIR>",
+            "--root-dir",
+            "--kubeconfig",
+            "--hostname-override",
+            "--node-ip",
+            "--node-labels",
+            "--cert-dir",
+            "--lock-file",
+            "--exit-on-lock-contention",
+            "--container-runtime-endpoint",
+            "--feature-gates",
+        ] {
+            assert!(help.contains(flag), "{flag} missing from --help");
+        }
+    }
+}

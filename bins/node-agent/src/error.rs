@@ -1,0 +1,82 @@
+//! The agent's one error type: one variant per startup step, so a fatal error says which step
+//! failed and why ("acquiring the lock file ...", "validate service connection: ...").
+
+use std::path::PathBuf;
+
+/// A fatal error of the agent. The `Display` text is what the operator sees on stderr before
+/// the process exits with status 1.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// `--config`, `--config-dir` or a flag is wrong.
+    #[error("failed to load kubelet configuration: {0}")]
+    Config(#[from] node_config::ConfigError),
+    /// The lock file could not be taken.
+    #[error("failed to acquire the lock file {path}: {message}")]
+    Lock {
+        /// `--lock-file`.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// Inconsistent lock flags (`--exit-on-lock-contention` without `--lock-file`).
+    #[error("{0}")]
+    LockFlags(#[source] node_state::Error),
+    /// A hard node requirement failed (swap with failSwapOn, cgroup v1 with failCgroupV1).
+    #[error("{0}")]
+    Preflight(String),
+    /// A directory of the root dir layout could not be created or written.
+    #[error("{what}: {path}: {source}")]
+    Layout {
+        /// The kubelet's wording, e.g. `error creating root directory`.
+        what: &'static str,
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A state file could not be restored (a corrupted checkpoint, a policy mismatch).
+    #[error("{0}")]
+    State(#[source] node_state::Error),
+    /// The container runtime is unreachable or speaks no CRI v1.
+    #[error(
+        "validate service connection: validate CRI v1 runtime API for endpoint {endpoint:?}: {message}"
+    )]
+    Runtime {
+        /// `containerRuntimeEndpoint`.
+        endpoint: String,
+        /// The CRI client's error chain.
+        message: String,
+    },
+    /// A listener could not be bound (port in use, address not available).
+    #[error("failed to listen on {what}: listen tcp {address}: bind: {source}")]
+    Listen {
+        /// `the kubelet API (port)` or `healthz (healthzPort)`.
+        what: &'static str,
+        /// `host:port`.
+        address: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A server (HTTPS API, TLS setup, pod-resources, device plugins) failed to start.
+    #[error("{what}: {message}")]
+    Server {
+        /// Which server.
+        what: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// The API server connection (with `--kubeconfig`) could not be set up.
+    #[error("failed to set up the API server client from {path}: {message}")]
+    Kubeconfig {
+        /// `--kubeconfig`.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// Node status inputs (machine facts) could not be read.
+    #[error("failed to read the node's status inputs: {0}")]
+    Status(#[source] node_heartbeat::Error),
+    /// The systemd watchdog is misconfigured (`configure watchdog: ...`).
+    #[error("configure watchdog: {0}")]
+    Watchdog(#[source] node_heartbeat::Error),
+}

@@ -1,0 +1,76 @@
+//! `node-agent`: a Kubernetes node agent compatible with the kubelet. The node-* crates do the
+//! work; this binary parses the kubelet's flags, sets up logging and runs [`agent::run`].
+//!
+//! ```text
+//! node-agent --config /etc/node-agent/config.yaml --kubeconfig /etc/kubernetes/kubelet.conf
+//! ```
+//! A fatal startup error is printed on stderr with the step that failed, and the process exits
+//! with status 1.
+
+mod agent;
+mod api;
+mod cli;
+mod error;
+mod layout;
+mod metrics;
+mod pods;
+mod preflight;
+mod restore;
+mod shutdown;
+mod sync_loop;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    init_logging(&cli);
+    // One TLS provider for the whole process (the HTTPS server and the API server client):
+    // ring, as everywhere in this workspace. An error only means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        // Two workers keep the idle footprint small; the agent's work is I/O bound.
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("node-agent: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(agent::run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let message = node_plugins::error_chain(&e);
+            tracing::error!(error = %message, "command failed");
+            eprintln!("node-agent: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr. `RUST_LOG` wins; otherwise the kubelet's `--v` picks the level
+/// (0-3 info, 4-5 debug, 6+ trace).
+fn init_logging(cli: &cli::Cli) {
+    let verbosity = cli
+        .kubelet
+        .given
+        .iter()
+        .rev()
+        .find(|(name, _)| name == "v")
+        .and_then(|(_, v)| v.parse::<u32>().ok())
+        .unwrap_or(0);
+    let level = match verbosity {
+        0..=3 => "info",
+        4..=5 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}

@@ -1,0 +1,278 @@
+//! `GET /pods`: the pods this agent runs, as the kubelet returns them — a `v1` `PodList` of
+//! full Pod objects (metadata and spec from the manifest with the static-pod name, UID and
+//! `kubernetes.io/config.*` annotations; status from the runtime).
+
+use std::path::Path;
+
+use node_runtime::{ContainerInfo, ContainerKind, ContainerState, PodInfo, PodPhase};
+use serde_json::{Map, Value, json};
+
+/// The `PodList` for `pods`, read against `node_name`'s manifests.
+pub fn pod_list(pods: &[PodInfo], node_name: &str, host_ip: Option<&str>) -> Value {
+    let items: Vec<Value> = pods
+        .iter()
+        .map(|p| pod_object(p, node_name, host_ip))
+        .collect();
+    json!({
+        "kind": "PodList",
+        "apiVersion": "v1",
+        "metadata": {},
+        "items": items,
+    })
+}
+
+fn pod_object(info: &PodInfo, node_name: &str, host_ip: Option<&str>) -> Value {
+    let mut pod = manifest_pod(&info.manifest, node_name).unwrap_or_else(|| {
+        json!({
+            "metadata": { "name": info.name, "namespace": info.namespace, "uid": info.uid },
+            "spec": {},
+        })
+    });
+    if let Some(obj) = pod.as_object_mut() {
+        obj.insert("kind".into(), "Pod".into());
+        obj.insert("apiVersion".into(), "v1".into());
+        if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.insert("nodeName".into(), node_name.into());
+        }
+        let qos = obj.get("spec").map_or("BestEffort", qos_class);
+        let mut status = pod_status(info, host_ip);
+        if let Some(st) = status.as_object_mut() {
+            st.insert("qosClass".into(), qos.into());
+        }
+        obj.insert("status".into(), status);
+    }
+    pod
+}
+
+/// The pod's QoS class from its containers' cpu/memory requests and limits: Guaranteed when
+/// every container limits both and requests (if given) equal the limits, BestEffort when no
+/// container requests or limits either, Burstable otherwise.
+fn qos_class(spec: &Value) -> &'static str {
+    let containers = ["initContainers", "containers"]
+        .iter()
+        .filter_map(|k| spec.get(*k).and_then(Value::as_array))
+        .flatten();
+    let mut any = false;
+    let mut guaranteed = true;
+    for c in containers {
+        let res = c.get("resources");
+        let get = |kind: &str, name: &str| {
+            res.and_then(|r| r.get(kind))
+                .and_then(|m| m.get(name))
+                .and_then(Value::as_str)
+        };
+        for name in ["cpu", "memory"] {
+            let (request, limit) = (get("requests", name), get("limits", name));
+            any |= request.is_some() || limit.is_some();
+            match (request, limit) {
+                (_, None) => guaranteed = false,
+                (Some(r), Some(l)) if r != l => guaranteed = false,
+                _ => {}
+            }
+        }
+    }
+    match (any, guaranteed) {
+        (false, _) => "BestEffort",
+        (true, true) => "Guaranteed",
+        (true, false) => "Burstable",
+    }
+}
+
+/// The manifest's Pod as the runtime crate names it for this node (`None` if the file is
+/// gone or no longer valid: the pod is then being torn down).
+fn manifest_pod(path: &Path, node_name: &str) -> Option<Value> {
+    let pod = node_runtime::read_manifest(path, node_name).ok()?;
+    serde_json::to_value(&pod.pod).ok()
+}
+
+fn pod_status(info: &PodInfo, host_ip: Option<&str>) -> Value {
+    let phase = match info.phase {
+        PodPhase::Pending => "Pending",
+        PodPhase::Running => "Running",
+        PodPhase::Succeeded => "Succeeded",
+        PodPhase::Failed => "Failed",
+    };
+    let conditions: Vec<Value> = info
+        .conditions
+        .iter()
+        .map(|c| {
+            let mut obj = Map::new();
+            obj.insert("type".into(), c.type_.clone().into());
+            obj.insert(
+                "status".into(),
+                (if c.status { "True" } else { "False" }).into(),
+            );
+            if let Some(reason) = &c.reason {
+                obj.insert("reason".into(), reason.clone().into());
+            }
+            Value::Object(obj)
+        })
+        .collect();
+    let statuses = |kind: ContainerKind| -> Vec<Value> {
+        info.containers
+            .iter()
+            .filter(|c| c.kind == kind)
+            .map(container_status)
+            .collect()
+    };
+    let mut status = Map::new();
+    status.insert("phase".into(), phase.into());
+    status.insert("conditions".into(), conditions.into());
+    if let Some(ip) = host_ip {
+        // Static pods here run with host networking: the pod IP is the node's.
+        status.insert("hostIP".into(), ip.into());
+        status.insert("podIP".into(), ip.into());
+    }
+    let init = statuses(ContainerKind::Init);
+    if !init.is_empty() {
+        status.insert("initContainerStatuses".into(), init.into());
+    }
+    status.insert(
+        "containerStatuses".into(),
+        statuses(ContainerKind::Regular).into(),
+    );
+    Value::Object(status)
+}
+
+fn container_status(c: &ContainerInfo) -> Value {
+    let state = match &c.state {
+        ContainerState::Waiting { reason, message } => {
+            let mut w = Map::new();
+            w.insert("reason".into(), reason.clone().into());
+            if !message.is_empty() {
+                w.insert("message".into(), message.clone().into());
+            }
+            json!({ "waiting": w })
+        }
+        ContainerState::Running { started_at } => {
+            json!({ "running": { "startedAt": rfc3339(*started_at) } })
+        }
+        ContainerState::Terminated {
+            exit_code,
+            reason,
+            started_at,
+            finished_at,
+        } => json!({ "terminated": {
+            "exitCode": exit_code,
+            "reason": reason,
+            "startedAt": rfc3339(*started_at),
+            "finishedAt": rfc3339(*finished_at),
+        }}),
+    };
+    let mut obj = Map::new();
+    obj.insert("name".into(), c.name.clone().into());
+    obj.insert("state".into(), state);
+    obj.insert("ready".into(), c.ready.into());
+    obj.insert("restartCount".into(), c.restart_count.into());
+    obj.insert("image".into(), c.image.clone().into());
+    if let Some(id) = &c.container_id {
+        obj.insert("containerID".into(), format!("containerd://{id}").into());
+    }
+    obj.insert(
+        "started".into(),
+        matches!(c.state, ContainerState::Running { .. }).into(),
+    );
+    Value::Object(obj)
+}
+
+/// Unix nanoseconds as the API's RFC 3339 seconds (`2026-11-27T20:00:00Z`).
+fn rfc3339(nanos: i64) -> String {
+    jiff::Timestamp::from_nanosecond(i128::from(nanos))
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use node_runtime::PodCondition;
+
+    use super::*;
+
+    #[test]
+    fn pod_list_has_manifest_spec_and_runtime_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("web.yaml");
+        std::fs::write(
+            &manifest,
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  hostNetwork: true\n  containers:\n  - name: app\n    image: busybox\n",
+        )
+        .unwrap();
+        let info = PodInfo {
+            namespace: "default".into(),
+            name: "web-node1".into(),
+            uid: "abc".into(),
+            manifest,
+            sandbox_id: Some("s1".into()),
+            phase: PodPhase::Running,
+            conditions: vec![PodCondition {
+                type_: "Ready".into(),
+                status: true,
+                reason: None,
+            }],
+            containers: vec![ContainerInfo {
+                name: "app".into(),
+                kind: ContainerKind::Regular,
+                container_id: Some("c1".into()),
+                image: "busybox".into(),
+                state: ContainerState::Running {
+                    started_at: 1_700_000_000_000_000_000,
+                },
+                restart_count: 2,
+                ready: true,
+                log_path: Some(PathBuf::from("/var/log/pods/x/app/0.log")),
+            }],
+        };
+        let list = pod_list(&[info], "node1", Some("10.0.0.5"));
+        assert_eq!(list["kind"], "PodList");
+        let pod = &list["items"][0];
+        assert_eq!(pod["metadata"]["name"], "web-node1");
+        assert_eq!(pod["spec"]["nodeName"], "node1");
+        assert_eq!(pod["spec"]["containers"][0]["image"], "busybox");
+        assert_eq!(pod["status"]["phase"], "Running");
+        assert_eq!(pod["status"]["podIP"], "10.0.0.5");
+        let c = &pod["status"]["containerStatuses"][0];
+        assert_eq!(c["containerID"], "containerd://c1");
+        assert_eq!(c["restartCount"], 2);
+        assert_eq!(c["state"]["running"]["startedAt"], "2023-11-14T22:13:20Z");
+        assert_eq!(pod["status"]["conditions"][0]["status"], "True");
+    }
+
+    #[test]
+    fn qos_classes() {
+        let spec = |res: Value| json!({ "containers": [ { "name": "a", "resources": res } ] });
+        assert_eq!(qos_class(&spec(json!({}))), "BestEffort");
+        assert_eq!(
+            qos_class(&spec(json!({"limits": {"cpu": "1", "memory": "1Gi"}}))),
+            "Guaranteed"
+        );
+        assert_eq!(
+            qos_class(&spec(json!({"requests": {"cpu": "1"}}))),
+            "Burstable"
+        );
+        assert_eq!(
+            qos_class(&spec(
+                json!({"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "1Gi"}})
+            )),
+            "Burstable"
+        );
+    }
+
+    #[test]
+    fn a_pod_whose_manifest_is_gone_still_lists() {
+        let info = PodInfo {
+            namespace: "kube-system".into(),
+            name: "gone-node1".into(),
+            uid: "u".into(),
+            manifest: PathBuf::from("/nonexistent/gone.yaml"),
+            sandbox_id: None,
+            phase: PodPhase::Pending,
+            conditions: vec![],
+            containers: vec![],
+        };
+        let list = pod_list(&[info], "node1", None);
+        assert_eq!(list["items"][0]["metadata"]["namespace"], "kube-system");
+        assert_eq!(list["items"][0]["status"]["phase"], "Pending");
+    }
+}
