@@ -211,23 +211,21 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     let mut shared = SharedInputs::new(inputs, hostname(&flags)?);
     shared.node_labels = flags.node_labels.clone();
     shared.taints = node_heartbeat::registration_taints(&cfg.register_with_taints, true);
-    let (lease_stop_tx, lease_stop_rx) = watch::channel(false);
+    let (heartbeat_stop_tx, heartbeat_stop_rx) = watch::channel(false);
     let heartbeat = match &kube {
         Some(k) => start_heartbeat(
             k.backend.clone(),
             &cfg,
             &node_name,
             &shared,
-            &stop_rx,
-            &lease_stop_rx,
+            &heartbeat_stop_rx,
         ),
         None => start_heartbeat(
             Arc::new(StandaloneBackend::new()),
             &cfg,
             &node_name,
             &shared,
-            &stop_rx,
-            &lease_stop_rx,
+            &heartbeat_stop_rx,
         ),
     };
     let runtime_health = tokio::spawn(runtime_health_loop(
@@ -300,7 +298,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     watcher.abort();
     let _ = device_registration.stop().await;
     devices.shutdown();
-    let _ = lease_stop_tx.send(true);
+    let _ = heartbeat_stop_tx.send(true);
     heartbeat.wait().await;
     drop(lock);
     tracing::info!("node agent stopped");
@@ -507,8 +505,7 @@ fn start_heartbeat<B: Backend>(
     cfg: &KubeletConfiguration,
     node_name: &str,
     shared: &SharedInputs,
-    stop: &watch::Receiver<bool>,
-    lease_stop: &watch::Receiver<bool>,
+    heartbeat_stop: &watch::Receiver<bool>,
 ) -> Heartbeat {
     let mut status_cfg = StatusConfig::new(node_name);
     status_cfg.update_frequency = cfg.node_status_update_frequency.to_std();
@@ -519,11 +516,12 @@ fn start_heartbeat<B: Backend>(
             backend,
             LeaseConfig::new(node_name, cfg.node_lease_duration_seconds),
         );
-        tokio::spawn(controller.run(stopped(lease_stop.clone())))
+        tokio::spawn(controller.run(stopped(heartbeat_stop.clone())))
     });
     Heartbeat {
-        // The status loop stops with the others; the lease is renewed until the very end.
-        status: tokio::spawn(reporter.run(stopped(stop.clone()))),
+        // Status and lease run until the very end, so the API server sees the node go
+        // NotReady ("node is shutting down") while its pods stop.
+        status: tokio::spawn(reporter.run(stopped(heartbeat_stop.clone()))),
         lease,
     }
 }

@@ -294,6 +294,13 @@ nodeStatusUpdateFrequency: 2s
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let registered = server.node(&node).unwrap();
+    let info = registered.status.unwrap().node_info.unwrap();
+    assert!(
+        info.container_runtime_version.starts_with("containerd://"),
+        "{}",
+        info.container_runtime_version
+    );
     let lease = server.lease("kube-node-lease", &node).unwrap();
     assert_eq!(
         lease.spec.unwrap().holder_identity.as_deref(),
