@@ -179,24 +179,21 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         what: "pod resources server",
         message: node_plugins::error_chain(&e),
     })?;
-    let watcher = node_plugins::PluginWatcher::new(
-        node_plugins::RegistryOptions::new(&layout.root),
-        devices.clone(),
-    )
-    .start()
-    .map_err(|e| AgentError::Server {
-        what: "plugins_registry watcher",
-        message: node_plugins::error_chain(&e),
-    })?;
+    let watcher = start_plugin_watcher(&layout, &devices)?;
 
     // 7. Pod sync.
-    let sync_task = tokio::spawn(crate::sync_loop::run(
-        manager,
-        static_pod_path.is_empty(),
-        metrics.clone(),
-        api_state.last_sync.clone(),
-        stop_rx.clone(),
-    ));
+    let sync_task = {
+        let (metrics, last_sync, stop) = (
+            metrics.clone(),
+            api_state.last_sync.clone(),
+            stop_rx.clone(),
+        );
+        let file_check = cfg.file_check_frequency.to_std();
+        let path = PathBuf::from(&static_pod_path);
+        tokio::spawn(async move {
+            crate::sync_loop::run(manager, &path, file_check, metrics, last_sync, stop).await
+        })
+    };
 
     // 8. Heartbeat.
     let mut inputs = inputs_for_root(Path::new("/"), &layout.root, &node_name, &cfg)
@@ -295,7 +292,9 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     }
     servers.wait().await;
     let _ = pod_resources.stop().await;
-    watcher.abort();
+    for task in watcher {
+        task.abort();
+    }
     let _ = device_registration.stop().await;
     devices.shutdown();
     let _ = heartbeat_stop_tx.send(true);
@@ -450,6 +449,35 @@ fn addresses_ips(addresses: &[k8s_openapi::api::core::v1::NodeAddress]) -> Vec<I
         .iter()
         .filter_map(|a| a.address.parse().ok())
         .collect()
+}
+
+/// How often the plugins_registry tree is rescanned on top of change notifications for the
+/// directory itself (sockets in subdirectories are found by the rescan).
+const PLUGIN_RESCAN: Duration = Duration::from_secs(5);
+
+/// The plugins_registry watcher: registration starts as soon as a socket appears in the
+/// directory (inotify), and a periodic rescan covers subdirectories and retries.
+fn start_plugin_watcher(
+    layout: &Layout,
+    devices: &node_plugins::DeviceManager,
+) -> Result<[tokio::task::JoinHandle<()>; 2], AgentError> {
+    let mut options = node_plugins::RegistryOptions::new(&layout.root);
+    options.interval = PLUGIN_RESCAN;
+    let watcher = node_plugins::PluginWatcher::new(options, devices.clone());
+    let rescan = watcher.start().map_err(|e| AgentError::Server {
+        what: "plugins_registry watcher",
+        message: node_plugins::error_chain(&e),
+    })?;
+    let mut changes = crate::dir_watch::DirWatch::new(&layout.plugins_registry());
+    let on_change = tokio::spawn(async move {
+        loop {
+            changes.changed().await;
+            // A plugin binds its socket, then chmods it: let the burst settle.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            watcher.reconcile();
+        }
+    });
+    Ok([rescan, on_change])
 }
 
 /// `max(2 × syncFrequency, 5 min)`: older than this, the sync loop counts as stuck.

@@ -10,6 +10,7 @@
 mod agent;
 mod api;
 mod cli;
+mod dir_watch;
 mod error;
 mod layout;
 mod metrics;
@@ -27,9 +28,10 @@ fn main() -> std::process::ExitCode {
     // One TLS provider for the whole process (the HTTPS server and the API server client):
     // ring, as everywhere in this workspace. An error only means one is installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        // Two workers keep the idle footprint small; the agent's work is I/O bound.
-        .worker_threads(2)
+    // One thread runs every loop and server: the agent's work is I/O bound, and a single
+    // scheduler thread saves the cross-thread wake-ups that dominate an idle multi-threaded
+    // runtime's CPU time. Blocking work (the lock file) goes to tokio's blocking pool.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -39,7 +41,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(agent::run(cli)) {
+    let result = runtime.block_on(agent::run(cli));
+    // Threads blocked in a system call (the lock file watch) must not hold the exit up.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             let message = node_plugins::error_chain(&e);

@@ -1,7 +1,11 @@
-//! The sync loop: a pod sync pass every second (the kubelet relists its runtime on the same
-//! period), each pass stamped for `/healthz` and the watchdog's `syncloop` check and counted
-//! in `/metrics`. When it stops, admission has stopped: no pod starts after that.
+//! The sync loop: a pod sync pass (manifests scanned, runtime relisted, pods started, restarted
+//! or torn down) every second while the node has pods — the kubelet relists its runtime on the
+//! same period — and, while it has none, only when the static pod directory changes (inotify)
+//! or every `fileCheckFrequency`, as the kubelet's file source re-reads it. Each pass is stamped
+//! for `/healthz` and the watchdog's `syncloop` check and counted in `/metrics`. When the loop
+//! stops, admission has stopped: no pod starts after that.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
@@ -9,25 +13,28 @@ use std::time::{Duration, Instant};
 use node_runtime::PodManager;
 use tokio::sync::watch;
 
+use crate::dir_watch::DirWatch;
 use crate::metrics::Metrics;
 
-/// Time between passes.
+/// Time between passes while the node has pods.
 pub const SYNC_PERIOD: Duration = Duration::from_secs(1);
-/// Time between passes when there is no staticPodPath: only adopted pods to watch.
-const IDLE_SYNC_PERIOD: Duration = Duration::from_secs(10);
 
 /// Runs passes until `stop` turns true and returns the manager for the shutdown.
+///
+/// `static_pod_path` is watched for changes (empty: none); `file_check` is the longest wait
+/// between passes on a node without pods.
 pub async fn run(
     mut manager: PodManager,
-    no_pod_source: bool,
+    static_pod_path: &Path,
+    file_check: Duration,
     metrics: Arc<Metrics>,
     last_sync: Arc<AtomicI64>,
     mut stop: watch::Receiver<bool>,
 ) -> PodManager {
-    let period = if no_pod_source {
-        IDLE_SYNC_PERIOD
+    let mut manifests = if static_pod_path.as_os_str().is_empty() {
+        None
     } else {
-        SYNC_PERIOD
+        Some(DirWatch::new(static_pod_path))
     };
     loop {
         if *stop.borrow() {
@@ -46,10 +53,29 @@ pub async fn run(
         }
         metrics.record_sync(&report, started.elapsed());
         last_sync.store(now_millis(), Ordering::Relaxed);
+        // No pods, no manifests (valid or not): nothing in the runtime to follow until the
+        // directory changes.
+        let registry = manager.registry();
+        let idle = registry.list().is_empty() && registry.manifest_errors().is_empty();
+        let period = if idle {
+            file_check.max(SYNC_PERIOD)
+        } else {
+            SYNC_PERIOD
+        };
         let wait = period.saturating_sub(started.elapsed());
+        let changed = async {
+            match manifests.as_mut() {
+                Some(w) => w.changed().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = stop.changed() => return manager,
             () = tokio::time::sleep(wait) => {}
+            () = changed => {
+                // Let a burst of writes (an editor's save, a copy) settle into one pass.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     }
 }
