@@ -111,6 +111,8 @@ pub struct PodManager {
     statuses: HashMap<String, cri::ContainerStatus>,
     last_errors: Vec<String>,
     hook: Option<std::sync::Arc<dyn ContainerHook>>,
+    /// The pods of the last manifest scan, reused by passes that do not rescan.
+    last_scan: Option<HashMap<String, crate::manifest::StaticPod>>,
 }
 
 fn now_nanos() -> i64 {
@@ -137,6 +139,7 @@ impl PodManager {
             statuses: HashMap::new(),
             last_errors: Vec::new(),
             hook: None,
+            last_scan: None,
         }
     }
 
@@ -172,17 +175,32 @@ impl PodManager {
 
     /// One pass. Never fails as a whole: each problem lands in the report.
     pub async fn sync_once(&mut self) -> SyncReport {
+        self.sync(true).await
+    }
+
+    /// One pass; with `rescan_manifests` false the manifests of the previous scan are used
+    /// again (for a caller that watches the static pod path and knows nothing changed: each
+    /// rescan stats every manifest file). Manifest errors are reported by rescanning passes.
+    pub async fn sync(&mut self, rescan_manifests: bool) -> SyncReport {
         let mut report = SyncReport::default();
-        let scan = self.source.scan();
-        let manifest_errors: Vec<String> = scan.errors.iter().map(ToString::to_string).collect();
-        for e in manifest_errors
-            .iter()
-            .filter(|e| !self.last_errors.contains(e))
-        {
-            tracing::error!(error = %e, "static pod manifest rejected");
-        }
-        self.last_errors.clone_from(&manifest_errors);
-        report.errors.extend(manifest_errors.iter().cloned());
+        let pods = match self.last_scan.take() {
+            Some(pods) if !rescan_manifests => pods,
+            _ => {
+                let scan = self.source.scan();
+                let errors: Vec<String> = scan.errors.iter().map(ToString::to_string).collect();
+                for e in errors.iter().filter(|e| !self.last_errors.contains(e)) {
+                    tracing::error!(error = %e, "static pod manifest rejected");
+                }
+                self.last_errors.clone_from(&errors);
+                report.errors.extend(errors);
+                scan.pods
+            }
+        };
+        let manifest_errors = self.last_errors.clone();
+        let scan = crate::source::Scan {
+            pods,
+            errors: Vec::new(),
+        };
 
         let (sandboxes, containers) = match self.list_runtime().await {
             Ok(x) => x,
@@ -258,6 +276,7 @@ impl PodManager {
             .collect();
         self.statuses.retain(|id, _| live.contains(id.as_str()));
         self.registry.replace(infos, manifest_errors);
+        self.last_scan = Some(scan.pods);
         report
     }
 

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use node_config::{FeatureGates, KubeletConfiguration, KubeletFlags, LoadedConfig, Loader};
 use node_heartbeat::{
     AddressInputs, Backend, KubeBackend, LeaseConfig, LeaseController, NodeStatusReporter,
-    Notifier, RuntimeHealth, SharedInputs, StandaloneBackend, StatusConfig, Watchdog, dns_lookup,
-    inputs_for_root, node_addresses, probe_network,
+    Notifier, RuntimeHealth, SharedInputs, StatusConfig, Watchdog, dns_lookup, inputs_for_root,
+    node_addresses, probe_network,
 };
 use node_kernel::HostRoot;
 use node_runtime::{ClientOptions, CriClient, NodePaths, PodManager, StaticPodSource, SyncOptions};
@@ -217,20 +217,29 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
             &shared,
             &heartbeat_stop_rx,
         ),
-        None => start_heartbeat(
-            Arc::new(StandaloneBackend::new()),
-            &cfg,
-            &node_name,
-            &shared,
-            &heartbeat_stop_rx,
-        ),
+        // Standalone, as a kubelet without an API server: no Node object to keep up to date,
+        // no lease. (node-heartbeat's StandaloneBackend serves embedders that want the status
+        // computed locally; `nodectl node-status` shows it.)
+        None => {
+            tracing::info!(
+                "standalone mode (no --kubeconfig): node status and lease are not reported"
+            );
+            Heartbeat {
+                status: None,
+                lease: None,
+            }
+        }
     };
-    let runtime_health = tokio::spawn(runtime_health_loop(
-        runtime.clone(),
-        shared.clone(),
-        devices.clone(),
-        stop_rx.clone(),
-    ));
+    // The runtime's health and the device plugins' resources feed the Node's status: only
+    // with an API server to report them to.
+    let runtime_health = kube.is_some().then(|| {
+        tokio::spawn(runtime_health_loop(
+            runtime.clone(),
+            shared.clone(),
+            devices.clone(),
+            stop_rx.clone(),
+        ))
+    });
 
     // 9. READY=1, then 10. the watchdog.
     let notifier = Notifier::from_env().ok();
@@ -284,7 +293,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         }
     }
     // Everything else stops; the lease keeps being renewed until here.
-    for task in [runtime_health] {
+    if let Some(task) = runtime_health {
         let _ = task.await;
     }
     if let Some(t) = watchdog_task {
@@ -514,16 +523,16 @@ impl KubeClients {
 
 /// The running heartbeat tasks.
 struct Heartbeat {
-    status: tokio::task::JoinHandle<()>,
+    /// `None` in standalone mode, with the lease.
+    status: Option<tokio::task::JoinHandle<()>>,
     /// `None` in standalone mode: there is no control plane to hold a lease.
     lease: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Heartbeat {
     async fn wait(self) {
-        let _ = self.status.await;
-        if let Some(lease) = self.lease {
-            let _ = lease.await;
+        for task in [self.status, self.lease].into_iter().flatten() {
+            let _ = task.await;
         }
     }
 }
@@ -549,7 +558,7 @@ fn start_heartbeat<B: Backend>(
     Heartbeat {
         // Status and lease run until the very end, so the API server sees the node go
         // NotReady ("node is shutting down") while its pods stop.
-        status: tokio::spawn(reporter.run(stopped(heartbeat_stop.clone()))),
+        status: Some(tokio::spawn(reporter.run(stopped(heartbeat_stop.clone())))),
         lease,
     }
 }

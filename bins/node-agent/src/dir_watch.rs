@@ -78,6 +78,11 @@ impl DirWatch {
         }
     }
 
+    /// Whether changes are being watched (false: the caller must check by itself).
+    pub fn is_active(&self) -> bool {
+        self.notify.as_ref().is_some_and(|n| Arc::weak_count(n) > 0)
+    }
+
     /// Resolves at the next change (or at once if one happened since the last call). Never
     /// resolves when the directory is not watched.
     pub async fn changed(&mut self) {

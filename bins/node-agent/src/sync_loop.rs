@@ -2,7 +2,8 @@
 //! or torn down) every second while the node has pods — the kubelet relists its runtime on the
 //! same period — and, while it has none, only when the static pod directory changes (inotify)
 //! or every `fileCheckFrequency`, as the kubelet's file source re-reads it. Each pass is stamped
-//! for `/healthz` and the watchdog's `syncloop` check and counted in `/metrics`. When the loop
+//! for `/healthz` and the watchdog's `syncloop` check and counted in `/metrics`. Passes between
+//! directory changes reuse the last manifest scan. When the loop
 //! stops, admission has stopped: no pod starts after that.
 
 use std::path::Path;
@@ -36,12 +37,22 @@ pub async fn run(
     } else {
         Some(DirWatch::new(static_pod_path))
     };
+    // Manifests are re-read when the directory changed, every `file_check`, and on every pass
+    // when the directory cannot be watched.
+    let mut rescan = true;
+    let mut last_rescan = Instant::now();
     loop {
         if *stop.borrow() {
             return manager;
         }
         let started = Instant::now();
-        let report = manager.sync_once().await;
+        let watched = manifests.as_ref().is_some_and(DirWatch::is_active);
+        if rescan || !watched || last_rescan.elapsed() >= file_check {
+            rescan = true;
+            last_rescan = started;
+        }
+        let report = manager.sync(rescan).await;
+        rescan = false;
         for e in &report.errors {
             tracing::warn!(error = %e, "pod sync");
         }
@@ -75,6 +86,7 @@ pub async fn run(
             () = changed => {
                 // Let a burst of writes (an editor's save, a copy) settle into one pass.
                 tokio::time::sleep(Duration::from_millis(50)).await;
+                rescan = true;
             }
         }
     }

@@ -20,7 +20,7 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
-const START: Duration = Duration::from_secs(30);
+const START: Duration = Duration::from_secs(60);
 const POD_UP: Duration = Duration::from_secs(60);
 
 /// A client CA written to `dir/ca.crt`, and a client certificate for `cn` in `dir/<cn>.{crt,key}`.
