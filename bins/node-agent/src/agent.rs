@@ -52,6 +52,12 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     node_heartbeat::validate_node_labels(&flags.node_labels)
         .map_err(|e| AgentError::Preflight(format!("failed to validate kubelet flags: {e}")))?;
     tracing::info!(node = %node_name, sources = ?loaded.sources, "configuration loaded");
+    // The API server client is built from --kubeconfig now (no request is made yet), so a
+    // missing or broken kubeconfig stops the agent before anything else happens.
+    let kube = match &flags.kubeconfig {
+        Some(path) => Some(KubeClients::load(path).await?),
+        None => None,
+    };
     // A misconfigured watchdog is fatal early, as in the kubelet.
     let watchdog = Watchdog::from_env().map_err(AgentError::Watchdog)?;
 
@@ -111,10 +117,6 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     );
 
     // 6. Servers.
-    let kube = match &flags.kubeconfig {
-        Some(path) => Some(KubeClients::load(path).await?),
-        None => None,
-    };
     let devices = node_plugins::DeviceManager::new(node_plugins::DeviceManagerOptions::new(
         layout.device_plugins(),
     ));

@@ -243,3 +243,23 @@ fn exit_on_lock_contention_needs_a_lock_file() {
     );
     expect_failure(cmd, &["node-agent: ", "lock"]);
 }
+
+#[test]
+fn missing_kubeconfig() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("kubelet.conf");
+    let cmd = agent(
+        dir.path(),
+        &config(dir.path()),
+        "unix:///nonexistent.sock",
+        &["--kubeconfig", missing.to_str().unwrap()],
+    );
+    expect_failure(
+        cmd,
+        &[
+            "node-agent: failed to set up the API server client from",
+            missing.to_str().unwrap(),
+            "No such file or directory",
+        ],
+    );
+}
