@@ -149,7 +149,7 @@ async fn secured_api(
     let server_err = |what: &'static str| {
         move |e: node_server::ServerError| AgentError::Server {
             what,
-            message: node_server::error_chain(&e),
+            message: node_plugins::error_chain(&e),
         }
     };
     let cert = node_server::serving_cert(cfg, &layout.cert_dir, &state.node_name, addresses)
@@ -199,7 +199,7 @@ async fn log_exit(
     server: impl std::future::Future<Output = Result<(), node_server::ServerError>>,
 ) {
     if let Err(e) = server.await {
-        tracing::error!(server = what, error = %node_server::error_chain(&e), "server failed");
+        tracing::error!(server = what, error = %node_plugins::error_chain(&e), "server failed");
     }
 }
 
