@@ -571,17 +571,25 @@ fn check_kind(b: &Value, api_version: &str, kind: &str) -> std::result::Result<(
     Ok(())
 }
 
-fn token_review(st: &mut State, body: Option<&Value>) -> (u16, Value) {
+/// The request body as a review object of `api_version`/`kind`, or the 400 answer.
+fn decode_review<T: serde::de::DeserializeOwned>(
+    body: Option<&Value>,
+    api_version: &str,
+    kind: &str,
+) -> std::result::Result<T, (u16, Value)> {
     let Some(b) = body else {
-        return bad_request("missing body".into());
+        return Err(bad_request("missing body".into()));
     };
-    if let Err(e) = check_kind(b, "authentication.k8s.io/v1", "TokenReview") {
-        return e;
-    }
-    let mut review: TokenReview = match serde_json::from_value(b.clone()) {
-        Ok(r) => r,
-        Err(e) => return bad_request(format!("decoding TokenReview: {e}")),
-    };
+    check_kind(b, api_version, kind)?;
+    serde_json::from_value(b.clone()).map_err(|e| bad_request(format!("decoding {kind}: {e}")))
+}
+
+fn token_review(st: &mut State, body: Option<&Value>) -> (u16, Value) {
+    let mut review: TokenReview =
+        match decode_review(body, "authentication.k8s.io/v1", "TokenReview") {
+            Ok(r) => r,
+            Err(e) => return e,
+        };
     let token = review.spec.token.clone().unwrap_or_default();
     review.status = Some(match st.tokens.get(&token) {
         Some((name, groups)) => TokenReviewStatus {
@@ -604,16 +612,11 @@ fn token_review(st: &mut State, body: Option<&Value>) -> (u16, Value) {
 }
 
 fn access_review(st: &mut State, body: Option<&Value>) -> (u16, Value) {
-    let Some(b) = body else {
-        return bad_request("missing body".into());
-    };
-    if let Err(e) = check_kind(b, "authorization.k8s.io/v1", "SubjectAccessReview") {
-        return e;
-    }
-    let mut review: SubjectAccessReview = match serde_json::from_value(b.clone()) {
-        Ok(r) => r,
-        Err(e) => return bad_request(format!("decoding SubjectAccessReview: {e}")),
-    };
+    let mut review: SubjectAccessReview =
+        match decode_review(body, "authorization.k8s.io/v1", "SubjectAccessReview") {
+            Ok(r) => r,
+            Err(e) => return e,
+        };
     let (allowed, reason) = match &st.policy {
         Some(policy) => policy(&review.spec),
         None => {

@@ -61,6 +61,22 @@ impl Node {
             self.options(),
         )
     }
+    /// The runtime's sandboxes labelled for this node.
+    async fn sandboxes(&self) -> Vec<node_runtime::cri::PodSandbox> {
+        let client = CriClient::connect(&self.endpoint, &ClientOptions::default())
+            .await
+            .unwrap();
+        client
+            .list_pod_sandboxes(
+                [(
+                    node_runtime::LABEL_MANAGED_BY.to_owned(),
+                    self.node_name.clone(),
+                )]
+                .into(),
+            )
+            .await
+            .unwrap()
+    }
     fn write_pod(&self, file: &str, name: &str, extra_spec: &str, command: &str) {
         let manifest = format!(
             "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  hostNetwork: true\n  terminationGracePeriodSeconds: 1\n{extra_spec}  containers:\n  - name: app\n    image: {}\n    imagePullPolicy: IfNotPresent\n    command: [\"/bin/sh\", \"-c\", {command:?}]\n",
@@ -319,20 +335,7 @@ async fn restarted_agent_adopts_running_pod() {
         after.container("app").unwrap().container_id,
         before.container("app").unwrap().container_id
     );
-    let client = CriClient::connect(&node.endpoint, &ClientOptions::default())
-        .await
-        .unwrap();
-    let sandboxes = client
-        .list_pod_sandboxes(
-            [(
-                node_runtime::LABEL_MANAGED_BY.to_owned(),
-                node.node_name.clone(),
-            )]
-            .into(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(sandboxes.len(), 1, "no duplicate sandbox");
+    assert_eq!(node.sandboxes().await.len(), 1, "no duplicate sandbox");
     second.remove_all().await.unwrap();
 }
 
@@ -472,19 +475,7 @@ async fn stop_pods_stops_only_the_chosen_pods_within_the_grace_cap() {
     );
     assert!(m.registry().get_by_uid(&uid).is_none());
     assert!(m.registry().get("default", "keep-node-stop").is_some());
-    let client = CriClient::connect(&node.endpoint, &ClientOptions::default())
-        .await
-        .unwrap();
-    let left = client
-        .list_pod_sandboxes(
-            [(
-                node_runtime::LABEL_MANAGED_BY.to_owned(),
-                node.node_name.clone(),
-            )]
-            .into(),
-        )
-        .await
-        .unwrap();
+    let left = node.sandboxes().await;
     assert_eq!(left.len(), 1, "only the other pod's sandbox is left");
     assert_eq!(
         left[0].labels.get(node_runtime::LABEL_POD_UID),
