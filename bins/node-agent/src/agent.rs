@@ -48,7 +48,8 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     let loaded = load_config(&cli)?;
     let cfg = Arc::new(loaded.config.clone());
     let flags = loaded.flags.clone();
-    let node_name = node_name(&flags)?;
+    let hostname = hostname(&flags)?;
+    let node_name = node_name(&hostname)?;
     node_heartbeat::validate_node_labels(&flags.node_labels)
         .map_err(|e| AgentError::Preflight(format!("failed to validate kubelet flags: {e}")))?;
     tracing::info!(node = %node_name, sources = ?loaded.sources, "configuration loaded");
@@ -147,7 +148,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         devices.clone(),
     )));
     let registry = manager.registry();
-    let addresses = addresses(&node_name, &flags)?;
+    let addresses = addresses(&node_name, &hostname, &flags)?;
     let host_ip = addresses
         .iter()
         .find(|a| a.type_ == "InternalIP")
@@ -207,7 +208,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         version: version.runtime_version.clone(),
     });
     inputs.runtime_health = RuntimeHealth::healthy(Instant::now());
-    let mut shared = SharedInputs::new(inputs, hostname(&flags)?);
+    let mut shared = SharedInputs::new(inputs, hostname.clone());
     shared.node_labels = flags.node_labels.clone();
     shared.taints = node_heartbeat::registration_taints(&cfg.register_with_taints, true);
     let (heartbeat_stop_tx, heartbeat_stop_rx) = watch::channel(false);
@@ -345,8 +346,8 @@ fn hostname(flags: &KubeletFlags) -> Result<String, AgentError> {
 }
 
 /// The node name. Without a cloud provider it is the host name.
-fn node_name(flags: &KubeletFlags) -> Result<String, AgentError> {
-    let name = hostname(flags)?;
+fn node_name(hostname: &str) -> Result<String, AgentError> {
+    let name = hostname.to_owned();
     if name.is_empty() {
         return Err(AgentError::Preflight(
             "empty node name: set --hostname-override".to_owned(),
@@ -429,6 +430,7 @@ async fn connect_runtime(cfg: &KubeletConfiguration) -> Result<CriClient, AgentE
 
 fn addresses(
     node_name: &str,
+    hostname: &str,
     flags: &KubeletFlags,
 ) -> Result<Vec<k8s_openapi::api::core::v1::NodeAddress>, AgentError> {
     let node_ips = match &flags.node_ip {
@@ -446,7 +448,7 @@ fn addresses(
     let (interface_ips, default_route_ips) = probe_network(Path::new("/"));
     let inputs = AddressInputs {
         node_name: node_name.to_owned(),
-        hostname: hostname(flags)?,
+        hostname: hostname.to_owned(),
         hostname_overridden: flags.hostname_override.is_some(),
         node_ips,
         interface_ips,
