@@ -332,14 +332,16 @@ for w in idle busy; do
     }' ncpu="$(nproc)" "$tmp/$w.summary"
 done
 
-# Targets: the idle agent's RSS (pidstat max) and CPU (/proc ticks).
-awk -v hz="$clk_tck" -v dur="$DURATION" -v pid="$agent_pid" -v trss="$TARGET_RSS_MIB" -v tcpu="$TARGET_IDLE_CORES" \
-    -v sumfile="$tmp/idle.summary" '
-  /^#/ { for (i = 2; i <= NF; i++) col[$i] = i - 1; next }
-  col["PID"] && $col["PID"] == pid { r = $col["RSS"] / 1024; if (r > rm) rm = r }
-  END {
-    while ((getline line < sumfile) > 0) { split(line, f, " "); s[f[1]] = f[2] }
-    cpu = s["agent_ticks"] / hz / dur
-    printf "target idle RSS < %d MiB: %.1f MiB max, %s\n", trss, rm, (rm < trss ? "met" : "NOT met")
-    printf "target idle CPU < %.2f core: %.4f core, %s\n", tcpu, cpu, (cpu < tcpu ? "met" : "NOT met")
-  }' "$tmp/idle.pidstat"
+# Targets, for the idle agent with 0 pods and with PODS: RSS (pidstat max) and CPU (/proc ticks).
+for w in idle busy; do
+  awk -v hz="$clk_tck" -v dur="$DURATION" -v pid="$agent_pid" -v trss="$TARGET_RSS_MIB" -v tcpu="$TARGET_IDLE_CORES" \
+      -v sumfile="$tmp/$w.summary" -v pods="$( [ "$w" = idle ] && echo 0 || echo "$PODS")" '
+    /^#/ { for (i = 2; i <= NF; i++) col[$i] = i - 1; next }
+    col["PID"] && $col["PID"] == pid { r = $col["RSS"] / 1024; if (r > rm) rm = r }
+    END {
+      while ((getline line < sumfile) > 0) { split(line, f, " "); s[f[1]] = f[2] }
+      cpu = s["agent_ticks"] / hz / dur
+      printf "%2d pods: target idle RSS < %d MiB: %.1f MiB max, %s\n", pods, trss, rm, (rm < trss ? "met" : "NOT met")
+      printf "%2d pods: target idle CPU < %.2f core: %.4f core, %s\n", pods, tcpu, cpu, (cpu < tcpu ? "met" : "NOT met")
+    }' "$tmp/$w.pidstat"
+done

@@ -20,7 +20,7 @@ use node_checkpoint::{InspectOptions, inspect_file};
 use node_runtime::cri;
 use node_runtime::cri::runtime_service_client::RuntimeServiceClient;
 use node_runtime::test_support::{cri_endpoint, test_image};
-use node_runtime::{ClientOptions, CriClient};
+use node_runtime::{ClientOptions, CriClient, RuntimeWatch, WatchState};
 use tonic::transport::Channel;
 
 async fn client(endpoint: &str) -> CriClient {
@@ -348,4 +348,32 @@ async fn plain_start_still_serves_no_runtime_calls() {
     // No image service without an upstream.
     let err = through.image_present(&test_image()).await.unwrap_err();
     assert_eq!(err.grpc_code(), Some(tonic::Code::Unimplemented), "{err}");
+}
+
+#[tokio::test]
+async fn a_runtime_without_containerd_events_is_reported_unsupported() {
+    // The plain test server speaks the CRI only, like a runtime other than containerd: the
+    // agent's sync loop then relists every second.
+    let dir = tempfile::tempdir().unwrap();
+    let server = CriTestServer::start(dir.path()).unwrap();
+    let watch = RuntimeWatch::start(&client(&server.endpoint()).await);
+    let start = Instant::now();
+    loop {
+        let state = watch.state();
+        assert_ne!(state, WatchState::Live, "no events API, so never live");
+        if state == WatchState::Unsupported {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "still {state:?} after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_secs(3), watch.changed())
+            .await
+            .is_err(),
+        "an unsupported watch never wakes its owner"
+    );
 }

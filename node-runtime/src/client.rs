@@ -50,6 +50,7 @@ pub struct RuntimeVersion {
 #[derive(Debug, Clone)]
 pub struct CriClient {
     endpoint: String,
+    socket: PathBuf,
     runtime: RuntimeServiceClient<Channel>,
     image: ImageServiceClient<Channel>,
     version: RuntimeVersion,
@@ -75,7 +76,7 @@ impl CriClient {
         let deadline = Instant::now() + options.connect_timeout;
         let mut delay = Duration::from_millis(50);
         let channel = loop {
-            match connect_once(&path, options.request_timeout).await {
+            match connect_once(&path, Some(options.request_timeout)).await {
                 Ok(channel) => break channel,
                 Err(reason) if Instant::now() + delay < deadline => {
                     tracing::debug!(endpoint = %endpoint_url, %reason, "container runtime not ready, retrying");
@@ -125,6 +126,7 @@ impl CriClient {
         };
         Ok(Self {
             endpoint: endpoint_url,
+            socket: path,
             runtime,
             image,
             version,
@@ -134,6 +136,22 @@ impl CriClient {
     /// The endpoint as `unix:///path`.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
+    }
+
+    /// The runtime's socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// A new connection to the same socket without a per-request timeout, for long-lived
+    /// streams (a timeout would cut a stream whose first message is long in coming).
+    pub(crate) async fn stream_channel(&self) -> Result<Channel, RuntimeError> {
+        connect_once(&self.socket, None)
+            .await
+            .map_err(|reason| RuntimeError::Unreachable {
+                endpoint: self.endpoint.clone(),
+                reason,
+            })
     }
 
     /// What the runtime said about itself.
@@ -376,7 +394,7 @@ pub fn image_spec(image: &str) -> cri::ImageSpec {
     }
 }
 
-async fn connect_once(path: &Path, timeout: Duration) -> Result<Channel, String> {
+async fn connect_once(path: &Path, timeout: Option<Duration>) -> Result<Channel, String> {
     // Fail fast with a precise reason before handing the path to the connector.
     match tokio::fs::metadata(path).await {
         Ok(_) => {}
@@ -387,9 +405,10 @@ async fn connect_once(path: &Path, timeout: Duration) -> Result<Channel, String>
     }
     let path = path.to_path_buf();
     // The authority is a placeholder (the kubelet uses "localhost"); the connector ignores it.
-    let endpoint = Endpoint::try_from("http://localhost")
-        .map_err(|e| e.to_string())?
-        .timeout(timeout);
+    let mut endpoint = Endpoint::try_from("http://localhost").map_err(|e| e.to_string())?;
+    if let Some(timeout) = timeout {
+        endpoint = endpoint.timeout(timeout);
+    }
     endpoint
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let path = path.clone();

@@ -9,6 +9,8 @@
 //! * [`PodManager`]: the sync loop (sandbox, images, init containers, containers, volumes,
 //!   resources, security context with seccomp resolved by `node-seccomp`, the kubelet's log
 //!   layout, restart policy with crash-loop back-off, graceful stop, adoption after a restart).
+//! * [`RuntimeWatch`]: containerd's change events, so a sync loop relists when something
+//!   changed rather than every second (other runtimes: every second, as the kubelet).
 //! * [`PodRegistry`]: what the other crates ask: a pod by namespace/name with its containers and
 //!   runtime IDs, or every active pod.
 //!
@@ -31,6 +33,7 @@
 #![deny(missing_docs)]
 
 mod client;
+mod containerd_events;
 pub mod cri;
 mod error;
 mod hook;
@@ -41,6 +44,7 @@ mod spec;
 mod sync;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+mod watch;
 
 pub use client::{
     ClientOptions, CriClient, KUBE_RUNTIME_API_VERSION, MAX_MESSAGE_SIZE, RuntimeVersion,
@@ -61,3 +65,6 @@ pub use spec::{
     NodePaths, PodIdentity,
 };
 pub use sync::{PodManager, SyncOptions, SyncReport, default_pull_policy};
+pub use watch::{
+    CONTAINERD_CRI_NAMESPACE, ESTABLISHED_AFTER, RESUBSCRIBE_AFTER, RuntimeWatch, WatchState,
+};

@@ -87,6 +87,11 @@ pub struct SyncReport {
     pub pods_removed: Vec<String>,
     /// Errors (each also logged).
     pub errors: Vec<String>,
+    /// Nothing is left to do until something changes: no errors (rejected manifests aside:
+    /// they wait for their file to change), nothing started or removed this pass, and no
+    /// container waiting (to be created, or restarted after its crash-loop back-off). A loop
+    /// that follows the runtime's events ([`crate::RuntimeWatch`]) can wait for the next one.
+    pub settled: bool,
 }
 
 /// The agent's view of one container instance in the runtime.
@@ -197,6 +202,7 @@ impl PodManager {
             }
         };
         let manifest_errors = self.last_errors.clone();
+        let manifest_error_count = report.errors.len();
         let scan = crate::source::Scan {
             pods,
             errors: Vec::new(),
@@ -275,6 +281,15 @@ impl PodManager {
             })
             .collect();
         self.statuses.retain(|id, _| live.contains(id.as_str()));
+        report.settled = report.errors.len() == manifest_error_count
+            && report.sandboxes_created.is_empty()
+            && report.containers_started.is_empty()
+            && report.pods_removed.is_empty()
+            && infos.values().all(|p| {
+                p.containers
+                    .iter()
+                    .all(|c| !matches!(c.state, ContainerState::Waiting { .. }))
+            });
         self.registry.replace(infos, manifest_errors);
         self.last_scan = Some(scan.pods);
         report

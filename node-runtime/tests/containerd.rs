@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use node_runtime::test_support::{cri_endpoint as endpoint, test_image as image};
 use node_runtime::{
     ClientOptions, ContainerState, CriClient, NodePaths, PodInfo, PodManager, PodPhase,
-    RuntimeError, StaticPodSource, SyncOptions,
+    RuntimeError, RuntimeWatch, StaticPodSource, SyncOptions, WatchState,
 };
 
 struct Node {
@@ -226,13 +226,17 @@ async fn crashing_container_restarts_with_growing_backoff() {
             start.elapsed() < Duration::from_secs(40),
             "restarts seen: {seen:?}"
         );
-        m.sync_once().await;
+        let report = m.sync_once().await;
         if let Some(pod) = m.registry().get("default", "crash-node-crash") {
             let app = pod.container("app").unwrap();
             if let ContainerState::Waiting { reason, message } = &app.state
                 && reason == "CrashLoopBackOff"
             {
                 assert!(message.starts_with("back-off "), "{message}");
+                assert!(
+                    !report.settled,
+                    "a pass waiting for a back-off is not settled"
+                );
                 saw_backoff = true;
             }
             if seen.last().is_none_or(|(c, _)| *c != app.restart_count) {
@@ -484,5 +488,79 @@ async fn stop_pods_stops_only_the_chosen_pods_within_the_grace_cap() {
             .map(|p| p.uid)
             .as_ref()
     );
+    m.remove_all().await.unwrap();
+}
+
+/// Waits out the wake-ups already queued in `watch` (its own subscription and earlier events).
+async fn drain(watch: &RuntimeWatch) {
+    while tokio::time::timeout(Duration::from_millis(500), watch.changed())
+        .await
+        .is_ok()
+    {}
+}
+
+#[tokio::test]
+async fn runtime_watch_wakes_on_container_exit_and_settled_passes_say_so() {
+    let Some(ep) = endpoint("runtime_watch_wakes_on_container_exit") else {
+        return;
+    };
+    let node = Node::new(ep, "node-watch");
+    node.write_pod("watched.yaml", "watched", "", "sleep 3600");
+    let mut m = node.manager().await;
+    let client = CriClient::connect(&node.endpoint, &ClientOptions::default())
+        .await
+        .unwrap();
+    let watch = RuntimeWatch::start(&client);
+    let start = Instant::now();
+    while !watch.is_live() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "containerd's event stream never became live: {:?}",
+            watch.state()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Becoming live wakes the owner (changes before the subscription were not reported).
+    tokio::time::timeout(Duration::from_secs(1), watch.changed())
+        .await
+        .expect("a wake-up when the stream became live");
+
+    let report = m.sync_once().await;
+    assert!(!report.settled, "the pass that starts a pod is not settled");
+    assert_eq!(report.sandboxes_created.len(), 1);
+    let pods = sync_until(&mut m, "pod running", Duration::from_secs(30), |p| {
+        running(p, "watched-node-watch")
+    })
+    .await;
+    let report = m.sync_once().await;
+    assert!(
+        report.settled,
+        "a running pod with nothing to do is settled: {report:?}"
+    );
+    // Starting the pod published events (so do the other tests' pods: the watch follows the
+    // whole CRI namespace, and a wake-up only costs a relist); let them pass.
+    drain(&watch).await;
+
+    // A change made behind the manager's back (the container is stopped) wakes the watch.
+    let id = pods[0].containers[0].container_id.clone().unwrap();
+    let stopped = Instant::now();
+    client.stop_container(&id, 0).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), watch.changed())
+        .await
+        .expect("a wake-up for the container's exit");
+    assert!(stopped.elapsed() < Duration::from_secs(5));
+    let report = m.sync_once().await;
+    assert!(
+        !report.settled,
+        "the pass after the exit has work (a restart, or its back-off): {report:?}"
+    );
+    sync_until(
+        &mut m,
+        "container restarted",
+        Duration::from_secs(15),
+        |p| running(p, "watched-node-watch") && p[0].containers[0].restart_count == 1,
+    )
+    .await;
+    assert_eq!(watch.state(), WatchState::Live);
     m.remove_all().await.unwrap();
 }

@@ -20,7 +20,9 @@ use node_heartbeat::{
     node_addresses, probe_network,
 };
 use node_kernel::HostRoot;
-use node_runtime::{ClientOptions, CriClient, NodePaths, PodManager, StaticPodSource, SyncOptions};
+use node_runtime::{
+    ClientOptions, CriClient, NodePaths, PodManager, RuntimeWatch, StaticPodSource, SyncOptions,
+};
 use node_state::{GracefulShutdownState, LockFile};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -191,11 +193,15 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
             api_state.last_sync.clone(),
             stop_rx.clone(),
         );
-        let file_check = cfg.file_check_frequency.to_std();
-        let path = PathBuf::from(&static_pod_path);
-        tokio::spawn(async move {
-            crate::sync_loop::run(manager, &path, file_check, metrics, last_sync, stop).await
-        })
+        let timing = crate::sync_loop::Timing {
+            static_pod_path: PathBuf::from(&static_pod_path),
+            file_check: cfg.file_check_frequency.to_std(),
+            resync: cfg.sync_frequency.to_std(),
+        };
+        let events = RuntimeWatch::start(&runtime);
+        tokio::spawn(crate::sync_loop::run(
+            manager, events, timing, metrics, last_sync, stop,
+        ))
     };
 
     // 8. Heartbeat.

@@ -1,53 +1,79 @@
-//! The sync loop: a pod sync pass (manifests scanned, runtime relisted, pods started, restarted
-//! or torn down) every second while the node has pods — the kubelet relists its runtime on the
-//! same period — and, while it has none, only when the static pod directory changes (inotify)
-//! or every `fileCheckFrequency`, as the kubelet's file source re-reads it. Each pass is stamped
-//! for `/healthz` and the watchdog's `syncloop` check and counted in `/metrics`. Passes between
-//! directory changes reuse the last manifest scan. When the loop
+//! The sync loop: pod sync passes (manifests scanned, runtime relisted, pods started,
+//! restarted or torn down), run like the kubelet's evented PLEG when the runtime reports its
+//! changes and like its generic PLEG otherwise:
+//!
+//! * on a runtime event (a task exited, a container was removed: [`RuntimeWatch`]), and at least
+//!   every `syncFrequency` (or `fileCheckFrequency`, when shorter) while the node's pods are
+//!   settled and the event stream is live;
+//! * every second while the runtime reports no events (not containerd, or the stream is being
+//!   re-established), for a few seconds after an event, and while some pod still has work (a
+//!   container waiting for its crash-loop back-off, a failed call): the kubelet's relist period;
+//! * when the static pod directory changes (inotify), or every `fileCheckFrequency`, as the
+//!   kubelet's file source re-reads it; on a node without pods only then.
+//!
+//! Each pass is stamped for `/healthz` and the watchdog's `syncloop` check and counted in
+//! `/metrics`. Passes between directory changes reuse the last manifest scan. When the loop
 //! stops, admission has stopped: no pod starts after that.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use node_runtime::PodManager;
+use node_runtime::{PodManager, RuntimeWatch};
 use tokio::sync::watch;
 
 use crate::dir_watch::DirWatch;
 use crate::metrics::Metrics;
 
-/// Time between passes while the node has pods.
+/// Time between passes while something needs following closely (the kubelet's relist period).
 pub const SYNC_PERIOD: Duration = Duration::from_secs(1);
 
+/// Let a burst of changes (an editor's save, a pod's containers starting) settle into one pass.
+const SETTLE: Duration = Duration::from_millis(50);
+
+/// How long passes stay a second apart after a runtime event. containerd publishes a task's
+/// exit (and its `/tasks/delete`) before its CRI plugin records the exit in the container's
+/// status, so the pass right after the event may still list the container running.
+const EVENT_FOLLOW_UP: Duration = Duration::from_secs(3);
+
+/// When passes run.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// The static pod directory to watch (empty: none).
+    pub static_pod_path: PathBuf,
+    /// `fileCheckFrequency`: the longest wait between manifest scans.
+    pub file_check: Duration,
+    /// `syncFrequency`: the longest wait between passes while runtime events are followed.
+    pub resync: Duration,
+}
+
 /// Runs passes until `stop` turns true and returns the manager for the shutdown.
-///
-/// `static_pod_path` is watched for changes (empty: none); `file_check` is the longest wait
-/// between passes on a node without pods.
 pub async fn run(
     mut manager: PodManager,
-    static_pod_path: &Path,
-    file_check: Duration,
+    events: RuntimeWatch,
+    timing: Timing,
     metrics: Arc<Metrics>,
     last_sync: Arc<AtomicI64>,
     mut stop: watch::Receiver<bool>,
 ) -> PodManager {
-    let mut manifests = if static_pod_path.as_os_str().is_empty() {
+    let mut manifests = if timing.static_pod_path.as_os_str().is_empty() {
         None
     } else {
-        Some(DirWatch::new(static_pod_path))
+        Some(DirWatch::new(&timing.static_pod_path))
     };
     // Manifests are re-read when the directory changed, every `file_check`, and on every pass
     // when the directory cannot be watched.
     let mut rescan = true;
     let mut last_rescan = Instant::now();
+    let mut last_event: Option<Instant> = None;
     loop {
         if *stop.borrow() {
             return manager;
         }
         let started = Instant::now();
         let watched = manifests.as_ref().is_some_and(DirWatch::is_active);
-        if rescan || !watched || last_rescan.elapsed() >= file_check {
+        if rescan || !watched || last_rescan.elapsed() >= timing.file_check {
             rescan = true;
             last_rescan = started;
         }
@@ -64,12 +90,17 @@ pub async fn run(
         }
         metrics.record_sync(&report, started.elapsed());
         last_sync.store(now_millis(), Ordering::Relaxed);
-        // No pods, no manifests (valid or not): nothing in the runtime to follow until the
-        // directory changes.
         let registry = manager.registry();
-        let idle = registry.list().is_empty() && registry.manifest_errors().is_empty();
-        let period = if idle {
-            file_check.max(SYNC_PERIOD)
+        let no_pods = registry.list().is_empty() && registry.manifest_errors().is_empty();
+        let period = if no_pods {
+            // Nothing in the runtime to follow until the directory changes.
+            timing.file_check.max(SYNC_PERIOD)
+        } else if report.settled
+            && events.is_live()
+            && last_event.is_none_or(|t| t.elapsed() >= EVENT_FOLLOW_UP)
+        {
+            // Until the runtime reports a change; manifests are still re-read on schedule.
+            timing.resync.min(timing.file_check).max(SYNC_PERIOD)
         } else {
             SYNC_PERIOD
         };
@@ -84,9 +115,12 @@ pub async fn run(
             _ = stop.changed() => return manager,
             () = tokio::time::sleep(wait) => {}
             () = changed => {
-                // Let a burst of writes (an editor's save, a copy) settle into one pass.
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                tokio::time::sleep(SETTLE).await;
                 rescan = true;
+            }
+            () = events.changed(), if !no_pods => {
+                last_event = Some(Instant::now());
+                tokio::time::sleep(SETTLE).await;
             }
         }
     }

@@ -95,7 +95,8 @@ fn refs(args: &[String]) -> Vec<&str> {
 
 /// Static pods run and show in `/pods`; a client certificate is required (anonymous off:
 /// 401 without one); `/configz`, `/metrics`, `/healthz` answer; checkpointing on containerd
-/// 1.6 gives the runtime's 500.
+/// 1.6 gives the runtime's 500; a container stopped outside the agent is noticed at once
+/// (runtime events) and restarted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn static_pods_and_x509_authentication() {
     let Some(endpoint) = node_runtime::test_support::cri_endpoint("static_pods_and_x509") else {
@@ -170,6 +171,32 @@ async fn static_pods_and_x509_authentication() {
         r.body
     );
     assert!(r.body.contains("Unimplemented"), "{}", r.body);
+
+    // A container stopped behind the agent's back: containerd's exit event brings a pass at
+    // once (with the pod settled, passes are otherwise fileCheckFrequency, 20 s, apart), which
+    // reports the exit and restarts the container after its back-off.
+    let status = &item["status"]["containerStatuses"][0];
+    let first = status["containerID"].as_str().unwrap().to_owned();
+    let cri = node_runtime::CriClient::connect(&endpoint, &Default::default())
+        .await
+        .unwrap();
+    cri.stop_container(first.trim_start_matches("containerd://"), 0)
+        .await
+        .unwrap();
+    let exited = |l: &serde_json::Value| {
+        l["items"].as_array().unwrap().iter().any(|p| {
+            p["metadata"]["name"] == pod.as_str()
+                && p["status"]["containerStatuses"][0]["state"]["running"].is_null()
+        })
+    };
+    agent.wait_pods(&refs(&auth), Duration::from_secs(4), exited);
+    let list = agent.wait_pods(&refs(&auth), Duration::from_secs(30), |l| {
+        running(l, &pod).is_some_and(|p| p["status"]["containerStatuses"][0]["restartCount"] == 1)
+    });
+    assert_ne!(
+        running(&list, &pod).unwrap()["status"]["containerStatuses"][0]["containerID"],
+        first.as_str()
+    );
 
     // The generated serving certificate lives in the cert dir (<root>/pki by default).
     assert!(agent.root().join("pki/kubelet.crt").exists());
