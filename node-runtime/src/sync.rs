@@ -39,7 +39,8 @@ pub struct SyncOptions {
     pub sync_period: Duration,
     /// First crash-loop back-off (kubelet: 10 s).
     pub backoff_initial: Duration,
-    /// Back-off cap (kubelet: 5 min).
+    /// Back-off cap (kubelet: 5 min, `crashLoopBackOff.maxContainerRestartPeriod`); a
+    /// container that ran for twice this long starts its next crash loop afresh.
     pub backoff_max: Duration,
 }
 
@@ -57,18 +58,21 @@ impl SyncOptions {
     }
 }
 
-/// Crash-loop back-off of one container: the delay doubles with each restart up to the cap,
-/// and resets once a container has run for 10 minutes.
+/// Crash-loop back-off of one container, counted from its exit, as the kubelet's: the first
+/// restart is immediate, the next waits `backoff_initial`, and each further one twice as long
+/// up to the cap; a container that ran for twice the cap (10 minutes by default) starts over.
 #[derive(Debug, Clone, Copy)]
 struct Backoff {
+    /// Restarts so far in this crash loop.
     restarts: u32,
 }
 
-const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(600);
-
 impl Backoff {
     fn delay(self, options: &SyncOptions) -> Duration {
-        let factor = 1u32.checked_shl(self.restarts.min(31)).unwrap_or(u32::MAX);
+        let Some(doublings) = self.restarts.checked_sub(1) else {
+            return Duration::ZERO;
+        };
+        let factor = 1u32.checked_shl(doublings.min(31)).unwrap_or(u32::MAX);
         options
             .backoff_initial
             .saturating_mul(factor)
@@ -679,7 +683,7 @@ impl PodManager {
                     .backoff
                     .entry(key.clone())
                     .or_insert(Backoff { restarts: 0 });
-                if ran >= BACKOFF_RESET_AFTER {
+                if ran >= self.options.backoff_max.saturating_mul(2) {
                     backoff.restarts = 0;
                 }
                 let delay = backoff.delay(&self.options);
@@ -949,7 +953,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_to_the_cap() {
+    fn first_restart_is_immediate_then_backoff_doubles_to_the_cap() {
         let opts = SyncOptions::new(
             "n",
             NodePaths {
@@ -957,10 +961,10 @@ mod tests {
                 pod_logs_dir: "/l".into(),
             },
         );
-        let delays: Vec<u64> = (0..7)
+        let delays: Vec<u64> = (0..8)
             .map(|r| Backoff { restarts: r }.delay(&opts).as_secs())
             .collect();
-        assert_eq!(delays, [10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(delays, [0, 10, 20, 40, 80, 160, 300, 300]);
         assert_eq!(Backoff { restarts: 100 }.delay(&opts).as_secs(), 300);
     }
 
