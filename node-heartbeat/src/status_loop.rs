@@ -182,6 +182,9 @@ pub struct StatusConfig {
     pub update_frequency: Duration,
     /// `nodeStatusReportFrequency` (5 min).
     pub report_frequency: Duration,
+    /// `registerNode` (true): create the Node object. When false the Node must exist already
+    /// (made by an administrator); its status is still kept up to date.
+    pub register_node: bool,
 }
 
 impl StatusConfig {
@@ -191,6 +194,7 @@ impl StatusConfig {
             node_name: node_name.into(),
             update_frequency: Duration::from_secs(10),
             report_frequency: Duration::from_secs(300),
+            register_node: true,
         }
     }
 }
@@ -331,7 +335,7 @@ impl<B: Backend, S: StatusSource> NodeStatusReporter<B, S> {
 
     /// `syncNodeStatus`: register once, then update.
     pub async fn sync_node_status(&mut self) -> Result<bool> {
-        if !self.registered {
+        if !self.registered && self.cfg.register_node {
             self.register().await;
         }
         self.update_node_status().await
@@ -348,7 +352,9 @@ impl<B: Backend, S: StatusSource> NodeStatusReporter<B, S> {
     /// One fast start-up step: PATCH at once if the node just became Ready. Returns true when
     /// the fast phase is over (the server already shows Ready).
     pub async fn fast_update_once(&mut self) -> bool {
-        if !self.registered {
+        // Not before registration; without registration (registerNode false), not before the
+        // regular loop has found the Node.
+        if !self.registered && (self.cfg.register_node || self.cached.is_none()) {
             return false;
         }
         if self.server_ready() {

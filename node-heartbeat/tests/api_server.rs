@@ -581,3 +581,31 @@ async fn pressure_monitor_reads_the_root() {
     let _ = stop_tx.send(());
     task.await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn register_node_false_never_creates_the_node_but_updates_an_existing_one() {
+    let (server, backend) = setup().await;
+    let mut cfg = StatusConfig::new(NODE);
+    cfg.register_node = false;
+    let mut rep = NodeStatusReporter::new(backend.clone(), inputs(true), cfg);
+    // No Node yet: the update fails (as the kubelet's "error getting node") and nothing is
+    // created.
+    assert!(rep.sync_node_status().await.is_err());
+    assert!(!rep.fast_update_once().await);
+    assert!(server.node(NODE).is_none());
+    assert!(server.requests().iter().all(|r| r.method != "POST"));
+
+    // An administrator creates it: the next sync fills in its status.
+    let made = k8s_openapi::api::core::v1::Node {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(NODE.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    backend.create_node(&made).await.unwrap();
+    assert!(rep.sync_node_status().await.unwrap());
+    let node = server.node(NODE).unwrap();
+    assert!(find_condition(node.status.as_ref().unwrap(), "Ready").is_some());
+    assert!(!rep.registered(), "registration never ran");
+}
