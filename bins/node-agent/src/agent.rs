@@ -141,6 +141,11 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         },
     );
     options.seccomp_default = cfg.seccomp_default.unwrap_or(false);
+    if let Some(max) = cfg.crash_loop_back_off.max_container_restart_period {
+        // As the kubelet: a cap below the first back-off lowers that too.
+        options.backoff_max = max.to_std();
+        options.backoff_initial = options.backoff_initial.min(options.backoff_max);
+    }
     let manager = PodManager::new(
         runtime.clone(),
         StaticPodSource::new(&static_pod_path, node_name.clone()),
@@ -214,6 +219,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         version: version.runtime_version.clone(),
     });
     inputs.runtime_health = RuntimeHealth::healthy(Instant::now());
+    let eviction_hard = inputs.reservations.eviction_hard.clone();
     let mut shared = SharedInputs::new(inputs, hostname.clone());
     shared.node_labels = flags.node_labels.clone();
     shared.taints = node_heartbeat::registration_taints(&cfg.register_with_taints, true);
@@ -239,14 +245,34 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
             }
         }
     };
-    // The runtime's health and the device plugins' resources feed the Node's status: only
-    // with an API server to report them to.
+    // The runtime's health, the device plugins' resources and the eviction signals
+    // (MemoryPressure, DiskPressure, PIDPressure against `evictionHard`, every 10 s as the
+    // kubelet's eviction manager observes them) feed the Node's status: only with an API
+    // server to report them to.
     let runtime_health = kube.is_some().then(|| {
         tokio::spawn(runtime_health_loop(
             runtime.clone(),
             shared.clone(),
             devices.clone(),
             stop_rx.clone(),
+        ))
+    });
+    let pressure = kube.is_some().then(|| {
+        let sources = node_heartbeat::SignalSources {
+            root: PathBuf::from("/"),
+            nodefs: layout.root.clone(),
+            imagefs: None,
+        };
+        let tracker = node_heartbeat::PressureTracker::new(
+            eviction_hard,
+            cfg.eviction_pressure_transition_period.to_std(),
+        );
+        tokio::spawn(node_heartbeat::run_pressure_monitor(
+            sources,
+            tracker,
+            shared.clone(),
+            node_heartbeat::EVICTION_MONITORING_PERIOD,
+            stopped(stop_rx.clone()),
         ))
     });
 
@@ -302,7 +328,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         }
     }
     // Everything else stops; the lease keeps being renewed until here.
-    if let Some(task) = runtime_health {
+    for task in [runtime_health, pressure].into_iter().flatten() {
         let _ = task.await;
     }
     if let Some(t) = watchdog_task {
@@ -557,6 +583,7 @@ fn start_heartbeat<B: Backend>(
     let mut status_cfg = StatusConfig::new(node_name);
     status_cfg.update_frequency = cfg.node_status_update_frequency.to_std();
     status_cfg.report_frequency = cfg.node_status_report_frequency.to_std();
+    status_cfg.register_node = cfg.register_node.unwrap_or(true);
     let reporter = NodeStatusReporter::new(backend.clone(), shared.clone(), status_cfg);
     let lease = backend.supports_lease().then(|| {
         let controller = LeaseController::new(
