@@ -1,5 +1,7 @@
 //! Run the static pods of a manifest directory on a CRI runtime until Ctrl-C, printing each
-//! pod's phase and containers as they change.
+//! pod's phase and containers as they change. Passes run when containerd reports a change
+//! (`RuntimeWatch`) and every 10 s while the pods are settled (so a manifest edit shows within
+//! 10 s); every second while a pod has work or the runtime has no events API.
 //!
 //! ```text
 //! cargo run -p examples --example static_pod -- ENDPOINT MANIFEST_DIR [NODE_NAME]
@@ -12,7 +14,9 @@
 
 use std::time::Duration;
 
-use node_runtime::{ClientOptions, CriClient, NodePaths, PodManager, StaticPodSource, SyncOptions};
+use node_runtime::{
+    ClientOptions, CriClient, NodePaths, PodManager, RuntimeWatch, StaticPodSource, SyncOptions,
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -27,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
         "connected to {} {} (CRI {})",
         v.runtime_name, v.runtime_version, v.runtime_api_version
     );
+    let events = RuntimeWatch::start(&client);
     let cwd = std::env::current_dir()?;
     let paths = NodePaths {
         root_dir: cwd.join("example-root"),
@@ -65,9 +70,15 @@ async fn main() -> anyhow::Result<()> {
         {
             println!("sync error: {e}");
         }
+        let period = if report.settled && events.is_live() {
+            Duration::from_secs(10)
+        } else {
+            Duration::from_secs(1)
+        };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = events.changed() => {}
+            () = tokio::time::sleep(period) => {}
         }
     }
     println!("stopping and removing the pods");
