@@ -63,6 +63,15 @@ pub enum RuntimeError {
         #[source]
         source: Box<node_seccomp::Error>,
     },
+    /// A path built from pod data would leave its base directory, or meets a symlink or a
+    /// file type where none may be (a container may have planted it).
+    #[error("refusing {path}: {reason}")]
+    UnsafePath {
+        /// The path (as far as it was built).
+        path: PathBuf,
+        /// Why it is refused.
+        reason: String,
+    },
     /// Filesystem work for a pod (volume or log directories) failed.
     #[error("{action} {path}")]
     Io {

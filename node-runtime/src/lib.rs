@@ -39,9 +39,13 @@ mod error;
 mod hook;
 mod manifest;
 mod registry;
+pub mod safe_fs;
 mod source;
 mod spec;
+pub mod subpath;
 mod sync;
+pub mod validation;
+pub mod volumes;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 mod watch;
