@@ -39,6 +39,8 @@ async fn main() -> anyhow::Result<()> {
         manifest: PathBuf::from("/etc/kubernetes/manifests/web.yaml"),
         sandbox_id: Some("sandbox".to_owned()),
         phase: PodPhase::Running,
+        reason: None,
+        message: None,
         conditions: Vec::new(),
         containers: vec![ContainerInfo {
             name: "app".to_owned(),

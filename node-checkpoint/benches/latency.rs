@@ -38,6 +38,8 @@ fn bench(c: &mut Criterion) {
         manifest: PathBuf::from("/etc/kubernetes/manifests/web.yaml"),
         sandbox_id: Some("sb".to_owned()),
         phase: PodPhase::Running,
+        reason: None,
+        message: None,
         conditions: Vec::new(),
         containers: vec![ContainerInfo {
             name: "app".to_owned(),

@@ -310,6 +310,8 @@ fn pods() -> PodRegistry {
             manifest: "/etc/kubernetes/manifests/x.yaml".into(),
             sandbox_id: Some(format!("sb-{i}")),
             phase: PodPhase::Running,
+            reason: None,
+            message: None,
             conditions: Vec::new(),
             containers,
         });

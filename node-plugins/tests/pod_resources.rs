@@ -72,6 +72,8 @@ fn pod(
         manifest: format!("/etc/kubernetes/manifests/{name}.yaml").into(),
         sandbox_id: Some(format!("sandbox-{uid}")),
         phase,
+        reason: None,
+        message: None,
         conditions: Vec::new(),
         containers,
     }

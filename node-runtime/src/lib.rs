@@ -32,6 +32,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod admission;
 mod client;
 mod containerd_events;
 pub mod cri;
@@ -44,10 +45,10 @@ mod source;
 mod spec;
 pub mod subpath;
 mod sync;
-pub mod validation;
-pub mod volumes;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+pub mod validation;
+pub mod volumes;
 mod watch;
 
 pub use client::{

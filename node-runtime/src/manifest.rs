@@ -2,7 +2,9 @@
 //! the kubelet names static pods (`<name>-<nodeName>`, a content-derived UID, the
 //! `kubernetes.io/config.*` annotations), and checked before anything reaches the runtime.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -10,6 +12,7 @@ use md5::{Digest, Md5};
 use serde_json::Value;
 
 use crate::error::RuntimeError;
+use crate::validation::validate_pod;
 
 /// Largest manifest accepted: the API server's request size limit (1.5 MiB), since a larger
 /// static pod could never be mirrored to the API server.
@@ -51,14 +54,34 @@ pub fn read_manifest(path: &Path, node_name: &str) -> Result<StaticPod, RuntimeE
         path: path.to_path_buf(),
         reason,
     };
-    let meta = std::fs::metadata(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    // Opened without blocking (a FIFO swapped in must not hang the agent), checked to be a
+    // regular file, and read no further than the cap even if it grows meanwhile.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| bad(format!("cannot read: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| bad(format!("cannot read: {e}")))?;
+    if !meta.is_file() {
+        return Err(bad("not a regular file".to_owned()));
+    }
     if meta.len() > MAX_MANIFEST_BYTES {
         return Err(bad(format!(
             "file is {} bytes; a static pod manifest may be at most {MAX_MANIFEST_BYTES} bytes (the API server's object size limit)",
             meta.len()
         )));
     }
-    let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_MANIFEST_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| bad(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(bad(format!(
+            "file grew past {MAX_MANIFEST_BYTES} bytes while being read"
+        )));
+    }
     let text = String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".to_owned()))?;
     parse_manifest(path, &text, node_name)
 }
@@ -88,14 +111,17 @@ pub fn parse_manifest(path: &Path, text: &str, node_name: &str) -> Result<Static
         )));
     }
     let mut pod: Pod = serde_path_to_error_json(value).map_err(bad)?;
-    validate(&pod).map_err(bad)?;
-
-    let manifest_name = pod.metadata.name.clone().unwrap_or_default();
+    // The kubelet's order (`tryDecodeSinglePod`): a name is needed before defaulting, then the
+    // defaults, then the API server's validation of the defaulted pod.
+    let manifest_name = match pod.metadata.name.as_deref() {
+        None | Some("") => return Err(bad("invalid pod: name is needed for the pod".to_owned())),
+        Some(name) => name.to_owned(),
+    };
     let namespace = match pod.metadata.namespace.as_deref() {
         None | Some("") => "default".to_owned(),
         Some(ns) => ns.to_owned(),
     };
-    let name = format!("{manifest_name}-{node_name}");
+    let name = format!("{manifest_name}-{}", node_name.to_lowercase());
     let uid = match pod.metadata.uid.as_deref() {
         Some(uid) if !uid.is_empty() => uid.to_owned(),
         _ => derive_uid(&pod, node_name, path),
@@ -108,6 +134,16 @@ pub fn parse_manifest(path: &Path, text: &str, node_name: &str) -> Result<Static
     annotations.insert(ANNOTATION_CONFIG_SOURCE.to_owned(), "file".to_owned());
     if let Some(spec) = pod.spec.as_mut() {
         spec.node_name = Some(node_name.to_owned());
+    }
+    validate_pod(&pod).map_err(|e| bad(format!("invalid pod: {e}")))?;
+    if let Some(spec) = &pod.spec {
+        let refs = api_references(spec);
+        if !refs.is_empty() {
+            return Err(bad(format!(
+                "static pods may not reference {}",
+                refs.join(", ")
+            )));
+        }
     }
     Ok(StaticPod {
         path: path.to_path_buf(),
@@ -142,79 +178,78 @@ fn derive_uid(pod: &Pod, node_name: &str, path: &Path) -> String {
         .collect()
 }
 
-/// DNS-1123 subdomain: lowercase alphanumerics, `-` and `.`, alphanumeric at both ends, <= 253.
-fn is_dns_subdomain(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && s.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
-}
-
-/// DNS-1123 label: like a subdomain without dots, <= 63.
-fn is_dns_label(s: &str) -> bool {
-    s.len() <= 63 && !s.contains('.') && is_dns_subdomain(s)
-}
-
-/// The checks that keep a broken manifest from reaching the runtime.
-fn validate(pod: &Pod) -> Result<(), String> {
-    let name = pod.metadata.name.as_deref().unwrap_or_default();
-    if !is_dns_subdomain(name) {
-        return Err(format!(
-            "metadata.name {name:?} must be a lowercase DNS-1123 subdomain"
-        ));
+/// What a static pod may not reference: API objects the node cannot read without an API
+/// server, and which a static pod could otherwise use to read what its node may read
+/// (`PreventStaticPodAPIReferences`, beta and on by default since 1.34;
+/// `pkg/kubelet/config/common.go`).
+fn api_references(spec: &k8s_openapi::api::core::v1::PodSpec) -> Vec<&'static str> {
+    let mut found = Vec::new();
+    let mut add = |what: &'static str| {
+        if !found.contains(&what) {
+            found.push(what);
+        }
+    };
+    if spec
+        .service_account_name
+        .as_deref()
+        .is_some_and(|s| !s.is_empty())
+    {
+        add("serviceaccounts");
     }
-    let spec = pod.spec.as_ref().ok_or("spec is missing")?;
-    if spec.containers.is_empty() {
-        return Err("spec.containers must list at least one container".to_owned());
-    }
-    let mut names = HashSet::new();
-    let volumes: HashSet<&str> = spec
-        .volumes
-        .iter()
-        .flatten()
-        .map(|v| v.name.as_str())
-        .collect();
-    let all = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .map(|c| ("initContainers", c))
-        .chain(spec.containers.iter().map(|c| ("containers", c)));
-    for (list, c) in all {
-        if !is_dns_label(&c.name) {
-            return Err(format!(
-                "spec.{list}: name {:?} must be a lowercase DNS-1123 label",
-                c.name
-            ));
+    for v in spec.volumes.iter().flatten() {
+        if v.secret.is_some() {
+            add("secrets");
         }
-        if !names.insert(c.name.as_str()) {
-            return Err(format!(
-                "spec.{list}: duplicate container name {:?}",
-                c.name
-            ));
+        if v.config_map.is_some() {
+            add("configmaps");
         }
-        if c.image.as_deref().is_none_or(str::is_empty) {
-            return Err(format!("spec.{list}[{}].image: required value", c.name));
+        if v.persistent_volume_claim.is_some() || v.ephemeral.is_some() {
+            add("persistentvolumeclaims");
         }
-        for m in c.volume_mounts.iter().flatten() {
-            if !volumes.contains(m.name.as_str()) {
-                return Err(format!(
-                    "spec.{list}[{}].volumeMounts: volume {:?} is not defined in spec.volumes",
-                    c.name, m.name
-                ));
+        for s in v.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
+            if s.secret.is_some() {
+                add("secrets");
+            }
+            if s.config_map.is_some() {
+                add("configmaps");
+            }
+            if s.service_account_token.is_some() {
+                add("serviceaccounts");
+            }
+            if s.cluster_trust_bundle.is_some() {
+                add("clustertrustbundles");
             }
         }
     }
-    if let Some(policy) = spec.restart_policy.as_deref()
-        && !["Always", "OnFailure", "Never"].contains(&policy)
-    {
-        return Err(format!(
-            "spec.restartPolicy {policy:?} must be Always, OnFailure or Never"
-        ));
+    let containers = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(spec.containers.iter());
+    for c in containers {
+        for e in c.env_from.iter().flatten() {
+            if e.secret_ref.is_some() {
+                add("secrets");
+            }
+            if e.config_map_ref.is_some() {
+                add("configmaps");
+            }
+        }
+        for e in c.env.iter().flatten() {
+            if let Some(from) = &e.value_from {
+                if from.secret_key_ref.is_some() {
+                    add("secrets");
+                }
+                if from.config_map_key_ref.is_some() {
+                    add("configmaps");
+                }
+            }
+        }
     }
-    Ok(())
+    if spec.resource_claims.as_ref().is_some_and(|c| !c.is_empty()) {
+        add("resourceclaims");
+    }
+    found
 }
 
 #[cfg(test)]
@@ -270,11 +305,11 @@ mod tests {
             ),
             (
                 "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\nspec:\n  containers:\n  - name: a\n",
-                "image: required",
+                "spec.containers[0].image: Required value",
             ),
             (
                 "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\nspec:\n  containers:\n  - name: a\n    image: i\n  - name: a\n    image: i\n",
-                "duplicate container name",
+                "spec.containers[1].name: Duplicate value: \"a\"",
             ),
             (
                 "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\nspec:\n  containers: [\n",
@@ -282,13 +317,29 @@ mod tests {
             ),
             (
                 "apiVersion: v1\nkind: Pod\nmetadata:\n  name: Bad_Name\nspec:\n  containers:\n  - name: a\n    image: i\n",
-                "DNS-1123",
+                "metadata.name: Invalid value: \"Bad_Name-n\"",
             ),
             (
                 "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\nspec:\n  containers:\n  - name: a\n    image: i\n    volumeMounts:\n    - name: data\n      mountPath: /d\n",
-                "not defined",
+                "spec.containers[0].volumeMounts[0].name: Invalid value: \"data\": not found in spec.volumes",
             ),
             ("", "empty"),
+            (
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  uid: ../../victim\nspec:\n  containers:\n  - name: a\n    image: i\n",
+                "invalid pod: name is needed for the pod",
+            ),
+            (
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n  uid: ../../victim\nspec:\n  containers:\n  - name: a\n    image: i\n",
+                "metadata.uid: Invalid value: \"../../victim\"",
+            ),
+            (
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n  namespace: ../x\nspec:\n  containers:\n  - name: a\n    image: i\n",
+                "metadata.namespace: Invalid value: \"../x\"",
+            ),
+            (
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\nspec:\n  volumes:\n  - name: s\n    secret: {secretName: db}\n  containers:\n  - name: a\n    image: i\n    envFrom: [{configMapRef: {name: c}}]\n",
+                "static pods may not reference secrets, configmaps",
+            ),
         ];
         for (text, expected) in cases {
             let err = parse_manifest(Path::new("/m/x.yaml"), text, "n")

@@ -102,6 +102,12 @@ pub struct PodInfo {
     pub sandbox_id: Option<String>,
     /// Phase.
     pub phase: PodPhase,
+    /// Why the pod is in this phase, when the agent decided it (`status.reason`): for a pod
+    /// refused at admission the kubelet's reason, e.g. `SysctlForbidden`.
+    pub reason: Option<String>,
+    /// Details for humans (`status.message`), e.g.
+    /// `Pod was rejected: forbidden sysctl: "kernel.msgmax" not allowlisted`.
+    pub message: Option<String>,
     /// Conditions.
     pub conditions: Vec<PodCondition>,
     /// Init containers first, in order, then regular containers. Static pods have no

@@ -15,6 +15,10 @@ pub struct Scan {
     pub pods: HashMap<String, StaticPod>,
     /// One error per manifest that could not be used.
     pub errors: Vec<RuntimeError>,
+    /// The static pod path could not be listed (any error but "does not exist": EACCES, EIO,
+    /// EMFILE, ELOOP, ...). `pods` is then empty and means nothing: the caller keeps the pods
+    /// of its last good scan, as the kubelet's file source sends no update on such an error.
+    pub listing_error: Option<RuntimeError>,
 }
 
 /// What one manifest file gave last time, keyed by its path and valid while its size and
@@ -50,23 +54,36 @@ impl StaticPodSource {
     }
 
     /// Reads every manifest now. A missing path yields no pods (the kubelet waits for it to
-    /// appear); pods with the same namespace/name as an earlier file are rejected.
+    /// appear); any other error listing the path sets [`Scan::listing_error`] and nothing
+    /// else (`pkg/kubelet/config/file.go` `listConfig`). Pods with the same namespace/name as
+    /// an earlier file are rejected.
     pub fn scan(&mut self) -> Scan {
         let mut scan = Scan::default();
+        let listing_error = |source: std::io::Error| RuntimeError::Io {
+            action: "listing static pod path",
+            path: self.path.clone(),
+            source,
+        };
         let files = match std::fs::metadata(&self.path) {
-            Err(_) => return scan,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return scan,
+            Err(e) => {
+                scan.listing_error = Some(listing_error(e));
+                return scan;
+            }
             Ok(m) if m.is_file() => vec![self.path.clone()],
-            Ok(_) => match list_manifest_files(&self.path) {
+            Ok(m) if m.is_dir() => match list_manifest_files(&self.path) {
                 Ok(files) => files,
                 Err(e) => {
-                    scan.errors.push(RuntimeError::Io {
-                        action: "listing static pod path",
-                        path: self.path.clone(),
-                        source: e,
-                    });
+                    scan.listing_error = Some(listing_error(e));
                     return scan;
                 }
             },
+            Ok(_) => {
+                scan.listing_error = Some(listing_error(std::io::Error::other(
+                    "path is not a directory or file",
+                )));
+                return scan;
+            }
         };
         let mut names: HashMap<String, PathBuf> = HashMap::new();
         self.cache.retain(|path, _| files.contains(path));
@@ -96,7 +113,22 @@ impl StaticPodSource {
     }
 
     fn read_cached(&mut self, file: &Path) -> Result<StaticPod, String> {
-        let meta = std::fs::metadata(file).ok();
+        let meta = match std::fs::metadata(file) {
+            Ok(meta) => Some(meta),
+            // A file that cannot even be inspected right now (EIO, EMFILE, ...) is not a
+            // changed manifest: keep what it gave last time, and say why it was not re-read.
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                if let Some(Cached {
+                    result: Ok(pod), ..
+                }) = self.cache.get(file)
+                {
+                    tracing::warn!(file = %file.display(), error = %e, "cannot inspect static pod manifest; keeping its pod");
+                    return Ok(pod.clone());
+                }
+                None
+            }
+            Err(_) => None,
+        };
         let len = meta.as_ref().map_or(0, std::fs::Metadata::len);
         let modified = meta.and_then(|m| m.modified().ok());
         if let Some(c) = self.cache.get(file)
@@ -181,6 +213,23 @@ mod tests {
     #[test]
     fn missing_path_is_empty() {
         let scan = StaticPodSource::new("/nonexistent/manifests", "n").scan();
+        assert!(scan.pods.is_empty() && scan.errors.is_empty() && scan.listing_error.is_none());
+    }
+
+    #[test]
+    fn listing_errors_other_than_missing_are_reported_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        // A symlink loop: stat fails with ELOOP, not ENOENT.
+        let looped = dir.path().join("manifests");
+        std::os::unix::fs::symlink(&looped, &looped).unwrap();
+        let scan = StaticPodSource::new(&looped, "n").scan();
+        let err = scan.listing_error.expect("ELOOP is a listing error");
+        assert!(err.to_string().contains("listing static pod path"), "{err}");
         assert!(scan.pods.is_empty() && scan.errors.is_empty());
+        // A FIFO is neither a directory nor a file.
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let scan = StaticPodSource::new(&fifo, "n").scan();
+        assert!(scan.listing_error.is_some());
     }
 }

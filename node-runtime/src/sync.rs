@@ -42,6 +42,9 @@ pub struct SyncOptions {
     /// Back-off cap (kubelet: 5 min, `crashLoopBackOff.maxContainerRestartPeriod`); a
     /// container that ran for twice this long starts its next crash loop afresh.
     pub backoff_max: Duration,
+    /// The node's sysctl allowlist for admission (the safe set for the kernel plus
+    /// `allowedUnsafeSysctls`); `None` refuses every pod that sets a sysctl.
+    pub sysctl_policy: Option<node_kernel::SysctlPolicy>,
 }
 
 impl SyncOptions {
@@ -54,6 +57,9 @@ impl SyncOptions {
             sync_period: Duration::from_secs(1),
             backoff_initial: Duration::from_secs(10),
             backoff_max: Duration::from_secs(300),
+            // The safe sysctls every kernel has; callers that know the kernel and the
+            // configured `allowedUnsafeSysctls` replace it.
+            sysctl_policy: node_kernel::SysctlPolicy::new(None, &[]).ok(),
         }
     }
 }
@@ -91,6 +97,11 @@ pub struct SyncReport {
     pub pods_removed: Vec<String>,
     /// Errors (each also logged).
     pub errors: Vec<String>,
+    /// The static pod path could not be listed this pass (an error other than "does not
+    /// exist"); the pods of the last good listing were kept.
+    pub listing_error: Option<String>,
+    /// Pods refused at admission (`namespace/name: reason`), never started.
+    pub rejected: Vec<String>,
     /// Nothing is left to do until something changes: no errors (rejected manifests aside:
     /// they wait for their file to change), nothing started or removed this pass, and no
     /// container waiting (to be created, or restarted after its crash-loop back-off). A loop
@@ -122,6 +133,12 @@ pub struct PodManager {
     hook: Option<std::sync::Arc<dyn ContainerHook>>,
     /// The pods of the last manifest scan, reused by passes that do not rescan.
     last_scan: Option<HashMap<String, crate::manifest::StaticPod>>,
+    /// The static pod path has been listed successfully at least once: until then the agent
+    /// does not know which pods should run, so it removes none (the kubelet waits for every
+    /// source to be seen before it cleans up pods).
+    source_seen: bool,
+    /// The last listing error, logged once until it changes.
+    last_listing_error: Option<String>,
 }
 
 fn now_nanos() -> i64 {
@@ -149,6 +166,8 @@ impl PodManager {
             last_errors: Vec::new(),
             hook: None,
             last_scan: None,
+            source_seen: false,
+            last_listing_error: None,
         }
     }
 
@@ -192,24 +211,71 @@ impl PodManager {
     /// rescan stats every manifest file). Manifest errors are reported by rescanning passes.
     pub async fn sync(&mut self, rescan_manifests: bool) -> SyncReport {
         let mut report = SyncReport::default();
-        let pods = match self.last_scan.take() {
+        let previous = self.last_scan.take();
+        let pods = match previous {
             Some(pods) if !rescan_manifests => pods,
-            _ => {
+            previous => {
                 let scan = self.source.scan();
-                let errors: Vec<String> = scan.errors.iter().map(ToString::to_string).collect();
-                for e in errors.iter().filter(|e| !self.last_errors.contains(e)) {
-                    tracing::error!(error = %e, "static pod manifest rejected");
+                if let Some(e) = scan.listing_error {
+                    // Not "does not exist": keep the pods of the last good listing.
+                    let e = e.to_string();
+                    if self.last_listing_error.as_ref() != Some(&e) {
+                        tracing::error!(error = %e, "cannot list static pods; keeping the pods of the last good listing");
+                    }
+                    self.last_listing_error = Some(e.clone());
+                    report.listing_error = Some(e);
+                    previous.unwrap_or_default()
+                } else {
+                    if self.last_listing_error.take().is_some() {
+                        tracing::info!("static pod path listed again");
+                    }
+                    self.source_seen = true;
+                    let errors: Vec<String> = scan.errors.iter().map(ToString::to_string).collect();
+                    for e in errors.iter().filter(|e| !self.last_errors.contains(e)) {
+                        tracing::error!(error = %e, "static pod manifest rejected");
+                    }
+                    self.last_errors.clone_from(&errors);
+                    report.errors.extend(errors);
+                    scan.pods
                 }
-                self.last_errors.clone_from(&errors);
-                report.errors.extend(errors);
-                scan.pods
             }
         };
         let manifest_errors = self.last_errors.clone();
         let manifest_error_count = report.errors.len();
+
+        // Admission: a refused pod never gets a sandbox; whatever the runtime still has of it
+        // (an agent restarted with a stricter allowlist) is removed like an orphan.
+        let mut rejected: HashMap<String, PodInfo> = HashMap::new();
+        let mut admitted: HashMap<String, StaticPod> = HashMap::new();
+        for (uid, pod) in &pods {
+            match crate::admission::admit(&pod.pod, self.options.sysctl_policy.as_ref()) {
+                Ok(()) => {
+                    admitted.insert(uid.clone(), pod.clone());
+                }
+                Err(r) => {
+                    report.rejected.push(format!(
+                        "{}: {}: {}",
+                        pod.full_name(),
+                        r.reason,
+                        r.message
+                    ));
+                    rejected.insert(uid.clone(), rejected_info(pod, &r));
+                }
+            }
+        }
+        for (uid, info) in &rejected {
+            let known = self
+                .registry
+                .get_by_uid(uid)
+                .is_some_and(|p| p.reason == info.reason);
+            if !known {
+                tracing::warn!(pod = %format!("{}/{}", info.namespace, info.name), reason = info.reason.as_deref().unwrap_or_default(), message = info.message.as_deref().unwrap_or_default(), "pod rejected at admission");
+            }
+        }
         let scan = crate::source::Scan {
-            pods,
+            pods: admitted,
             errors: Vec::new(),
+            listing_error: None,
         };
 
         let (sandboxes, containers) = match self.list_runtime().await {
@@ -230,13 +296,20 @@ impl PodManager {
             containers_by_uid.entry(uid).or_default().push(c);
         }
 
-        // Pods whose manifest is gone (or changed: a new UID) are stopped and removed.
-        let orphans: Vec<String> = sandboxes_by_uid
-            .keys()
-            .chain(containers_by_uid.keys())
-            .filter(|uid| !scan.pods.contains_key(*uid))
-            .cloned()
-            .collect();
+        // Pods whose manifest is gone (or changed: a new UID) are stopped and removed, once the
+        // source has been listed: before that every pod would look like an orphan.
+        let orphans: Vec<String> = if self.source_seen {
+            sandboxes_by_uid
+                .keys()
+                .chain(containers_by_uid.keys())
+                .filter(|uid| !scan.pods.contains_key(*uid))
+                .cloned()
+                .collect::<std::collections::BTreeSet<String>>()
+                .into_iter()
+                .collect()
+        } else {
+            Vec::new()
+        };
         for uid in orphans {
             let sandboxes = sandboxes_by_uid.remove(&uid).unwrap_or_default();
             let containers = containers_by_uid.remove(&uid).unwrap_or_default();
@@ -250,11 +323,8 @@ impl PodManager {
                     if let Some(hook) = &self.hook {
                         hook.pod_removed(&uid);
                     }
-                    let dir = self.options.paths.pod_dir(&uid);
-                    if let Err(e) = remove_dir_if_present(&dir) {
-                        report
-                            .errors
-                            .push(format!("removing {}: {e}", dir.display()));
+                    if let Err(e) = self.remove_pod_dir(&uid) {
+                        report.errors.push(e.to_string());
                     }
                     tracing::info!(pod = %label, "removed pod whose manifest is gone");
                     report.pods_removed.push(label);
@@ -294,8 +364,9 @@ impl PodManager {
                     .iter()
                     .all(|c| !matches!(c.state, ContainerState::Waiting { .. }))
             });
+        infos.extend(rejected);
         self.registry.replace(infos, manifest_errors);
-        self.last_scan = Some(scan.pods);
+        self.last_scan = Some(pods);
         report
     }
 
@@ -610,6 +681,8 @@ impl PodManager {
             manifest: pod.path.clone(),
             sandbox_id: Some(sandbox_id),
             phase,
+            reason: None,
+            message: None,
             conditions: vec![
                 cond("PodScheduled", true, ""),
                 cond("Initialized", initialized, "ContainersNotInitialized"),
@@ -773,6 +846,24 @@ impl PodManager {
         ))
     }
 
+    /// Removes `<root>/pods/<uid>` of a pod that is gone. The UID comes from a runtime label,
+    /// so it is checked to be one path component under the pods directory first.
+    fn remove_pod_dir(&self, uid: &str) -> Result<(), RuntimeError> {
+        let base = self.options.paths.root_dir.join("pods");
+        crate::validation::check_path_component("pod UID", uid).map_err(|reason| {
+            RuntimeError::UnsafePath {
+                path: base.clone(),
+                reason,
+            }
+        })?;
+        let dir = base.join(uid);
+        remove_dir_if_present(&dir).map_err(|source| RuntimeError::Io {
+            action: "removing pod directory",
+            path: dir,
+            source,
+        })
+    }
+
     fn log_path(&self, id: &PodIdentity, c: &Container, attempt: u32) -> PathBuf {
         self.options
             .paths
@@ -877,6 +968,18 @@ fn waiting_info(
     }
 }
 
+/// A pod refused at admission, as the kubelet's `rejectPod` leaves it: phase Failed with the
+/// reason and message, no containers started.
+fn rejected_info(pod: &StaticPod, r: &crate::admission::Rejection) -> PodInfo {
+    let mut info = pending_info(pod, &r.message);
+    info.phase = PodPhase::Failed;
+    info.reason = Some(r.reason.clone());
+    info.message = Some(r.message.clone());
+    info.conditions = Vec::new();
+    info.containers = Vec::new();
+    info
+}
+
 fn pending_info(pod: &StaticPod, message: &str) -> PodInfo {
     let spec = pod.pod.spec.clone().unwrap_or_default();
     let containers = spec
@@ -897,6 +1000,8 @@ fn pending_info(pod: &StaticPod, message: &str) -> PodInfo {
         manifest: pod.path.clone(),
         sandbox_id: None,
         phase: PodPhase::Pending,
+        reason: None,
+        message: None,
         conditions: vec![PodCondition {
             type_: "Ready".to_owned(),
             status: false,

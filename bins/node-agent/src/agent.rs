@@ -141,6 +141,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         },
     );
     options.seccomp_default = cfg.seccomp_default.unwrap_or(false);
+    options.sysctl_policy = Some(sysctl_policy(&cfg)?);
     if let Some(max) = cfg.crash_loop_back_off.max_container_restart_period {
         // As the kubelet: a cap below the first back-off lowers that too.
         options.backoff_max = max.to_std();
@@ -526,6 +527,22 @@ fn start_plugin_watcher(
 }
 
 /// `max(2 × syncFrequency, 5 min)`: older than this, the sync loop counts as stuck.
+/// The sysctl allowlist for pod admission: the safe sysctls for the running kernel plus
+/// `allowedUnsafeSysctls` (an invalid entry stops startup, as with the kubelet). When the
+/// kernel version cannot be read, only the safe sysctls every kernel has are allowed.
+fn sysctl_policy(cfg: &KubeletConfiguration) -> Result<node_kernel::SysctlPolicy, AgentError> {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .ok()
+        .and_then(|r| node_kernel::KernelVersion::parse(r.trim()).ok());
+    if kernel.is_none() {
+        tracing::warn!(
+            "cannot read the kernel version: only the sysctls safe on every kernel are allowed"
+        );
+    }
+    node_kernel::SysctlPolicy::new(kernel.as_ref(), &cfg.allowed_unsafe_sysctls)
+        .map_err(AgentError::Sysctls)
+}
+
 fn sync_loop_threshold(cfg: &KubeletConfiguration) -> Duration {
     (cfg.sync_frequency.to_std() * 2).max(Duration::from_secs(300))
 }

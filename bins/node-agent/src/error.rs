@@ -76,6 +76,10 @@ pub enum AgentError {
     /// Node status inputs (machine facts) could not be read.
     #[error("failed to read the node's status inputs: {0}")]
     Status(#[source] node_heartbeat::Error),
+    /// `allowedUnsafeSysctls` holds an entry the kubelet refuses (not a valid pattern, or not
+    /// namespaced).
+    #[error("invalid allowedUnsafeSysctls: {0}")]
+    Sysctls(#[source] node_kernel::Error),
     /// The systemd watchdog is misconfigured (`configure watchdog: ...`).
     #[error("configure watchdog: {0}")]
     Watchdog(#[source] node_heartbeat::Error),

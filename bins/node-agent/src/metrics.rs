@@ -14,6 +14,7 @@ pub struct Metrics {
     started_pods: AtomicU64,
     started_containers: AtomicU64,
     sync_errors: AtomicU64,
+    listing_errors: AtomicU64,
     sync_passes: AtomicU64,
     sync_nanos: AtomicU64,
     startup_millis: AtomicU64,
@@ -30,6 +31,9 @@ impl Metrics {
             .fetch_add(report.containers_started.len() as u64, Ordering::Relaxed);
         self.sync_errors
             .fetch_add(report.errors.len() as u64, Ordering::Relaxed);
+        if report.listing_error.is_some() {
+            self.listing_errors.fetch_add(1, Ordering::Relaxed);
+        }
         self.sync_passes.fetch_add(1, Ordering::Relaxed);
         self.sync_nanos.fetch_add(
             u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
@@ -134,6 +138,12 @@ impl Metrics {
                 &[(String::new(), end as f64)],
             );
         }
+        counter(
+            &mut out,
+            "node_agent_static_pod_listing_errors_total",
+            "Manifest scans that could not list staticPodPath (an error other than a missing path); the pods of the last good listing were kept",
+            self.listing_errors.load(Ordering::Relaxed) as f64,
+        );
         counter(
             &mut out,
             "node_agent_pod_sync_passes_total",
@@ -283,6 +293,8 @@ mod tests {
             manifest: PathBuf::from("/x.yaml"),
             sandbox_id: Some("s".into()),
             phase: PodPhase::Running,
+            reason: None,
+            message: None,
             conditions: vec![],
             containers: vec![ContainerInfo {
                 name: "c".into(),

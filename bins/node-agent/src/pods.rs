@@ -117,6 +117,12 @@ fn pod_status(info: &PodInfo, host_ip: Option<&str>) -> Value {
     };
     let mut status = Map::new();
     status.insert("phase".into(), phase.into());
+    if let Some(reason) = &info.reason {
+        status.insert("reason".into(), reason.clone().into());
+    }
+    if let Some(message) = &info.message {
+        status.insert("message".into(), message.clone().into());
+    }
     status.insert("conditions".into(), conditions.into());
     if let Some(ip) = host_ip {
         // Static pods here run with host networking: the pod IP is the node's.
@@ -206,6 +212,8 @@ mod tests {
             manifest,
             sandbox_id: Some("s1".into()),
             phase: PodPhase::Running,
+            reason: None,
+            message: None,
             conditions: vec![PodCondition {
                 type_: "Ready".into(),
                 status: true,
@@ -268,6 +276,8 @@ mod tests {
             manifest: PathBuf::from("/nonexistent/gone.yaml"),
             sandbox_id: None,
             phase: PodPhase::Pending,
+            reason: None,
+            message: None,
             conditions: vec![],
             containers: vec![],
         };

@@ -44,6 +44,8 @@ fn registry() -> PodRegistry {
         manifest: "/etc/kubernetes/manifests/web.yaml".into(),
         sandbox_id: Some("sb".to_owned()),
         phase: PodPhase::Running,
+        reason: None,
+        message: None,
         conditions: Vec::new(),
         containers: vec![ContainerInfo {
             name: "nginx".to_owned(),

@@ -45,6 +45,8 @@ pub fn pod(namespace: &str, name: &str, containers: Vec<ContainerInfo>) -> PodIn
         manifest: PathBuf::from("/etc/kubernetes/manifests/x.yaml"),
         sandbox_id: Some("sandbox-1".to_owned()),
         phase: PodPhase::Running,
+        reason: None,
+        message: None,
         conditions: Vec::new(),
         containers,
     }
