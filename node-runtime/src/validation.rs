@@ -38,6 +38,16 @@ const DNS_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of 
 /// no NUL byte, at most [`NAME_MAX`] bytes. `field` names what is checked in the error (for
 /// example `metadata.uid`).
 pub fn check_path_component(field: &str, value: &str) -> Result<(), String> {
+    match path_component_problem(value) {
+        None => Ok(()),
+        Some(reason) => Err(format!(
+            "{field} {value:?} {reason}: it names a directory on the node"
+        )),
+    }
+}
+
+/// What makes `value` unusable as one path component, if anything.
+fn path_component_problem(value: &str) -> Option<&'static str> {
     let reason = if value.is_empty() {
         "must not be empty"
     } else if value == "." || value == ".." {
@@ -49,11 +59,9 @@ pub fn check_path_component(field: &str, value: &str) -> Result<(), String> {
     } else if value.len() > NAME_MAX {
         "must be at most 255 bytes"
     } else {
-        return Ok(());
+        return None;
     };
-    Err(format!(
-        "{field} {value:?} {reason}: it names a directory on the node"
-    ))
+    Some(reason)
 }
 
 /// DNS-1123 label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters.
@@ -261,12 +269,14 @@ pub fn validate_pod(pod: &Pod) -> Result<(), ValidationErrors> {
         meta.namespace.as_deref().unwrap_or_default(),
     );
     if let Some(uid) = meta.uid.as_deref()
-        && let Err(reason) = check_path_component("metadata.uid", uid)
+        && let Some(reason) = path_component_problem(uid)
     {
-        e.invalid("metadata.uid", uid, &reason);
-    }
-    if let Some(uid) = meta.uid.as_deref()
-        && check_path_component("metadata.uid", uid).is_ok()
+        e.invalid(
+            "metadata.uid",
+            uid,
+            &format!("{reason} (the UID names the pod's directory on the node)"),
+        );
+    } else if let Some(uid) = meta.uid.as_deref()
         && uid.bytes().any(|b| b.is_ascii_control() || b == b'_')
     {
         // `_` separates namespace, name and UID in the pod log directory name.

@@ -1,0 +1,424 @@
+//! Hostile pod content against the real `node-agent` on the test run's containerd: names that
+//! climb out of the root dir and the pod log dir, a runtime label that does the same, unsafe
+//! sysctls at admission, static pod listing errors, a subPath swapped for a symlink to `/`
+//! between container restarts, and an emptyDir written by a non-root user.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{AgentSpec, OPEN_AUTH, curl, remove_pods, running, sandboxes, sleep_pod};
+
+const START: Duration = Duration::from_secs(60);
+const POD_UP: Duration = Duration::from_secs(90);
+
+/// Every path under `dir` (relative), without descending into `skip`.
+fn tree(dir: &Path, skip: &[&str]) -> BTreeSet<PathBuf> {
+    fn walk(base: &Path, dir: &Path, skip: &[&str], out: &mut BTreeSet<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let rel = entry.path().strip_prefix(base).unwrap().to_path_buf();
+            if skip.iter().any(|s| rel == Path::new(s)) {
+                continue;
+            }
+            let is_dir = entry.file_type().unwrap().is_dir();
+            out.insert(rel);
+            if is_dir {
+                walk(base, &entry.path(), skip, out);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(dir, dir, skip, &mut out);
+    out
+}
+
+fn names(list: &serde_json::Value) -> Vec<String> {
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Waits until `pred` holds on the agent's stderr.
+fn wait_log(agent: &common::Agent, timeout: Duration, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let log = agent.stderr();
+        if pred(&log) {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "log never matched:\n{log}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A pod spec with a container command and extra pod-level YAML (indented two spaces).
+fn pod(name: &str, metadata: &str, spec: &str, command: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+{metadata}spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+{spec}  containers:
+  - name: app
+    image: {image}
+    imagePullPolicy: Never
+    command: [\"/bin/sh\", \"-c\", {command:?}]
+",
+        image = node_runtime::test_support::test_image(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn climbing_names_are_refused_and_nothing_outside_is_touched() {
+    let Some(endpoint) = node_runtime::test_support::cri_endpoint("climbing_names") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // What the climbing names point at: <root>/pods/../../victim and <logs>/../x_...
+    let victim = dir.path().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    std::fs::write(victim.join("keep"), "host data").unwrap();
+    let sleep = "trap 'exit 0' TERM; while true; do sleep 1; done";
+    let spec = AgentSpec::new(dir.path(), "climb", &endpoint)
+        .config(OPEN_AUTH)
+        .manifest("good.yaml", &sleep_pod("good", ""))
+        .manifest("uid.yaml", &pod("uid", "  uid: ../../victim\n", "", sleep))
+        .manifest("ns.yaml", &pod("ns", "  namespace: ../x\n", "", sleep))
+        .manifest(
+            "dotdot.yaml",
+            &pod("dotdot", "  uid: ..\n  namespace: kube-system\n", "", sleep),
+        )
+        .manifest(
+            "volume.yaml",
+            &pod(
+                "volume",
+                "",
+                "  volumes:\n  - name: ../../../v\n    emptyDir: {}\n",
+                sleep,
+            ),
+        );
+    let node = spec.node.clone();
+    let mut agent = spec.spawn();
+    agent.wait_healthy(START);
+    let before = tree(dir.path(), &["root", "logs"]);
+
+    let good = format!("good-{node}");
+    let list = agent.wait_pods(&[], POD_UP, |l| running(l, &good).is_some());
+    assert_eq!(names(&list), [good.clone()], "only the good pod runs");
+    // Each refused manifest is named with its field and value, once.
+    let log = wait_log(&agent, Duration::from_secs(10), |l| {
+        l.contains("volume.yaml") && l.contains("dotdot.yaml")
+    });
+    for (file, field) in [
+        (
+            "uid.yaml",
+            "metadata.uid: Invalid value: \"../../victim\": must not contain '/'",
+        ),
+        (
+            "ns.yaml",
+            "metadata.namespace: Invalid value: \"../x\": a lowercase RFC 1123 label",
+        ),
+        (
+            "dotdot.yaml",
+            "metadata.uid: Invalid value: \"..\": must not be '.' or '..'",
+        ),
+        (
+            "volume.yaml",
+            "spec.volumes[0].name: Invalid value: \"../../../v\"",
+        ),
+    ] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(file) && l.contains("static pod manifest rejected"))
+            .unwrap_or_else(|| panic!("no rejection for {file}:\n{log}"));
+        assert!(line.contains(field), "{file}: {line}");
+    }
+
+    // A runtime object that claims a climbing UID (the runtime's labels are not trusted
+    // either): the agent tears it down as an orphan but refuses to build a path from it.
+    let cri = node_runtime::CriClient::connect(&endpoint, &Default::default())
+        .await
+        .unwrap();
+    let labels: std::collections::HashMap<String, String> = [
+        (node_runtime::LABEL_MANAGED_BY, node.as_str()),
+        (node_runtime::LABEL_POD_UID, "../../victim"),
+        (node_runtime::LABEL_POD_NAME, "planted"),
+        (node_runtime::LABEL_POD_NAMESPACE, "default"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let planted = node_runtime::cri::PodSandboxConfig {
+        metadata: Some(node_runtime::cri::PodSandboxMetadata {
+            name: "planted".into(),
+            uid: "../../victim".into(),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        labels,
+        log_directory: dir.path().join("logs/planted").display().to_string(),
+        linux: Some(node_runtime::cri::LinuxPodSandboxConfig {
+            security_context: Some(node_runtime::cri::LinuxSandboxSecurityContext {
+                namespace_options: Some(node_runtime::cri::NamespaceOption {
+                    network: node_runtime::cri::NamespaceMode::Node as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let planted_id = cri.run_pod_sandbox(planted).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sandboxes(&endpoint, &node).await.contains(&planted_id) {
+        assert!(Instant::now() < deadline, "planted sandbox never removed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log = wait_log(&agent, Duration::from_secs(10), |l| {
+        l.contains("pod UID \"../../victim\" must not contain '/'")
+    });
+    assert!(log.contains("refusing"), "{log}");
+
+    // Every manifest removed: the good pod goes, and nothing outside was created or removed.
+    for f in std::fs::read_dir(dir.path().join("manifests")).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    agent.wait_pods(&[], POD_UP, |l| names(l).is_empty());
+    assert_eq!(
+        std::fs::read_to_string(victim.join("keep")).unwrap(),
+        "host data"
+    );
+    let after = tree(dir.path(), &["root", "logs"]);
+    let new: Vec<_> = after
+        .difference(&before)
+        .filter(|p| !p.to_string_lossy().starts_with("agent-"))
+        .collect();
+    let gone: Vec<_> = before
+        .difference(&after)
+        .filter(|p| !p.starts_with("manifests"))
+        .collect();
+    assert!(
+        new.is_empty() && gone.is_empty(),
+        "new {new:?}, gone {gone:?}"
+    );
+    // Nothing under the log dir but the good pod's directory (now removed or empty of others).
+    for entry in std::fs::read_dir(dir.path().join("logs")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(
+            name.starts_with("default_good-"),
+            "unexpected log dir {name}"
+        );
+    }
+    assert!(agent.try_exit().is_none(), "{}", agent.stderr());
+    drop(agent);
+    remove_pods(&endpoint, &node).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsafe_sysctls_are_rejected_with_the_kubelets_status() {
+    let Some(endpoint) = node_runtime::test_support::cri_endpoint("unsafe_sysctls") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let print = |path: &str| {
+        format!("cat /proc/sys/{path}; trap 'exit 0' TERM; while true; do sleep 1; done")
+    };
+    // No hostIPC: the IPC sysctls are set in the pod's own IPC namespace.
+    let sysctls = |list: &str| format!("  securityContext:\n    sysctls: {list}\n");
+    let spec = AgentSpec::new(dir.path(), "sysctl", &endpoint)
+        .config(OPEN_AUTH)
+        .config("allowedUnsafeSysctls: [\"kernel.msgmnb\"]\n")
+        .manifest(
+            "unsafe.yaml",
+            &pod(
+                "unsafe",
+                "",
+                &sysctls("[{name: kernel.msgmax, value: '4096'}]"),
+                &print("kernel/msgmax"),
+            ),
+        )
+        .manifest(
+            "hostnet.yaml",
+            &pod(
+                "hostnet",
+                "",
+                &sysctls("[{name: net.ipv4.tcp_syncookies, value: '1'}]"),
+                &print("net/ipv4/tcp_syncookies"),
+            ),
+        )
+        .manifest(
+            "safe.yaml",
+            &pod(
+                "safe",
+                "",
+                &sysctls("[{name: kernel.shm_rmid_forced, value: '1'}]"),
+                &print("kernel/shm_rmid_forced"),
+            ),
+        )
+        .manifest(
+            "allowed.yaml",
+            &pod(
+                "allowed",
+                "",
+                &sysctls("[{name: kernel.msgmnb, value: '12345'}]"),
+                &print("kernel/msgmnb"),
+            ),
+        );
+    let node = spec.node.clone();
+    let mut agent = spec.spawn();
+    agent.wait_healthy(START);
+    let (safe, allowed) = (format!("safe-{node}"), format!("allowed-{node}"));
+    let list = agent.wait_pods(&[], POD_UP, |l| {
+        running(l, &safe).is_some() && running(l, &allowed).is_some()
+    });
+    let item = |name: &str| {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["metadata"]["name"] == format!("{name}-{node}"))
+            .unwrap_or_else(|| panic!("{name} not listed: {list:#}"))
+            .clone()
+    };
+    let unsafe_pod = item("unsafe");
+    assert_eq!(unsafe_pod["status"]["phase"], "Failed");
+    assert_eq!(unsafe_pod["status"]["reason"], "SysctlForbidden");
+    assert_eq!(
+        unsafe_pod["status"]["message"],
+        "Pod was rejected: forbidden sysctl: \"kernel.msgmax\" not allowlisted"
+    );
+    assert!(
+        unsafe_pod["status"]["containerStatuses"]
+            .as_array()
+            .is_none_or(Vec::is_empty)
+    );
+    let hostnet = item("hostnet");
+    assert_eq!(hostnet["status"]["phase"], "Failed");
+    assert_eq!(
+        hostnet["status"]["message"],
+        "Pod was rejected: forbidden sysctl: \"net.ipv4.tcp_syncookies\" not allowed with host Net enabled"
+    );
+    // The refused pods never got a sandbox: two sandboxes, for the admitted pods.
+    assert_eq!(sandboxes(&endpoint, &node).await.len(), 2);
+    // The admitted ones run with their values in their own IPC namespace.
+    for (name, value) in [("safe", "1"), ("allowed", "12345")] {
+        let uid = item(name)["metadata"]["uid"].as_str().unwrap().to_owned();
+        let log = dir
+            .path()
+            .join(format!("logs/default_{name}-{node}_{uid}/app/0.log"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.lines().any(|l| l.ends_with(&format!(" {value}"))) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{name}: {text}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // A rejection is logged once, not every pass.
+    let log = agent.stderr();
+    assert_eq!(log.matches("pod rejected at admission").count(), 2, "{log}");
+    drop(agent);
+    remove_pods(&endpoint, &node).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_error_keeps_the_pods_and_only_a_missing_path_empties_them() {
+    let Some(endpoint) = node_runtime::test_support::cri_endpoint("listing_error") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    let spec = AgentSpec::new(dir.path(), "listing", &endpoint)
+        .config(OPEN_AUTH)
+        .config("fileCheckFrequency: 1s\n")
+        .manifest("web.yaml", &sleep_pod("web", ""));
+    let node = spec.node.clone();
+    // The agent that starts later, while the path cannot be listed (same node, new ports).
+    let mut restarted = AgentSpec::new(dir.path(), "listing", &endpoint)
+        .config(OPEN_AUTH)
+        .config("fileCheckFrequency: 1s\n");
+    restarted.node = node.clone();
+    let mut agent = spec.spawn();
+    agent.wait_healthy(START);
+    let web = format!("web-{node}");
+    let list = agent.wait_pods(&[], POD_UP, |l| running(l, &web).is_some());
+    let container =
+        running(&list, &web).unwrap()["status"]["containerStatuses"][0]["containerID"].clone();
+
+    // The static pod path now fails with ELOOP (a symlink to itself), not ENOENT.
+    let real = dir.path().join("manifests.real");
+    std::fs::rename(&manifests, &real).unwrap();
+    std::os::unix::fs::symlink(&manifests, &manifests).unwrap();
+    let metric = |agent: &common::Agent| -> u64 {
+        let body = curl(&[&agent.url("/metrics")]).body;
+        body.lines()
+            .find_map(|l| l.strip_prefix("node_agent_static_pod_listing_errors_total "))
+            .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(&agent) < 3 {
+        assert!(Instant::now() < deadline, "{}", agent.stderr());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let list = agent.wait_pods(&[], Duration::from_secs(5), |l| running(l, &web).is_some());
+    assert_eq!(
+        running(&list, &web).unwrap()["status"]["containerStatuses"][0]["containerID"],
+        container,
+        "the pod kept running, untouched"
+    );
+    let log = agent.stderr();
+    assert_eq!(
+        log.matches("cannot list static pods").count(),
+        1,
+        "logged once: {log}"
+    );
+
+    // An agent that starts while the path cannot be listed removes nothing either, and adopts
+    // the pod once the path is back.
+    drop(agent);
+    let mut agent = restarted.spawn();
+    agent.wait_healthy(START);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(&agent) < 3 {
+        assert!(Instant::now() < deadline, "{}", agent.stderr());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        sandboxes(&endpoint, &node).await.len(),
+        1,
+        "{}",
+        agent.stderr()
+    );
+    std::fs::remove_file(&manifests).unwrap();
+    std::fs::rename(&real, &manifests).unwrap();
+    let list = agent.wait_pods(&[], POD_UP, |l| running(l, &web).is_some());
+    assert_eq!(
+        running(&list, &web).unwrap()["status"]["containerStatuses"][0]["containerID"],
+        container,
+        "adopted, not restarted"
+    );
+
+    // A missing path is the one listing result that empties the pod list.
+    std::fs::rename(&manifests, &real).unwrap();
+    agent.wait_pods(&[], POD_UP, |l| names(l).is_empty());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !sandboxes(&endpoint, &node).await.is_empty() {
+        assert!(Instant::now() < deadline, "{}", agent.stderr());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(agent);
+    remove_pods(&endpoint, &node).await;
+}
