@@ -522,3 +522,86 @@ fn security_context(
         seccomp: Some(seccomp),
     }
 }
+
+/// Expands a `subPathExpr` against the container's environment, the kubelet's way
+/// (`pkg/kubelet/container/helpers.go` `ExpandContainerVolumeMounts` with the `expansion`
+/// syntax): `$(NAME)` is replaced by the variable's value, `$$` is a literal `$`, anything else
+/// (an unterminated `$(`, a `$` before another character) stays as written. Every referenced
+/// variable that is missing or empty is an error `missing value for A, B` (names sorted).
+pub fn expand_sub_path_expr(expr: &str, env: &[cri::KeyValue]) -> Result<String, String> {
+    let lookup = |name: &str| {
+        env.iter()
+            .rev()
+            .find(|kv| kv.key == name)
+            .map(|kv| kv.value.as_str())
+    };
+    let mut out = String::with_capacity(expr.len());
+    let mut missing: Vec<String> = Vec::new();
+    let mut rest = expr;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(body) = after.strip_prefix('(')
+            && let Some(end) = body.find(')')
+        {
+            let name = &body[..end];
+            match lookup(name) {
+                Some(v) if !v.is_empty() => out.push_str(v),
+                _ => {
+                    if !missing.iter().any(|m| m == name) {
+                        missing.push(name.to_owned());
+                    }
+                }
+            }
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    if missing.is_empty() {
+        Ok(out)
+    } else {
+        missing.sort();
+        Err(format!("missing value for {}", missing.join(", ")))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<cri::KeyValue> {
+        pairs
+            .iter()
+            .map(|(k, v)| cri::KeyValue {
+                key: (*k).to_owned(),
+                value: (*v).to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sub_path_expr_expands_like_the_kubelet() {
+        let e = env(&[("POD", "web-1"), ("NS", "default"), ("EMPTY", "")]);
+        assert_eq!(expand_sub_path_expr("logs/$(POD)", &e).unwrap(), "logs/web-1");
+        assert_eq!(
+            expand_sub_path_expr("$(NS)/$(POD)/x", &e).unwrap(),
+            "default/web-1/x"
+        );
+        assert_eq!(expand_sub_path_expr("a$$(POD)", &e).unwrap(), "a$(POD)");
+        assert_eq!(expand_sub_path_expr("a$b$(", &e).unwrap(), "a$b$(");
+        assert_eq!(
+            expand_sub_path_expr("$(ZED)/$(EMPTY)/$(A)/$(ZED)", &e).unwrap_err(),
+            "missing value for A, EMPTY, ZED"
+        );
+        // The last definition of a name wins, as in the container's environment.
+        let e = env(&[("X", "one"), ("X", "two")]);
+        assert_eq!(expand_sub_path_expr("$(X)", &e).unwrap(), "two");
+    }
+}
