@@ -319,8 +319,8 @@ impl SeccompResolver {
             path: path.to_path_buf(),
             source,
         };
-        let root = std::fs::canonicalize(self.profile_root())
-            .map_err(|e| file_err(localhost_ref, e))?;
+        let root =
+            std::fs::canonicalize(self.profile_root()).map_err(|e| file_err(localhost_ref, e))?;
         let dir = std::fs::canonicalize(parent).map_err(|e| file_err(localhost_ref, e))?;
         let resolved = dir.join(name);
         if !dir.starts_with(&root) {

@@ -151,7 +151,13 @@ fn options_that_cannot_give_a_usable_filter_are_refused() {
     let p = Profile::new(ActionName::Allow);
     let e = compile(&p, &CompileOptions::arches(&[])).unwrap_err();
     assert!(
-        matches!(e, Error::CompileOptions { field: "arches", .. }),
+        matches!(
+            e,
+            Error::CompileOptions {
+                field: "arches",
+                ..
+            }
+        ),
         "{e}"
     );
     let mut options = CompileOptions::arches(&[Arch::X86_64]);

@@ -135,7 +135,10 @@ fn a_symlink_as_final_component_is_refused_naming_the_path() {
         let (path, kind, msg) = refused_kind(f.open(name));
         assert_eq!(path, f.seccomp().join(name));
         assert_eq!(kind, "a symbolic link");
-        assert!(msg.contains(&format!("{:?}", f.seccomp().join(name))), "{msg}");
+        assert!(
+            msg.contains(&format!("{:?}", f.seccomp().join(name))),
+            "{msg}"
+        );
         assert!(msg.contains("is a symbolic link"), "{msg}");
     }
 }
@@ -200,7 +203,10 @@ fn oversized_files_are_refused_with_path_and_size() {
         other => panic!("{other:?}"),
     }
     assert!(msg.contains(&format!("{big:?}")), "{msg}");
-    assert!(msg.contains(&format!("is {} bytes", MAX_PROFILE_BYTES + 1)), "{msg}");
+    assert!(
+        msg.contains(&format!("is {} bytes", MAX_PROFILE_BYTES + 1)),
+        "{msg}"
+    );
     // The operator path has the same cap.
     assert!(matches!(
         Profile::from_file(&big),
@@ -238,7 +244,11 @@ fn a_file_larger_than_its_fstat_size_is_read_only_up_to_the_limit() {
         Err(Error::ProfileTooLarge { path, size, limit }) => {
             assert_eq!(path, Path::new(GROWING));
             assert_eq!(limit, MAX_PROFILE_BYTES);
-            assert_eq!(size, MAX_PROFILE_BYTES + 1, "read stopped one byte past the limit");
+            assert_eq!(
+                size,
+                MAX_PROFILE_BYTES + 1,
+                "read stopped one byte past the limit"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -309,12 +319,18 @@ fn paths_leaving_the_root_are_refused() {
     }
     // An absolute ref elsewhere.
     let reason = path_reason(r.open_localhost(&f.outside().join("x.json")));
-    assert!(reason.contains("outside the seccomp profile root"), "{reason}");
+    assert!(
+        reason.contains("outside the seccomp profile root"),
+        "{reason}"
+    );
     // A symlinked directory inside the root pointing outside it.
     std::os::unix::fs::symlink(f.outside(), f.seccomp().join("out")).unwrap();
     let reason = path_reason(f.open("out/x.json"));
     assert!(
-        reason.contains(&format!("resolves to {}", f.outside().join("x.json").display())),
+        reason.contains(&format!(
+            "resolves to {}",
+            f.outside().join("x.json").display()
+        )),
         "{reason}"
     );
     // The root itself, relative and empty refs.
