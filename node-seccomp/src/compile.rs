@@ -28,15 +28,21 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::action::Action;
+use crate::action::{Action, MAX_ERRNO};
 use crate::arch::{Arch, X32_SYSCALL_BIT};
 use crate::bpf::{Insn, Program, data, op};
 use crate::error::{Error, Result};
 use crate::profile::{ArgCondition, Operator, Profile};
 use crate::syscalls;
+use crate::validate::validate;
 
 /// The kernel's limit on the length of one filter (`BPF_MAXINSNS`).
 pub const MAX_INSNS: usize = 4096;
+
+/// Generation stops once this many instructions are emitted: far beyond [`MAX_INSNS`], so the
+/// exact length is still reported for profiles that are merely too long, while a hostile
+/// profile (millions of conditions) cannot make the compiler build a huge program first.
+const EMIT_LIMIT: usize = 16 * MAX_INSNS;
 
 /// What to compile for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,29 +54,41 @@ pub struct CompileOptions {
 }
 
 impl CompileOptions {
-    /// The profile's own `architectures` (native when empty, `SCMP_ARCH_NATIVE` resolved), with
-    /// the architectures the compiler cannot target listed separately, so the caller can warn.
+    /// The filter a runtime loads for `profile` on this node: the node's native architecture
+    /// (the compile-time target) first, then the profile's own `architectures`
+    /// (`SCMP_ARCH_NATIVE` resolved), with the architectures the compiler cannot target listed
+    /// separately, so the caller can warn.
+    ///
+    /// The native architecture is always included, whether or not the profile lists it, as runc
+    /// does through libseccomp: `seccomp_init` starts every filter with the native architecture
+    /// (libseccomp `src/api.c` `seccomp_init` -> `src/db.c` `db_col_reset`, which adds
+    /// `_db_init(arch_def_native)`), and runc only *adds* the listed ones with
+    /// `seccomp_arch_add` (runc `libcontainer/seccomp/seccomp_linux.go` `InitSeccomp`: "Add
+    /// extra architectures"; libseccomp-golang `seccomp.go` `AddArch` ignores `EEXIST`). A
+    /// profile listing only `SCMP_ARCH_X86` therefore still applies its rules and default
+    /// action to native x86_64 syscalls rather than killing every one of them. x32 is added
+    /// only when listed: without it, x32 syscall numbers get the bad-arch action, as in
+    /// libseccomp.
+    ///
+    /// [`CompileOptions::arches`] compiles exactly the architectures given (for analysis and
+    /// cross-compilation); use this function for the filter a container would run under.
     pub fn for_profile(profile: &Profile) -> Result<(CompileOptions, Vec<Arch>)> {
         let native = Arch::native().ok_or_else(|| Error::UnsupportedArch {
             arch: std::env::consts::ARCH.to_string(),
         })?;
-        let mut arches = Vec::new();
+        let mut arches = vec![native];
         let mut skipped = Vec::new();
-        let listed = if profile.architectures.is_empty() {
-            vec![native]
-        } else {
-            profile.architectures.clone()
-        };
-        for a in listed {
+        for &a in &profile.architectures {
             let a = a.resolve_native().unwrap_or(native);
             if !a.is_supported() {
-                skipped.push(a);
+                if !skipped.contains(&a) {
+                    skipped.push(a);
+                }
             } else if !arches.contains(&a) {
                 arches.push(a);
             }
         }
-        // The native ABI first: its check is then the first comparison.
-        arches.sort_by_key(|a| *a != native);
+        // The native ABI is first: its check is then the first comparison.
         Ok((
             CompileOptions {
                 arches,
@@ -80,7 +98,9 @@ impl CompileOptions {
         ))
     }
 
-    /// Just these architectures, with the default bad-arch action.
+    /// Exactly these architectures (the native one is not added), with the default bad-arch
+    /// action: for analysis and cross-compilation. The filter a runtime would load for a
+    /// profile comes from [`CompileOptions::for_profile`].
     pub fn arches(arches: &[Arch]) -> CompileOptions {
         CompileOptions {
             arches: arches.to_vec(),
@@ -291,6 +311,19 @@ impl Emitter {
         self.rev.len()
     }
 
+    /// Stops generation once the program is hopelessly too long (`compile` fills in the
+    /// architectures of the error).
+    fn check_len(&self) -> Result<()> {
+        if self.len() > EMIT_LIMIT {
+            return Err(Error::ProgramTooLarge {
+                len: self.len(),
+                arches: String::new(),
+                stopped: true,
+            });
+        }
+        Ok(())
+    }
+
     fn push(&mut self, i: Insn) -> usize {
         self.rev.push(i);
         self.rev.len()
@@ -482,6 +515,10 @@ fn emit_leaf(e: &mut Emitter, leaf: &Leaf, cache: &mut HashMap<Leaf, Target>) ->
                     entry = emit_cond(e, c, *wide, entry, next)?;
                 }
                 next = entry;
+                // A rule emits at most a few dozen instructions (at most six conditions after
+                // runc's splitting, plus the multiplexer's), so checking per rule bounds the
+                // overshoot.
+                e.check_len()?;
             }
             cache.insert(leaf.clone(), next);
             Ok(next)
@@ -558,9 +595,38 @@ fn sections(arches: &[Arch]) -> Vec<Section> {
 
 /// Compiles `profile` into a seccomp BPF program for `options.arches`.
 ///
-/// The profile should have passed [`crate::validate`]; this function checks only what it needs
-/// (supported architectures, program length).
+/// The profile is first checked with [`crate::validate`] and a profile it refuses is refused
+/// here with the same error (argument index above 5, errno out of range or on an action that
+/// takes none, `SCMP_ACT_NOTIFY` as default, on `write` or without `listenerPath`, empty
+/// names, ...), so no filter is ever built from a profile a runtime would reject. The options
+/// must name at least one architecture, all supported, and a bad-arch errno within
+/// `MAX_ERRNO`. A program longer than [`MAX_INSNS`] is [`Error::ProgramTooLarge`].
 pub fn compile(profile: &Profile, options: &CompileOptions) -> Result<Program> {
+    validate(profile)?;
+    check_options(options)?;
+    let arch_names = || {
+        let names: Vec<&str> = options.arches.iter().map(|a| a.oci_name()).collect();
+        names.join(",")
+    };
+    emit_program(profile, options).map_err(|err| match err {
+        Error::ProgramTooLarge { len, stopped, .. } => Error::ProgramTooLarge {
+            len,
+            arches: arch_names(),
+            stopped,
+        },
+        other => other,
+    })
+}
+
+/// What `compile` needs from the options beyond the profile's own validation.
+fn check_options(options: &CompileOptions) -> Result<()> {
+    if options.arches.is_empty() {
+        return Err(Error::CompileOptions {
+            field: "arches",
+            message: "no architecture given: every syscall would get the bad-arch action"
+                .to_string(),
+        });
+    }
     for a in &options.arches {
         if !a.is_supported() {
             return Err(Error::UnsupportedArch {
@@ -568,6 +634,19 @@ pub fn compile(profile: &Profile, options: &CompileOptions) -> Result<Program> {
             });
         }
     }
+    if let Action::Errno(e) = options.bad_arch_action
+        && u32::from(e) > MAX_ERRNO
+    {
+        return Err(Error::CompileOptions {
+            field: "bad_arch_action",
+            message: format!("errno value {e} out of range for SCMP_ACT_ERRNO (0-{MAX_ERRNO})"),
+        });
+    }
+    Ok(())
+}
+
+/// Emits the program for checked inputs.
+fn emit_program(profile: &Profile, options: &CompileOptions) -> Result<Program> {
     let default = profile.default_action.with_errno(profile.default_errno_ret);
     let bad = Target::Ret(options.bad_arch_action.ret());
     let mut e = Emitter::default();
@@ -612,16 +691,16 @@ pub fn compile(profile: &Profile, options: &CompileOptions) -> Result<Program> {
                     && ivs[i + 1].lo == ivs[i + 1].hi
             })
             .collect();
+        // Every section's parts cover their whole number range, so there is at least one
+        // interval; an empty list would be a compiler bug, reported rather than indexed.
+        let Some(last) = ivs.len().checked_sub(1) else {
+            return Err(Error::Bpf {
+                message: "internal error: an architecture section without intervals".to_string(),
+            });
+        };
         let (root, jeq) = optimal_splits(&weights, &triple);
         let mut cache = HashMap::new();
-        let tree = emit_tree(
-            &mut e,
-            &ivs,
-            &Tree { root, jeq },
-            0,
-            ivs.len() - 1,
-            &mut cache,
-        )?;
+        let tree = emit_tree(&mut e, &ivs, &Tree { root, jeq }, 0, last, &mut cache)?;
         let entry = match tree {
             Target::Ret(_) => tree,
             Target::Label(_) => e.stmt(Insn::load(data::NR), tree),
@@ -632,10 +711,10 @@ pub fn compile(profile: &Profile, options: &CompileOptions) -> Result<Program> {
     let mut insns = e.rev;
     insns.reverse();
     if insns.len() > MAX_INSNS {
-        let arches: Vec<&str> = options.arches.iter().map(|a| a.oci_name()).collect();
         return Err(Error::ProgramTooLarge {
             len: insns.len(),
-            arches: arches.join(","),
+            arches: String::new(),
+            stopped: false,
         });
     }
     Ok(Program { insns })

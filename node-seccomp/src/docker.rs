@@ -232,21 +232,19 @@ impl DockerProfile {
             &Ctx {
                 origin: "<profile>",
             },
-            text,
+            text.as_bytes(),
         )
     }
 
-    /// Reads and parses a Docker-format profile file.
+    /// Reads and parses a Docker-format profile file, with the checks of
+    /// [`Profile::from_file`] (regular file, at most [`crate::MAX_PROFILE_BYTES`]).
     pub fn from_file(path: &Path) -> Result<DockerProfile> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::ProfileFile {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = crate::file::read_profile_file(path)?;
         parse(
             &Ctx {
                 origin: &path.display().to_string(),
             },
-            &text,
+            &bytes,
         )
     }
 
@@ -311,8 +309,8 @@ impl DockerProfile {
     }
 }
 
-fn parse(ctx: &Ctx<'_>, text: &str) -> Result<DockerProfile> {
-    let root = ctx.parse(text)?;
+fn parse(ctx: &Ctx<'_>, bytes: &[u8]) -> Result<DockerProfile> {
+    let root = ctx.parse(bytes)?;
     let top = ctx.object(&root, "$")?;
     ctx.check_keys(
         top,

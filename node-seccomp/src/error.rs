@@ -91,6 +91,59 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A profile file that is not a regular file (a symbolic link as the final component of a
+    /// Localhost path, a directory, a FIFO, a device, a socket).
+    #[error(
+        "seccomp profile {path:?} is {kind}; a profile must be a regular file (a symbolic link \
+         as the last component of a Localhost profile is not followed)"
+    )]
+    ProfileNotRegular {
+        /// The path that was looked at (for Localhost profiles: the resolved path).
+        path: PathBuf,
+        /// What it is instead (`a symbolic link`, `a FIFO`, `a directory`, ...).
+        kind: &'static str,
+    },
+
+    /// A profile file larger than [`crate::MAX_PROFILE_BYTES`].
+    #[error("seccomp profile {path:?} is {size} bytes; at most {limit} bytes are read")]
+    ProfileTooLarge {
+        /// The path of the file.
+        path: PathBuf,
+        /// Its size (as `fstat` reported it, or as far as it was read when it grew).
+        size: u64,
+        /// The limit, [`crate::MAX_PROFILE_BYTES`].
+        limit: u64,
+    },
+
+    /// The file opened for a Localhost profile is not the one that was checked (a directory
+    /// or the file itself was replaced in between), or could not be verified.
+    #[error("seccomp profile {path:?} could not be opened safely: {reason}")]
+    ProfileChanged {
+        /// The resolved path that was checked.
+        path: PathBuf,
+        /// What was found.
+        reason: String,
+    },
+
+    /// A profile file parsed but a runtime would refuse it; the validation error is the source.
+    #[error("seccomp profile {path:?} is refused")]
+    ProfileRejected {
+        /// The path of the file.
+        path: PathBuf,
+        /// The validation error ([`Error::Invalid`]).
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// [`crate::CompileOptions`] that cannot produce a usable filter.
+    #[error("compile options: {field}: {message}")]
+    CompileOptions {
+        /// The option (`arches`, `bad_arch_action`).
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+
     /// The compiler does not support this architecture.
     #[error(
         "architecture {arch} is not supported by the compiler (supported: x86_64, x86, x32, aarch64)"
@@ -102,13 +155,18 @@ pub enum Error {
 
     /// The generated program exceeds the kernel's BPF_MAXINSNS.
     #[error(
-        "the filter for {arches} needs {len} BPF instructions; the kernel accepts at most 4096"
+        "the filter for {arches} needs {}{len} BPF instructions; the kernel accepts at most 4096",
+        if *stopped { "more than " } else { "" }
     )]
     ProgramTooLarge {
-        /// Instruction count of the program.
+        /// Instruction count of the program, or, when `stopped`, the count reached when the
+        /// compiler gave up.
         len: usize,
         /// The architectures compiled.
         arches: String,
+        /// Whether generation stopped early (far beyond the limit, so that a hostile profile
+        /// cannot make the compiler build an arbitrarily large program first).
+        stopped: bool,
     },
 
     /// A BPF program is malformed (interpreter or raw input).

@@ -25,7 +25,8 @@ pub struct SeccompData {
 impl SeccompData {
     /// Reads the 32-bit word at byte offset `off` (little-endian layout, as on x86 and arm64).
     fn word(&self, off: u32) -> Option<u32> {
-        if !off.is_multiple_of(4) || off + 4 > data::SIZE {
+        // `off` comes from a program that may be hostile: no overflow near u32::MAX.
+        if !off.is_multiple_of(4) || off.checked_add(4).is_none_or(|end| end > data::SIZE) {
             return None;
         }
         let lo_hi = |v: u64, high: bool| if high { (v >> 32) as u32 } else { v as u32 };
@@ -180,5 +181,31 @@ pub fn run_traced(
             }
         }
         pc = next;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_outside_seccomp_data_are_errors_not_panics() {
+        let input = SeccompData::default();
+        for off in [64, 68, 0xffff_fff0, 0xffff_fffc, 2, u32::MAX] {
+            let program = Program {
+                insns: vec![Insn::load(off), Insn::ret(0x7fff_0000)],
+            };
+            let e = run(&program, &input).unwrap_err();
+            assert!(
+                e.to_string().contains("load outside seccomp_data"),
+                "{off}: {e}"
+            );
+        }
+        // The last argument word is the last valid load.
+        let program = Program {
+            insns: vec![Insn::load(60), Insn::ret(0x7fff_0000)],
+        };
+        assert_eq!(run(&program, &input).unwrap().action, Action::Allow);
     }
 }

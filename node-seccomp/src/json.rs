@@ -21,8 +21,9 @@ impl Ctx<'_> {
         }
     }
 
-    pub(crate) fn parse(&self, text: &str) -> Result<Value, Error> {
-        serde_json::from_str(text).map_err(|source| Error::Json {
+    /// Parses a JSON document (bytes that are not UTF-8 are a JSON error naming the position).
+    pub(crate) fn parse(&self, bytes: &[u8]) -> Result<Value, Error> {
+        serde_json::from_slice(bytes).map_err(|source| Error::Json {
             origin: self.origin.to_string(),
             source,
         })

@@ -1,12 +1,16 @@
 //! The kubelet's seccomp resolution: which profile a container runs with, what goes to the CRI,
 //! and where Localhost profiles live.
 
+use std::os::fd::AsRawFd;
 use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::file;
+use crate::json::Ctx;
 use crate::profile::Profile;
+use crate::validate::{ValidationReport, validate};
 
 /// `SeccompProfile.type` of the Kubernetes API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -104,6 +108,32 @@ impl SecurityProfile {
         SecurityProfile {
             profile_type,
             localhost_ref: String::new(),
+        }
+    }
+}
+
+/// A Localhost profile opened, read and validated by [`SeccompResolver::open_localhost`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalhostProfile {
+    /// The canonical path of the file that was opened and checked: below the canonical
+    /// profile root, without symbolic links, valid UTF-8. This is what the runtime must be
+    /// handed as the CRI `localhost_ref` (see [`LocalhostProfile::security_profile`]), not the
+    /// path as written, whose directories are not what was checked.
+    pub path: PathBuf,
+    /// The profile parsed from the bytes read (not from a second read of the file).
+    pub profile: Profile,
+    /// What validation found that does not stop a runtime (unknown syscall names).
+    pub report: ValidationReport,
+}
+
+impl LocalhostProfile {
+    /// The CRI `SecurityProfile` to send for this profile: Localhost with
+    /// [`LocalhostProfile::path`] as `localhost_ref`.
+    pub fn security_profile(&self) -> SecurityProfile {
+        SecurityProfile {
+            profile_type: CriProfileType::Localhost,
+            // `open_localhost` refuses paths that are not valid UTF-8, so this is exact.
+            localhost_ref: self.path.to_string_lossy().into_owned(),
         }
     }
 }
@@ -236,27 +266,134 @@ impl SeccompResolver {
         Ok(path)
     }
 
-    /// Reads the profile a Localhost `SecurityProfile` points at, as the runtime would, after
-    /// checking on the node that symlinks do not lead outside `<root-dir>/seccomp`. A missing
-    /// file gives the runtime-style `cannot load seccomp profile "<path>"` error
-    /// (`CreateContainerError` in the kubelet).
-    pub fn load_localhost(&self, localhost_ref: &Path) -> Result<Profile> {
-        let file_err = |source: std::io::Error| Error::ProfileFile {
-            path: localhost_ref.to_path_buf(),
+    /// Opens, reads and validates the profile a Localhost `SecurityProfile` points at
+    /// (`localhost_ref`, the absolute path [`SeccompResolver::container_profile`] built).
+    ///
+    /// * The directories are resolved (`canonicalize` of the parent) and must lie below the
+    ///   canonical `<root-dir>/seccomp`; a `..` component is refused with the API server's
+    ///   wording (`must not contain '..'`), a relative or empty ref is refused, and a path
+    ///   resolving outside the root (an absolute ref elsewhere, a symlinked directory pointing
+    ///   out) is [`Error::LocalhostPath`].
+    /// * The final component is never followed: a symbolic link there is
+    ///   [`Error::ProfileNotRegular`] naming the path, and so is anything but a regular file.
+    ///   It is opened once, with `O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC` (a FIFO cannot block
+    ///   the agent), checked with `fstat`, and the opened file is verified through
+    ///   `/proc/self/fd` to be the checked path ([`Error::ProfileChanged`] if a directory was
+    ///   swapped in between).
+    /// * At most [`crate::MAX_PROFILE_BYTES`] are read, through a bounded reader
+    ///   ([`Error::ProfileTooLarge`], also for a file that grows after the `fstat`); the bytes
+    ///   read are parsed and validated ([`Error::ProfileRejected`] with the validation error as
+    ///   its source).
+    ///
+    /// A missing file is the runtime-style `cannot load seccomp profile "<path>"`
+    /// ([`Error::ProfileFile`], `CreateContainerError` in the kubelet). Hand the runtime
+    /// [`LocalhostProfile::path`], the resolved path that was checked.
+    pub fn open_localhost(&self, localhost_ref: &Path) -> Result<LocalhostProfile> {
+        let reject = |reason: String| Error::LocalhostPath {
+            value: localhost_ref.display().to_string(),
+            reason,
+        };
+        if localhost_ref.as_os_str().is_empty() {
+            return Err(reject("must not be empty".to_string()));
+        }
+        if !localhost_ref.is_absolute() {
+            return Err(reject(
+                "must be an absolute path below the seccomp profile root (the CRI localhost_ref)"
+                    .to_string(),
+            ));
+        }
+        // validatePathNoBacksteps (kubernetes pkg/apis/core/validation/validation.go), which
+        // its own comment asks nodes to repeat.
+        if localhost_ref
+            .components()
+            .any(|c| matches!(c, Component::ParentDir))
+        {
+            return Err(reject("must not contain '..'".to_string()));
+        }
+        let (Some(parent), Some(name)) = (localhost_ref.parent(), localhost_ref.file_name()) else {
+            return Err(reject(
+                "must name a file below the seccomp profile root".to_string(),
+            ));
+        };
+        let file_err = |path: &Path, source: std::io::Error| Error::ProfileFile {
+            path: path.to_path_buf(),
             source,
         };
-        let root = std::fs::canonicalize(self.profile_root()).map_err(file_err)?;
-        let real = std::fs::canonicalize(localhost_ref).map_err(file_err)?;
-        if !real.starts_with(&root) {
-            return Err(Error::LocalhostPath {
-                value: localhost_ref.display().to_string(),
-                reason: format!("resolves to {} outside {}", real.display(), root.display()),
+        let root =
+            std::fs::canonicalize(self.profile_root()).map_err(|e| file_err(localhost_ref, e))?;
+        let dir = std::fs::canonicalize(parent).map_err(|e| file_err(localhost_ref, e))?;
+        let resolved = dir.join(name);
+        if !dir.starts_with(&root) {
+            return Err(reject(format!(
+                "resolves to {} outside the seccomp profile root {}",
+                resolved.display(),
+                root.display()
+            )));
+        }
+        if resolved.to_str().is_none() {
+            return Err(reject(format!(
+                "resolves to {}, which is not valid UTF-8 (the CRI localhost_ref is a string)",
+                resolved.display()
+            )));
+        }
+        // Refuse what is not a regular file before opening it (opening a device can have side
+        // effects); the fstat after the open is what counts.
+        let meta = std::fs::symlink_metadata(&resolved).map_err(|e| file_err(&resolved, e))?;
+        if !meta.file_type().is_file() {
+            return Err(Error::ProfileNotRegular {
+                path: resolved,
+                kind: file::kind(&meta.file_type()),
             });
         }
-        Profile::from_file(&real).map_err(|e| match e {
-            Error::ProfileFile { source, .. } => file_err(source),
-            other => other,
+        let mut opened = match file::open(&resolved, true) {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(Error::ProfileNotRegular {
+                    path: resolved,
+                    kind: "a symbolic link",
+                });
+            }
+            Err(e) => return Err(file_err(&resolved, e)),
+        };
+        // The directories were resolved before the open: make sure the file opened is really
+        // the one below the root (a directory swapped for a symlink in between would show here).
+        let fd_link = PathBuf::from(format!("/proc/self/fd/{}", opened.as_raw_fd()));
+        match std::fs::read_link(&fd_link) {
+            Ok(actual) if actual == resolved => {}
+            Ok(actual) => {
+                return Err(Error::ProfileChanged {
+                    path: resolved,
+                    reason: format!("the file opened is {}", actual.display()),
+                });
+            }
+            Err(e) => {
+                return Err(Error::ProfileChanged {
+                    path: resolved,
+                    reason: format!("cannot read {}: {e}", fd_link.display()),
+                });
+            }
+        }
+        let bytes = file::read_regular(&mut opened, &resolved)?;
+        drop(opened);
+        let origin = resolved.display().to_string();
+        let ctx = Ctx { origin: &origin };
+        let profile = crate::profile::parse(&ctx, &bytes)?;
+        let report = validate(&profile).map_err(|e| Error::ProfileRejected {
+            path: resolved.clone(),
+            source: Box::new(e),
+        })?;
+        Ok(LocalhostProfile {
+            path: resolved,
+            profile,
+            report,
         })
+    }
+
+    /// The profile of [`SeccompResolver::open_localhost`], for callers that only need the
+    /// profile. Prefer `open_localhost`: the runtime must be handed the resolved path it
+    /// returns, not `localhost_ref`. Same checks and errors (the profile is validated too).
+    pub fn load_localhost(&self, localhost_ref: &Path) -> Result<Profile> {
+        self.open_localhost(localhost_ref).map(|l| l.profile)
     }
 }
 

@@ -8,11 +8,15 @@
 //!   their conditions.
 //! * [`validate`]: what runc and crun refuse, with their wording; unknown syscalls are listed.
 //! * [`SeccompResolver`]: the kubelet's resolution (container > pod > `seccompDefault` >
-//!   Unconfined; sandbox RuntimeDefault), the CRI [`SecurityProfile`], and Localhost paths
-//!   confined to `<root-dir>/seccomp`.
+//!   Unconfined; sandbox RuntimeDefault), the CRI [`SecurityProfile`], and Localhost profiles
+//!   confined to `<root-dir>/seccomp`: [`SeccompResolver::open_localhost`] opens one without
+//!   following a final symlink, reads at most [`MAX_PROFILE_BYTES`] of a regular file,
+//!   validates it and returns the resolved path the runtime must be handed.
 //! * [`compile`]: a BPF compiler for x86_64 (with the x86 and x32 ABIs) and aarch64, with
-//!   syscall tables generated from the kernel headers; [`interp::run`] runs a filter and counts
-//!   executed instructions; [`loader::load`] installs one.
+//!   syscall tables generated from the kernel headers. It refuses what [`validate`] refuses;
+//!   [`CompileOptions::for_profile`] always includes the node's native architecture, as
+//!   libseccomp does. [`interp::run`] runs a filter and counts executed instructions;
+//!   [`loader::load`] installs one.
 //!
 //! ```
 //! use node_seccomp::{Action, Arch, CompileOptions, Profile, compile, interp, validate};
@@ -35,6 +39,39 @@
 //! assert_eq!(run(110, 0)?.action, Action::Errno(38)); // getppid
 //! # Ok::<(), node_seccomp::Error>(())
 //! ```
+//!
+//! A Localhost profile, as the runtime opens it before creating a container:
+//!
+//! ```
+//! use std::path::Path;
+//! use node_seccomp::{CriProfileType, Error, SeccompProfile, SeccompResolver};
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let root_dir = dir.path();
+//! # std::fs::create_dir_all(root_dir.join("seccomp/profiles"))?;
+//! # std::fs::write(root_dir.join("seccomp/profiles/audit.json"), r#"{"defaultAction": "SCMP_ACT_LOG"}"#)?;
+//! // `root_dir` is the kubelet's --root-dir; profiles live in `<root_dir>/seccomp`.
+//! let resolver = SeccompResolver::new(root_dir, false);
+//! let pod_field = SeccompProfile::localhost("profiles/audit.json");
+//! let cri = resolver.container_profile(None, Some(&pod_field))?;
+//! assert_eq!(cri.profile_type, CriProfileType::Localhost);
+//!
+//! // Open it once (no symlink followed at the end, a regular file, bounded size), parse and
+//! // validate the bytes read, and hand the runtime the resolved path that was checked.
+//! let opened = resolver.open_localhost(Path::new(&cri.localhost_ref))?;
+//! assert!(opened.report.unknown_syscalls.is_empty());
+//! assert!(opened.path.starts_with(std::fs::canonicalize(resolver.profile_root())?));
+//! let cri = opened.security_profile();
+//! assert_eq!(Path::new(&cri.localhost_ref), opened.path);
+//!
+//! // A ref that leaves the root is refused with the API server's wording.
+//! let escape = resolver.profile_root().join("../../etc/seccomp.json");
+//! match resolver.open_localhost(&escape) {
+//!     Err(Error::LocalhostPath { reason, .. }) => assert_eq!(reason, "must not contain '..'"),
+//!     other => panic!("{other:?}"),
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(missing_docs)]
 
 mod action;
@@ -44,6 +81,7 @@ pub mod bpf;
 mod compile;
 mod docker;
 mod error;
+mod file;
 pub mod interp;
 mod json;
 mod kubelet;
@@ -59,9 +97,10 @@ pub use bpf::{Insn, Program};
 pub use compile::{CompileOptions, MAX_INSNS, compile};
 pub use docker::{DockerContext, DockerProfile, parse_kernel};
 pub use error::{Error, Result};
+pub use file::MAX_PROFILE_BYTES;
 pub use kubelet::{
-    ContainerKind, ContainerSeccomp, CriProfileType, SeccompProfile, SeccompProfileType,
-    SeccompResolver, SecurityProfile,
+    ContainerKind, ContainerSeccomp, CriProfileType, LocalhostProfile, SeccompProfile,
+    SeccompProfileType, SeccompResolver, SecurityProfile,
 };
 pub use loader::Filter;
 pub use profile::{ArgCondition, Flag, Operator, Profile, SyscallRule};

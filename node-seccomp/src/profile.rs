@@ -206,21 +206,22 @@ impl Profile {
             &Ctx {
                 origin: "<profile>",
             },
-            text,
+            text.as_bytes(),
         )
     }
 
-    /// Reads and parses a profile file; errors name the file.
+    /// Reads and parses a profile file named by an operator; errors name the file. Symbolic
+    /// links are followed; the file must be a regular file of at most
+    /// [`crate::MAX_PROFILE_BYTES`] (a FIFO is refused without blocking). Localhost profiles
+    /// named by pods go through [`crate::SeccompResolver::open_localhost`] instead, which also
+    /// confines them to the profile root and validates them.
     pub fn from_file(path: &Path) -> Result<Profile> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::ProfileFile {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let bytes = crate::file::read_profile_file(path)?;
         parse(
             &Ctx {
                 origin: &path.display().to_string(),
             },
-            &text,
+            &bytes,
         )
     }
 
@@ -231,8 +232,8 @@ impl Profile {
     }
 }
 
-fn parse(ctx: &Ctx<'_>, text: &str) -> Result<Profile> {
-    let root = ctx.parse(text)?;
+pub(crate) fn parse(ctx: &Ctx<'_>, bytes: &[u8]) -> Result<Profile> {
+    let root = ctx.parse(bytes)?;
     parse_value(ctx, &root)
 }
 

@@ -360,3 +360,57 @@ proptest! {
         }
     }
 }
+
+/// runc's filter always holds the node's native architecture: `seccomp_init` starts with it and
+/// the profile's `architectures` are only added to it. A profile that lists only
+/// `SCMP_ARCH_X86` (or only x32) must therefore apply its rules and default action to native
+/// x86_64 syscalls, not the bad-arch KILL. Checked against libseccomp built exactly as runc
+/// builds it, on every syscall number of both sections.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn native_arch_is_in_the_filter_even_when_not_listed() {
+    let profiles = [
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86"],
+            "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}"#,
+        r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38, "architectures": ["SCMP_ARCH_X86"],
+            "syscalls": [
+              {"names": ["read", "write", "exit_group", "getpid"], "action": "SCMP_ACT_ALLOW"},
+              {"names": ["socket"], "action": "SCMP_ACT_ERRNO", "errnoRet": 97},
+              {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+               "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}]}"#,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X32"],
+            "syscalls": [{"names": ["getppid", "mount"], "action": "SCMP_ACT_KILL_PROCESS"}]}"#,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    ];
+    let getpid = node_seccomp::syscalls::resolve(Arch::X86_64, "getpid").unwrap();
+    for json in profiles {
+        let p = Profile::from_json(json).unwrap();
+        let (options, skipped) = CompileOptions::for_profile(&p).unwrap();
+        assert!(skipped.is_empty());
+        assert_eq!(options.arches[0], Arch::X86_64, "native first: {json}");
+        let mut expected = vec![Arch::X86_64];
+        expected.extend(p.architectures.iter().filter(|a| **a != Arch::X86_64));
+        assert_eq!(options.arches, expected);
+        let ours = compile(&p, &options).unwrap();
+        let theirs = libseccomp::build_as_runc(&p, 2);
+        let mut rng = Rng(0x5eed);
+        let args = arg_vectors(&interesting_values(&p), 6, &mut rng);
+        compare(&p, &ours, &theirs, &options.arches, &args, None);
+
+        // What the bug looked like: the listed arches alone kill every native syscall.
+        let d = seccomp_data(Arch::X86_64, getpid, [0; 6]).unwrap();
+        let listed_only = compile(&p, &CompileOptions::arches(&p.architectures)).unwrap();
+        if !p.architectures.contains(&Arch::X86_64) {
+            assert_eq!(
+                interp::run(&listed_only, &d).unwrap().action,
+                Action::KillThread
+            );
+        }
+        assert_ne!(
+            interp::run(&ours, &d).unwrap().action,
+            Action::KillThread,
+            "{json}"
+        );
+    }
+}

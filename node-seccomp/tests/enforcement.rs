@@ -33,71 +33,12 @@ fn supported() -> bool {
     false
 }
 
-/// Forks; the child installs `profile`'s filter and makes each raw syscall `(nr, args)`,
-/// writing `(ret, errno)` to a pipe after each one. Only async-signal-safe calls run in the
-/// child: everything is allocated before `fork`.
+/// Forks; the child installs `profile`'s filter (the one a runtime loads:
+/// `CompileOptions::for_profile`) and makes each raw syscall; see `run_program_child`.
 fn run_child(profile: &Profile, calls: &[(libc::c_long, [u64; 6])]) -> ChildResult {
     let (options, _) = CompileOptions::for_profile(profile).unwrap();
     let program = compile(profile, &options).unwrap();
-    let filter = Filter::new(&program, &[]).unwrap();
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: fds has room for the two descriptors pipe(2) writes.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-    // SAFETY: fork(2); the child only uses async-signal-safe calls and _exit.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork");
-    if pid == 0 {
-        // SAFETY (whole block): raw syscalls on valid descriptors and stack buffers.
-        unsafe {
-            libc::close(fds[0]);
-            if filter.install().is_err() {
-                libc::_exit(100);
-            }
-            for (nr, a) in calls {
-                let ret = libc::syscall(*nr, a[0], a[1], a[2], a[3], a[4], a[5]);
-                let errno = if ret == -1 {
-                    *libc::__errno_location()
-                } else {
-                    0
-                };
-                let mut buf = [0u8; 12];
-                buf[..8].copy_from_slice(&(ret as i64).to_le_bytes());
-                buf[8..].copy_from_slice(&errno.to_le_bytes());
-                libc::write(fds[1], buf.as_ptr().cast(), buf.len());
-            }
-            libc::_exit(0);
-        }
-    }
-    // SAFETY: closing our copy of the write end; reading into a stack buffer; waiting for our child.
-    unsafe {
-        libc::close(fds[1]);
-        let mut bytes = Vec::new();
-        let mut buf = [0u8; 256];
-        loop {
-            let n = libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len());
-            if n <= 0 {
-                break;
-            }
-            bytes.extend_from_slice(&buf[..n as usize]);
-        }
-        libc::close(fds[0]);
-        let mut status = 0;
-        assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
-        assert!(
-            !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 100),
-            "filter install failed in child"
-        );
-        let results = bytes
-            .chunks_exact(12)
-            .map(|c| {
-                (
-                    i64::from_le_bytes(c[..8].try_into().unwrap()),
-                    i32::from_le_bytes(c[8..].try_into().unwrap()),
-                )
-            })
-            .collect();
-        ChildResult { results, status }
-    }
+    run_program_child(&program, calls)
 }
 
 fn profile(json: &str) -> Profile {
@@ -234,4 +175,115 @@ fn containers_common_filter_loads_and_enforces() {
     );
     assert!(r.results[0].0 > 0);
     assert_eq!(&r.results[1..], &[(-1, libc::EPERM), (-1, libc::ENOSYS)]);
+}
+
+/// Forks; the child installs `program` and makes each raw syscall `(nr, args)`, writing
+/// `(ret, errno)` to a pipe after each one. Only async-signal-safe calls run in the child:
+/// everything is allocated before `fork`.
+fn run_program_child(
+    program: &node_seccomp::Program,
+    calls: &[(libc::c_long, [u64; 6])],
+) -> ChildResult {
+    let filter = Filter::new(program, &[]).unwrap();
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: fds has room for the two descriptors pipe(2) writes.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: fork(2); the child only uses async-signal-safe calls and _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork");
+    if pid == 0 {
+        // SAFETY (whole block): raw syscalls on valid descriptors and stack buffers.
+        unsafe {
+            libc::close(fds[0]);
+            if filter.install().is_err() {
+                libc::_exit(100);
+            }
+            for (nr, a) in calls {
+                let ret = libc::syscall(*nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+                let errno = if ret == -1 {
+                    *libc::__errno_location()
+                } else {
+                    0
+                };
+                let mut buf = [0u8; 12];
+                buf[..8].copy_from_slice(&(ret as i64).to_le_bytes());
+                buf[8..].copy_from_slice(&errno.to_le_bytes());
+                libc::write(fds[1], buf.as_ptr().cast(), buf.len());
+            }
+            libc::_exit(0);
+        }
+    }
+    // SAFETY: closing our copy of the write end; reading into a stack buffer; waiting for our child.
+    unsafe {
+        libc::close(fds[1]);
+        let mut bytes = Vec::new();
+        let mut buf = [0u8; 256];
+        loop {
+            let n = libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len());
+            if n <= 0 {
+                break;
+            }
+            bytes.extend_from_slice(&buf[..n as usize]);
+        }
+        libc::close(fds[0]);
+        let mut status = 0;
+        assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+        assert!(
+            !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 100),
+            "filter install failed in child"
+        );
+        let results = bytes
+            .chunks_exact(12)
+            .map(|c| {
+                (
+                    i64::from_le_bytes(c[..8].try_into().unwrap()),
+                    i32::from_le_bytes(c[8..].try_into().unwrap()),
+                )
+            })
+            .collect();
+        ChildResult { results, status }
+    }
+}
+
+/// A profile listing only SCMP_ARCH_X86 still runs native x86_64 processes under its default
+/// action and rules, exactly as the filter libseccomp builds for runc does (both loaded in the
+/// kernel here). Before the native architecture was always added, the child was killed by
+/// its first syscall.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn a_profile_listing_only_x86_still_governs_native_syscalls() {
+    if !supported() {
+        return;
+    }
+    let p = profile(
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86"],
+            "syscalls": [{"names": ["getppid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+                         {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 22,
+                          "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_NE"}]}]}"#,
+    );
+    let calls = [
+        (libc::SYS_getpid, [0; 6]),
+        (libc::SYS_getppid, [0; 6]),
+        (libc::SYS_personality, [0xffff_ffff, 0, 0, 0, 0, 0]), // query, != 8: EINVAL
+        (libc::SYS_personality, [8, 0, 0, 0, 0, 0]),           // not matched: allowed
+        (libc::SYS_getuid, [0; 6]),
+    ];
+    let ours = run_child(&p, &calls);
+    let theirs = run_program_child(&support::libseccomp::build_as_runc(&p, 2), &calls);
+    for r in [&ours, &theirs] {
+        assert!(
+            libc::WIFEXITED(r.status) && libc::WEXITSTATUS(r.status) == 0,
+            "status {:#x}",
+            r.status
+        );
+    }
+    let errnos = |r: &ChildResult| -> Vec<i32> {
+        r.results
+            .iter()
+            .map(|(ret, e)| if *ret >= 0 { 0 } else { *e })
+            .collect()
+    };
+    assert_eq!(errnos(&ours), vec![0, libc::EACCES, libc::EINVAL, 0, 0]);
+    assert_eq!(errnos(&ours), errnos(&theirs));
+    assert!(ours.results[0].0 > 0, "getpid returned a pid");
 }

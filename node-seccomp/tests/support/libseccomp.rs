@@ -76,8 +76,9 @@ impl Drop for Ctx {
     }
 }
 
-/// Builds `profile` with libseccomp as runc does and returns the exported program.
-/// `optimize` is SCMP_FLTATR_CTL_OPTIMIZE (1 linear, 2 binary tree).
+/// Builds `profile` with libseccomp for exactly `arches` (the native architecture that
+/// `seccomp_init` adds is removed first) with runc's rule semantics, and returns the exported
+/// program. `optimize` is SCMP_FLTATR_CTL_OPTIMIZE (1 linear, 2 binary tree).
 pub fn build(profile: &Profile, arches: &[Arch], optimize: u32, bad_arch: Action) -> Program {
     let default = profile.default_action.with_errno(profile.default_errno_ret);
     // SAFETY: every call below gets the live context created here and valid pointers.
@@ -88,6 +89,39 @@ pub fn build(profile: &Profile, arches: &[Arch], optimize: u32, bad_arch: Action
         for a in arches {
             assert_eq!(seccomp_arch_add(ctx.0, token(*a)), 0, "add arch {a}");
         }
+        finish(ctx, profile, default, optimize, bad_arch)
+    }
+}
+
+/// Builds `profile` exactly as runc's `InitSeccomp` does: `seccomp_init` (which starts with
+/// the native architecture), then `seccomp_arch_add` for each listed architecture, ignoring
+/// `-EEXIST` as libseccomp-golang's `AddArch` does, then the rules. The bad-arch action is
+/// libseccomp's default (KILL_THREAD).
+pub fn build_as_runc(profile: &Profile, optimize: u32) -> Program {
+    let default = profile.default_action.with_errno(profile.default_errno_ret);
+    // SAFETY: every call below gets the live context created here and valid pointers.
+    unsafe {
+        let ctx = Ctx(seccomp_init(default.ret()));
+        assert!(!ctx.0.is_null(), "seccomp_init");
+        for a in &profile.architectures {
+            let rc = seccomp_arch_add(ctx.0, token(*a));
+            assert!(rc == 0 || rc == -libc::EEXIST, "add arch {a}: {rc}");
+        }
+        finish(ctx, profile, default, optimize, Action::KillThread)
+    }
+}
+
+/// Sets the attributes, adds the rules as runc does and exports the program.
+fn finish(
+    ctx: Ctx,
+    profile: &Profile,
+    default: Action,
+    optimize: u32,
+    bad_arch: Action,
+) -> Program {
+    // SAFETY: a `Ctx` only ever holds a live context from a non-null `seccomp_init`; every
+    // pointer below is valid for its call.
+    unsafe {
         assert_eq!(
             seccomp_attr_set(ctx.0, SCMP_FLTATR_CTL_OPTIMIZE, optimize),
             0
