@@ -284,16 +284,24 @@ pub fn container_config(
             container: container.name.clone(),
             source: Box::new(source),
         })?;
-    if seccomp.profile_type == CriProfileType::Localhost {
-        // The runtime would fail later with a vaguer error; fail here naming the file.
-        resolver
-            .load_localhost(Path::new(&seccomp.localhost_ref))
+    // A Localhost profile is opened once on the node (no final symlink, a regular file of
+    // bounded size, under `<root-dir>/seccomp`) and the runtime is handed the resolved path
+    // that was checked, not the one as written.
+    let seccomp = if seccomp.profile_type == CriProfileType::Localhost {
+        let opened = resolver
+            .open_localhost(Path::new(&seccomp.localhost_ref))
             .map_err(|source| RuntimeError::Seccomp {
                 pod: id.full_name(),
                 container: container.name.clone(),
                 source: Box::new(source),
             })?;
-    }
+        for warning in &opened.report.warnings {
+            tracing::warn!(pod = %id.full_name(), container = %container.name, profile = %opened.path.display(), %warning, "seccomp profile");
+        }
+        opened.security_profile()
+    } else {
+        seccomp
+    };
     let mut labels = id.labels();
     labels.insert(LABEL_CONTAINER_NAME.to_owned(), container.name.clone());
     let annotations = HashMap::from([
