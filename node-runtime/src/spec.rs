@@ -597,7 +597,10 @@ mod tests {
     #[test]
     fn sub_path_expr_expands_like_the_kubelet() {
         let e = env(&[("POD", "web-1"), ("NS", "default"), ("EMPTY", "")]);
-        assert_eq!(expand_sub_path_expr("logs/$(POD)", &e).unwrap(), "logs/web-1");
+        assert_eq!(
+            expand_sub_path_expr("logs/$(POD)", &e).unwrap(),
+            "logs/web-1"
+        );
         assert_eq!(
             expand_sub_path_expr("$(NS)/$(POD)/x", &e).unwrap(),
             "default/web-1/x"

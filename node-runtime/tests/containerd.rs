@@ -383,7 +383,10 @@ async fn bad_manifests_are_reported_and_leave_other_pods_running() {
     for (file, reason) in [
         ("kind.yaml", "kind Pod"),
         ("noimage.yaml", "spec.containers[0].image: Required value"),
-        ("dup.yaml", "spec.containers[1].name: Duplicate value: \"a\""),
+        (
+            "dup.yaml",
+            "spec.containers[1].name: Duplicate value: \"a\"",
+        ),
         ("broken.yaml", "invalid YAML"),
         ("huge.yaml", "10000000 bytes"),
     ] {

@@ -114,7 +114,11 @@ async fn climbing_names_are_refused_and_nothing_outside_is_touched() {
 
     let good = format!("good-{node}");
     let list = agent.wait_pods(&[], POD_UP, |l| running(l, &good).is_some());
-    assert_eq!(names(&list), std::slice::from_ref(&good), "only the good pod runs");
+    assert_eq!(
+        names(&list),
+        std::slice::from_ref(&good),
+        "only the good pod runs"
+    );
     // Each refused manifest is named with its field and value, once.
     let log = wait_log(&agent, Duration::from_secs(10), |l| {
         l.contains("volume.yaml") && l.contains("dotdot.yaml")
