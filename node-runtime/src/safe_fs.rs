@@ -405,8 +405,11 @@ impl Remover {
                             batch: parent.batch,
                         },
                     );
-                    match unlinkat(cur.fd.as_fd(), child.name.as_os_str(), UnlinkatFlags::RemoveDir)
-                    {
+                    match unlinkat(
+                        cur.fd.as_fd(),
+                        child.name.as_os_str(),
+                        UnlinkatFlags::RemoveDir,
+                    ) {
                         Ok(()) | Err(Errno::ENOENT) => {}
                         Err(Errno::ENOTEMPTY | Errno::EEXIST) => {
                             // Something was added after we listed it: go through it again.
@@ -442,8 +445,7 @@ impl Remover {
                 }
                 continue;
             }
-            let child = match openat(cur.fd.as_fd(), name.as_os_str(), dir_flags(), Mode::empty())
-            {
+            let child = match openat(cur.fd.as_fd(), name.as_os_str(), dir_flags(), Mode::empty()) {
                 Ok(fd) => fd,
                 Err(Errno::ENOENT) => continue,
                 Err(Errno::ELOOP | Errno::ENOTDIR) => {
@@ -618,7 +620,11 @@ mod sys {
 
     use super::Meta;
 
-    pub(super) fn statx(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int) -> Result<Meta, Errno> {
+    pub(super) fn statx(
+        dir: BorrowedFd<'_>,
+        name: &CStr,
+        flags: libc::c_int,
+    ) -> Result<Meta, Errno> {
         let mask = libc::STATX_TYPE | libc::STATX_MODE | libc::STATX_INO | libc::STATX_MNT_ID;
         // SAFETY: `struct statx` holds only integers (and integer padding), so all-zero bytes
         // are a valid value.
@@ -675,7 +681,11 @@ pub(crate) mod tests {
     }
 
     fn mode_of(path: &Path) -> u32 {
-        std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+        std::fs::symlink_metadata(path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
     }
 
     #[test]
@@ -686,8 +696,8 @@ pub(crate) mod tests {
             Path::new("/var/lib/kubelet/pods/abc/volumes")
         );
         for bad in ["", ".", "..", "a/b", "/abs", "a\0b", &"x".repeat(256)] {
-            let err = join_under(base, &[("metadata.uid", "ok"), ("volume name", bad)])
-                .unwrap_err();
+            let err =
+                join_under(base, &[("metadata.uid", "ok"), ("volume name", bad)]).unwrap_err();
             match err {
                 RuntimeError::UnsafePath { path, reason } => {
                     assert_eq!(path, Path::new("/var/lib/kubelet/pods/ok"), "{bad:?}");
@@ -702,8 +712,8 @@ pub(crate) mod tests {
     #[test]
     fn create_dir_under_sets_exact_modes_despite_the_umask() {
         let tmp = tempfile::tempdir().unwrap();
-        let path = create_dir_under(tmp.path(), &[("a", "a"), ("b", "b"), ("c", "c")], 0o777)
-            .unwrap();
+        let path =
+            create_dir_under(tmp.path(), &[("a", "a"), ("b", "b"), ("c", "c")], 0o777).unwrap();
         assert_eq!(path, tmp.path().join("a/b/c"));
         for p in ["a", "a/b", "a/b/c"] {
             assert_eq!(mode_of(&tmp.path().join(p)), 0o777, "{p}");
@@ -717,8 +727,11 @@ pub(crate) mod tests {
     fn create_dir_under_is_idempotent_and_leaves_existing_dirs_alone() {
         let tmp = tempfile::tempdir().unwrap();
         create_dir_under(tmp.path(), &[("a", "a"), ("b", "b")], 0o750).unwrap();
-        std::fs::set_permissions(tmp.path().join("a/b"), std::fs::Permissions::from_mode(0o700))
-            .unwrap();
+        std::fs::set_permissions(
+            tmp.path().join("a/b"),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
         std::fs::write(tmp.path().join("a/b/keep"), b"x").unwrap();
         let again = create_dir_under(tmp.path(), &[("a", "a"), ("b", "b")], 0o750).unwrap();
         assert_eq!(again, tmp.path().join("a/b"));
@@ -803,13 +816,19 @@ pub(crate) mod tests {
         // A directory without any permission is still removed (we are root or its owner).
         std::fs::create_dir(tree.join("a/locked")).unwrap();
         std::fs::write(tree.join("a/locked/x"), b"").unwrap();
-        std::fs::set_permissions(tree.join("a/locked"), std::fs::Permissions::from_mode(0o700))
-            .unwrap();
+        std::fs::set_permissions(
+            tree.join("a/locked"),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
 
         remove_tree_under(tmp.path(), &[("uid", "pod"), ("d", "volumes")]).unwrap();
         assert!(!tree.exists());
         assert!(tmp.path().join("pod").is_dir());
-        assert_eq!(std::fs::read(outside.path().join("precious")).unwrap(), b"keep");
+        assert_eq!(
+            std::fs::read(outside.path().join("precious")).unwrap(),
+            b"keep"
+        );
         // Missing is success, also for a missing parent.
         remove_tree_under(tmp.path(), &[("uid", "pod"), ("d", "volumes")]).unwrap();
         remove_tree_under(tmp.path(), &[("uid", "nope"), ("d", "volumes")]).unwrap();
@@ -900,7 +919,10 @@ pub(crate) mod tests {
             other => panic!("{other}"),
         }
         assert_eq!(still_mounted.unwrap(), b"keep");
-        assert_eq!(std::fs::read(source.path().join("precious")).unwrap(), b"keep");
+        assert_eq!(
+            std::fs::read(source.path().join("precious")).unwrap(),
+            b"keep"
+        );
         // Unmounted, the same call succeeds.
         remove_tree_under(tmp.path(), &[("uid", "pod")]).unwrap();
         assert!(!tmp.path().join("pod").exists());
