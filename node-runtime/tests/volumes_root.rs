@@ -291,7 +291,7 @@ fn racing_a_symlink_swap_of_the_subpath_never_mounts_the_outside() {
     let before = snapshot(&f.outside);
 
     let swapper = Swapper::start(v, "sub", "swap");
-    let (ok, refused) = race(25, |_| {
+    let (ok, refused) = race(50, |_| {
         match prepare_subpath(v, "sub", &f.pod, "data", "app", 0) {
             Ok(target) => {
                 // Whatever name the directory has now, the mount shows the volume's own one.
@@ -337,7 +337,7 @@ fn racing_a_symlink_swap_of_an_intermediate_directory_never_escapes() {
     let before = snapshot(&f.outside);
 
     let swapper = Swapper::start(v, "mid", "swap");
-    let (ok, refused) = race(25, |i| {
+    let (ok, refused) = race(50, |i| {
         // Half the attempts name an existing leaf, half one that must be created.
         let (sub, created) = if i % 2 == 0 {
             ("mid/leaf".to_owned(), None)
