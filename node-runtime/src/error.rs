@@ -52,6 +52,29 @@ pub enum RuntimeError {
         /// What is wrong.
         reason: String,
     },
+    /// A pod volume could not be set up (a hostPath `type` check, an emptyDir a container
+    /// tampered with): the pod waits in `ContainerCreating`, as with the kubelet's
+    /// `MountVolume.SetUp failed for volume "<name>" : <error>`.
+    #[error("pod {pod}: {message}")]
+    VolumeSetup {
+        /// `namespace/name`.
+        pod: String,
+        /// The kubelet's wording.
+        message: String,
+    },
+    /// A container's configuration could not be made from the pod (a subPath that cannot be
+    /// prepared, a `subPathExpr` with a missing variable): the container waits with
+    /// `CreateContainerConfigError` and the message the kubelet shows (details are logged).
+    #[error("pod {pod} container {container}: {message}")]
+    ContainerConfig {
+        /// `namespace/name`.
+        pod: String,
+        /// Container name.
+        container: String,
+        /// The kubelet's wording, e.g.
+        /// `failed to prepare subPath for volumeMount "data" of container "app"`.
+        message: String,
+    },
     /// A seccomp profile could not be resolved for a container.
     #[error("pod {pod} container {container}: CreateContainerError: {source}")]
     Seccomp {
@@ -90,6 +113,28 @@ impl RuntimeError {
         Self::Call {
             call,
             status: Box::new(status),
+        }
+    }
+
+    /// The `waiting.reason` a container shows while this error keeps it from starting:
+    /// `ContainerCreating` (volumes), `CreateContainerConfigError` (its configuration) or
+    /// `CreateContainerError` (anything else).
+    pub fn waiting_reason(&self) -> &'static str {
+        match self {
+            Self::VolumeSetup { .. } => "ContainerCreating",
+            Self::ContainerConfig { .. } => "CreateContainerConfigError",
+            _ => "CreateContainerError",
+        }
+    }
+
+    /// The `waiting.message` for this error: the kubelet's user-facing text where there is
+    /// one, else the whole error.
+    pub fn waiting_message(&self) -> String {
+        match self {
+            Self::VolumeSetup { message, .. } | Self::ContainerConfig { message, .. } => {
+                message.clone()
+            }
+            other => other.to_string(),
         }
     }
 

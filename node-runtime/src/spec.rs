@@ -10,6 +10,7 @@ use node_seccomp::{CriProfileType, SeccompProfile, SeccompProfileType, SeccompRe
 
 use crate::cri;
 use crate::error::RuntimeError;
+use crate::safe_fs::{create_dir_under, join_under, remove_tree_under};
 
 /// CRI label: pod name.
 pub const LABEL_POD_NAME: &str = "io.kubernetes.pod.name";
@@ -58,9 +59,124 @@ impl NodePaths {
     pub fn empty_dir(&self, uid: &str, volume: &str) -> PathBuf {
         self.pod_dir(uid)
             .join("volumes")
-            .join("kubernetes.io~empty-dir")
+            .join(crate::volumes::EMPTY_DIR_PLUGIN)
             .join(volume)
     }
+
+    /// [`NodePaths::pod_dir`] with `uid` checked to be one safe path component.
+    pub fn checked_pod_dir(&self, uid: &str) -> Result<PathBuf, RuntimeError> {
+        join_under(&self.root_dir, &pod_dir_components(uid))
+    }
+
+    /// Creates `<root>/pods/<uid>` (0750, like the kubelet's pod directories) without following
+    /// a symlink below the root dir, and returns it.
+    pub fn create_pod_dir(&self, uid: &str) -> Result<PathBuf, RuntimeError> {
+        create_root_dir(&self.root_dir)?;
+        create_dir_under(&self.root_dir, &pod_dir_components(uid), POD_DIR_MODE)
+    }
+
+    /// Creates the pod's log directory `<podLogsDir>/<namespace>_<name>_<uid>` (0755, like the
+    /// kubelet's) with its one component checked and no symlink followed, and returns it.
+    pub fn create_pod_log_dir(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+    ) -> Result<PathBuf, RuntimeError> {
+        create_root_dir(&self.pod_logs_dir)?;
+        let component = format!("{namespace}_{name}_{uid}");
+        create_dir_under(
+            &self.pod_logs_dir,
+            &[("pod log directory", &component)],
+            POD_LOG_DIR_MODE,
+        )
+    }
+
+    /// Unmounts the pod's subPath mounts and removes `<root>/pods/<uid>` without following a
+    /// symlink or crossing into another mount. A missing directory is success.
+    pub fn remove_pod_dir(&self, uid: &str) -> Result<(), RuntimeError> {
+        let dir = self.checked_pod_dir(uid)?;
+        crate::subpath::clean_subpaths(&dir)?;
+        remove_tree_under(&self.root_dir, &pod_dir_components(uid))
+    }
+}
+
+/// Mode of `<root>/pods/<uid>` (the kubelet's).
+const POD_DIR_MODE: u32 = 0o750;
+/// Mode of a pod's log directory (the kubelet's).
+const POD_LOG_DIR_MODE: u32 = 0o755;
+
+fn pod_dir_components(uid: &str) -> [(&str, &str); 2] {
+    [("pods directory", "pods"), ("metadata.uid", uid)]
+}
+
+/// The configured root or log directory itself (trusted configuration) exists.
+fn create_root_dir(dir: &Path) -> Result<(), RuntimeError> {
+    std::fs::create_dir_all(dir).map_err(|source| RuntimeError::Io {
+        action: "creating directory",
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// A pod's volumes as set up on the node: the host path of each by name.
+#[derive(Debug, Clone)]
+pub struct PodVolumes {
+    /// `<root>/pods/<uid>`.
+    pub pod_dir: PathBuf,
+    /// Volume name -> host directory or file.
+    pub paths: HashMap<String, PathBuf>,
+}
+
+/// Sets up the pod's directory and volumes before its sandbox, as the kubelet's volume
+/// manager does: emptyDir directories (0777, no symlink followed), hostPath `type` checks and
+/// creation. Idempotent; a failure keeps the pod in `ContainerCreating` with the kubelet's
+/// `MountVolume.SetUp failed for volume "<name>" : <error>` (details logged).
+pub fn prepare_volumes(
+    pod: &Pod,
+    id: &PodIdentity,
+    paths: &NodePaths,
+) -> Result<PodVolumes, RuntimeError> {
+    let pod_dir = paths.create_pod_dir(&id.uid)?;
+    let mut out = HashMap::new();
+    for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+        let failed = |error: String| RuntimeError::VolumeSetup {
+            pod: id.full_name(),
+            message: format!(
+                "MountVolume.SetUp failed for volume {:?} : {error}",
+                volume.name
+            ),
+        };
+        let path = if let Some(hp) = &volume.host_path {
+            crate::volumes::check_host_path(&hp.path, hp.type_.as_deref()).map_err(failed)?;
+            PathBuf::from(&hp.path)
+        } else if volume.empty_dir.is_some() || is_sourceless(volume) {
+            // A volume without a source is an emptyDir (the API server's default).
+            crate::volumes::setup_empty_dir(&pod_dir, &volume.name).map_err(|e| {
+                tracing::warn!(pod = %id.full_name(), volume = %volume.name, error = %e, "emptyDir set-up");
+                failed(e.to_string())
+            })?
+        } else {
+            return Err(spec_err(
+                id,
+                format!(
+                    "volume {:?}: only hostPath and emptyDir volumes are supported",
+                    volume.name
+                ),
+            ));
+        };
+        out.insert(volume.name.clone(), path);
+    }
+    Ok(PodVolumes {
+        pod_dir,
+        paths: out,
+    })
+}
+
+fn is_sourceless(v: &k8s_openapi::api::core::v1::Volume) -> bool {
+    let json = serde_json::to_value(v).unwrap_or_default();
+    json.as_object()
+        .is_some_and(|o| o.keys().all(|k| k == "name"))
 }
 
 /// The identity of a pod as the runtime sees it.
@@ -243,8 +359,9 @@ impl ContainerKind {
     }
 }
 
-/// The config for one container at restart `attempt`. Creates the emptyDir directories it
-/// mounts. A Localhost seccomp profile is checked on the node before the runtime sees it.
+/// The config for one container at restart `attempt`, mounting the pod's `volumes` (subPaths
+/// bind-mounted safely below the pod directory). A Localhost seccomp profile is checked on
+/// the node before the runtime sees it.
 #[allow(clippy::too_many_arguments)]
 pub fn container_config(
     pod: &Pod,
@@ -252,7 +369,7 @@ pub fn container_config(
     container: &Container,
     kind: ContainerKind,
     attempt: u32,
-    paths: &NodePaths,
+    volumes: &PodVolumes,
     resolver: &SeccompResolver,
     node_name: &str,
 ) -> Result<cri::ContainerConfig, RuntimeError> {
@@ -262,7 +379,7 @@ pub fn container_config(
         .ok_or_else(|| spec_err(id, "spec is missing"))?;
     let image = container.image.clone().unwrap_or_default();
     let envs = container_env(id, container, node_name)?;
-    let mounts = container_mounts(spec, id, container, paths)?;
+    let mounts = container_mounts(id, container, volumes, &envs)?;
     let seccomp = resolver
         .container_profile(
             api_seccomp(
@@ -383,57 +500,64 @@ fn container_env(
 }
 
 fn container_mounts(
-    spec: &PodSpec,
     id: &PodIdentity,
     c: &Container,
-    paths: &NodePaths,
+    volumes: &PodVolumes,
+    envs: &[cri::KeyValue],
 ) -> Result<Vec<cri::Mount>, RuntimeError> {
+    let config_error = |message: String| RuntimeError::ContainerConfig {
+        pod: id.full_name(),
+        container: c.name.clone(),
+        message,
+    };
     let mut mounts = Vec::new();
-    for m in c.volume_mounts.iter().flatten() {
-        let volume = spec
-            .volumes
-            .iter()
-            .flatten()
-            .find(|v| v.name == m.name)
-            .ok_or_else(|| {
-                spec_err(
-                    id,
-                    format!("container {}: volume {:?} is not defined", c.name, m.name),
-                )
-            })?;
-        let host_path = if let Some(hp) = &volume.host_path {
-            PathBuf::from(&hp.path)
-        } else if volume.empty_dir.is_some() {
-            let dir = paths.empty_dir(&id.uid, &volume.name);
-            std::fs::create_dir_all(&dir).map_err(|source| RuntimeError::Io {
-                action: "creating emptyDir",
-                path: dir.clone(),
-                source,
-            })?;
-            dir
-        } else {
-            return Err(spec_err(
-                id,
-                format!(
-                    "volume {:?}: only hostPath and emptyDir volumes are supported for static pods",
-                    volume.name
-                ),
-            ));
-        };
-        let host_path = match m.sub_path.as_deref() {
-            Some(sub) if !sub.is_empty() => {
-                if Path::new(sub).is_absolute() || sub.split('/').any(|s| s == "..") {
-                    return Err(spec_err(
-                        id,
-                        format!(
-                            "volumeMount {:?}: subPath {sub:?} must be a relative path without '..'",
-                            m.name
-                        ),
-                    ));
-                }
-                host_path.join(sub)
+    for (index, m) in c.volume_mounts.iter().flatten().enumerate() {
+        // `cannot find volume %q to mount into container %q` (makeMounts).
+        let volume_path = volumes.paths.get(&m.name).ok_or_else(|| {
+            config_error(format!(
+                "cannot find volume {:?} to mount into container {:?}",
+                m.name, c.name
+            ))
+        })?;
+        let sub_path = match m.sub_path_expr.as_deref() {
+            Some(expr) if !expr.is_empty() => {
+                expand_sub_path_expr(expr, envs).map_err(config_error)?
             }
-            _ => host_path,
+            _ => m.sub_path.clone().unwrap_or_default(),
+        };
+        let host_path = if sub_path.is_empty() {
+            volume_path.clone()
+        } else {
+            crate::subpath::validate_sub_path(&sub_path).map_err(config_error)?;
+            // The kubelet's user-facing texts; details go to the log only ("so as not to leak
+            // host filesystem info").
+            // As the kubelet: a subPath that does not exist (by stat, which follows symlinks and
+            // opens nothing) is created safely first; whatever exists is only ever opened
+            // without leaving the volume by prepare_subpath.
+            if std::fs::metadata(volume_path.join(&sub_path)).is_err() {
+                crate::subpath::ensure_subpath_dir(volume_path, &sub_path).map_err(|e| {
+                    tracing::warn!(pod = %id.full_name(), container = %c.name, volume = %m.name, error = %e, "creating subPath");
+                    config_error(format!(
+                        "failed to create subPath directory for volumeMount {:?} of container {:?}",
+                        m.name, c.name
+                    ))
+                })?;
+            }
+            crate::subpath::prepare_subpath(
+                volume_path,
+                &sub_path,
+                &volumes.pod_dir,
+                &m.name,
+                &c.name,
+                index,
+            )
+            .map_err(|e| {
+                tracing::warn!(pod = %id.full_name(), container = %c.name, volume = %m.name, error = %e, "preparing subPath");
+                config_error(format!(
+                    "failed to prepare subPath for volumeMount {:?} of container {:?}",
+                    m.name, c.name
+                ))
+            })?
         };
         let propagation = match m.mount_propagation.as_deref() {
             Some("HostToContainer") => cri::MountPropagation::PropagationHostToContainer,

@@ -23,7 +23,8 @@ use crate::registry::{
 use crate::source::StaticPodSource;
 use crate::spec::{
     ANNOTATION_GRACE_PERIOD, ANNOTATION_RESTART_COUNT, ContainerKind, LABEL_CONTAINER_NAME,
-    LABEL_MANAGED_BY, LABEL_POD_UID, NodePaths, PodIdentity, container_config, sandbox_config,
+    LABEL_MANAGED_BY, LABEL_POD_UID, NodePaths, PodIdentity, PodVolumes, container_config,
+    prepare_volumes, sandbox_config,
 };
 
 /// How the sync loop behaves.
@@ -341,7 +342,7 @@ impl PodManager {
                 Ok(info) => info,
                 Err(e) => {
                     report.errors.push(e.to_string());
-                    pending_info(pod, &e.to_string())
+                    pending_info(pod, e.waiting_reason(), &e.waiting_message())
                 }
             };
             infos.insert(uid.clone(), info);
@@ -374,13 +375,16 @@ impl PodManager {
     pub async fn remove_all(&mut self) -> Result<(), RuntimeError> {
         let (sandboxes, containers) = self.list_runtime().await?;
         self.teardown(&sandboxes, &containers).await?;
-        if let Some(hook) = &self.hook {
-            let uids: std::collections::BTreeSet<&String> = sandboxes
-                .iter()
-                .filter_map(|s| s.labels.get(LABEL_POD_UID))
-                .collect();
-            for uid in uids {
+        let uids: std::collections::BTreeSet<&String> = sandboxes
+            .iter()
+            .filter_map(|s| s.labels.get(LABEL_POD_UID))
+            .collect();
+        for uid in uids {
+            if let Some(hook) = &self.hook {
                 hook.pod_removed(uid);
+            }
+            if let Err(e) = self.remove_pod_dir(uid) {
+                tracing::warn!(error = %e, "removing pod directory");
             }
         }
         self.registry.replace(HashMap::new(), Vec::new());
@@ -533,6 +537,9 @@ impl PodManager {
             .clone()
             .unwrap_or_else(|| "Always".to_owned());
         let sandbox_cfg = sandbox_config(&pod.pod, &id, &self.options.paths, &self.resolver)?;
+        // The pod directory and volumes come before the sandbox (the kubelet waits for its
+        // volume manager first).
+        let volumes = prepare_volumes(&pod.pod, &id, &self.options.paths)?;
 
         // A ready sandbox, or a new one (then every old instance goes with the old sandbox).
         let mut ready: Vec<&cri::PodSandbox> = sandboxes
@@ -559,12 +566,9 @@ impl PodManager {
             if !sandboxes.is_empty() || !containers.is_empty() {
                 self.teardown(&sandboxes, &containers).await?;
             }
-            let log_dir = PathBuf::from(&sandbox_cfg.log_directory);
-            std::fs::create_dir_all(&log_dir).map_err(|source| RuntimeError::Io {
-                action: "creating pod log directory",
-                path: log_dir,
-                source,
-            })?;
+            self.options
+                .paths
+                .create_pod_log_dir(&id.namespace, &id.name, &id.uid)?;
             for c in spec
                 .init_containers
                 .iter()
@@ -638,6 +642,7 @@ impl PodManager {
                         &id,
                         &sandbox_id,
                         &sandbox_cfg,
+                        &volumes,
                         container,
                         kind,
                         instance,
@@ -647,7 +652,29 @@ impl PodManager {
                     .await
                     .unwrap_or_else(|e| {
                         report.errors.push(e.to_string());
-                        waiting_info(container, kind, "CreateContainerError", &e.to_string())
+                        let state = ContainerState::Waiting {
+                            reason: e.waiting_reason().to_owned(),
+                            message: e.waiting_message(),
+                        };
+                        match instance {
+                            // A restart that failed: the last instance's ID and count remain.
+                            Some(inst) => ContainerInfo {
+                                state,
+                                ready: false,
+                                ..info_from(
+                                    container,
+                                    kind,
+                                    inst,
+                                    self.log_path(&id, container, inst.attempt),
+                                )
+                            },
+                            None => waiting_info(
+                                container,
+                                kind,
+                                e.waiting_reason(),
+                                &e.waiting_message(),
+                            ),
+                        }
                     });
                 if kind == ContainerKind::Init {
                     match &info.state {
@@ -714,6 +741,7 @@ impl PodManager {
         id: &PodIdentity,
         sandbox_id: &str,
         sandbox_cfg: &cri::PodSandboxConfig,
+        volumes: &PodVolumes,
         container: &Container,
         kind: ContainerKind,
         instance: Option<&Instance>,
@@ -795,7 +823,7 @@ impl PodManager {
             container,
             kind,
             next_attempt,
-            &self.options.paths,
+            volumes,
             &self.resolver,
             &self.options.node_name,
         )?;
@@ -846,22 +874,11 @@ impl PodManager {
         ))
     }
 
-    /// Removes `<root>/pods/<uid>` of a pod that is gone. The UID comes from a runtime label,
-    /// so it is checked to be one path component under the pods directory first.
+    /// Unmounts the subPath mounts of a pod that is gone and removes `<root>/pods/<uid>`. The
+    /// UID comes from a runtime label, so it is checked to be one path component under the
+    /// pods directory first; nothing is followed through a symlink or across a mount.
     fn remove_pod_dir(&self, uid: &str) -> Result<(), RuntimeError> {
-        let base = self.options.paths.root_dir.join("pods");
-        crate::validation::check_path_component("pod UID", uid).map_err(|reason| {
-            RuntimeError::UnsafePath {
-                path: base.clone(),
-                reason,
-            }
-        })?;
-        let dir = base.join(uid);
-        remove_dir_if_present(&dir).map_err(|source| RuntimeError::Io {
-            action: "removing pod directory",
-            path: dir,
-            source,
-        })
+        self.options.paths.remove_pod_dir(uid)
     }
 
     fn log_path(&self, id: &PodIdentity, c: &Container, attempt: u32) -> PathBuf {
@@ -894,13 +911,6 @@ pub fn default_pull_policy(image: &str) -> &'static str {
     match last.split_once(':') {
         None | Some((_, "latest")) => "Always",
         Some(_) => "IfNotPresent",
-    }
-}
-
-fn remove_dir_if_present(dir: &std::path::Path) -> std::io::Result<()> {
-    match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
     }
 }
 
@@ -971,7 +981,7 @@ fn waiting_info(
 /// A pod refused at admission, as the kubelet's `rejectPod` leaves it: phase Failed with the
 /// reason and message, no containers started.
 fn rejected_info(pod: &StaticPod, r: &crate::admission::Rejection) -> PodInfo {
-    let mut info = pending_info(pod, &r.message);
+    let mut info = pending_info(pod, "", &r.message);
     info.phase = PodPhase::Failed;
     info.reason = Some(r.reason.clone());
     info.message = Some(r.message.clone());
@@ -980,17 +990,17 @@ fn rejected_info(pod: &StaticPod, r: &crate::admission::Rejection) -> PodInfo {
     info
 }
 
-fn pending_info(pod: &StaticPod, message: &str) -> PodInfo {
+fn pending_info(pod: &StaticPod, reason: &str, message: &str) -> PodInfo {
     let spec = pod.pod.spec.clone().unwrap_or_default();
     let containers = spec
         .init_containers
         .iter()
         .flatten()
-        .map(|c| waiting_info(c, ContainerKind::Init, "CreateContainerError", message))
+        .map(|c| waiting_info(c, ContainerKind::Init, reason, message))
         .chain(
             spec.containers
                 .iter()
-                .map(|c| waiting_info(c, ContainerKind::Regular, "CreateContainerError", message)),
+                .map(|c| waiting_info(c, ContainerKind::Regular, reason, message)),
         )
         .collect();
     PodInfo {

@@ -190,7 +190,7 @@ async fn climbing_names_are_refused_and_nothing_outside_is_touched() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let log = wait_log(&agent, Duration::from_secs(10), |l| {
-        l.contains("pod UID \"../../victim\" must not contain '/'")
+        l.contains("metadata.uid \"../../victim\" must not contain '/'")
     });
     assert!(log.contains("refusing"), "{log}");
 
@@ -423,6 +423,189 @@ async fn a_listing_error_keeps_the_pods_and_only_a_missing_path_empties_them() {
         assert!(Instant::now() < deadline, "{}", agent.stderr());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    drop(agent);
+    remove_pods(&endpoint, &node).await;
+}
+
+/// The pod in `list` named `<name>-<node>`.
+fn find<'a>(list: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    list["items"]
+        .as_array()?
+        .iter()
+        .find(|p| p["metadata"]["name"] == name)
+}
+
+/// Mount points below `dir` in this (the agent's) mount namespace.
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let prefix = dir.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
+        .filter(|m| m.starts_with(&prefix))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subpath_swapped_for_a_symlink_to_root_never_reaches_the_host() {
+    let Some(endpoint) = node_runtime::test_support::cri_endpoint("subpath_swap") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // First run: note it, swap the subPath directory for a symlink to the host's `/`, exit 1
+    // (the agent restarts the container at once). A later run that finds anything under /sub
+    // (the subPath was an empty directory) would be looking at the host.
+    let script = "if [ -n \"$(ls -A /sub)\" ]; then echo ESCAPED; ls /sub; fi; \
+        if [ -e /data/swapped ]; then echo SECOND-RUN; while true; do sleep 1; done; fi; \
+        echo FIRST-RUN; touch /data/swapped; rm -rf /data/sub; ln -s / /data/sub; exit 1";
+    let manifest = format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: swap
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  volumes:
+  - name: data
+    emptyDir: {{}}
+  containers:
+  - name: app
+    image: {image}
+    imagePullPolicy: Never
+    command: [\"/bin/sh\", \"-c\", {script:?}]
+    volumeMounts:
+    - {{name: data, mountPath: /data}}
+    - {{name: data, mountPath: /sub, subPath: sub}}
+",
+        image = node_runtime::test_support::test_image(),
+    );
+    let spec = AgentSpec::new(dir.path(), "subpath", &endpoint)
+        .config(OPEN_AUTH)
+        .manifest("swap.yaml", &manifest);
+    let node = spec.node.clone();
+    let mut agent = spec.spawn();
+    agent.wait_healthy(START);
+    let name = format!("swap-{node}");
+    let expected = "failed to prepare subPath for volumeMount \"data\" of container \"app\"";
+    // The restart is refused: the pass that tries shows CreateContainerConfigError with the
+    // kubelet's message (details only in the log); later passes wait in back-off before
+    // trying again, as the kubelet's do.
+    wait_log(&agent, POD_UP, |l| {
+        l.contains(&format!("container app: {expected}"))
+    });
+    let list = agent.wait_pods(&[], Duration::from_secs(5), |l| find(l, &name).is_some());
+    let pod = find(&list, &name).unwrap();
+    let status = &pod["status"]["containerStatuses"][0];
+    let reason = status["state"]["waiting"]["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        ["CreateContainerConfigError", "CrashLoopBackOff"].contains(&reason),
+        "{pod:#}"
+    );
+    if reason == "CreateContainerConfigError" {
+        assert_eq!(status["state"]["waiting"]["message"], expected);
+    }
+    assert_eq!(
+        status["restartCount"], 0,
+        "the first instance stays the last one"
+    );
+    let uid = pod["metadata"]["uid"].as_str().unwrap().to_owned();
+    let logs = dir.path().join(format!("logs/default_{name}_{uid}/app"));
+    let first = std::fs::read_to_string(logs.join("0.log")).unwrap();
+    assert!(
+        first.contains("FIRST-RUN") && !first.contains("ESCAPED"),
+        "{first}"
+    );
+    assert!(
+        !logs.join("1.log").exists(),
+        "no second instance was created"
+    );
+    // The agent keeps refusing on later passes and stays healthy.
+    let volume = agent
+        .root()
+        .join(format!("pods/{uid}/volumes/kubernetes.io~empty-dir/data"));
+    assert!(
+        std::fs::symlink_metadata(volume.join("sub"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let log = wait_log(&agent, Duration::from_secs(20), |l| {
+        l.matches("preparing subPath").count() >= 2
+    });
+    assert!(log.contains("preparing subPath"), "{log}");
+    assert!(agent.try_exit().is_none(), "{}", agent.stderr());
+
+    // Removing the pod unmounts the first run's subPath mount and removes the pod directory;
+    // the host's `/` (the symlink's target) is of course untouched.
+    std::fs::remove_file(dir.path().join("manifests/swap.yaml")).unwrap();
+    agent.wait_pods(&[], POD_UP, |l| names(l).is_empty());
+    let pod_dir = agent.root().join(format!("pods/{uid}"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pod_dir.exists() {
+        assert!(Instant::now() < deadline, "{}", agent.stderr());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(mounts_under(&agent.root()), Vec::<String>::new());
+    assert!(Path::new("/etc/hostname").exists() || Path::new("/etc/os-release").exists());
+    drop(agent);
+    remove_pods(&endpoint, &node).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_dir_is_writable_by_a_non_root_container() {
+    let Some(endpoint) = node_runtime::test_support::cri_endpoint("empty_dir_uid") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let script = "echo hello > /scratch/out && echo WROTE; \
+        trap 'exit 0' TERM; while true; do sleep 1; done";
+    let manifest = pod(
+        "writer",
+        "",
+        "  securityContext:\n    runAsUser: 1000\n    runAsGroup: 1000\n  volumes:\n  - name: scratch\n    emptyDir: {}\n",
+        script,
+    )
+    .replace(
+        "    imagePullPolicy: Never\n",
+        "    imagePullPolicy: Never\n    volumeMounts:\n    - {name: scratch, mountPath: /scratch}\n",
+    );
+    let spec = AgentSpec::new(dir.path(), "emptydir", &endpoint)
+        .config(OPEN_AUTH)
+        .manifest("writer.yaml", &manifest);
+    let node = spec.node.clone();
+    let mut agent = spec.spawn();
+    agent.wait_healthy(START);
+    let name = format!("writer-{node}");
+    let list = agent.wait_pods(&[], POD_UP, |l| running(l, &name).is_some());
+    let uid = find(&list, &name).unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let volume = agent.root().join(format!(
+        "pods/{uid}/volumes/kubernetes.io~empty-dir/scratch"
+    ));
+    let out = volume.join("out");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !out.exists() {
+        let log = std::fs::read_to_string(
+            dir.path()
+                .join(format!("logs/default_{name}_{uid}/app/0.log")),
+        )
+        .unwrap_or_default();
+        assert!(
+            Instant::now() < deadline,
+            "never written; container log:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&out).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (1000, 1000));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "hello\n");
+    assert_eq!(std::fs::metadata(&volume).unwrap().mode() & 0o7777, 0o777);
     drop(agent);
     remove_pods(&endpoint, &node).await;
 }
