@@ -8,6 +8,16 @@
 //! ends the devices turn unhealthy (allocatable 0, capacity kept) and the resource disappears
 //! after the grace period (5 minutes). A new registration for the same resource replaces the
 //! old one.
+//!
+//! Where the kubelet trusts its plugins, this manager does not:
+//! * every call to a plugin has a deadline ([`DeviceManagerOptions`]; the kubelet's values where
+//!   it has one, 10 s where it waits forever), a plugin path that is not a socket is refused
+//!   without being opened, and no lock is held while a plugin is waited for, so a plugin that
+//!   hangs costs its own resource the deadline and delays nothing else;
+//! * devices are reserved before `Allocate` is sent ([`DeviceManager::allocate`]), so
+//!   concurrent allocations never share a device;
+//! * device lists and `Allocate` answers are checked and bounded ([`crate::limits`]) before
+//!   they reach a CRI config or the checkpoint.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
@@ -669,7 +679,7 @@ impl DeviceManager {
         let mut state = lock(&self.shared.state);
         let available = state.available(resource);
         let free: BTreeSet<&str> = available.iter().map(String::as_str).collect();
-        let mut chosen: Vec<String> = Vec::with_capacity(count);
+        let mut chosen: Vec<String> = Vec::with_capacity(count.min(available.len()));
         let mut ignored = 0usize;
         for id in &preferred {
             if chosen.len() == count {
@@ -820,9 +830,10 @@ impl DeviceManager {
     }
 
     /// What to add to the container's CRI config before it starts
-    /// (`GetDeviceRunContainerOptions`): calls `PreStartContainer` (30 s) for each resource
-    /// whose plugin asks for it, then merges every allocation's envs, mounts, devices,
-    /// annotations and CDI devices (resources in name order; later values win on equal keys).
+    /// (`GetDeviceRunContainerOptions`): calls `PreStartContainer` (`pre_start_timeout`, 30 s)
+    /// for each resource whose plugin asks for it, then merges every allocation's envs,
+    /// mounts, devices, annotations and CDI devices (resources in name order; later values win
+    /// on equal keys). Every answer passes [`crate::limits::check_allocate_response`] first.
     pub async fn run_container_options(
         &self,
         pod_uid: &str,
@@ -831,13 +842,23 @@ impl DeviceManager {
         let allocations = self.container_allocations(pod_uid, container);
         let mut merged = ContainerAllocateResponse::default();
         for allocation in allocations {
-            let (client, options) = {
+            let (client, options, endpoint) = {
                 let state = lock(&self.shared.state);
                 match state.resources.get(&allocation.resource) {
-                    Some(r) => (r.client.clone(), r.options),
-                    None => (None, DevicePluginOptions::default()),
+                    Some(r) => (r.client.clone(), r.options, r.endpoint.clone()),
+                    None => (None, DevicePluginOptions::default(), PathBuf::new()),
                 }
             };
+            // Checked when it was made; checked again here because an allocation restored
+            // from the checkpoint may not have been reused through `allocate` yet.
+            if let Err(problem) = crate::limits::check_allocate_response(&allocation.response) {
+                return Err(PluginError::InvalidPluginResponse {
+                    rpc: "stored Allocate",
+                    resource: allocation.resource,
+                    plugin: endpoint,
+                    problem: Box::new(problem),
+                });
+            }
             if options.pre_start_required {
                 let Some(mut client) = client else {
                     return Err(PluginError::UnregisteredResource {
@@ -853,7 +874,10 @@ impl DeviceManager {
                     self.shared.options.pre_start_timeout,
                     client.pre_start_container(request),
                 )
-                .await?;
+                .await
+                .inspect_err(|err| {
+                    tracing::warn!(resource = allocation.resource, plugin = %endpoint.display(), error = %error_chain(err), "PreStartContainer failed");
+                })?;
             }
             let r = allocation.response;
             merged.envs.extend(r.envs);
@@ -1123,7 +1147,8 @@ impl DeviceManager {
     /// Restores allocations and resource names from the checkpoint, like the kubelet's
     /// `readCheckpoint`: running containers keep their devices; each resource is known with no
     /// devices (capacity 0) until its plugin registers again, and is removed after the grace
-    /// period if it never does. An unreadable checkpoint is logged and ignored.
+    /// period if it never does. An unreadable checkpoint is logged and ignored. Restored
+    /// allocations are checked again on their first reuse ([`DeviceManager::allocate`]).
     fn restore_checkpoint(&self, store: &FileStore) {
         let data: DeviceManagerState = match store.load(DEVICE_MANAGER_CHECKPOINT_FILE) {
             Ok(data) => data,
