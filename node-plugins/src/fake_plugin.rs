@@ -84,6 +84,9 @@ pub struct FakeBehaviour {
     pub allocate_delay: Duration,
     /// Wait this long before answering `GetPreferredAllocation` (`--preferred-delay-ms N`).
     pub preferred_delay: Duration,
+    /// Wait this long before answering `ListAndWatch` with the first list
+    /// (`--list-delay-ms N`).
+    pub list_delay: Duration,
     /// Do not answer `Allocate` while this file exists (`--allocate-hang-file PATH`).
     pub allocate_hang_file: Option<PathBuf>,
     /// Accept connections on the plugin socket and never answer anything, then register
@@ -183,7 +186,8 @@ impl FakePluginConfig {
     /// [--health-file PATH] [--api-version V] [--pre-start-required] [--preferred-allocation]
     /// [--pre-start-log PATH] [--registry-dir DIR] [--devices-file PATH]`, and the
     /// misbehaviours of [`FakeBehaviour`]: `[--allocate-delay-ms N] [--preferred-delay-ms N]
-    /// [--allocate-hang-file PATH] [--silent] [--hostile-devices] [--bad-allocate KIND]`.
+    /// [--list-delay-ms N] [--allocate-hang-file PATH] [--silent] [--hostile-devices]
+    /// [--bad-allocate KIND]`.
     pub fn from_args(args: impl IntoIterator<Item = String>) -> std::result::Result<Self, String> {
         let mut config = Self::new(PathBuf::new());
         let mut args = args.into_iter();
@@ -212,6 +216,7 @@ impl FakePluginConfig {
                 "--devices-file" => config.devices_file = Some(value()?.into()),
                 "--allocate-delay-ms" => config.behaviour.allocate_delay = millis(&value()?)?,
                 "--preferred-delay-ms" => config.behaviour.preferred_delay = millis(&value()?)?,
+                "--list-delay-ms" => config.behaviour.list_delay = millis(&value()?)?,
                 "--allocate-hang-file" => {
                     config.behaviour.allocate_hang_file = Some(value()?.into());
                 }
@@ -501,6 +506,7 @@ impl DevicePlugin for FakeService {
         &self,
         _: Request<Empty>,
     ) -> std::result::Result<Response<Self::ListAndWatchStream>, Status> {
+        tokio::time::sleep(self.config.behaviour.list_delay).await;
         // The full list first, then again on every health change.
         let hostile = self.config.behaviour.hostile_devices;
         let stream =
@@ -719,6 +725,42 @@ mod tests {
         assert!(FakePluginConfig::from_args(args(&["--devices", "x"])).is_err());
         assert!(FakePluginConfig::from_args(args(&["--devices", "3"])).is_err());
         assert!(FakePluginConfig::from_args(args(&["--bogus"])).is_err());
+        let c = FakePluginConfig::from_args(args(&[
+            "--kubelet-socket",
+            "/tmp/x/kubelet.sock",
+            "--allocate-delay-ms",
+            "250",
+            "--list-delay-ms",
+            "7",
+            "--allocate-hang-file",
+            "/tmp/hang",
+            "--bad-allocate",
+            "relative-mount",
+            "--silent",
+            "--hostile-devices",
+        ]))
+        .unwrap();
+        assert_eq!(c.behaviour.allocate_delay, Duration::from_millis(250));
+        assert_eq!(c.behaviour.list_delay, Duration::from_millis(7));
+        assert_eq!(
+            c.behaviour.allocate_hang_file,
+            Some(PathBuf::from("/tmp/hang"))
+        );
+        assert_eq!(c.behaviour.bad_allocate, Some(BadAllocate::RelativeMount));
+        assert!(c.behaviour.silent && c.behaviour.hostile_devices);
+        assert!(
+            FakePluginConfig::from_args(args(&[
+                "--kubelet-socket",
+                "/k",
+                "--bad-allocate",
+                "nope"
+            ]))
+            .is_err()
+        );
+        assert!(
+            FakePluginConfig::from_args(args(&["--kubelet-socket", "/k", "--list-delay-ms", "x"]))
+                .is_err()
+        );
     }
 
     #[test]

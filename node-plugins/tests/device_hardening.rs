@@ -640,3 +640,77 @@ async fn restored_allocations_are_checked_on_reuse() {
     assert_eq!(b.device_ids, ["fake-2"]);
     server.stop().await.unwrap();
 }
+
+/// A plugin that takes over a resource but sends no list within `list_and_watch_timeout`:
+/// the devices carried over from its predecessor turn unhealthy at the deadline, and its list
+/// is still taken when it finally comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_slow_to_list_loses_carried_over_devices_until_it_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = DeviceManagerOptions::new(dir.path());
+    options.list_and_watch_timeout = Duration::from_secs(2);
+    let m = DeviceManager::new(options);
+    let server = m.start().unwrap();
+    let resource = "example.com/fake";
+    let _old = Plugin::spawn(dir.path(), resource, "old.sock", &["--devices", "2"]);
+    wait_counts(&m, resource, (2, 2)).await;
+    let _new = Plugin::spawn(
+        dir.path(),
+        resource,
+        "new.sock",
+        &["--devices", "3", "--list-delay-ms", "6000"],
+    );
+    let new_socket = dir.path().join("new.sock");
+    assert!(
+        m.wait_until(WAIT, |m| m.endpoint(resource).as_ref() == Some(&new_socket))
+            .await
+    );
+    let switched = Instant::now();
+    wait_counts(&m, resource, (2, 0)).await;
+    assert!(m.is_connected(resource), "the stream keeps waiting");
+    let late = switched.elapsed();
+    assert!(late < Duration::from_secs(5), "{late:?}");
+    wait_counts(&m, resource, (3, 3)).await;
+    assert!(switched.elapsed() >= Duration::from_secs(3));
+    server.stop().await.unwrap();
+}
+
+/// `GetPreferredAllocation` that never comes back in time fails the allocation with a
+/// timeout; a second allocation queued behind it is bounded too; nothing stays reserved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_preferred_allocation_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let wait = Duration::from_secs(1);
+    let mut options = DeviceManagerOptions::new(dir.path());
+    options.preferred_allocation_timeout = wait;
+    let m = DeviceManager::new(options);
+    let server = m.start().unwrap();
+    let resource = "example.com/slow";
+    let _p = Plugin::spawn(
+        dir.path(),
+        resource,
+        "slow.sock",
+        &[
+            "--devices",
+            "2",
+            "--preferred-allocation",
+            "--preferred-delay-ms",
+            "30000",
+        ],
+    );
+    wait_counts(&m, resource, (2, 2)).await;
+    let started = Instant::now();
+    let (a, b) = tokio::join!(
+        m.allocate("pod-a", "app", resource, 1),
+        m.allocate("pod-b", "app", resource, 1)
+    );
+    let elapsed = started.elapsed();
+    for err in [a.unwrap_err(), b.unwrap_err()] {
+        assert!(matches!(err, PluginError::Timeout { .. }), "{err}");
+    }
+    // At most the wait for the turn plus the call, with a margin.
+    assert!(elapsed < 2 * wait + Duration::from_secs(3), "{elapsed:?}");
+    assert!(m.reserved_devices(resource).is_empty());
+    assert_eq!(counts(&m, resource), (Some(2), Some(2)));
+    server.stop().await.unwrap();
+}
