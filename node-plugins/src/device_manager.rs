@@ -8,6 +8,16 @@
 //! ends the devices turn unhealthy (allocatable 0, capacity kept) and the resource disappears
 //! after the grace period (5 minutes). A new registration for the same resource replaces the
 //! old one.
+//!
+//! Where the kubelet trusts its plugins, this manager does not:
+//! * every call to a plugin has a deadline ([`DeviceManagerOptions`]; the kubelet's values where
+//!   it has one, 10 s where it waits forever), a plugin path that is not a socket is refused
+//!   without being opened, and no lock is held while a plugin is waited for, so a plugin that
+//!   hangs costs its own resource the deadline and delays nothing else;
+//! * devices are reserved before `Allocate` is sent ([`DeviceManager::allocate`]), so
+//!   concurrent allocations never share a device;
+//! * device lists and `Allocate` answers are checked and bounded ([`crate::limits`]) before
+//!   they reach a CRI config or the checkpoint.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
@@ -50,32 +60,65 @@ pub const HEALTHY: &str = "Healthy";
 pub const UNHEALTHY: &str = "Unhealthy";
 /// How long a resource whose plugin went away keeps its capacity (`endpointStopGracePeriod`).
 pub const ENDPOINT_STOP_GRACE_PERIOD: Duration = Duration::from_secs(5 * 60);
-/// The blocking dial-back to a plugin (`client.Connect`).
+/// The blocking dial-back to a plugin: the kubelet's `dial` in
+/// `pkg/kubelet/cm/devicemanager/plugin/v1beta1/client.go` (`context.WithTimeout`, 10 s).
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
-/// `PreStartContainer` (`KubeletPreStartContainerRPCTimeoutInSecs`).
+/// `PreStartContainer`: `KubeletPreStartContainerRPCTimeoutInSecs` (30 s), used by the
+/// kubelet's `preStartContainer` in `pkg/kubelet/cm/devicemanager/endpoint.go`.
 pub const PRE_START_TIMEOUT: Duration = Duration::from_secs(30);
+/// `GetDevicePluginOptions` during `Register`. Ours: the kubelet calls it with
+/// `context.Background()` (`PluginConnected` in `pkg/kubelet/cm/devicemanager/manager.go`),
+/// so a plugin that accepts the dial and never answers holds its `Register` call forever. We
+/// take the dial's 10 s, so `Register` answers within `dial + options` (20 s) at worst.
+pub const OPTIONS_TIMEOUT: Duration = Duration::from_secs(10);
+/// From the start of `ListAndWatch` to its first list. Ours (the kubelet's `client.Run` has
+/// no deadline): when it passes, the devices carried over from an earlier registration turn
+/// unhealthy and a warning is logged; the stream keeps waiting, so a slow plugin still
+/// becomes usable when its list arrives.
+pub const LIST_AND_WATCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// `GetPreferredAllocation`. Ours (the kubelet's `getPreferredAllocation` in `endpoint.go`
+/// uses `context.Background()`): 10 s, like the dial. Also bounds the wait for another
+/// allocation of the same resource that is asking its plugin at the time.
+pub const PREFERRED_ALLOCATION_TIMEOUT: Duration = Duration::from_secs(10);
+/// `Allocate`. Ours (the kubelet's `allocate` in `endpoint.go` uses `context.Background()`):
+/// 10 s, like the dial. Plugins answer from memory (envs, mounts, device nodes); slow device
+/// preparation belongs in `PreStartContainer`, which has 30 s.
+pub const ALLOCATE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where the device manager lives and its timings (tests shorten them).
+/// Where the device manager lives and its timings (tests shorten them). Every call to a
+/// plugin has a deadline, so a plugin that hangs costs its own resource the deadline and
+/// nothing else.
 #[derive(Debug, Clone)]
 pub struct DeviceManagerOptions {
     /// The device-plugins directory: `kubelet.sock`, the plugins' sockets and the checkpoint.
     pub socket_dir: PathBuf,
     /// How long a stopped plugin's resource keeps its capacity.
     pub grace_period: Duration,
-    /// Dial-back timeout (also bounds `GetDevicePluginOptions`, `GetPreferredAllocation` and
-    /// `Allocate`).
+    /// Dial-back to a plugin socket ([`DIAL_TIMEOUT`]).
     pub dial_timeout: Duration,
-    /// `PreStartContainer` timeout.
+    /// `GetDevicePluginOptions` during registration ([`OPTIONS_TIMEOUT`]).
+    pub options_timeout: Duration,
+    /// Until the first `ListAndWatch` list ([`LIST_AND_WATCH_TIMEOUT`]).
+    pub list_and_watch_timeout: Duration,
+    /// `GetPreferredAllocation` ([`PREFERRED_ALLOCATION_TIMEOUT`]).
+    pub preferred_allocation_timeout: Duration,
+    /// `Allocate` ([`ALLOCATE_TIMEOUT`]).
+    pub allocate_timeout: Duration,
+    /// `PreStartContainer` ([`PRE_START_TIMEOUT`]).
     pub pre_start_timeout: Duration,
 }
 
 impl DeviceManagerOptions {
-    /// The kubelet's timings for `socket_dir`.
+    /// The kubelet's timings (ours where it has none) for `socket_dir`.
     pub fn new(socket_dir: impl Into<PathBuf>) -> Self {
         Self {
             socket_dir: socket_dir.into(),
             grace_period: ENDPOINT_STOP_GRACE_PERIOD,
             dial_timeout: DIAL_TIMEOUT,
+            options_timeout: OPTIONS_TIMEOUT,
+            list_and_watch_timeout: LIST_AND_WATCH_TIMEOUT,
+            preferred_allocation_timeout: PREFERRED_ALLOCATION_TIMEOUT,
+            allocate_timeout: ALLOCATE_TIMEOUT,
             pre_start_timeout: PRE_START_TIMEOUT,
         }
     }
@@ -130,15 +173,63 @@ struct Resource {
     devices: BTreeMap<String, DeviceInfo>,
     stopped_at: Option<Instant>,
     stream: Option<AbortHandle>,
+    /// Held while an allocation of this resource asks `GetPreferredAllocation`, so the plugin
+    /// always chooses among devices nobody else is choosing at the same time. Kept across
+    /// re-registrations of the resource.
+    choice: Arc<tokio::sync::Mutex<()>>,
 }
 
 type ContainerKey = (String, String);
+
+/// Devices chosen for a container whose `Allocate` is still running. They count as in use
+/// for every other allocation until the allocation is recorded or the reservation dropped.
+#[derive(Debug)]
+struct Reserved {
+    pod_uid: String,
+    resource: String,
+    device_ids: Vec<String>,
+}
 
 #[derive(Debug, Default)]
 struct State {
     resources: BTreeMap<String, Resource>,
     allocations: BTreeMap<ContainerKey, BTreeMap<String, Allocation>>,
+    /// Allocations restored from the checkpoint and not checked again yet: the first reuse
+    /// checks them as the kubelet's re-admission does (`devicesToAllocate`).
+    unverified: BTreeSet<(ContainerKey, String)>,
+    reservations: BTreeMap<u64, Reserved>,
     next_generation: u64,
+    next_reservation: u64,
+}
+
+impl State {
+    /// Devices of `resource` held by recorded allocations or pending reservations.
+    fn in_use(&self, resource: &str) -> BTreeSet<&str> {
+        let allocated = self
+            .allocations
+            .values()
+            .filter_map(|a| a.get(resource))
+            .flat_map(|a| a.device_ids.iter());
+        let reserved = self
+            .reservations
+            .values()
+            .filter(|r| r.resource == resource)
+            .flat_map(|r| r.device_ids.iter());
+        allocated.chain(reserved).map(String::as_str).collect()
+    }
+
+    /// Healthy devices of `resource` nobody holds, sorted by ID.
+    fn available(&self, resource: &str) -> Vec<String> {
+        let Some(r) = self.resources.get(resource) else {
+            return Vec::new();
+        };
+        let in_use = self.in_use(resource);
+        r.devices
+            .values()
+            .filter(|d| d.healthy && !in_use.contains(d.id.as_str()))
+            .map(|d| d.id.clone())
+            .collect()
+    }
 }
 
 #[derive(Debug)]
@@ -237,7 +328,8 @@ impl DeviceManager {
     }
 
     /// Handles a `Register` call: the version and resource-name checks with the kubelet's
-    /// messages, then [`DeviceManager::connect_plugin`] on `<socket_dir>/<endpoint>`.
+    /// messages, then [`DeviceManager::connect_plugin`] on `<socket_dir>/<endpoint>`. Answers
+    /// within `dial_timeout + options_timeout` whatever the plugin does.
     pub async fn register(&self, request: RegisterRequest) -> Result<()> {
         if request.version != DEVICE_PLUGIN_VERSION {
             return Err(PluginError::UnsupportedVersion {
@@ -256,26 +348,34 @@ impl DeviceManager {
     /// Dials a plugin serving `resource` on `endpoint`, asks its options and starts consuming
     /// its `ListAndWatch` stream. Replaces any earlier plugin for the same resource (the
     /// newest wins, as in the kubelet). Used by `Register` and by the `plugins_registry`
-    /// DevicePlugin handler.
+    /// DevicePlugin handler. Bounded by `dial_timeout` (a path that is not a socket fails at
+    /// once) plus `options_timeout`; no lock is held while waiting for the plugin.
     pub async fn connect_plugin(&self, resource: &str, endpoint: &Path) -> Result<()> {
-        let timeout = self.shared.options.dial_timeout;
-        let channel = crate::uds::connect(endpoint, timeout).await?;
-        let mut client = DevicePluginClient::new(channel);
-        let options = tokio::time::timeout(timeout, client.get_device_plugin_options(Empty {}))
-            .await
-            .map_err(|_| PluginError::Timeout {
-                rpc: "GetDevicePluginOptions",
-                target: resource.to_owned(),
-                timeout,
-            })?
-            .map_err(|source| PluginError::Rpc {
-                rpc: "GetDevicePluginOptions",
-                target: resource.to_owned(),
-                source,
-            })?
-            .into_inner();
+        self.check_resource_room(resource)?;
+        let options = &self.shared.options;
+        let channel = crate::uds::connect(endpoint, options.dial_timeout).await?;
+        let mut client = DevicePluginClient::new(channel)
+            .max_decoding_message_size(crate::limits::MAX_PLUGIN_MESSAGE_BYTES);
+        let plugin_options = call(
+            "GetDevicePluginOptions",
+            resource,
+            options.options_timeout,
+            client.get_device_plugin_options(Empty {}),
+        )
+        .await
+        .inspect_err(|err| {
+            tracing::warn!(resource, plugin = %endpoint.display(), error = %error_chain(err), "device plugin did not answer GetDevicePluginOptions");
+        })?;
         let generation = {
             let mut state = lock(&self.shared.state);
+            if !state.resources.contains_key(resource)
+                && state.resources.len() >= crate::limits::MAX_RESOURCES
+            {
+                return Err(PluginError::TooManyResources {
+                    resource: resource.to_owned(),
+                    limit: crate::limits::MAX_RESOURCES,
+                });
+            }
             state.next_generation += 1;
             let generation = state.next_generation;
             let previous = state.resources.remove(resource);
@@ -283,17 +383,21 @@ impl DeviceManager {
                 stream.abort();
             }
             // Devices stay as last known until the new plugin's first list replaces them.
-            let devices = previous.map(|p| p.devices).unwrap_or_default();
+            let (devices, choice) = match previous {
+                Some(p) => (p.devices, p.choice),
+                None => (BTreeMap::new(), Arc::default()),
+            };
             state.resources.insert(
                 resource.to_owned(),
                 Resource {
                     generation,
                     client: Some(client.clone()),
-                    options,
+                    options: plugin_options,
                     endpoint: endpoint.to_path_buf(),
                     devices,
                     stopped_at: None,
                     stream: None,
+                    choice,
                 },
             );
             generation
@@ -302,6 +406,7 @@ impl DeviceManager {
             self.clone(),
             resource.to_owned(),
             generation,
+            endpoint.to_path_buf(),
             client,
         ));
         if let Some(r) = lock(&self.shared.state).resources.get_mut(resource)
@@ -311,6 +416,21 @@ impl DeviceManager {
         }
         tracing::info!(resource, endpoint = %endpoint.display(), "device plugin registered");
         self.notify();
+        Ok(())
+    }
+
+    /// Refuses a new resource name when [`MAX_RESOURCES`](crate::limits::MAX_RESOURCES) are
+    /// known already (checked again when the plugin is recorded).
+    fn check_resource_room(&self, resource: &str) -> Result<()> {
+        let state = lock(&self.shared.state);
+        if !state.resources.contains_key(resource)
+            && state.resources.len() >= crate::limits::MAX_RESOURCES
+        {
+            return Err(PluginError::TooManyResources {
+                resource: resource.to_owned(),
+                limit: crate::limits::MAX_RESOURCES,
+            });
+        }
         Ok(())
     }
 
@@ -423,9 +543,27 @@ impl DeviceManager {
     }
 
     /// Allocates `count` devices of `resource` to a container, like the kubelet at pod
-    /// admission: reuses an existing allocation, else picks healthy free devices (asking
-    /// `GetPreferredAllocation` when the plugin offers it), calls `Allocate` with one
-    /// container request, stores the answer and writes the checkpoint.
+    /// admission (`devicesToAllocate` and `allocateContainerResources` in
+    /// `pkg/kubelet/cm/devicemanager/manager.go`): reuses an existing allocation, else picks
+    /// healthy free devices (asking `GetPreferredAllocation` when the plugin offers it), calls
+    /// `Allocate` with one container request, checks and stores the answer and writes the
+    /// checkpoint.
+    ///
+    /// Concurrent calls never get the same device: the chosen devices are reserved in the
+    /// shared state, in the same critical section that found them free, before `Allocate` is
+    /// sent; a reservation counts as in use for every other allocation. It is released when
+    /// the call fails, times out or its future is dropped (a guard releases it on drop), and
+    /// turned into the allocation when the answer is good. When the plugin offers
+    /// `GetPreferredAllocation`, allocations of that resource ask it one at a time (a
+    /// per-resource async lock, waited for at most `preferred_allocation_timeout`), so the
+    /// plugin chooses among devices nobody else is choosing; the kubelet gets the same from
+    /// admitting pods one at a time. Other resources are never held up, and no `std` lock is
+    /// held across an `.await`.
+    ///
+    /// An allocation restored from the checkpoint is checked on its first reuse with the
+    /// kubelet's errors (resource registered, healthy devices present, its devices still
+    /// healthy, its stored answer acceptable); an allocation made by this process is reused
+    /// as is, as the kubelet does for container restarts.
     pub async fn allocate(
         &self,
         pod_uid: &str,
@@ -434,36 +572,67 @@ impl DeviceManager {
         count: usize,
     ) -> Result<Allocation> {
         let key = (pod_uid.to_owned(), container.to_owned());
-        let (mut client, options, available) =
-            {
-                let state = lock(&self.shared.state);
-                if let Some(existing) = state.allocations.get(&key).and_then(|a| a.get(resource)) {
-                    return Ok(existing.clone());
-                }
-                let r = state.resources.get(resource).ok_or_else(|| {
-                    PluginError::UnregisteredResource {
-                        resource: resource.to_owned(),
-                    }
-                })?;
-                let Some(client) = r.client.clone() else {
-                    return Err(PluginError::UnregisteredResource {
-                        resource: resource.to_owned(),
-                    });
-                };
-                let in_use: BTreeSet<&String> = state
-                    .allocations
-                    .values()
-                    .filter_map(|a| a.get(resource))
-                    .flat_map(|a| a.device_ids.iter())
-                    .collect();
-                let available: Vec<String> = r
-                    .devices
-                    .values()
-                    .filter(|d| d.healthy && !in_use.contains(&d.id))
-                    .map(|d| d.id.clone())
-                    .collect();
-                (client, r.options, available)
-            };
+        let first = {
+            let mut state = lock(&self.shared.state);
+            if let Some(existing) = reuse(&mut state, &key, resource, count)? {
+                return Ok(existing);
+            }
+            let (client, options, endpoint, choice) = plugin_for(&state, resource)?;
+            let available = state.available(resource);
+            if available.len() < count {
+                return Err(PluginError::DevicesUnavailable {
+                    resource: resource.to_owned(),
+                    requested: count,
+                    available: available.len(),
+                });
+            }
+            if options.get_preferred_allocation_available {
+                Choice::AskPlugin(choice)
+            } else {
+                let chosen: Vec<String> = available.into_iter().take(count).collect();
+                let id = reserve(&mut state, pod_uid, resource, &chosen);
+                Choice::Reserved(Box::new(Picked {
+                    reservation: Reservation::new(self.clone(), id),
+                    chosen,
+                    client,
+                    endpoint,
+                }))
+            }
+        };
+        let picked = match first {
+            Choice::Reserved(picked) => *picked,
+            Choice::AskPlugin(choice) => {
+                self.choose_with_plugin(pod_uid, resource, count, choice)
+                    .await?
+            }
+        };
+        self.allocate_reserved(key, resource, picked).await
+    }
+
+    /// The `GetPreferredAllocation` path: one allocation of the resource at a time asks the
+    /// plugin, then reserves. The available set is read again after the call (health may have
+    /// changed, a plugin without preferences may have replaced this one), so a preference is
+    /// only ever honoured for devices that are still free.
+    async fn choose_with_plugin(
+        &self,
+        pod_uid: &str,
+        resource: &str,
+        count: usize,
+        choice: Arc<tokio::sync::Mutex<()>>,
+    ) -> Result<Picked> {
+        let wait = self.shared.options.preferred_allocation_timeout;
+        let _turn = tokio::time::timeout(wait, choice.lock_owned())
+            .await
+            .map_err(|_| PluginError::Timeout {
+                rpc: "waiting for another allocation's GetPreferredAllocation",
+                target: resource.to_owned(),
+                timeout: wait,
+            })?;
+        let (mut client, endpoint, available) = {
+            let state = lock(&self.shared.state);
+            let (client, _, endpoint, _) = plugin_for(&state, resource)?;
+            (client, endpoint, state.available(resource))
+        };
         if available.len() < count {
             return Err(PluginError::DevicesUnavailable {
                 resource: resource.to_owned(),
@@ -471,63 +640,200 @@ impl DeviceManager {
                 available: available.len(),
             });
         }
-        let timeout = self.shared.options.dial_timeout;
-        let mut chosen: Vec<String> = Vec::new();
-        if options.get_preferred_allocation_available {
-            let request = PreferredAllocationRequest {
-                container_requests: vec![ContainerPreferredAllocationRequest {
-                    available_device_i_ds: available.clone(),
-                    must_include_device_i_ds: Vec::new(),
-                    allocation_size: i32::try_from(count).unwrap_or(i32::MAX),
-                }],
-            };
-            let response = call(
-                "GetPreferredAllocation",
-                resource,
-                timeout,
-                client.get_preferred_allocation(request),
-            )
-            .await?;
-            // Only a valid answer is used; anything else falls back to the default choice.
-            if let Some(first) = response.container_responses.first() {
-                let unique: BTreeSet<&String> = first.device_i_ds.iter().collect();
-                if unique.len() == count && unique.iter().all(|id| available.contains(id)) {
-                    chosen = first.device_i_ds.clone();
-                }
+        let request = PreferredAllocationRequest {
+            container_requests: vec![ContainerPreferredAllocationRequest {
+                available_device_i_ds: available,
+                must_include_device_i_ds: Vec::new(),
+                allocation_size: i32::try_from(count).unwrap_or(i32::MAX),
+            }],
+        };
+        let response = call(
+            "GetPreferredAllocation",
+            resource,
+            wait,
+            client.get_preferred_allocation(request),
+        )
+        .await
+        .inspect_err(|err| {
+            tracing::warn!(resource, plugin = %endpoint.display(), error = %error_chain(err), "GetPreferredAllocation failed");
+        })?;
+        // No answer means no preference (the kubelet's reading); more than one is a plugin
+        // answering a question it was not asked.
+        let preferred = match response.container_responses.len() {
+            0 => Vec::new(),
+            1 => response
+                .container_responses
+                .into_iter()
+                .next()
+                .map(|r| r.device_i_ds)
+                .unwrap_or_default(),
+            got => {
+                return Err(PluginError::UnexpectedContainerResponses {
+                    rpc: "GetPreferredAllocation",
+                    resource: resource.to_owned(),
+                    plugin: endpoint,
+                    got,
+                });
+            }
+        };
+        let mut state = lock(&self.shared.state);
+        let available = state.available(resource);
+        let free: BTreeSet<&str> = available.iter().map(String::as_str).collect();
+        let mut chosen: Vec<String> = Vec::with_capacity(count.min(available.len()));
+        let mut ignored = 0usize;
+        for id in &preferred {
+            if chosen.len() == count {
+                break;
+            }
+            if free.contains(id.as_str()) && !chosen.contains(id) {
+                chosen.push(id.clone());
+            } else {
+                ignored += 1;
             }
         }
-        if chosen.is_empty() {
-            chosen = available.into_iter().take(count).collect();
+        if ignored > 0 {
+            tracing::warn!(resource, plugin = %endpoint.display(), ignored, "GetPreferredAllocation named devices that are unknown, unavailable or repeated; they were ignored");
         }
+        for id in &available {
+            if chosen.len() == count {
+                break;
+            }
+            if !chosen.contains(id) {
+                chosen.push(id.clone());
+            }
+        }
+        if chosen.len() < count {
+            return Err(PluginError::DevicesUnavailable {
+                resource: resource.to_owned(),
+                requested: count,
+                available: available.len(),
+            });
+        }
+        let id = reserve(&mut state, pod_uid, resource, &chosen);
+        drop(state);
+        Ok(Picked {
+            reservation: Reservation::new(self.clone(), id),
+            chosen,
+            client,
+            endpoint,
+        })
+    }
+
+    /// Sends `Allocate` for reserved devices and records the checked answer; the reservation
+    /// is released on every way out but success.
+    async fn allocate_reserved(
+        &self,
+        key: ContainerKey,
+        resource: &str,
+        picked: Picked,
+    ) -> Result<Allocation> {
+        let Picked {
+            mut reservation,
+            mut chosen,
+            mut client,
+            endpoint,
+        } = picked;
+        let endpoint = endpoint.as_path();
         chosen.sort();
         let request = AllocateRequest {
             container_requests: vec![ContainerAllocateRequest {
                 devices_ids: chosen.clone(),
             }],
         };
-        let response = call("Allocate", resource, timeout, client.allocate(request)).await?;
-        let Some(response) = response.container_responses.into_iter().next() else {
-            return Err(PluginError::EmptyAllocation);
+        let response = call(
+            "Allocate",
+            resource,
+            self.shared.options.allocate_timeout,
+            client.allocate(request),
+        )
+        .await
+        .inspect_err(|err| {
+            tracing::warn!(resource, plugin = %endpoint.display(), error = %error_chain(err), "Allocate failed; devices released");
+        })?;
+        let got = response.container_responses.len();
+        let response = match got {
+            0 => {
+                return Err(PluginError::EmptyAllocation {
+                    resource: resource.to_owned(),
+                    plugin: endpoint.to_path_buf(),
+                });
+            }
+            1 => response
+                .container_responses
+                .into_iter()
+                .next()
+                .unwrap_or_default(),
+            got => {
+                return Err(PluginError::UnexpectedContainerResponses {
+                    rpc: "Allocate",
+                    resource: resource.to_owned(),
+                    plugin: endpoint.to_path_buf(),
+                    got,
+                });
+            }
         };
+        if let Err(problem) = crate::limits::check_allocate_response(&response) {
+            tracing::warn!(resource, plugin = %endpoint.display(), %problem, "Allocate answer refused; devices released");
+            return Err(PluginError::InvalidPluginResponse {
+                rpc: "Allocate",
+                resource: resource.to_owned(),
+                plugin: endpoint.to_path_buf(),
+                problem: Box::new(problem),
+            });
+        }
         let allocation = Allocation {
             resource: resource.to_owned(),
             device_ids: chosen,
             response,
         };
-        lock(&self.shared.state)
-            .allocations
-            .entry(key)
-            .or_default()
-            .insert(resource.to_owned(), allocation.clone());
+        let recorded = {
+            let mut state = lock(&self.shared.state);
+            let Some(id) = reservation.take() else {
+                return Err(PluginError::AllocationCancelled {
+                    pod_uid: key.0,
+                    resource: resource.to_owned(),
+                });
+            };
+            if state.reservations.remove(&id).is_none() {
+                // The pod was released while its plugin was answering.
+                return Err(PluginError::AllocationCancelled {
+                    pod_uid: key.0,
+                    resource: resource.to_owned(),
+                });
+            }
+            let by_resource = state.allocations.entry(key).or_default();
+            match by_resource.get(resource) {
+                // A concurrent call for the same container won: keep its devices, free ours.
+                Some(existing) => existing.clone(),
+                None => {
+                    by_resource.insert(resource.to_owned(), allocation.clone());
+                    allocation
+                }
+            }
+        };
         self.write_checkpoint();
         self.notify();
-        Ok(allocation)
+        Ok(recorded)
+    }
+
+    /// Devices of `resource` reserved by allocations whose `Allocate` is still running.
+    pub fn reserved_devices(&self, resource: &str) -> Vec<String> {
+        let state = lock(&self.shared.state);
+        let mut ids: Vec<String> = state
+            .reservations
+            .values()
+            .filter(|r| r.resource == resource)
+            .flat_map(|r| r.device_ids.iter().cloned())
+            .collect();
+        ids.sort();
+        ids
     }
 
     /// What to add to the container's CRI config before it starts
-    /// (`GetDeviceRunContainerOptions`): calls `PreStartContainer` (30 s) for each resource
-    /// whose plugin asks for it, then merges every allocation's envs, mounts, devices,
-    /// annotations and CDI devices (resources in name order; later values win on equal keys).
+    /// (`GetDeviceRunContainerOptions`): calls `PreStartContainer` (`pre_start_timeout`, 30 s)
+    /// for each resource whose plugin asks for it, then merges every allocation's envs,
+    /// mounts, devices, annotations and CDI devices (resources in name order; later values win
+    /// on equal keys). Every answer passes [`crate::limits::check_allocate_response`] first.
     pub async fn run_container_options(
         &self,
         pod_uid: &str,
@@ -536,13 +842,23 @@ impl DeviceManager {
         let allocations = self.container_allocations(pod_uid, container);
         let mut merged = ContainerAllocateResponse::default();
         for allocation in allocations {
-            let (client, options) = {
+            let (client, options, endpoint) = {
                 let state = lock(&self.shared.state);
                 match state.resources.get(&allocation.resource) {
-                    Some(r) => (r.client.clone(), r.options),
-                    None => (None, DevicePluginOptions::default()),
+                    Some(r) => (r.client.clone(), r.options, r.endpoint.clone()),
+                    None => (None, DevicePluginOptions::default(), PathBuf::new()),
                 }
             };
+            // Checked when it was made; checked again here because an allocation restored
+            // from the checkpoint may not have been reused through `allocate` yet.
+            if let Err(problem) = crate::limits::check_allocate_response(&allocation.response) {
+                return Err(PluginError::InvalidPluginResponse {
+                    rpc: "stored Allocate",
+                    resource: allocation.resource,
+                    plugin: endpoint,
+                    problem: Box::new(problem),
+                });
+            }
             if options.pre_start_required {
                 let Some(mut client) = client else {
                     return Err(PluginError::UnregisteredResource {
@@ -558,7 +874,10 @@ impl DeviceManager {
                     self.shared.options.pre_start_timeout,
                     client.pre_start_container(request),
                 )
-                .await?;
+                .await
+                .inspect_err(|err| {
+                    tracing::warn!(resource = allocation.resource, plugin = %endpoint.display(), error = %error_chain(err), "PreStartContainer failed");
+                })?;
             }
             let r = allocation.response;
             merged.envs.extend(r.envs);
@@ -607,13 +926,17 @@ impl DeviceManager {
         out
     }
 
-    /// Forgets the allocations of a pod that is gone and writes the checkpoint.
+    /// Forgets the allocations of a pod that is gone and writes the checkpoint. Reservations
+    /// of the pod whose `Allocate` is still running are dropped too: those calls fail instead
+    /// of recording devices for a pod that no longer exists.
     pub fn release_pod(&self, pod_uid: &str) {
         let removed = {
             let mut state = lock(&self.shared.state);
-            let before = state.allocations.len();
+            let before = (state.allocations.len(), state.reservations.len());
             state.allocations.retain(|(uid, _), _| uid != pod_uid);
-            before != state.allocations.len()
+            state.unverified.retain(|((uid, _), _)| uid != pod_uid);
+            state.reservations.retain(|_, r| r.pod_uid != pod_uid);
+            before != (state.allocations.len(), state.reservations.len())
         };
         if removed {
             self.write_checkpoint();
@@ -625,15 +948,30 @@ impl DeviceManager {
         let dir = &self.shared.options.socket_dir;
         let mut components = Path::new(endpoint).components();
         match (components.next(), components.next()) {
-            (Some(Component::Normal(name)), None) => Ok(dir.join(name)),
+            // Our own registration socket is not a plugin.
+            (Some(Component::Normal(name)), None)
+                if name != KUBELET_SOCKET_NAME && !endpoint.contains('\0') =>
+            {
+                Ok(dir.join(name))
+            }
             _ => Err(PluginError::InvalidEndpoint {
-                endpoint: endpoint.to_owned(),
+                endpoint: crate::limits::shown(endpoint),
                 dir: dir.clone(),
             }),
         }
     }
 
-    fn update_devices(&self, resource: &str, generation: u64, message: ListAndWatchResponse) {
+    /// A `ListAndWatch` list: checked (see [`crate::limits`]), then it replaces the resource's
+    /// devices. A list equal to the current one changes nothing (no checkpoint write), so a
+    /// plugin repeating itself costs no disk writes.
+    fn update_devices(
+        &self,
+        resource: &str,
+        generation: u64,
+        endpoint: &Path,
+        message: ListAndWatchResponse,
+    ) {
+        let checked = crate::limits::check_device_list(message.devices);
         {
             let mut state = lock(&self.shared.state);
             let Some(r) = state.resources.get_mut(resource) else {
@@ -642,26 +980,69 @@ impl DeviceManager {
             if r.generation != generation {
                 return;
             }
-            // Every message is the full list: rebuild the set.
-            r.devices = message
-                .devices
-                .into_iter()
-                .map(|d| {
-                    let info = DeviceInfo {
-                        healthy: d.health == HEALTHY,
-                        numa_nodes: d
-                            .topology
-                            .map(|t| t.nodes.into_iter().map(|n| n.id).collect())
-                            .unwrap_or_default(),
-                        id: d.id,
-                    };
-                    (info.id.clone(), info)
-                })
-                .collect();
+            match checked {
+                Ok(list) => {
+                    for (id, reason) in list.dropped.iter().take(MAX_LOGGED_PROBLEMS) {
+                        tracing::warn!(resource, plugin = %endpoint.display(), device = ?id, reason, "device plugin list entry dropped or changed");
+                    }
+                    if list.dropped.len() > MAX_LOGGED_PROBLEMS {
+                        tracing::warn!(resource, plugin = %endpoint.display(), more = list.dropped.len() - MAX_LOGGED_PROBLEMS, "more device plugin list entries dropped or changed");
+                    }
+                    if r.devices == list.devices {
+                        return;
+                    }
+                    // Every message is the full list: rebuild the set.
+                    r.devices = list.devices;
+                }
+                Err(len) => {
+                    tracing::warn!(
+                        resource,
+                        plugin = %endpoint.display(),
+                        devices = len,
+                        limit = crate::limits::MAX_DEVICES_PER_RESOURCE,
+                        "device plugin list refused: too many devices; devices marked unhealthy"
+                    );
+                    if r.devices.values().all(|d| !d.healthy) {
+                        return;
+                    }
+                    for d in r.devices.values_mut() {
+                        d.healthy = false;
+                    }
+                }
+            }
         }
         // Checkpoint first, as the kubelet does, so a reader woken by the change sees it.
         self.write_checkpoint();
         self.notify();
+    }
+
+    /// The plugin started `ListAndWatch` but sent no list within `list_and_watch_timeout`:
+    /// whatever an earlier registration reported can no longer be trusted.
+    fn list_late(&self, resource: &str, generation: u64, endpoint: &Path) {
+        let changed = {
+            let mut state = lock(&self.shared.state);
+            let Some(r) = state.resources.get_mut(resource) else {
+                return;
+            };
+            if r.generation != generation {
+                return;
+            }
+            let changed = r.devices.values().any(|d| d.healthy);
+            for d in r.devices.values_mut() {
+                d.healthy = false;
+            }
+            changed
+        };
+        tracing::warn!(
+            resource,
+            plugin = %endpoint.display(),
+            timeout = ?self.shared.options.list_and_watch_timeout,
+            "device plugin sent no ListAndWatch list in time; devices marked unhealthy until it does"
+        );
+        if changed {
+            self.write_checkpoint();
+            self.notify();
+        }
     }
 
     fn stream_ended(&self, resource: &str, generation: u64) {
@@ -766,7 +1147,8 @@ impl DeviceManager {
     /// Restores allocations and resource names from the checkpoint, like the kubelet's
     /// `readCheckpoint`: running containers keep their devices; each resource is known with no
     /// devices (capacity 0) until its plugin registers again, and is removed after the grace
-    /// period if it never does. An unreadable checkpoint is logged and ignored.
+    /// period if it never does. An unreadable checkpoint is logged and ignored. Restored
+    /// allocations are checked again on their first reuse ([`DeviceManager::allocate`]).
     fn restore_checkpoint(&self, store: &FileStore) {
         let data: DeviceManagerState = match store.load(DEVICE_MANAGER_CHECKPOINT_FILE) {
             Ok(data) => data,
@@ -796,18 +1178,18 @@ impl DeviceManager {
                     None
                 })
                 .unwrap_or_default();
+            let key = (entry.pod_uid, entry.container_name);
             state
-                .allocations
-                .entry((entry.pod_uid, entry.container_name))
-                .or_default()
-                .insert(
-                    entry.resource_name.clone(),
-                    Allocation {
-                        resource: entry.resource_name,
-                        device_ids: ids,
-                        response,
-                    },
-                );
+                .unverified
+                .insert((key.clone(), entry.resource_name.clone()));
+            state.allocations.entry(key).or_default().insert(
+                entry.resource_name.clone(),
+                Allocation {
+                    resource: entry.resource_name,
+                    device_ids: ids,
+                    response,
+                },
+            );
         }
         let now = Instant::now();
         for name in data.registered_devices.unwrap_or_default().into_keys() {
@@ -821,6 +1203,7 @@ impl DeviceManager {
                 devices: BTreeMap::new(),
                 stopped_at: Some(now),
                 stream: None,
+                choice: Arc::default(),
             });
         }
     }
@@ -891,27 +1274,45 @@ impl Registration for RegistrationService {
     }
 }
 
+/// Consumes a plugin's `ListAndWatch` until it ends. The first list is awaited with a deadline
+/// (`list_and_watch_timeout`): when it passes, the devices turn unhealthy ([`DeviceManager::list_late`])
+/// and the stream keeps waiting.
 async fn run_stream(
     manager: DeviceManager,
     resource: String,
     generation: u64,
+    endpoint: PathBuf,
     mut client: DevicePluginClient<Channel>,
 ) {
-    match client.list_and_watch(Empty {}).await {
-        Ok(response) => {
-            let mut stream = response.into_inner();
-            loop {
-                match stream.message().await {
-                    Ok(Some(message)) => manager.update_devices(&resource, generation, message),
-                    Ok(None) => break,
+    let start = async {
+        let mut stream = client.list_and_watch(Empty {}).await?.into_inner();
+        let first = stream.message().await?;
+        Ok::<_, Status>((stream, first))
+    };
+    tokio::pin!(start);
+    let started = tokio::select! {
+        started = &mut start => started,
+        () = tokio::time::sleep(manager.shared.options.list_and_watch_timeout) => {
+            manager.list_late(&resource, generation, &endpoint);
+            start.await
+        }
+    };
+    match started {
+        Ok((mut stream, mut next)) => {
+            while let Some(message) = next {
+                manager.update_devices(&resource, generation, &endpoint, message);
+                next = match stream.message().await {
+                    Ok(next) => next,
                     Err(status) => {
-                        tracing::warn!(resource, error = %status, "ListAndWatch ended");
+                        tracing::warn!(resource, plugin = %endpoint.display(), error = %status, "ListAndWatch ended");
                         break;
                     }
-                }
+                };
             }
         }
-        Err(status) => tracing::warn!(resource, error = %status, "ListAndWatch failed"),
+        Err(status) => {
+            tracing::warn!(resource, plugin = %endpoint.display(), error = %status, "ListAndWatch failed");
+        }
     }
     manager.stream_ended(&resource, generation);
 }
@@ -935,6 +1336,169 @@ async fn call<T>(
             timeout,
         }),
     }
+}
+
+/// At most this many dropped list entries are logged one by one per message.
+const MAX_LOGGED_PROBLEMS: usize = 10;
+
+/// How an allocation gets its devices.
+enum Choice {
+    /// Chosen and reserved in the first critical section.
+    Reserved(Box<Picked>),
+    /// The plugin is asked first, holding the resource's choice lock.
+    AskPlugin(Arc<tokio::sync::Mutex<()>>),
+}
+
+/// Reserved devices and the plugin to send `Allocate` to.
+struct Picked {
+    reservation: Reservation,
+    chosen: Vec<String>,
+    client: DevicePluginClient<Channel>,
+    endpoint: PathBuf,
+}
+
+/// Devices held for an allocation in progress; dropping it (error, timeout, the caller's
+/// future dropped) releases them. Never dropped while the state lock is held.
+struct Reservation {
+    manager: DeviceManager,
+    id: Option<u64>,
+}
+
+impl Reservation {
+    fn new(manager: DeviceManager, id: u64) -> Self {
+        Self {
+            manager,
+            id: Some(id),
+        }
+    }
+
+    /// Disarms the guard: the caller turns the reservation into an allocation.
+    fn take(&mut self) -> Option<u64> {
+        self.id.take()
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else {
+            return;
+        };
+        let released = lock(&self.manager.shared.state).reservations.remove(&id);
+        if let Some(r) = released {
+            tracing::debug!(resource = r.resource, pod = r.pod_uid, devices = ?r.device_ids, "device reservation released");
+            self.manager.notify();
+        }
+    }
+}
+
+fn reserve(state: &mut State, pod_uid: &str, resource: &str, chosen: &[String]) -> u64 {
+    state.next_reservation += 1;
+    let id = state.next_reservation;
+    state.reservations.insert(
+        id,
+        Reserved {
+            pod_uid: pod_uid.to_owned(),
+            resource: resource.to_owned(),
+            device_ids: chosen.to_vec(),
+        },
+    );
+    id
+}
+
+type PluginHandle = (
+    DevicePluginClient<Channel>,
+    DevicePluginOptions,
+    PathBuf,
+    Arc<tokio::sync::Mutex<()>>,
+);
+
+/// The connected plugin of `resource`, with the kubelet's errors when there is none to ask:
+/// unknown resource, then no healthy device (a stopped plugin's devices are all unhealthy).
+fn plugin_for(state: &State, resource: &str) -> Result<PluginHandle> {
+    let Some(r) = state.resources.get(resource) else {
+        return Err(PluginError::UnregisteredResource {
+            resource: resource.to_owned(),
+        });
+    };
+    if !r.devices.values().any(|d| d.healthy) {
+        return Err(PluginError::NoHealthyDevices {
+            resource: resource.to_owned(),
+        });
+    }
+    let Some(client) = r.client.clone() else {
+        return Err(PluginError::UnregisteredResource {
+            resource: resource.to_owned(),
+        });
+    };
+    Ok((client, r.options, r.endpoint.clone(), r.choice.clone()))
+}
+
+/// The existing allocation of a container for `resource`, if any. The count must not have
+/// changed; an allocation restored from the checkpoint is checked once, in the kubelet's order
+/// (`devicesToAllocate`): resource registered, some healthy device, all of its devices
+/// healthy; and its stored answer must pass [`crate::limits::check_allocate_response`].
+fn reuse(
+    state: &mut State,
+    key: &ContainerKey,
+    resource: &str,
+    count: usize,
+) -> Result<Option<Allocation>> {
+    let Some(existing) = state
+        .allocations
+        .get(key)
+        .and_then(|a| a.get(resource))
+        .cloned()
+    else {
+        return Ok(None);
+    };
+    if existing.device_ids.len() != count {
+        return Err(PluginError::RequestChanged {
+            pod_uid: key.0.clone(),
+            container: key.1.clone(),
+            resource: resource.to_owned(),
+            from: existing.device_ids.len(),
+            to: count,
+        });
+    }
+    let marker = (key.clone(), resource.to_owned());
+    if !state.unverified.contains(&marker) {
+        return Ok(Some(existing));
+    }
+    let Some(r) = state.resources.get(resource) else {
+        return Err(PluginError::UnregisteredResource {
+            resource: resource.to_owned(),
+        });
+    };
+    let healthy: BTreeSet<&str> = r
+        .devices
+        .values()
+        .filter(|d| d.healthy)
+        .map(|d| d.id.as_str())
+        .collect();
+    if healthy.is_empty() {
+        return Err(PluginError::NoHealthyDevices {
+            resource: resource.to_owned(),
+        });
+    }
+    if !existing
+        .device_ids
+        .iter()
+        .all(|id| healthy.contains(id.as_str()))
+    {
+        return Err(PluginError::UnhealthyAllocatedDevices {
+            resource: resource.to_owned(),
+        });
+    }
+    if let Err(problem) = crate::limits::check_allocate_response(&existing.response) {
+        return Err(PluginError::InvalidPluginResponse {
+            rpc: "checkpointed Allocate",
+            resource: resource.to_owned(),
+            plugin: r.endpoint.clone(),
+            problem: Box::new(problem),
+        });
+    }
+    state.unverified.remove(&marker);
+    Ok(Some(existing))
 }
 
 /// The error and its causes on one line (what a plugin sees in the gRPC status).

@@ -106,9 +106,98 @@ pub enum PluginError {
         /// Healthy devices not allocated elsewhere.
         available: usize,
     },
-    /// The plugin answered `Allocate` without a container response (the kubelet's message).
-    #[error("no containers return in allocation response")]
-    EmptyAllocation,
+    /// The resource's plugin is gone (its devices are unhealthy) or has reported no healthy
+    /// device (the kubelet's message).
+    #[error("no healthy devices present; cannot allocate unhealthy devices {resource}")]
+    NoHealthyDevices {
+        /// The resource name.
+        resource: String,
+    },
+    /// A container's earlier allocation (restored from the checkpoint) holds a device that is
+    /// no longer healthy (the kubelet's message).
+    #[error(
+        "previously allocated devices are no longer healthy; cannot allocate unhealthy devices {resource}"
+    )]
+    UnhealthyAllocatedDevices {
+        /// The resource name.
+        resource: String,
+    },
+    /// A container asks for a different number of devices than it was given (the kubelet's
+    /// message).
+    #[error(
+        "pod {pod_uid:?} container {container:?} changed request for resource {resource:?} from {from} to {to}"
+    )]
+    RequestChanged {
+        /// The pod UID.
+        pod_uid: String,
+        /// The container name.
+        container: String,
+        /// The resource name.
+        resource: String,
+        /// Devices allocated.
+        from: usize,
+        /// Devices asked for now.
+        to: usize,
+    },
+    /// The plugin answered `Allocate` without a container response (the kubelet's message,
+    /// with the resource and the plugin).
+    #[error("no containers return in allocation response from {plugin} for {resource}")]
+    EmptyAllocation {
+        /// The resource name.
+        resource: String,
+        /// The plugin's socket.
+        plugin: PathBuf,
+    },
+    /// The plugin answered for more containers than the one it was asked about.
+    #[error(
+        "{rpc} response from {plugin} for {resource} has {got} container responses, expected 1"
+    )]
+    UnexpectedContainerResponses {
+        /// `Allocate` or `GetPreferredAllocation`.
+        rpc: &'static str,
+        /// The resource name.
+        resource: String,
+        /// The plugin's socket.
+        plugin: PathBuf,
+        /// How many it sent.
+        got: usize,
+    },
+    /// An answer of a plugin failed the checks of [`crate::limits`].
+    #[error("{rpc} response from {plugin} for {resource} refused: {problem}")]
+    InvalidPluginResponse {
+        /// `Allocate` (or `checkpointed Allocate` for an answer restored from the checkpoint).
+        rpc: &'static str,
+        /// The resource name.
+        resource: String,
+        /// The plugin's socket.
+        plugin: PathBuf,
+        /// The entry and what was expected.
+        problem: Box<crate::limits::ResponseProblem>,
+    },
+    /// The pod was released while its allocation was waiting for the plugin.
+    #[error("allocation of {resource} for pod {pod_uid} cancelled: the pod was released")]
+    AllocationCancelled {
+        /// The pod UID.
+        pod_uid: String,
+        /// The resource name.
+        resource: String,
+    },
+    /// A registration for a new resource name while the limit of resources is reached.
+    #[error("cannot register {resource}: {limit} device plugin resources are registered already")]
+    TooManyResources {
+        /// The resource name.
+        resource: String,
+        /// [`crate::limits::MAX_RESOURCES`].
+        limit: usize,
+    },
+    /// A plugin endpoint that exists but is not a socket (nothing is opened).
+    #[error("{path} is not a socket but a {kind}")]
+    NotASocket {
+        /// The path.
+        path: PathBuf,
+        /// `regular file`, `directory`, `FIFO`, ...
+        kind: &'static str,
+    },
     /// Serving a gRPC socket failed.
     #[error("serving {path}")]
     Serve {

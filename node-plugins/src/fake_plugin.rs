@@ -5,7 +5,11 @@
 //! plugin's socket.
 //!
 //! Health is toggled by a file: every line of `--health-file` names an unhealthy device ID
-//! (`all` marks every device unhealthy); a missing file means all devices are healthy.
+//! (`all` marks every device unhealthy); a missing file means all devices are healthy. The
+//! number of devices can follow a file too (`--devices-file`).
+//!
+//! [`FakeBehaviour`] adds misbehaviours for testing agents against plugins that are slow,
+//! hang, never answer or send malformed messages; they are all off by default.
 //!
 //! Run it as the `fake-device-plugin` binary of this crate or as
 //! `cargo run -p examples --example fake_device_plugin -- --kubelet-socket PATH ...`.
@@ -26,10 +30,10 @@ use crate::error::{PluginError, Result};
 use crate::proto::deviceplugin::device_plugin_server::{DevicePlugin, DevicePluginServer};
 use crate::proto::deviceplugin::registration_client::RegistrationClient;
 use crate::proto::deviceplugin::{
-    AllocateRequest, AllocateResponse, ContainerAllocateResponse,
-    ContainerPreferredAllocationResponse, Device, DevicePluginOptions, Empty, ListAndWatchResponse,
-    PreStartContainerRequest, PreStartContainerResponse, PreferredAllocationRequest,
-    PreferredAllocationResponse, RegisterRequest,
+    AllocateRequest, AllocateResponse, CdiDevice, ContainerAllocateResponse,
+    ContainerPreferredAllocationResponse, Device, DevicePluginOptions, DeviceSpec, Empty,
+    ListAndWatchResponse, Mount, NumaNode, PreStartContainerRequest, PreStartContainerResponse,
+    PreferredAllocationRequest, PreferredAllocationResponse, RegisterRequest, TopologyInfo,
 };
 use crate::proto::pluginregistration::registration_server::{
     Registration as PluginRegistration, RegistrationServer as PluginRegistrationServer,
@@ -66,7 +70,98 @@ pub struct FakePluginConfig {
     /// Register through `plugins_registry` instead of `kubelet.sock`: serve
     /// `pluginregistration.Registration` and `DevicePlugin` on `<dir>/<socket_name>`.
     pub registry_dir: Option<PathBuf>,
+    /// The number of devices, read again on every poll when set (a missing or unreadable file
+    /// means `devices`).
+    pub devices_file: Option<PathBuf>,
+    /// Misbehaviours for testing agents.
+    pub behaviour: FakeBehaviour,
 }
+
+/// Ways the fake plugin can misbehave, for testing how an agent copes (all off by default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FakeBehaviour {
+    /// Wait this long before answering `Allocate` (`--allocate-delay-ms N`).
+    pub allocate_delay: Duration,
+    /// Wait this long before answering `GetPreferredAllocation` (`--preferred-delay-ms N`).
+    pub preferred_delay: Duration,
+    /// Wait this long before answering `ListAndWatch` with the first list
+    /// (`--list-delay-ms N`).
+    pub list_delay: Duration,
+    /// Do not answer `Allocate` while this file exists (`--allocate-hang-file PATH`).
+    pub allocate_hang_file: Option<PathBuf>,
+    /// Accept connections on the plugin socket and never answer anything, then register
+    /// (`--silent`): `Register` must come back with an error.
+    pub silent: bool,
+    /// Send a fixed list of malformed devices ([`HOSTILE_DEVICES`]) instead of `fake-N`
+    /// (`--hostile-devices`).
+    pub hostile_devices: bool,
+    /// Answer `Allocate` with a malformed response (`--bad-allocate KIND`).
+    pub bad_allocate: Option<BadAllocate>,
+}
+
+/// Malformed `Allocate` answers the fake plugin can send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadAllocate {
+    /// No container response (`zero`).
+    Zero,
+    /// Two container responses for one request (`two`).
+    Two,
+    /// A mount with a relative host path (`relative-mount`).
+    RelativeMount,
+    /// An env value with a NUL byte (`nul-env`).
+    NulEnv,
+    /// A device node with permissions `rwx` (`bad-permissions`).
+    BadPermissions,
+    /// 2000 device nodes (`too-many-devices`).
+    TooManyDevices,
+    /// A CDI device name without `=` (`bad-cdi`).
+    BadCdi,
+    /// A 100 KiB env value (`huge-env`).
+    HugeEnv,
+}
+
+impl BadAllocate {
+    /// Every kind with its command-line name.
+    pub const ALL: [(&'static str, BadAllocate); 8] = [
+        ("zero", BadAllocate::Zero),
+        ("two", BadAllocate::Two),
+        ("relative-mount", BadAllocate::RelativeMount),
+        ("nul-env", BadAllocate::NulEnv),
+        ("bad-permissions", BadAllocate::BadPermissions),
+        ("too-many-devices", BadAllocate::TooManyDevices),
+        ("bad-cdi", BadAllocate::BadCdi),
+        ("huge-env", BadAllocate::HugeEnv),
+    ];
+
+    fn parse(name: &str) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, kind)| *kind)
+    }
+}
+
+/// The device list of `--hostile-devices`: `(ID, health, NUMA nodes)`. Only `ok-0`, `ok-1`
+/// (NUMA node 1 kept, -5 and 99999 dropped), `MIG-GPU-fake/1/0` and `dup` (unhealthy: one of
+/// its two reports says so) are acceptable.
+pub const HOSTILE_DEVICES: &[(&str, &str, &[i64])] = &[
+    ("ok-0", HEALTHY, &[0]),
+    ("MIG-GPU-fake/1/0", HEALTHY, &[]),
+    ("", HEALTHY, &[]),
+    ("nul\0id", HEALTHY, &[]),
+    ("esc\u{1b}[31m", HEALTHY, &[]),
+    ("ok-1", HEALTHY, &[-5, 1, 99_999]),
+    ("dup", HEALTHY, &[]),
+    ("dup", UNHEALTHY, &[]),
+    (LONG_ID, HEALTHY, &[]),
+];
+
+/// A 300-byte device ID (over the agent's limit of 256).
+const LONG_ID: &str = concat!(
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
+    "0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
+);
 
 impl FakePluginConfig {
     /// Defaults for `kubelet_socket`: 2 devices of `example.com/fake` on `fake.sock`.
@@ -82,12 +177,17 @@ impl FakePluginConfig {
             preferred_allocation: false,
             pre_start_log: None,
             registry_dir: None,
+            devices_file: None,
+            behaviour: FakeBehaviour::default(),
         }
     }
 
     /// Parses `--kubelet-socket PATH [--resource NAME] [--devices N] [--socket-name NAME]
     /// [--health-file PATH] [--api-version V] [--pre-start-required] [--preferred-allocation]
-    /// [--pre-start-log PATH] [--registry-dir DIR]`.
+    /// [--pre-start-log PATH] [--registry-dir DIR] [--devices-file PATH]`, and the
+    /// misbehaviours of [`FakeBehaviour`]: `[--allocate-delay-ms N] [--preferred-delay-ms N]
+    /// [--list-delay-ms N] [--allocate-hang-file PATH] [--silent] [--hostile-devices]
+    /// [--bad-allocate KIND]`.
     pub fn from_args(args: impl IntoIterator<Item = String>) -> std::result::Result<Self, String> {
         let mut config = Self::new(PathBuf::new());
         let mut args = args.into_iter();
@@ -113,6 +213,22 @@ impl FakePluginConfig {
                 "--registry-dir" => config.registry_dir = Some(value()?.into()),
                 "--pre-start-required" => config.pre_start_required = true,
                 "--preferred-allocation" => config.preferred_allocation = true,
+                "--devices-file" => config.devices_file = Some(value()?.into()),
+                "--allocate-delay-ms" => config.behaviour.allocate_delay = millis(&value()?)?,
+                "--preferred-delay-ms" => config.behaviour.preferred_delay = millis(&value()?)?,
+                "--list-delay-ms" => config.behaviour.list_delay = millis(&value()?)?,
+                "--allocate-hang-file" => {
+                    config.behaviour.allocate_hang_file = Some(value()?.into());
+                }
+                "--silent" => config.behaviour.silent = true,
+                "--hostile-devices" => config.behaviour.hostile_devices = true,
+                "--bad-allocate" => {
+                    let v = value()?;
+                    config.behaviour.bad_allocate = Some(
+                        BadAllocate::parse(&v)
+                            .ok_or_else(|| format!("--bad-allocate: unknown kind {v:?}"))?,
+                    );
+                }
                 other => return Err(format!("unknown argument {other:?}")),
             }
         }
@@ -134,8 +250,21 @@ impl FakePluginConfig {
     }
 
     fn device_ids(&self) -> Vec<String> {
-        (0..self.devices).map(|i| format!("fake-{i}")).collect()
+        let count = self
+            .devices_file
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(self.devices);
+        (0..count).map(|i| format!("fake-{i}")).collect()
     }
+}
+
+fn millis(value: &str) -> std::result::Result<Duration, String> {
+    value
+        .parse()
+        .map(Duration::from_millis)
+        .map_err(|_| format!("expected milliseconds, got {value:?}"))
 }
 
 /// Runs the plugin until `Register` is refused (the refusal is returned) or the process is
@@ -145,6 +274,11 @@ pub async fn run(config: FakePluginConfig) -> Result<()> {
     let (health_tx, health_rx) = watch::channel(read_health(&config));
     let watcher_config = config.clone();
     tokio::spawn(async move {
+        if watcher_config.health_file.is_none() && watcher_config.devices_file.is_none() {
+            // Nothing can change; the sender stays alive so streams stay open.
+            let _sender = health_tx;
+            return std::future::pending::<()>().await;
+        }
         loop {
             tokio::time::sleep(POLL).await;
             let now = read_health(&watcher_config);
@@ -157,6 +291,9 @@ pub async fn run(config: FakePluginConfig) -> Result<()> {
             });
         }
     });
+    if config.behaviour.silent {
+        return run_silent(config).await;
+    }
     if config.registry_dir.is_some() {
         return serve_for_registry(config, health_rx).await;
     }
@@ -194,6 +331,23 @@ pub async fn run(config: FakePluginConfig) -> Result<()> {
         let _ = stop_tx.send(());
         let _ = server.await;
     }
+}
+
+/// `--silent`: the plugin socket accepts connections and never reads or writes; then
+/// `Register` is called, and its answer (an error, from an agent with deadlines) returned.
+async fn run_silent(config: FakePluginConfig) -> Result<()> {
+    let socket = config.socket_path();
+    let listener = crate::uds::bind(&socket, 0o600)?;
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    register_when_possible(&config).await?;
+    eprintln!("fake-device-plugin: registered although the plugin socket never answers");
+    std::future::pending::<()>().await;
+    Ok(())
 }
 
 /// Watcher mode: one socket serving both `pluginregistration.Registration` (the agent's
@@ -352,19 +506,27 @@ impl DevicePlugin for FakeService {
         &self,
         _: Request<Empty>,
     ) -> std::result::Result<Response<Self::ListAndWatchStream>, Status> {
+        tokio::time::sleep(self.config.behaviour.list_delay).await;
         // The full list first, then again on every health change.
-        let stream = tokio_stream::wrappers::WatchStream::new(self.health.clone()).map(|health| {
-            Ok(ListAndWatchResponse {
-                devices: health
-                    .into_iter()
-                    .map(|(id, h)| Device {
-                        id,
-                        health: h.to_owned(),
-                        topology: None,
-                    })
-                    .collect(),
-            })
-        });
+        let hostile = self.config.behaviour.hostile_devices;
+        let stream =
+            tokio_stream::wrappers::WatchStream::new(self.health.clone()).map(move |health| {
+                if hostile {
+                    return Ok(ListAndWatchResponse {
+                        devices: hostile_list(),
+                    });
+                }
+                Ok(ListAndWatchResponse {
+                    devices: health
+                        .into_iter()
+                        .map(|(id, h)| Device {
+                            id,
+                            health: h.to_owned(),
+                            topology: None,
+                        })
+                        .collect(),
+                })
+            });
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -372,6 +534,7 @@ impl DevicePlugin for FakeService {
         &self,
         request: Request<PreferredAllocationRequest>,
     ) -> std::result::Result<Response<PreferredAllocationResponse>, Status> {
+        tokio::time::sleep(self.config.behaviour.preferred_delay).await;
         let container_responses = request
             .into_inner()
             .container_requests
@@ -400,7 +563,30 @@ impl DevicePlugin for FakeService {
         &self,
         request: Request<AllocateRequest>,
     ) -> std::result::Result<Response<AllocateResponse>, Status> {
-        let health = self.health.borrow().clone();
+        let behaviour = &self.config.behaviour;
+        tokio::time::sleep(behaviour.allocate_delay).await;
+        if let Some(hang) = &behaviour.allocate_hang_file {
+            while hang.exists() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        let health = if behaviour.hostile_devices {
+            hostile_list()
+                .into_iter()
+                .map(|d| {
+                    (
+                        d.id,
+                        if d.health == HEALTHY {
+                            HEALTHY
+                        } else {
+                            UNHEALTHY
+                        },
+                    )
+                })
+                .collect()
+        } else {
+            self.health.borrow().clone()
+        };
         let mut container_responses = Vec::new();
         for r in request.into_inner().container_requests {
             for id in &r.devices_ids {
@@ -424,6 +610,9 @@ impl DevicePlugin for FakeService {
                 .insert("example.com/fake-devices".to_owned(), joined);
             container_responses.push(response);
         }
+        if let Some(kind) = behaviour.bad_allocate {
+            spoil(kind, &mut container_responses);
+        }
         Ok(Response::new(AllocateResponse {
             container_responses,
         }))
@@ -444,6 +633,60 @@ impl DevicePlugin for FakeService {
                 .map_err(|e| Status::internal(format!("writing {}: {e}", log.display())))?;
         }
         Ok(Response::new(PreStartContainerResponse {}))
+    }
+}
+
+/// [`HOSTILE_DEVICES`] as protobuf devices.
+fn hostile_list() -> Vec<Device> {
+    HOSTILE_DEVICES
+        .iter()
+        .map(|(id, health, nodes)| Device {
+            id: (*id).to_owned(),
+            health: (*health).to_owned(),
+            topology: (!nodes.is_empty()).then(|| TopologyInfo {
+                nodes: nodes.iter().map(|&id| NumaNode { id }).collect(),
+            }),
+        })
+        .collect()
+}
+
+/// Turns a good `Allocate` answer into a malformed one.
+fn spoil(kind: BadAllocate, responses: &mut Vec<ContainerAllocateResponse>) {
+    let first = responses.first().cloned().unwrap_or_default();
+    let Some(r) = responses.first_mut() else {
+        return;
+    };
+    match kind {
+        BadAllocate::Zero => responses.clear(),
+        BadAllocate::Two => responses.push(first),
+        BadAllocate::RelativeMount => r.mounts.push(Mount {
+            container_path: "/data".to_owned(),
+            host_path: "relative/dir".to_owned(),
+            read_only: false,
+        }),
+        BadAllocate::NulEnv => {
+            r.envs.insert("BAD".to_owned(), "a\0b".to_owned());
+        }
+        BadAllocate::BadPermissions => r.devices.push(DeviceSpec {
+            container_path: "/dev/fake".to_owned(),
+            host_path: "/dev/null".to_owned(),
+            permissions: "rwx".to_owned(),
+        }),
+        BadAllocate::TooManyDevices => {
+            for i in 0..2000 {
+                r.devices.push(DeviceSpec {
+                    container_path: format!("/dev/fake{i}"),
+                    host_path: "/dev/null".to_owned(),
+                    permissions: "rw".to_owned(),
+                });
+            }
+        }
+        BadAllocate::BadCdi => r.cdi_devices.push(CdiDevice {
+            name: "example.com/fake".to_owned(),
+        }),
+        BadAllocate::HugeEnv => {
+            r.envs.insert("HUGE".to_owned(), "x".repeat(100 * 1024));
+        }
     }
 }
 
@@ -482,6 +725,42 @@ mod tests {
         assert!(FakePluginConfig::from_args(args(&["--devices", "x"])).is_err());
         assert!(FakePluginConfig::from_args(args(&["--devices", "3"])).is_err());
         assert!(FakePluginConfig::from_args(args(&["--bogus"])).is_err());
+        let c = FakePluginConfig::from_args(args(&[
+            "--kubelet-socket",
+            "/tmp/x/kubelet.sock",
+            "--allocate-delay-ms",
+            "250",
+            "--list-delay-ms",
+            "7",
+            "--allocate-hang-file",
+            "/tmp/hang",
+            "--bad-allocate",
+            "relative-mount",
+            "--silent",
+            "--hostile-devices",
+        ]))
+        .unwrap();
+        assert_eq!(c.behaviour.allocate_delay, Duration::from_millis(250));
+        assert_eq!(c.behaviour.list_delay, Duration::from_millis(7));
+        assert_eq!(
+            c.behaviour.allocate_hang_file,
+            Some(PathBuf::from("/tmp/hang"))
+        );
+        assert_eq!(c.behaviour.bad_allocate, Some(BadAllocate::RelativeMount));
+        assert!(c.behaviour.silent && c.behaviour.hostile_devices);
+        assert!(
+            FakePluginConfig::from_args(args(&[
+                "--kubelet-socket",
+                "/k",
+                "--bad-allocate",
+                "nope"
+            ]))
+            .is_err()
+        );
+        assert!(
+            FakePluginConfig::from_args(args(&["--kubelet-socket", "/k", "--list-delay-ms", "x"]))
+                .is_err()
+        );
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //!   `<root-dir>/pod-resources/kubelet.sock`;
 //! * [`PluginWatcher`]: the `<root-dir>/plugins_registry` watcher (`GetInfo`,
 //!   `NotifyRegistrationStatus`; DevicePlugin into the device manager, CSI and DRA recorded);
+//! * [`limits`]: what the device manager accepts from a plugin (device lists, `Allocate`
+//!   answers), with the bounds as constants;
 //! * [`fake_plugin`]: a complete example device plugin (also the `fake-device-plugin` binary).
 //!
 //! ```
@@ -41,6 +43,7 @@ mod container;
 pub mod device_manager;
 mod error;
 pub mod fake_plugin;
+pub mod limits;
 pub mod pod_resources;
 pub mod proto;
 pub mod registry;
@@ -50,9 +53,11 @@ mod uds;
 pub use allocator::DeviceAllocator;
 pub use container::apply_to_container_config;
 pub use device_manager::{
-    Allocation, DEFAULT_DEVICE_PLUGINS_DIR, DEPRECATION_FILE, DEVICE_PLUGIN_VERSION, DIAL_TIMEOUT,
-    DeviceInfo, DeviceManager, DeviceManagerOptions, ENDPOINT_STOP_GRACE_PERIOD, HEALTHY,
-    KUBELET_SOCKET_NAME, PRE_START_TIMEOUT, RegistrationHandle, ResourceCapacity, UNHEALTHY,
+    ALLOCATE_TIMEOUT, Allocation, DEFAULT_DEVICE_PLUGINS_DIR, DEPRECATION_FILE,
+    DEVICE_PLUGIN_VERSION, DIAL_TIMEOUT, DeviceInfo, DeviceManager, DeviceManagerOptions,
+    ENDPOINT_STOP_GRACE_PERIOD, HEALTHY, KUBELET_SOCKET_NAME, LIST_AND_WATCH_TIMEOUT,
+    OPTIONS_TIMEOUT, PRE_START_TIMEOUT, PREFERRED_ALLOCATION_TIMEOUT, RegistrationHandle,
+    ResourceCapacity, UNHEALTHY,
 };
 pub use error::{PluginError, Result};
 pub use pod_resources::{
