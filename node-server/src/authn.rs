@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use http::request::Parts;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
-use node_checkpoint::UserInfo;
+use crate::contract::UserInfo;
 use node_config::KubeletAuthentication;
 use rustls::server::danger::ClientCertVerifier;
 use rustls_pki_types::{CertificateDer, UnixTime};
