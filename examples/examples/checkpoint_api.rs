@@ -17,11 +17,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use node_checkpoint::test_support::CriTestServer;
 use node_checkpoint::{CheckpointConfig, CheckpointService, InspectOptions, inspect_file, router};
-use node_server::{AlwaysAllow, page_not_found, secured};
 use node_runtime::{
     ClientOptions, ContainerInfo, ContainerKind, ContainerState, CriClient, PodInfo, PodPhase,
     PodRegistry,
 };
+use node_server::{AlwaysAllow, page_not_found, secured};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::main]

@@ -413,7 +413,11 @@ async fn blocking<T: Send + 'static>(
             tracing::error!(%action, error = %err, "checkpoint work failed");
             Err(CheckpointError::Internal {
                 action,
-                reason: if err.is_panic() { "panicked" } else { "cancelled" },
+                reason: if err.is_panic() {
+                    "panicked"
+                } else {
+                    "cancelled"
+                },
             })
         }
     }
@@ -599,10 +603,7 @@ mod tests {
         );
         // Whatever reaches it directly (a caller of CheckpointService::checkpoint, a huge
         // runtimeRequestTimeout) is clamped too.
-        assert_eq!(
-            effective_deadline(Some(i64::MAX), d).unwrap(),
-            MAX_DEADLINE
-        );
+        assert_eq!(effective_deadline(Some(i64::MAX), d).unwrap(), MAX_DEADLINE);
         assert_eq!(
             effective_deadline(None, Duration::MAX).unwrap(),
             MAX_DEADLINE
@@ -617,10 +618,7 @@ mod tests {
         // The clamped deadline is a valid grpc-timeout and a valid tokio timer.
         let mut request = tonic::Request::new(());
         request.set_timeout(MAX_DEADLINE);
-        assert_eq!(
-            request.metadata().get("grpc-timeout").unwrap(),
-            "2562047H"
-        );
+        assert_eq!(request.metadata().get("grpc-timeout").unwrap(), "2562047H");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()

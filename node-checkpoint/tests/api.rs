@@ -401,7 +401,11 @@ async fn timeouts_beyond_a_go_duration_are_404_and_the_largest_valid_one_works()
             "{timeout}"
         );
     }
-    assert_eq!(env.server.seen().len(), 1, "only the valid timeout was sent");
+    assert_eq!(
+        env.server.seen().len(),
+        1,
+        "only the valid timeout was sent"
+    );
     // The last value wins: a huge one followed by a small one is fine.
     let (status, body) = env
         .post("/checkpoint/default/web/app?timeout=400000000000&timeout=300")

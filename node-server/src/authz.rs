@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::contract::{Attributes, Decision};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
-use crate::contract::{Attributes, Decision};
 use node_config::KubeletAuthorization;
 
 use crate::authn::{TtlCache, WEBHOOK_TIMEOUT, hash};

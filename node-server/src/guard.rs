@@ -72,8 +72,7 @@ pub(crate) fn loggable_path(path: &str) -> String {
 /// wrong methods are 401 for an unauthenticated client and 404/405 only for an authorized one.
 /// Give `routes` its fallback (e.g. [`page_not_found`]) before passing it in.
 pub fn secured(routes: Router, auth: Arc<dyn RequestAuth>, node_name: impl Into<String>) -> Router {
-    let filtered =
-        tower::Layer::layer(&auth_layer(auth, node_name.into()), BodyLimit::new(routes));
+    let filtered = tower::Layer::layer(&auth_layer(auth, node_name.into()), BodyLimit::new(routes));
     Router::new().fallback_service(CatchPanic::new(filtered))
 }
 
@@ -288,7 +287,7 @@ impl hyper::body::Body for CatchPanicBody {
     fn is_end_stream(&self) -> bool {
         self.inner
             .as_ref()
-            .is_none_or(|b| hyper::body::Body::is_end_stream(b))
+            .is_none_or(hyper::body::Body::is_end_stream)
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
@@ -409,7 +408,9 @@ mod tests {
     #[tokio::test]
     async fn bodies_are_capped_by_declaration_and_by_reading() {
         let app = Router::new().fallback_service(BodyLimit::with_limit(routes(), 10));
-        let req = Request::post("/echo").body(Body::from("0123456789")).unwrap();
+        let req = Request::post("/echo")
+            .body(Body::from("0123456789"))
+            .unwrap();
         assert_eq!(send(app.clone(), req).await, (StatusCode::OK, "10".into()));
         let req = Request::post("/echo")
             .header("content-length", "11")
@@ -448,6 +449,9 @@ mod tests {
         assert_eq!(loggable_path("/pods"), "/pods");
         let long = format!("/{}", "é".repeat(300));
         let cut = loggable_path(&long);
-        assert!(cut.ends_with("...") && cut.len() <= LOGGED_PATH_MAX + 3, "{cut}");
+        assert!(
+            cut.ends_with("...") && cut.len() <= LOGGED_PATH_MAX + 3,
+            "{cut}"
+        );
     }
 }

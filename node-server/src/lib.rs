@@ -67,12 +67,12 @@ pub use authn::{
 };
 pub use authz::{Authorizer, WebhookAuthorizer, access_review_spec};
 pub use cert::{GENERATED_CERT_FILE, GENERATED_KEY_FILE, ServingCert, serving_cert};
+pub use contract::{AlwaysAllow, Attributes, AuthFuture, Decision, RequestAuth, UserInfo};
 pub use error::ServerError;
 pub use filter::{
     AuthLayer, AuthService, KubeletAuth, auth_layer, check, request_attributes, subresource_for,
     verb_for,
 };
-pub use contract::{AlwaysAllow, Attributes, AuthFuture, Decision, RequestAuth, UserInfo};
 pub use guard::{
     BodyLimit, CatchPanic, CatchPanicFuture, CatchPanicLayer, INTERNAL_SERVER_ERROR,
     MAX_REQUEST_BODY_BYTES, PAGE_NOT_FOUND, guarded, page_not_found, secured, text_response,

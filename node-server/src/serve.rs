@@ -263,7 +263,7 @@ async fn serve_connection<IO>(
         .header_read_timeout(options.header_read_timeout)
         .max_header_size(header_bytes)
         // The read buffer must hold a whole head; hyper refuses less than 8 KiB.
-        .max_buf_size(header_bytes + MIN_BUFFER)
+        .max_buf_size(header_bytes.saturating_add(MIN_BUFFER))
         .serve_connection(TokioIo::new(io), svc)
         // Upgrades (WebSocket/SPDY for exec, attach, port-forward) stay possible.
         .with_upgrades();

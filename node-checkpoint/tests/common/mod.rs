@@ -78,9 +78,8 @@ impl Env {
             CheckpointService::disabled(config, registry.clone())
         };
         let service = Arc::new(service);
-        let app = router(service.clone()).fallback(|| async {
-            (StatusCode::NOT_FOUND, "404 page not found")
-        });
+        let app = router(service.clone())
+            .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found") });
         Self {
             dir,
             server,
