@@ -78,8 +78,8 @@ pub use guard::{
     MAX_REQUEST_BODY_BYTES, PAGE_NOT_FOUND, guarded, page_not_found, secured, text_response,
 };
 pub use serve::{
-    HANDSHAKE_TIMEOUT, MAX_CONNECTIONS, MAX_HEADER_BYTES, PeerCertificates, SHUTDOWN_GRACE,
-    ServeOptions, serve_http, serve_http_with, serve_https, serve_https_with,
+    HANDSHAKE_TIMEOUT, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, MAX_HEADER_BYTES, PeerCertificates,
+    SHUTDOWN_GRACE, ServeOptions, serve_http, serve_http_with, serve_https, serve_https_with,
 };
 pub use tls::{cipher_suites, protocol_versions, tls_config};
 
