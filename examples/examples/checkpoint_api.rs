@@ -3,8 +3,10 @@
 //! containerd 1.6 cannot checkpoint and CRIU may not run here, so the runtime is
 //! `node-checkpoint`'s CRI test server (a tonic server on a Unix socket that writes a
 //! containerd-style archive). The example registers a pod, serves the checkpoint route on
-//! 127.0.0.1, POSTs `/checkpoint/default/web/app`, then inspects the archive and searches its
-//! memory pages for a secret.
+//! 127.0.0.1 behind node-server's filter (here the kubelet's command-line defaults:
+//! anonymous + AlwaysAllow; the agent uses `KubeletAuth` and TLS), POSTs
+//! `/checkpoint/default/web/app`, then inspects the archive and searches its memory pages for a
+//! secret.
 //!
 //! `cargo run -p examples --example checkpoint_api`
 #![allow(clippy::print_stdout)]
@@ -14,14 +16,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use node_checkpoint::test_support::CriTestServer;
-use node_checkpoint::{
-    AlwaysAllow, CheckpointConfig, CheckpointService, InspectOptions, inspect_file, page_not_found,
-    router,
-};
+use node_checkpoint::{CheckpointConfig, CheckpointService, InspectOptions, inspect_file, router};
 use node_runtime::{
     ClientOptions, ContainerInfo, ContainerKind, ContainerState, CriClient, PodInfo, PodPhase,
     PodRegistry,
 };
+use node_server::{AlwaysAllow, page_not_found, secured};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::main]
@@ -56,7 +56,8 @@ async fn main() -> anyhow::Result<()> {
 
     let config = CheckpointConfig::new(dir.path().join("var-lib-kubelet"), "node-1");
     let service = Arc::new(CheckpointService::new(config, client, registry)?);
-    let app = router(service.clone(), Arc::new(AlwaysAllow)).fallback(page_not_found);
+    let routes = router(service.clone()).fallback(page_not_found);
+    let app = secured(routes, Arc::new(AlwaysAllow), "node-1");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -64,6 +65,7 @@ async fn main() -> anyhow::Result<()> {
     for path in [
         "/checkpoint/default/web/app",
         "/checkpoint/default/web/nope",
+        "/checkpoint/default/web/app?timeout=400000000000",
     ] {
         let (head, body) = post(addr, path).await?;
         println!("POST {path}\n  {head}\n  {body}");

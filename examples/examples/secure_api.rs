@@ -1,7 +1,8 @@
 //! node-server: the kubelet's secured HTTPS API in a few lines. A self-signed serving
 //! certificate is generated into a temporary cert dir, client certificates are checked against
-//! a client CA, anonymous access is off, and a real TLS client calls `/pods` twice: without a
-//! certificate (401 `Unauthorized`) and with one (200, the handler sees the user).
+//! a client CA, anonymous access is off, and a real TLS client calls `/pods` and an unknown
+//! path: without a certificate both are 401 `Unauthorized` (authentication runs before
+//! routing), with one `/pods` is 200 (the handler sees the user) and the unknown path 404.
 //!
 //! `cargo run -p examples --example secure_api`
 #![allow(clippy::print_stdout)] // an example prints what it sees
@@ -11,7 +12,8 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::routing::get;
 use node_server::{
-    KubeletAuth, RequestAuth, UserInfo, auth_layer, serve_https, serving_cert, tls_config,
+    KubeletAuth, RequestAuth, UserInfo, page_not_found, secured, serve_https, serving_cert,
+    tls_config,
 };
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::pem::PemObject;
@@ -48,14 +50,15 @@ async fn main() -> anyhow::Result<()> {
     let cert = serving_cert(&cfg, dir.path(), "example-node", &["127.0.0.1".parse()?])?;
     let tls = tls_config(&cert, Some(&ca_file), "", &[])?;
     let auth: Arc<dyn RequestAuth> = Arc::new(KubeletAuth::from_config(&cfg, None)?);
-    let app = axum::Router::new()
+    let routes = axum::Router::new()
         .route(
             "/pods",
             get(|Extension(user): Extension<UserInfo>| async move {
                 format!("hello {} {:?}", user.name, user.groups)
             }),
         )
-        .layer(auth_layer(auth, "example-node".to_owned()));
+        .fallback(page_not_found);
+    let app = secured(routes, auth, "example-node");
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -82,23 +85,26 @@ async fn main() -> anyhow::Result<()> {
             vec![client_cert.der().clone()],
             PrivateKeyDer::from_pem_slice(client_key.serialize_pem().as_bytes())?,
         )?;
+    let (anonymous, with_cert) = (Arc::new(anonymous), Arc::new(with_cert));
     for (what, config) in [
         ("no certificate", anonymous),
         ("alice's certificate", with_cert),
     ] {
-        let tcp = tokio::net::TcpStream::connect(addr).await?;
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-        let mut stream = connector
-            .connect(ServerName::try_from("localhost")?, tcp)
-            .await?;
-        stream
-            .write_all(b"GET /pods HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .await?;
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).await?;
-        let status = answer.lines().next().unwrap_or_default();
-        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
-        println!("{what:>20}: {status} | {body}");
+        for path in ["/pods", "/no-such-path"] {
+            let tcp = tokio::net::TcpStream::connect(addr).await?;
+            let connector = tokio_rustls::TlsConnector::from(config.clone());
+            let mut stream = connector
+                .connect(ServerName::try_from("localhost")?, tcp)
+                .await?;
+            let request =
+                format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+            stream.write_all(request.as_bytes()).await?;
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).await?;
+            let status = answer.lines().next().unwrap_or_default();
+            let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+            println!("{what:>20} {path:<14}: {status} | {body}");
+        }
     }
     let _ = stop.send(());
     server.await??;

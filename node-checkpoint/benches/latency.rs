@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use criterion::{Criterion, criterion_group, criterion_main};
 use node_checkpoint::test_support::CriTestServer;
-use node_checkpoint::{AlwaysAllow, CheckpointConfig, CheckpointService, router};
+use node_checkpoint::{CheckpointConfig, CheckpointService, router};
 use node_runtime::{
     ClientOptions, ContainerInfo, ContainerKind, ContainerState, CriClient, PodInfo, PodPhase,
     PodRegistry,
@@ -60,7 +60,7 @@ fn bench(c: &mut Criterion) {
         )
         .unwrap(),
     );
-    let app = router(service.clone(), Arc::new(AlwaysAllow));
+    let app = router(service.clone());
     let direct_dir = tmp.path().join("direct");
     std::fs::create_dir(&direct_dir).unwrap();
 

@@ -23,7 +23,8 @@ pub enum CheckpointError {
         /// The container name as requested.
         container: String,
     },
-    /// `?timeout=` is not a base-10 int64. HTTP 404, as the kubelet answers.
+    /// `?timeout=` is not a base-10 int64, or more seconds than a Go `time.Duration` holds
+    /// ([`crate::service::MAX_TIMEOUT_SECONDS`]). HTTP 404, as the kubelet answers.
     #[error("cannot parse value of timeout parameter")]
     InvalidTimeout {
         /// The value as sent.
@@ -79,6 +80,15 @@ pub enum CheckpointError {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// Work on the blocking pool did not finish (it panicked or the runtime is shutting
+    /// down). HTTP 500.
+    #[error("{action}: the task {reason}")]
+    Internal {
+        /// What was being done.
+        action: &'static str,
+        /// `panicked` or `cancelled`.
+        reason: &'static str,
     },
     /// A connection to the runtime could not be made.
     #[error("container runtime")]

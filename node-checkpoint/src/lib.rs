@@ -7,9 +7,9 @@
 //!   runtimeRequestTimeout)`), and leaves a 0600 archive in a 0700 directory that never
 //!   replaced another one (see [`service`] for the collision rule).
 //! * [`router`]: `POST /checkpoint/{namespace}/{pod}/{container}[?timeout=N]` for the agent's
-//!   axum server, with the kubelet's status codes and texts; authentication and authorization
-//!   come from the agent through [`RequestAuth`] (verb `create`, resource `nodes`, subresource
-//!   `checkpoint`). Gate off: no route.
+//!   axum server, with the kubelet's status codes and texts. Plain routing: the server in
+//!   front (`node_server::secured`) authenticates every request and authorizes this route as
+//!   verb `create` on `nodes/checkpoint`. Gate off: no route.
 //! * [`Retention`]: optional limits on the archives kept (off by default).
 //! * [`inspect_file`]: what `checkpointctl show` prints, the member list, per-process memory
 //!   sizes and a memory search, streaming in constant memory.
@@ -25,6 +25,8 @@
 //! // The kubelet never waits less than runtimeRequestTimeout (2 minutes by default).
 //! let timeout = parse_timeout_query(Some("timeout=30")).unwrap();
 //! assert_eq!(effective_deadline(timeout, Duration::from_secs(120)).unwrap(), Duration::from_secs(120));
+//! // More seconds than a Go time.Duration holds: refused like an unparsable value (HTTP 404).
+//! assert!(parse_timeout_query(Some("timeout=400000000000")).is_err());
 //! ```
 #![deny(missing_docs)]
 
@@ -38,16 +40,13 @@ pub mod service;
 pub mod test_support;
 
 pub use error::{CheckpointError, go_code_name};
-pub use http::{
-    AlwaysAllow, Attributes, AuthFuture, Decision, PAGE_NOT_FOUND, ROUTE, RequestAuth, UserInfo,
-    error_response, page_not_found, router,
-};
+pub use http::{ROUTE, error_response, router};
 pub use inspect::{
     InspectOptions, Inspection, Match, Member, ProcessMemory, Search, inspect_file, inspect_reader,
 };
 pub use names::{archive_file_name, is_dns_label, is_dns_subdomain, pod_full_name};
 pub use retention::Retention;
 pub use service::{
-    CHANNEL_TIMEOUT, CheckpointConfig, CheckpointService, DEFAULT_RUNTIME_REQUEST_TIMEOUT, Target,
-    effective_deadline, parse_timeout_query,
+    CHANNEL_TIMEOUT, CheckpointConfig, CheckpointService, DEFAULT_RUNTIME_REQUEST_TIMEOUT,
+    MAX_DEADLINE, MAX_TIMEOUT_SECONDS, Target, effective_deadline, parse_timeout_query,
 };

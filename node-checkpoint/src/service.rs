@@ -10,6 +10,17 @@
 //! with nine fractional digits (`...T21:43:06.123456789Z.tar`), still an RFC 3339 timestamp,
 //! so tools that parse the kubelet's names keep working and no archive is ever overwritten
 //! or truncated.
+//!
+//! **Timeouts.** `?timeout=` is parsed as the kubelet parses it (Go's query rules, last value
+//! wins, `strconv.ParseInt`), and the kubelet's CRI client turns it into a Go
+//! `time.Duration` of seconds, so values above [`MAX_TIMEOUT_SECONDS`] (more than `i64::MAX`
+//! nanoseconds) have no meaning there; they are refused with the kubelet's 404 for an
+//! unparsable timeout. Every deadline handed to tonic (the `grpc-timeout` header, whose
+//! encoder panics beyond 99,999,999 hours) and to tokio timers is at most [`MAX_DEADLINE`].
+//!
+//! **Blocking work.** Publishing an archive (fsync of a file that may hold gigabytes of memory
+//! pages, hard links, retention) runs on tokio's blocking pool, never on the thread that serves
+//! requests.
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -26,9 +37,16 @@ use crate::retention::Retention;
 
 /// The kubelet's default `runtimeRequestTimeout` (2 minutes).
 pub const DEFAULT_RUNTIME_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
-/// The channel timeout of the client [`CheckpointService::connect`] makes: a week, so only
-/// the per-request deadline (`max(timeout, runtimeRequestTimeout)`) limits a checkpoint.
-pub const CHANNEL_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The largest `?timeout=` (seconds) that is a Go `time.Duration`: `i64::MAX` nanoseconds
+/// is 9,223,372,036.85 s. Larger values are refused like unparsable ones (HTTP 404).
+pub const MAX_TIMEOUT_SECONDS: i64 = i64::MAX / 1_000_000_000;
+/// The longest CRI deadline ever used (about 292 years): [`MAX_TIMEOUT_SECONDS`] seconds.
+/// tonic encodes it as a valid `grpc-timeout` and tokio timers take it.
+pub const MAX_DEADLINE: Duration = Duration::from_secs(MAX_TIMEOUT_SECONDS.unsigned_abs());
+/// The channel timeout of the client [`CheckpointService::connect`] makes: [`MAX_DEADLINE`],
+/// so only the per-request deadline (`max(timeout, runtimeRequestTimeout)`) limits a
+/// checkpoint, as in the kubelet.
+pub const CHANNEL_TIMEOUT: Duration = MAX_DEADLINE;
 /// Prefix of the runtime's in-progress files inside the checkpoints directory.
 pub const TEMP_PREFIX: &str = ".checkpoint-tmp-";
 
@@ -41,7 +59,8 @@ pub struct CheckpointConfig {
     /// The `ContainerCheckpoint` feature gate (beta, on by default since 1.30). Off: no
     /// directory is created and the HTTP route does not exist.
     pub enabled: bool,
-    /// The node name (the `name` attribute of authorization requests).
+    /// The node name. The service itself does not use it: authorization attributes (whose
+    /// `name` is the node name) come from the server in front.
     pub node_name: String,
     /// `runtimeRequestTimeout`: the least CRI deadline (the kubelet uses
     /// `max(timeout, runtimeRequestTimeout)`).
@@ -244,23 +263,29 @@ impl CheckpointService {
             .dir
             .join(format!("{TEMP_PREFIX}{}-{n}.tar", std::process::id()));
         remove_if_present(&temp)?;
-        let result = self
+        let called = self
             .call_runtime(client, &container_id, &temp, deadline)
-            .await
-            .and_then(|()| self.publish(&temp, target, &now));
-        // Whatever happened, the temporary name must not survive. (A runtime that keeps
-        // writing after a deadline may recreate it; such leftovers are removed at the next
-        // start, never reported as archives, and ignored by retention.) (on success publish() has
-        // linked it to its final name).
-        let cleanup = remove_if_present(&temp);
-        let path = result?;
-        cleanup?;
-        if self.config.retention.is_enabled()
-            && let Err(err) = self.config.retention.enforce(&self.dir, &path)
-        {
-            tracing::warn!(error = %err.chain(), "checkpoint retention");
-        }
-        Ok(path)
+            .await;
+        let dir = self.dir.clone();
+        let target = target.clone();
+        let retention = self.config.retention;
+        blocking("publishing the archive", move || {
+            let result = called.and_then(|()| publish(&dir, &temp, &target, &now));
+            // Whatever happened, the temporary name must not survive (on success publish()
+            // has linked it to its final name). A runtime that keeps writing after a deadline
+            // may recreate it; such leftovers are removed at the next start, never reported
+            // as archives, and ignored by retention.
+            let cleanup = remove_if_present(&temp);
+            let path = result?;
+            cleanup?;
+            if retention.is_enabled()
+                && let Err(err) = retention.enforce(&dir, &path)
+            {
+                tracing::warn!(error = %err.chain(), "checkpoint retention");
+            }
+            Ok(path)
+        })
+        .await
     }
 
     async fn call_runtime(
@@ -270,10 +295,13 @@ impl CheckpointService {
         location: &Path,
         deadline: Duration,
     ) -> Result<(), CheckpointError> {
+        // Never more than MAX_DEADLINE, whatever the caller computed: tonic's grpc-timeout
+        // encoder panics on durations it cannot write in 8 digits of hours.
+        let deadline = deadline.min(MAX_DEADLINE);
         let mut request = tonic::Request::new(cri::CheckpointContainerRequest {
             container_id: container_id.to_owned(),
             location: location.to_string_lossy().into_owned(),
-            timeout: i64::try_from(deadline.as_secs()).unwrap_or(i64::MAX),
+            timeout: i64::try_from(deadline.as_secs()).unwrap_or(MAX_TIMEOUT_SECONDS),
         });
         // Tell the runtime the deadline too (grpc-timeout), like a Go context would.
         request.set_timeout(deadline);
@@ -297,111 +325,190 @@ impl CheckpointService {
             }),
         }
     }
+}
 
-    /// Makes the runtime's file root-only and gives it its final name without replacing
-    /// anything.
-    fn publish(
-        &self,
-        temp: &Path,
-        target: &Target,
-        now: &jiff::Zoned,
-    ) -> Result<PathBuf, CheckpointError> {
-        let file = match std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(temp)
+/// Makes the runtime's file root-only and gives it its final name without replacing
+/// anything.
+fn publish(
+    dir: &Path,
+    temp: &Path,
+    target: &Target,
+    now: &jiff::Zoned,
+) -> Result<PathBuf, CheckpointError> {
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(temp)
+    {
+        Ok(f) => f,
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(nix::libc::ELOOP) =>
         {
-            Ok(f) => f,
-            Err(e)
-                if e.kind() == std::io::ErrorKind::NotFound
-                    || e.raw_os_error() == Some(nix::libc::ELOOP) =>
-            {
-                return Err(CheckpointError::NoArchive {
-                    path: temp.to_owned(),
-                });
-            }
-            Err(e) => return Err(CheckpointError::io("opening archive", temp, e)),
-        };
-        let meta = file
-            .metadata()
-            .map_err(|e| CheckpointError::io("inspecting archive", temp, e))?;
-        if !meta.is_file() || meta.len() == 0 {
             return Err(CheckpointError::NoArchive {
                 path: temp.to_owned(),
             });
         }
-        // Root-only whatever the runtime left: owner = this agent (root in production).
-        std::os::unix::fs::fchown(
-            &file,
-            Some(nix::unistd::geteuid().as_raw()),
-            Some(nix::unistd::getegid().as_raw()),
-        )
-        .map_err(|e| CheckpointError::io("changing owner of archive", temp, e))?;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| CheckpointError::io("changing mode of archive", temp, e))?;
-        file.sync_all()
-            .map_err(|e| CheckpointError::io("syncing archive", temp, e))?;
+        Err(e) => return Err(CheckpointError::io("opening archive", temp, e)),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| CheckpointError::io("inspecting archive", temp, e))?;
+    if !meta.is_file() || meta.len() == 0 {
+        return Err(CheckpointError::NoArchive {
+            path: temp.to_owned(),
+        });
+    }
+    // Root-only whatever the runtime left: owner = this agent (root in production).
+    std::os::unix::fs::fchown(
+        &file,
+        Some(nix::unistd::geteuid().as_raw()),
+        Some(nix::unistd::getegid().as_raw()),
+    )
+    .map_err(|e| CheckpointError::io("changing owner of archive", temp, e))?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| CheckpointError::io("changing mode of archive", temp, e))?;
+    file.sync_all()
+        .map_err(|e| CheckpointError::io("syncing archive", temp, e))?;
 
-        let base = archive_file_name(
-            &target.pod,
-            &target.namespace,
-            &target.container,
-            &rfc3339_seconds(now),
-        );
-        let first = self.dir.join(&base);
-        let mut nanos = now.subsec_nanosecond().unsigned_abs();
-        let mut candidate = first.clone();
-        for _ in 0..1_000_000 {
-            match std::fs::hard_link(temp, &candidate) {
-                Ok(()) => {
-                    sync_dir(&self.dir)?;
-                    return Ok(candidate);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let name = archive_file_name(
-                        &target.pod,
-                        &target.namespace,
-                        &target.container,
-                        &rfc3339_nanos(now, nanos),
-                    );
-                    candidate = self.dir.join(name);
-                    nanos = (nanos + 1) % 1_000_000_000;
-                }
-                Err(e) => return Err(CheckpointError::io("naming archive", &candidate, e)),
+    let base = archive_file_name(
+        &target.pod,
+        &target.namespace,
+        &target.container,
+        &rfc3339_seconds(now),
+    );
+    let first = dir.join(&base);
+    let mut nanos = now.subsec_nanosecond().unsigned_abs();
+    let mut candidate = first.clone();
+    for _ in 0..1_000_000 {
+        match std::fs::hard_link(temp, &candidate) {
+            Ok(()) => {
+                sync_dir(dir)?;
+                return Ok(candidate);
             }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let name = archive_file_name(
+                    &target.pod,
+                    &target.namespace,
+                    &target.container,
+                    &rfc3339_nanos(now, nanos),
+                );
+                candidate = dir.join(name);
+                nanos = (nanos + 1) % 1_000_000_000;
+            }
+            Err(e) => return Err(CheckpointError::io("naming archive", &candidate, e)),
         }
-        Err(CheckpointError::NameExhausted { path: first })
+    }
+    Err(CheckpointError::NameExhausted { path: first })
+}
+
+/// Runs blocking filesystem work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    action: &'static str,
+    work: impl FnOnce() -> Result<T, CheckpointError> + Send + 'static,
+) -> Result<T, CheckpointError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(err) => {
+            tracing::error!(%action, error = %err, "checkpoint work failed");
+            Err(CheckpointError::Internal {
+                action,
+                reason: if err.is_panic() {
+                    "panicked"
+                } else {
+                    "cancelled"
+                },
+            })
+        }
     }
 }
 
-/// The kubelet's CRI deadline: `max(timeout, runtimeRequestTimeout)`; a negative timeout is
-/// refused like the kubelet's CRI client does.
+/// The kubelet's CRI deadline: `max(timeout, runtimeRequestTimeout)`, at most
+/// [`MAX_DEADLINE`]; a negative timeout is refused like the kubelet's CRI client does
+/// (`k8s.io/cri-client` `CheckpointContainer`).
 pub fn effective_deadline(
     timeout: Option<i64>,
     runtime_request_timeout: Duration,
 ) -> Result<Duration, CheckpointError> {
-    match timeout {
-        Some(t) if t < 0 => Err(CheckpointError::NegativeTimeout { timeout: t }),
-        Some(t) => Ok(Duration::from_secs(t.unsigned_abs()).max(runtime_request_timeout)),
-        None => Ok(runtime_request_timeout),
-    }
+    let requested = match timeout {
+        Some(t) if t < 0 => return Err(CheckpointError::NegativeTimeout { timeout: t }),
+        Some(t) => Duration::from_secs(t.unsigned_abs()),
+        None => Duration::ZERO,
+    };
+    Ok(requested.max(runtime_request_timeout).min(MAX_DEADLINE))
 }
 
-/// Parses `?timeout=` the way the kubelet does: the last value wins, base-10 int64 with an
-/// optional sign, anything else is [`CheckpointError::InvalidTimeout`]. No parameter: `None`.
+/// Parses `?timeout=` the way the kubelet does: Go's `URL.Query()` (pairs split on `&`, a pair
+/// containing `;` or with a bad `%` escape is skipped, `+` is a space), the **last** `timeout`
+/// value wins, and it must be a base-10 int64 with an optional sign (`strconv.ParseInt`) of
+/// at most [`MAX_TIMEOUT_SECONDS`]. Anything else is [`CheckpointError::InvalidTimeout`]
+/// (HTTP 404). No parameter: `None`. Negative values parse; the CRI call refuses them (500).
 pub fn parse_timeout_query(query: Option<&str>) -> Result<Option<i64>, CheckpointError> {
-    let Some(q) = query else { return Ok(None) };
-    let last = form_urlencoded::parse(q.as_bytes())
-        .filter(|(k, _)| k == "timeout")
-        .map(|(_, v)| v.into_owned())
-        .last();
-    match last {
-        None => Ok(None),
-        Some(v) => v
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| CheckpointError::InvalidTimeout { value: v }),
+    let Some(raw) = query.and_then(|q| last_query_value(q, "timeout")) else {
+        return Ok(None);
+    };
+    let invalid = || CheckpointError::InvalidTimeout {
+        value: String::from_utf8_lossy(&raw).into_owned(),
+    };
+    let value = std::str::from_utf8(&raw)
+        .ok()
+        .and_then(|v| v.parse::<i64>().ok())
+        .ok_or_else(invalid)?;
+    if value > MAX_TIMEOUT_SECONDS {
+        return Err(invalid());
     }
+    Ok(Some(value))
+}
+
+/// The last value of `name` in `query`, decoded as Go's `url.ParseQuery` decodes it (Go 1.17
+/// and later; `net/url/url.go`): pairs are split on `&`, a pair containing `;` is skipped, a
+/// pair without `=` has an empty value, keys and values are unescaped with `+` as a space and
+/// a malformed `%` escape skips the pair.
+fn last_query_value(query: &str, name: &str) -> Option<Vec<u8>> {
+    let mut last = None;
+    for pair in query.split('&') {
+        if pair.is_empty() || pair.contains(';') {
+            continue;
+        }
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let Some(key) = query_unescape(key) else {
+            continue;
+        };
+        let Some(value) = query_unescape(value) else {
+            continue;
+        };
+        if key == name.as_bytes() {
+            last = Some(value);
+        }
+    }
+    last
+}
+
+/// Go's `url.QueryUnescape`: `%XX` with two hex digits is a byte, `+` is a space, anything
+/// else is itself; `None` for a `%` without two hex digits.
+fn query_unescape(s: &str) -> Option<Vec<u8>> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'%' => {
+                let hi = bytes.get(i + 1).and_then(|c| (*c as char).to_digit(16))?;
+                let lo = bytes.get(i + 2).and_then(|c| (*c as char).to_digit(16))?;
+                out.push(u8::try_from(hi * 16 + lo).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Some(out)
 }
 
 fn prepare_dir(dir: &Path) -> Result<(), CheckpointError> {
@@ -478,10 +585,97 @@ mod tests {
             effective_deadline(Some(600), d).unwrap(),
             Duration::from_secs(600)
         );
-        assert!(matches!(
-            effective_deadline(Some(-1), d),
-            Err(CheckpointError::NegativeTimeout { timeout: -1 })
-        ));
+        for t in [-1, i64::MIN] {
+            assert!(matches!(
+                effective_deadline(Some(t), d),
+                Err(CheckpointError::NegativeTimeout { timeout }) if timeout == t
+            ));
+        }
+    }
+
+    #[test]
+    fn deadlines_are_clamped_to_what_tonic_and_tokio_take() {
+        let d = Duration::from_secs(120);
+        assert_eq!(MAX_TIMEOUT_SECONDS, 9_223_372_036);
+        assert_eq!(
+            effective_deadline(Some(MAX_TIMEOUT_SECONDS), d).unwrap(),
+            MAX_DEADLINE
+        );
+        // Whatever reaches it directly (a caller of CheckpointService::checkpoint, a huge
+        // runtimeRequestTimeout) is clamped too.
+        assert_eq!(effective_deadline(Some(i64::MAX), d).unwrap(), MAX_DEADLINE);
+        assert_eq!(
+            effective_deadline(None, Duration::MAX).unwrap(),
+            MAX_DEADLINE
+        );
+        // Why the clamp matters: tonic's grpc-timeout encoder panics on a duration it cannot
+        // write as at most 8 digits of hours (the panic behind `?timeout=400000000000`).
+        let too_long = std::panic::catch_unwind(|| {
+            let mut request = tonic::Request::new(());
+            request.set_timeout(Duration::from_secs(400_000_000_000));
+        });
+        assert!(too_long.is_err());
+        // The clamped deadline is a valid grpc-timeout and a valid tokio timer.
+        let mut request = tonic::Request::new(());
+        request.set_timeout(MAX_DEADLINE);
+        assert_eq!(request.metadata().get("grpc-timeout").unwrap(), "2562047H");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let sleeping = tokio::time::timeout(MAX_DEADLINE, std::future::pending::<()>());
+            assert!(
+                tokio::time::timeout(Duration::from_millis(10), sleeping)
+                    .await
+                    .is_err()
+            );
+        });
+    }
+
+    #[test]
+    fn timeout_range_matches_a_go_duration_of_seconds() {
+        let ok = |q: &str| parse_timeout_query(Some(q)).unwrap();
+        let refused = |q: &str| {
+            assert!(
+                matches!(
+                    parse_timeout_query(Some(q)),
+                    Err(CheckpointError::InvalidTimeout { .. })
+                ),
+                "{q}"
+            );
+        };
+        assert_eq!(ok("timeout=9223372036"), Some(9_223_372_036));
+        refused("timeout=9223372037");
+        refused("timeout=400000000000");
+        refused("timeout=9223372036854775807");
+        refused("timeout=9223372036854775808");
+        // Negative values of any size parse (the CRI call refuses them: 500).
+        assert_eq!(ok("timeout=-9223372037"), Some(-9_223_372_037));
+        assert_eq!(ok("timeout=-9223372036854775808"), Some(i64::MIN));
+        refused("timeout=-9223372036854775809");
+        // The last value decides, in both directions.
+        assert_eq!(ok("timeout=400000000000&timeout=5"), Some(5));
+        refused("timeout=5&timeout=400000000000");
+    }
+
+    #[test]
+    fn query_pairs_follow_go() {
+        let ok = |q: &str| parse_timeout_query(Some(q)).unwrap();
+        // Pairs with ';' or a broken escape are skipped, not errors.
+        assert_eq!(ok("timeout=1;x=2"), None);
+        assert_eq!(ok("timeout=7&timeout=1;x"), Some(7));
+        assert_eq!(ok("timeout=%zz"), None);
+        assert_eq!(ok("timeout=5&timeout=%4"), Some(5));
+        assert_eq!(ok("time%6Fut=12"), Some(12));
+        // A key without '=' has an empty value: present, and not a number.
+        assert!(parse_timeout_query(Some("timeout")).is_err());
+        // '+' is a space, so "+5" sent unescaped is " 5": not a number.
+        assert!(parse_timeout_query(Some("timeout=+5")).is_err());
+        assert_eq!(ok("timeout=%2B5"), Some(5));
+        // Invalid UTF-8 after unescaping is not a number either.
+        assert!(parse_timeout_query(Some("timeout=%ff")).is_err());
+        assert_eq!(ok("&&timeout=3&&"), Some(3));
     }
 
     #[test]
@@ -503,6 +697,9 @@ mod tests {
             "timeout=9&timeout=x",
             "timeout=99999999999999999999",
             "timeout=%201",
+            "timeout=10s",
+            "timeout=1_000",
+            "timeout=0x10",
         ] {
             assert!(
                 matches!(

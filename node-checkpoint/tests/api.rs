@@ -4,17 +4,13 @@
 mod common;
 
 use std::os::unix::fs::MetadataExt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Env, archive_of, tree};
 use http::StatusCode;
-use http::request::Parts;
 use node_checkpoint::test_support::Behaviour;
-use node_checkpoint::{
-    Attributes, AuthFuture, Decision, InspectOptions, RequestAuth, Retention, UserInfo,
-    inspect_file,
-};
+use node_checkpoint::{InspectOptions, MAX_TIMEOUT_SECONDS, Retention, inspect_file};
 
 /// `checkpoint-<pod>_<ns>-<ctr>-<RFC 3339>.tar`; returns the timestamp.
 fn timestamp_of(path: &std::path::Path, pod: &str, ns: &str, ctr: &str) -> String {
@@ -358,85 +354,78 @@ async fn traversal_attempts_are_404_and_create_nothing() {
     assert!(env.server.seen().is_empty(), "the runtime was never called");
 }
 
-#[derive(Default)]
-struct TokenAuth {
-    seen: Mutex<Vec<Attributes>>,
-}
-
-impl RequestAuth for TokenAuth {
-    fn authenticate<'a>(
-        &'a self,
-        request: &'a Parts,
-    ) -> AuthFuture<'a, Result<Option<UserInfo>, String>> {
-        Box::pin(async move {
-            let Some(v) = request.headers.get(http::header::AUTHORIZATION) else {
-                return Ok(None);
-            };
-            match v.to_str().unwrap().strip_prefix("Bearer ") {
-                Some("broken") => Err("token review failed".to_owned()),
-                Some(user) => Ok(Some(UserInfo {
-                    name: user.to_owned(),
-                    groups: vec!["system:authenticated".to_owned()],
-                })),
-                None => Ok(None),
-            }
-        })
-    }
-
-    fn authorize<'a>(&'a self, a: &'a Attributes) -> AuthFuture<'a, Result<Decision, String>> {
-        Box::pin(async move {
-            self.seen.lock().unwrap().push(a.clone());
-            match a.user.name.as_str() {
-                "alice" => Ok(Decision::Allow),
-                "eve" => Err("webhook unreachable".to_owned()),
-                _ => Ok(Decision::Deny("no RBAC rule".to_owned())),
-            }
-        })
-    }
-}
-
+/// Timeouts at the edge of a Go `time.Duration` of seconds: the largest one reaches the
+/// runtime unchanged (a valid grpc-timeout, a valid timer), anything larger is the kubelet's
+/// 404 before the runtime is called, negative ones are the CRI client's 500, and the last of
+/// repeated values decides.
 #[tokio::test]
-async fn authentication_and_authorization_come_from_the_agent() {
-    let auth = Arc::new(TokenAuth::default());
-    let env = Env::with_auth(|_| {}, auth.clone()).await;
-    let send = |token: Option<&str>| {
-        let mut b = http::Request::post("/checkpoint/default/web/app");
-        if let Some(t) = token {
-            b = b.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
-        }
-        env.send(b.body(axum::body::Body::empty()).unwrap())
-    };
-    let (s, b, _) = send(None).await;
-    assert_eq!((s, b.as_str()), (StatusCode::UNAUTHORIZED, "Unauthorized"));
-    let (s, b, _) = send(Some("broken")).await;
-    assert_eq!((s, b.as_str()), (StatusCode::UNAUTHORIZED, "Unauthorized"));
-    let (s, b, _) = send(Some("bob")).await;
+async fn timeouts_beyond_a_go_duration_are_404_and_the_largest_valid_one_works() {
+    let env = Env::new(|_| {}).await;
+    let max = MAX_TIMEOUT_SECONDS.to_string();
+    let (status, body) = env
+        .post(&format!("/checkpoint/default/web/app?timeout={max}"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(env.server.seen()[0].timeout, MAX_TIMEOUT_SECONDS);
+
+    for timeout in [
+        "9223372037",
+        "400000000000",
+        "9223372036854775807",
+        "9223372036854775808",
+        "-9223372036854775809",
+        "5&timeout=400000000000",
+    ] {
+        let (status, body) = env
+            .post(&format!("/checkpoint/default/web/app?timeout={timeout}"))
+            .await;
+        assert_eq!(
+            (status, body.as_str()),
+            (
+                StatusCode::NOT_FOUND,
+                "cannot parse value of timeout parameter"
+            ),
+            "{timeout}"
+        );
+    }
+    for timeout in ["-9223372037", "-9223372036854775808"] {
+        let (status, body) = env
+            .post(&format!("/checkpoint/default/web/app?timeout={timeout}"))
+            .await;
+        assert_eq!(
+            (status, body.as_str()),
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "checkpointing of default/web/app failed (CheckpointContainer requires the timeout value to be > 0)"
+            ),
+            "{timeout}"
+        );
+    }
     assert_eq!(
-        (s, b.as_str()),
-        (
-            StatusCode::FORBIDDEN,
-            "Forbidden (user=bob, verb=create, resource=nodes, subresource=checkpoint)"
-        )
+        env.server.seen().len(),
+        1,
+        "only the valid timeout was sent"
     );
-    let (s, b, _) = send(Some("eve")).await;
-    assert_eq!(
-        (s, b.as_str()),
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Authorization error (user=eve, verb=create, resource=nodes, subresource=checkpoint)"
-        )
-    );
-    assert!(env.server.seen().is_empty());
-    let (s, b, _) = send(Some("alice")).await;
-    assert_eq!(s, StatusCode::OK, "{b}");
-    let seen = auth.seen.lock().unwrap().clone();
-    let last = seen.last().unwrap();
-    assert_eq!(
-        (last.verb, last.api_version, last.resource, last.subresource),
-        ("create", "v1", "nodes", "checkpoint")
-    );
-    assert_eq!(last.name, "node-1");
-    assert_eq!(last.path, "/checkpoint/default/web/app");
+    // The last value wins: a huge one followed by a small one is fine.
+    let (status, body) = env
+        .post("/checkpoint/default/web/app?timeout=400000000000&timeout=300")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(env.server.seen()[1].timeout, 300);
+}
+
+/// The route is plain routing: it never looks at credentials (the server's filter does) and
+/// never reads a request body.
+#[tokio::test]
+async fn the_route_ignores_credentials_and_bodies() {
+    let env = Env::new(|_| {}).await;
+    let req = http::Request::post("/checkpoint/default/web/app")
+        .header(http::header::AUTHORIZATION, "Bearer whatever")
+        .body(axum::body::Body::from(vec![b'x'; 4 << 20]))
+        .unwrap();
+    let (status, body, _) = env.send(req).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(env.server.seen().len(), 1);
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
-use node_checkpoint::{AlwaysAllow, CheckpointConfig, CheckpointService, page_not_found, router};
+use node_checkpoint::{CheckpointConfig, CheckpointService, router};
 use node_runtime::test_support::{cri_endpoint as endpoint, test_image as image};
 use node_runtime::{
     ClientOptions, CriClient, NodePaths, PodManager, PodPhase, StaticPodSource, SyncOptions,
@@ -75,7 +75,7 @@ async fn containerd_without_checkpoint_support_gives_500_and_leaves_no_file() {
 
     let config = CheckpointConfig::new(&root, node);
     let service = Arc::new(CheckpointService::new(config, client, manager.registry()).unwrap());
-    let app = router(service.clone(), Arc::new(AlwaysAllow)).fallback(page_not_found);
+    let app = router(service.clone());
     let resp = app
         .oneshot(
             http::Request::post(format!("/checkpoint/default/{pod_name}/app"))

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::contract::{Attributes, Decision};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
-use node_checkpoint::{Attributes, Decision};
 use node_config::KubeletAuthorization;
 
 use crate::authn::{TtlCache, WEBHOOK_TIMEOUT, hash};
@@ -155,7 +155,7 @@ impl WebhookAuthorizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use node_checkpoint::UserInfo;
+    use crate::contract::UserInfo;
 
     #[test]
     fn unknown_and_empty_modes_are_named() {

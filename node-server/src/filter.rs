@@ -1,5 +1,8 @@
 //! The kubelet's auth filter: [`KubeletAuth`] (authenticator + authorizer behind
-//! [`RequestAuth`]), the request-attribute mapping and the axum middleware.
+//! [`RequestAuth`]), the request-attribute mapping and the tower middleware.
+//!
+//! Upstream: `pkg/kubelet/server/server.go` (`InstallAuthFilter`) and
+//! `pkg/kubelet/server/auth.go` (`GetRequestAttributes`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -8,18 +11,19 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http::request::Parts;
 use http::{Method, Request, StatusCode};
-use node_checkpoint::{Attributes, AuthFuture, Decision, RequestAuth, UserInfo};
 use node_config::KubeletConfiguration;
 
 use crate::authn::Authenticator;
 use crate::authz::Authorizer;
+use crate::contract::{Attributes, AuthFuture, Decision, RequestAuth, UserInfo};
 use crate::error::ServerError;
+use crate::guard::{loggable_path, text_response as text};
 
-/// The configured authenticator and authorizer, as one [`RequestAuth`] for the checkpoint
-/// router and [`auth_layer`].
+/// The configured authenticator and authorizer, as one [`RequestAuth`] for [`auth_layer`]
+/// and [`crate::secured`].
 #[derive(Debug)]
 pub struct KubeletAuth {
     /// Who is asking.
@@ -59,12 +63,13 @@ impl RequestAuth for KubeletAuth {
     }
 }
 
-/// The verb the kubelet authorizes for an HTTP method: POST `create`, GET and HEAD `get`, PUT
-/// `update`, PATCH `patch`, DELETE `delete`, anything else `""`.
+/// The verb the kubelet authorizes for an HTTP method: POST `create`, GET `get`, PUT `update`,
+/// PATCH `patch`, DELETE `delete`, anything else (HEAD and OPTIONS included) `""`, as the
+/// kubelet's code does (its documentation table also maps HEAD to `get`; the code does not).
 pub fn verb_for(method: &Method) -> &'static str {
     match *method {
         Method::POST => "create",
-        Method::GET | Method::HEAD => "get",
+        Method::GET => "get",
         Method::PUT => "update",
         Method::PATCH => "patch",
         Method::DELETE => "delete",
@@ -112,15 +117,6 @@ pub fn request_attributes(parts: &Parts, user: UserInfo, node_name: &str) -> Att
     }
 }
 
-fn text(status: StatusCode, body: String) -> Response {
-    (
-        status,
-        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
-    )
-        .into_response()
-}
-
 fn describe(a: &Attributes) -> String {
     format!(
         "user={}, verb={}, resource={}, subresource={}",
@@ -140,7 +136,7 @@ pub async fn check(
         Ok(Some(user)) => user,
         Ok(None) => return Err(unauthorized()),
         Err(err) => {
-            tracing::info!(error = %err, path = parts.uri.path(), "unable to authenticate the request");
+            tracing::info!(error = %err, path = loggable_path(parts.uri.path()), "unable to authenticate the request");
             return Err(unauthorized());
         }
     };
@@ -148,14 +144,14 @@ pub async fn check(
     match auth.authorize(&attrs).await {
         Ok(Decision::Allow) => Ok(attrs.user),
         Ok(Decision::Deny(reason)) => {
-            tracing::info!(%reason, path = %attrs.path, "forbidden ({})", describe(&attrs));
+            tracing::info!(%reason, path = loggable_path(&attrs.path), "forbidden ({})", describe(&attrs));
             Err(text(
                 StatusCode::FORBIDDEN,
                 format!("Forbidden ({})", describe(&attrs)),
             ))
         }
         Err(err) => {
-            tracing::warn!(error = %err, path = %attrs.path, "authorization error ({})", describe(&attrs));
+            tracing::warn!(error = %err, path = loggable_path(&attrs.path), "authorization error ({})", describe(&attrs));
             Err(text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("Authorization error ({})", describe(&attrs)),
@@ -164,10 +160,14 @@ pub async fn check(
     }
 }
 
-/// The kubelet's auth filter as a tower layer for an axum router (`router.layer(...)`):
-/// 401 `Unauthorized`, 403 `Forbidden (user=…, verb=…, resource=…, subresource=…)`, 500
-/// `Authorization error (…)`, all `text/plain; charset=utf-8`. Allowed requests reach the inner
-/// service with the [`UserInfo`] in their extensions.
+/// The kubelet's auth filter as a tower layer: 401 `Unauthorized`, 403
+/// `Forbidden (user=…, verb=…, resource=…, subresource=…)`, 500 `Authorization error (…)`, all
+/// `text/plain; charset=utf-8`. Allowed requests reach the inner service with the
+/// [`UserInfo`] in their extensions.
+///
+/// Put it in front of the whole router ([`crate::secured`] does), not on a router with
+/// `Router::layer`: a route merged in later, or axum's own 404/405 answers, would otherwise be
+/// reachable without authentication.
 pub fn auth_layer(auth: Arc<dyn RequestAuth>, node_name: String) -> AuthLayer {
     AuthLayer {
         auth,
@@ -273,7 +273,7 @@ mod tests {
         for (m, v) in [
             (Method::POST, "create"),
             (Method::GET, "get"),
-            (Method::HEAD, "get"),
+            (Method::HEAD, ""),
             (Method::PUT, "update"),
             (Method::PATCH, "patch"),
             (Method::DELETE, "delete"),

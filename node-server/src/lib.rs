@@ -3,13 +3,21 @@
 //! `tlsMinVersion`, `tlsCipherSuites`), the TLS accept loop that hands each request its verified
 //! client chain, the union authenticator (x509 client certificate, bearer token through
 //! TokenReview, anonymous), the authorizer (`AlwaysAllow` or `Webhook` through
-//! SubjectAccessReview, with the kubelet's caches) and the auth filter middleware with the
-//! kubelet's request-attribute mapping and 401/403/500 answers.
+//! SubjectAccessReview, with the kubelet's caches) and the auth filter with the kubelet's
+//! request-attribute mapping and 401/403/500 answers.
+//!
+//! Routes are plain axum routing: [`secured`] puts them behind the one filter, which runs
+//! before any route matching (an unauthenticated request is 401 on every method and path),
+//! with [`CatchPanic`] in front (a panicking handler is a 500, never a dead server) and
+//! [`BodyLimit`] behind. The accept loops ([`serve_https`], [`serve_http`]) bound connections,
+//! header sizes and header read time ([`ServeOptions`]) and catch panics themselves too.
 //!
 //! ```
 //! use std::sync::Arc;
 //! use axum::routing::get;
-//! use node_server::{RequestAuth, KubeletAuth, auth_layer, serve_https, serving_cert, tls_config};
+//! use node_server::{
+//!     KubeletAuth, RequestAuth, page_not_found, secured, serve_https, serving_cert, tls_config,
+//! };
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let dir = tempfile::tempdir()?;
@@ -23,9 +31,10 @@
 //! let tls = tls_config(&cert, None, &cfg.tls_min_version, &cfg.tls_cipher_suites)?;
 //!
 //! let auth: Arc<dyn RequestAuth> = Arc::new(KubeletAuth::from_config(&cfg, None)?);
-//! let app = axum::Router::new()
+//! let routes = axum::Router::new()
 //!     .route("/pods", get(|| async { "{}" }))
-//!     .layer(auth_layer(auth, "node-1".to_owned()));
+//!     .fallback(page_not_found);
+//! let app = secured(routes, auth, "node-1");
 //!
 //! tokio::runtime::Runtime::new()?.block_on(async {
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -45,8 +54,10 @@
 mod authn;
 mod authz;
 mod cert;
+mod contract;
 mod error;
 mod filter;
+mod guard;
 mod serve;
 mod tls;
 
@@ -56,13 +67,20 @@ pub use authn::{
 };
 pub use authz::{Authorizer, WebhookAuthorizer, access_review_spec};
 pub use cert::{GENERATED_CERT_FILE, GENERATED_KEY_FILE, ServingCert, serving_cert};
+pub use contract::{AlwaysAllow, Attributes, AuthFuture, Decision, RequestAuth, UserInfo};
 pub use error::ServerError;
 pub use filter::{
     AuthLayer, AuthService, KubeletAuth, auth_layer, check, request_attributes, subresource_for,
     verb_for,
 };
-pub use node_checkpoint::{AlwaysAllow, Attributes, AuthFuture, Decision, RequestAuth, UserInfo};
-pub use serve::{HANDSHAKE_TIMEOUT, PeerCertificates, SHUTDOWN_GRACE, serve_http, serve_https};
+pub use guard::{
+    BodyLimit, CatchPanic, CatchPanicFuture, CatchPanicLayer, INTERNAL_SERVER_ERROR,
+    MAX_REQUEST_BODY_BYTES, PAGE_NOT_FOUND, guarded, page_not_found, secured, text_response,
+};
+pub use serve::{
+    HANDSHAKE_TIMEOUT, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, MAX_HEADER_BYTES, PeerCertificates,
+    SHUTDOWN_GRACE, ServeOptions, serve_http, serve_http_with, serve_https, serve_https_with,
+};
 pub use tls::{cipher_suites, protocol_versions, tls_config};
 
 /// `err` and its sources, `: `-separated, for logs.

@@ -15,7 +15,7 @@ use hyper_util::rt::TokioIo;
 use node_config::KubeletConfiguration;
 use node_heartbeat::testserver::TestApiServer;
 use node_server::{
-    KubeletAuth, PeerCertificates, RequestAuth, ServingCert, UserInfo, auth_layer, serve_http,
+    KubeletAuth, PeerCertificates, RequestAuth, ServingCert, UserInfo, secured, serve_http,
     serve_https, serving_cert, tls_config,
 };
 use rcgen::{
@@ -142,8 +142,8 @@ impl Server {
                     get(|Extension(p): Extension<PeerCertificates>| async move {
                         p.0.len().to_string()
                     }),
-                )
-                .layer(auth_layer(auth, NODE.to_owned()));
+                );
+        let app = secured(app, auth, NODE);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();

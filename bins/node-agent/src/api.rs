@@ -4,7 +4,10 @@
 //!
 //! Routes on the API port: `/healthz`, `/pods`, `/configz`, `/metrics`,
 //! `POST /checkpoint/{namespace}/{pod}/{container}` (ContainerCheckpoint gate); anything else
-//! is Go's `404 page not found`, after authentication like every other path.
+//! is Go's `404 page not found`. All of them are plain routing behind node-server's one filter
+//! ([`node_server::secured`]), which authenticates every request before any route matching:
+//! an unauthenticated client gets 401 on every method and path. Both ports answer a panicking
+//! handler with 500 and keep serving.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -203,31 +206,32 @@ async fn log_exit(
     }
 }
 
-/// The routes of the API port. The checkpoint router authenticates by itself; everything else
-/// (including unknown paths) goes through the kubelet's auth filter.
+/// The API port: the routes (checkpoint included) behind the kubelet's auth filter, which
+/// runs first for every request.
 pub fn api_router(
     state: ApiState,
     auth: Arc<dyn RequestAuth>,
     checkpoint: Arc<CheckpointService>,
 ) -> Router {
     let node_name = state.node_name.clone();
-    let filtered = Router::new()
+    let routes = Router::new()
         .route("/healthz", get(healthz))
         .route("/pods", get(pods))
         .route("/pods/", get(pods))
         .route("/configz", get(configz))
         .route("/metrics", get(metrics))
-        .fallback(node_checkpoint::page_not_found)
         .with_state(state)
-        .layer(node_server::auth_layer(auth.clone(), node_name));
-    node_checkpoint::router(checkpoint, auth).merge(filtered)
+        .merge(node_checkpoint::router(checkpoint))
+        .fallback(node_server::page_not_found);
+    node_server::secured(routes, auth, node_name)
 }
 
 fn healthz_router(state: ApiState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(healthz))
-        .fallback(node_checkpoint::page_not_found)
-        .with_state(state)
+        .fallback(node_server::page_not_found)
+        .with_state(state);
+    node_server::guarded(routes)
 }
 
 /// `ok`, or 500 listing the failed check, like the kubelet's healthz handler.

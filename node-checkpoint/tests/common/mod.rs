@@ -1,5 +1,6 @@
 //! Shared set-up: a CRI test server on a Unix socket, a registry with one pod, the service
-//! and its router.
+//! and its router (plain routing, as the agent mounts it behind its auth filter), with a
+//! fallback answering like the agent's for paths no route serves.
 #![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -10,9 +11,7 @@ use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use node_checkpoint::test_support::CriTestServer;
-use node_checkpoint::{
-    AlwaysAllow, CheckpointConfig, CheckpointService, RequestAuth, page_not_found, router,
-};
+use node_checkpoint::{CheckpointConfig, CheckpointService, router};
 use node_runtime::{ContainerInfo, ContainerKind, ContainerState, PodInfo, PodPhase, PodRegistry};
 use tower::ServiceExt;
 
@@ -54,13 +53,6 @@ pub fn pod(namespace: &str, name: &str, containers: Vec<ContainerInfo>) -> PodIn
 
 impl Env {
     pub async fn new(tweak: impl FnOnce(&mut CheckpointConfig)) -> Self {
-        Self::with_auth(tweak, Arc::new(AlwaysAllow)).await
-    }
-
-    pub async fn with_auth(
-        tweak: impl FnOnce(&mut CheckpointConfig),
-        auth: Arc<dyn RequestAuth>,
-    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let server = CriTestServer::start(dir.path()).unwrap();
         let registry = PodRegistry::new();
@@ -88,7 +80,8 @@ impl Env {
             CheckpointService::disabled(config, registry.clone())
         };
         let service = Arc::new(service);
-        let app = router(service.clone(), auth).fallback(page_not_found);
+        let app = router(service.clone())
+            .fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found") });
         Self {
             dir,
             server,
