@@ -82,6 +82,8 @@ fn pod_registry() -> PodRegistry {
         manifest: PathBuf::from("/etc/kubernetes/manifests/web.yaml"),
         sandbox_id: Some("sandbox-1".to_owned()),
         phase: PodPhase::Running,
+        reason: None,
+        message: None,
         conditions: Vec::new(),
         containers: vec![ContainerInfo {
             name: "app".to_owned(),
