@@ -150,6 +150,16 @@ pub fn prepare_volumes(
         let path = if let Some(hp) = &volume.host_path {
             crate::volumes::check_host_path(&hp.path, hp.type_.as_deref()).map_err(failed)?;
             PathBuf::from(&hp.path)
+        } else if let Some(medium) = volume
+            .empty_dir
+            .as_ref()
+            .and_then(|e| e.medium.as_deref())
+            .filter(|m| !m.is_empty())
+        {
+            // Never silently on disk what the pod asked to keep in memory.
+            return Err(failed(format!(
+                "emptyDir medium {medium:?} is not supported by this agent (only the node's disk, medium \"\")"
+            )));
         } else if volume.empty_dir.is_some() || is_sourceless(volume) {
             // A volume without a source is an emptyDir (the API server's default).
             crate::volumes::setup_empty_dir(&pod_dir, &volume.name).map_err(|e| {
@@ -716,6 +726,82 @@ mod tests {
                 value: (*v).to_owned(),
             })
             .collect()
+    }
+
+    fn pod_with_volumes(volumes: &str) -> (Pod, PodIdentity) {
+        let pod: Pod = serde_saphyr::from_str(&format!(
+            "metadata: {{name: p, namespace: default, uid: u1}}\nspec:\n  volumes: {volumes}\n  containers: [{{name: c, image: i}}]\n"
+        ))
+        .unwrap();
+        let id = PodIdentity {
+            namespace: "default".into(),
+            name: "p".into(),
+            uid: "u1".into(),
+            node_name: "n".into(),
+        };
+        (pod, id)
+    }
+
+    #[test]
+    fn volumes_are_prepared_with_the_kubelets_errors() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let paths = NodePaths {
+            root_dir: dir.path().join("root"),
+            pod_logs_dir: dir.path().join("logs"),
+        };
+        let (pod, id) = pod_with_volumes("[{name: a, emptyDir: {}}, {name: b}]");
+        let v = prepare_volumes(&pod, &id, &paths).unwrap();
+        assert_eq!(v.pod_dir, dir.path().join("root/pods/u1"));
+        for name in ["a", "b"] {
+            let p = &v.paths[name];
+            assert_eq!(p, &paths.empty_dir("u1", name));
+            assert_eq!(
+                std::fs::metadata(p).unwrap().permissions().mode() & 0o777,
+                0o777
+            );
+        }
+        let missing = dir.path().join("missing");
+        let (pod, id) = pod_with_volumes(&format!(
+            "[{{name: h, hostPath: {{path: {}, type: Directory}}}}]",
+            missing.display()
+        ));
+        let e = prepare_volumes(&pod, &id, &paths).unwrap_err();
+        assert_eq!(e.waiting_reason(), "ContainerCreating");
+        assert_eq!(
+            e.waiting_message(),
+            format!(
+                "MountVolume.SetUp failed for volume \"h\" : hostPath type check failed: {} is not a directory",
+                missing.display()
+            )
+        );
+        let (pod, id) = pod_with_volumes("[{name: m, emptyDir: {medium: Memory}}]");
+        let e = prepare_volumes(&pod, &id, &paths).unwrap_err();
+        assert!(
+            e.waiting_message()
+                .contains("medium \"Memory\" is not supported"),
+            "{e}"
+        );
+        // A planted symlink where the pod's volume directory goes is refused.
+        let (pod, id) = pod_with_volumes("[{name: a, emptyDir: {}}]");
+        let (_, id2) = (
+            pod.clone(),
+            PodIdentity {
+                uid: "u2".into(),
+                ..id.clone()
+            },
+        );
+        let pod2_dir = paths.create_pod_dir("u2").unwrap();
+        std::fs::create_dir_all(pod2_dir.join("volumes/kubernetes.io~empty-dir")).unwrap();
+        std::os::unix::fs::symlink("/", pod2_dir.join("volumes/kubernetes.io~empty-dir/a"))
+            .unwrap();
+        let mut pod2 = pod.clone();
+        pod2.metadata.uid = Some("u2".into());
+        assert!(prepare_volumes(&pod2, &id2, &paths).is_err());
+        // Removing a pod dir never follows the planted symlink.
+        paths.remove_pod_dir("u2").unwrap();
+        assert!(!pod2_dir.exists() && Path::new("/etc").exists());
+        assert!(paths.remove_pod_dir("../x").is_err());
     }
 
     #[test]

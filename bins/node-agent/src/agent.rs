@@ -54,6 +54,9 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     let node_name = node_name(&hostname)?;
     node_heartbeat::validate_node_labels(&flags.node_labels)
         .map_err(|e| AgentError::Preflight(format!("failed to validate kubelet flags: {e}")))?;
+    // The sysctl allowlist for pod admission: an invalid allowedUnsafeSysctls entry stops the
+    // agent before anything happens.
+    let sysctls = sysctl_policy(&cfg)?;
     tracing::info!(node = %node_name, sources = ?loaded.sources, "configuration loaded");
     // The API server client is built from --kubeconfig now (no request is made yet), so a
     // missing or broken kubeconfig stops the agent before anything else happens.
@@ -141,7 +144,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         },
     );
     options.seccomp_default = cfg.seccomp_default.unwrap_or(false);
-    options.sysctl_policy = Some(sysctl_policy(&cfg)?);
+    options.sysctl_policy = Some(sysctls);
     if let Some(max) = cfg.crash_loop_back_off.max_container_restart_period {
         // As the kubelet: a cap below the first back-off lowers that too.
         options.backoff_max = max.to_std();

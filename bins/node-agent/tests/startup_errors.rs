@@ -263,3 +263,28 @@ fn missing_kubeconfig() {
         ],
     );
 }
+
+#[test]
+fn invalid_allowed_unsafe_sysctls() {
+    // Refused before the runtime is contacted, like the kubelet's allowlist at startup: a
+    // pattern that is not namespaced, and one that is not a valid pattern.
+    for (entry, needle) in [
+        (
+            "kernel.*",
+            "the sysctls \"kernel.\" are not known to be namespaced",
+        ),
+        (
+            "vm.swappiness",
+            "the sysctls \"vm.swappiness\" are not known to be namespaced",
+        ),
+        ("net..x", "must have at most 253 characters and match regex"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = format!("{}allowedUnsafeSysctls: [{entry:?}]\n", config(dir.path()));
+        let stderr = expect_failure(
+            agent(dir.path(), &cfg, "unix:///nonexistent/cri.sock", &[]),
+            &["invalid allowedUnsafeSysctls", needle],
+        );
+        assert!(!stderr.contains("container runtime"), "{stderr}");
+    }
+}
