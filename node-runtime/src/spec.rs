@@ -784,18 +784,15 @@ mod tests {
         );
         // A planted symlink where the pod's volume directory goes is refused.
         let (pod, id) = pod_with_volumes("[{name: a, emptyDir: {}}]");
-        let (_, id2) = (
-            pod.clone(),
-            PodIdentity {
-                uid: "u2".into(),
-                ..id.clone()
-            },
-        );
+        let id2 = PodIdentity {
+            uid: "u2".into(),
+            ..id
+        };
         let pod2_dir = paths.create_pod_dir("u2").unwrap();
         std::fs::create_dir_all(pod2_dir.join("volumes/kubernetes.io~empty-dir")).unwrap();
         std::os::unix::fs::symlink("/", pod2_dir.join("volumes/kubernetes.io~empty-dir/a"))
             .unwrap();
-        let mut pod2 = pod.clone();
+        let mut pod2 = pod;
         pod2.metadata.uid = Some("u2".into());
         assert!(prepare_volumes(&pod2, &id2, &paths).is_err());
         // Removing a pod dir never follows the planted symlink.
