@@ -8,27 +8,13 @@
 use jiff::Zoned;
 
 /// Longest namespace and container name (a DNS-1123 label).
-pub const MAX_LABEL_LEN: usize = 63;
+pub const MAX_LABEL_LEN: usize = node_runtime::validation::DNS1123_LABEL_MAX;
 /// Longest pod name (a DNS-1123 subdomain).
-pub const MAX_SUBDOMAIN_LEN: usize = 253;
+pub const MAX_SUBDOMAIN_LEN: usize = node_runtime::validation::DNS1123_SUBDOMAIN_MAX;
 
-/// Whether `s` is a DNS-1123 label: 1-63 of `[a-z0-9-]`, starting and ending alphanumeric.
-/// Namespaces and container names are labels.
-pub fn is_dns_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= MAX_LABEL_LEN
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
-}
-
-/// Whether `s` is a DNS-1123 subdomain: at most 253 characters, dot-separated labels. Pod
-/// names are subdomains; `.` and `..` are not (empty labels).
-pub fn is_dns_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= MAX_SUBDOMAIN_LEN && s.split('.').all(is_dns_label)
-}
+/// Namespaces and container names are DNS-1123 labels, pod names DNS-1123 subdomains: the
+/// same checks node-runtime applies to the pods it runs.
+pub use node_runtime::validation::{is_dns_label, is_dns_subdomain};
 
 /// The kubelet's pod full name, `<name>_<namespace>`.
 pub fn pod_full_name(pod: &str, namespace: &str) -> String {

@@ -64,28 +64,30 @@ fn path_component_problem(value: &str) -> Option<&'static str> {
     Some(reason)
 }
 
-/// DNS-1123 label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters.
+/// DNS-1123 label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 characters (namespaces,
+/// container, volume and port names).
 pub fn is_dns_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= DNS1123_LABEL_MAX
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
+    s.len() <= DNS1123_LABEL_MAX && is_label_shaped(s)
 }
 
-/// DNS-1123 subdomain: dot-separated DNS-1123 labels, at most 253 characters.
+/// DNS-1123 subdomain: dot-separated labels, at most 253 characters in all (object names).
+/// `.`, `..` and the empty string are not subdomains (they have empty labels).
 pub fn is_dns_subdomain(s: &str) -> bool {
-    s.len() <= DNS1123_SUBDOMAIN_MAX
-        && s.split('.').all(|label| {
-            let b = label.as_bytes();
-            !b.is_empty()
+    s.len() <= DNS1123_SUBDOMAIN_MAX && s.split('.').all(is_label_shaped)
+}
+
+/// `[a-z0-9]([-a-z0-9]*[a-z0-9])?` of any length.
+fn is_label_shaped(s: &str) -> bool {
+    let b = s.as_bytes();
+    match (b.first(), b.last()) {
+        (Some(first), Some(last)) => {
+            *first != b'-'
+                && *last != b'-'
                 && b.iter()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-                && b[0] != b'-'
-                && b[b.len() - 1] != b'-'
-        })
+        }
+        _ => false,
+    }
 }
 
 /// One problem with one field, printed like the API server's `field.Error`.

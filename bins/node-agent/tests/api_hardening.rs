@@ -7,13 +7,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Agent, AgentSpec, OPEN_AUTH, curl, remove_pods, running, sleep_pod};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+use common::{
+    Agent, AgentSpec, OPEN_AUTH, client_certs, curl, remove_pods, running, sleep_pod, x509_only,
 };
 
 const START: Duration = Duration::from_secs(60);
@@ -144,41 +141,6 @@ async fn a_timeout_beyond_a_go_duration_is_404_and_the_agent_keeps_working() {
     );
 }
 
-/// A client CA written to `dir/ca.crt` and a client certificate for `cn` in
-/// `dir/<cn>.{crt,key}`.
-fn client_cert(dir: &Path, cn: &str) -> (PathBuf, Vec<String>) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::default();
-    ca.distinguished_name
-        .push(DnType::CommonName, "api-hardening-ca");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::default();
-    params.distinguished_name.push(DnType::CommonName, cn);
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    let ca_file = dir.join("ca.crt");
-    let cert_file = dir.join(format!("{cn}.crt"));
-    let key_file = dir.join(format!("{cn}.key"));
-    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
-    std::fs::write(&cert_file, cert.pem()).unwrap();
-    std::fs::write(&key_file, key.serialize_pem()).unwrap();
-    let args = vec![
-        "--cert".to_owned(),
-        cert_file.display().to_string(),
-        "--key".to_owned(),
-        key_file.display().to_string(),
-    ];
-    (ca_file, args)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_anonymous_every_unauthenticated_request_is_401() {
     let Some(endpoint) =
@@ -187,20 +149,9 @@ async fn without_anonymous_every_unauthenticated_request_is_401() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (ca_file, cert_args) = client_cert(dir.path(), "alice");
-    let spec = AgentSpec::new(dir.path(), "api-401", &endpoint).config(&format!(
-        "authentication:
-  x509:
-    clientCAFile: {}
-  anonymous:
-    enabled: false
-  webhook:
-    enabled: false
-authorization:
-  mode: AlwaysAllow
-",
-        ca_file.display()
-    ));
+    let certs = client_certs(dir.path(), "alice", &[]);
+    let cert_args = certs.curl_args();
+    let spec = AgentSpec::new(dir.path(), "api-401", &endpoint).config(&x509_only(&certs.ca_file));
     let mut agent = spec.spawn();
     agent.wait_healthy(START);
 

@@ -7,91 +7,18 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    AgentSpec, OPEN_AUTH, curl, remove_pods, running, sandboxes, sibling_binary, sleep_pod,
+    AgentSpec, OPEN_AUTH, client_certs, curl, refs, remove_pods, running, sandboxes,
+    sibling_binary, sleep_pod, x509_only,
 };
 use nix::sys::signal::Signal;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 
 const START: Duration = Duration::from_secs(60);
 const POD_UP: Duration = Duration::from_secs(60);
-
-/// A client CA written to `dir/ca.crt`, and a client certificate for `cn` in `dir/<cn>.{crt,key}`.
-struct ClientCerts {
-    ca_file: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-fn client_certs(dir: &Path, cn: &str, orgs: &[&str]) -> ClientCerts {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::default();
-    ca.distinguished_name
-        .push(DnType::CommonName, "e2e-client-ca");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::default();
-    params.distinguished_name.push(DnType::CommonName, cn);
-    for o in orgs {
-        params.distinguished_name.push(DnType::OrganizationName, *o);
-    }
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    let out = ClientCerts {
-        ca_file: dir.join("ca.crt"),
-        cert: dir.join(format!("{cn}.crt")),
-        key: dir.join(format!("{cn}.key")),
-    };
-    std::fs::write(&out.ca_file, ca_cert.pem()).unwrap();
-    std::fs::write(&out.cert, cert.pem()).unwrap();
-    std::fs::write(&out.key, key.serialize_pem()).unwrap();
-    out
-}
-
-impl ClientCerts {
-    fn curl_args(&self) -> Vec<String> {
-        vec![
-            "--cert".into(),
-            self.cert.display().to_string(),
-            "--key".into(),
-            self.key.display().to_string(),
-        ]
-    }
-}
-
-fn x509_only(ca_file: &Path) -> String {
-    format!(
-        "authentication:
-  x509:
-    clientCAFile: {}
-  anonymous:
-    enabled: false
-  webhook:
-    enabled: false
-authorization:
-  mode: AlwaysAllow
-",
-        ca_file.display()
-    )
-}
-
-fn refs(args: &[String]) -> Vec<&str> {
-    args.iter().map(String::as_str).collect()
-}
 
 /// Static pods run and show in `/pods`; a client certificate is required (anonymous off:
 /// 401 without one); `/configz`, `/metrics`, `/healthz` answer; checkpointing on containerd

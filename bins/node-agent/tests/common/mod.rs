@@ -10,6 +10,11 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+
 /// The agent binary under test.
 pub const AGENT: &str = env!("CARGO_BIN_EXE_node-agent");
 
@@ -402,4 +407,76 @@ pub fn run_to_exit(mut cmd: Command, timeout: Duration) -> (ExitStatus, String) 
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A client CA written to `dir/ca.crt`, and a client certificate for `cn` in `dir/<cn>.{crt,key}`.
+pub struct ClientCerts {
+    pub ca_file: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+pub fn client_certs(dir: &Path, cn: &str, orgs: &[&str]) -> ClientCerts {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name
+        .push(DnType::CommonName, "e2e-client-ca");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, cn);
+    for o in orgs {
+        params.distinguished_name.push(DnType::OrganizationName, *o);
+    }
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    let out = ClientCerts {
+        ca_file: dir.join("ca.crt"),
+        cert: dir.join(format!("{cn}.crt")),
+        key: dir.join(format!("{cn}.key")),
+    };
+    std::fs::write(&out.ca_file, ca_cert.pem()).unwrap();
+    std::fs::write(&out.cert, cert.pem()).unwrap();
+    std::fs::write(&out.key, key.serialize_pem()).unwrap();
+    out
+}
+
+impl ClientCerts {
+    pub fn curl_args(&self) -> Vec<String> {
+        vec![
+            "--cert".into(),
+            self.cert.display().to_string(),
+            "--key".into(),
+            self.key.display().to_string(),
+        ]
+    }
+}
+
+/// Anonymous off, client certificates from `ca_file`, AlwaysAllow.
+pub fn x509_only(ca_file: &Path) -> String {
+    format!(
+        "authentication:
+  x509:
+    clientCAFile: {}
+  anonymous:
+    enabled: false
+  webhook:
+    enabled: false
+authorization:
+  mode: AlwaysAllow
+",
+        ca_file.display()
+    )
+}
+
+/// `&str`s of `args`.
+pub fn refs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
 }
