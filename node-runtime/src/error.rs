@@ -138,6 +138,15 @@ impl RuntimeError {
         }
     }
 
+    /// The message with the OS error of an [`RuntimeError::Io`] appended (its `Display` names
+    /// only the action and path; the cause stays in `source()`), for one-line reports.
+    pub fn with_cause(&self) -> String {
+        match self {
+            Self::Io { source, .. } => format!("{self}: {source}"),
+            other => other.to_string(),
+        }
+    }
+
     /// The gRPC code when this is a failed CRI call.
     pub fn grpc_code(&self) -> Option<tonic::Code> {
         match self {

@@ -55,8 +55,10 @@ impl StaticPodSource {
 
     /// Reads every manifest now. A missing path yields no pods (the kubelet waits for it to
     /// appear); any other error listing the path sets [`Scan::listing_error`] and nothing
-    /// else (`pkg/kubelet/config/file.go` `listConfig`). Pods with the same namespace/name as
-    /// an earlier file are rejected.
+    /// else (`pkg/kubelet/config/file.go` `listConfig`); so does a `staticPodPath` naming a
+    /// single file that cannot be used (the kubelet sends no update then). Pods with the same
+    /// namespace/name, or the same UID, as an earlier file are rejected: one pod can never
+    /// take another's sandbox and containers over.
     pub fn scan(&mut self) -> Scan {
         let mut scan = Scan::default();
         let listing_error = |source: std::io::Error| RuntimeError::Io {
@@ -64,13 +66,17 @@ impl StaticPodSource {
             path: self.path.clone(),
             source,
         };
+        let mut single_file = false;
         let files = match std::fs::metadata(&self.path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return scan,
             Err(e) => {
                 scan.listing_error = Some(listing_error(e));
                 return scan;
             }
-            Ok(m) if m.is_file() => vec![self.path.clone()],
+            Ok(m) if m.is_file() => {
+                single_file = true;
+                vec![self.path.clone()]
+            }
             Ok(m) if m.is_dir() => match list_manifest_files(&self.path) {
                 Ok(files) => files,
                 Err(e) => {
@@ -90,19 +96,33 @@ impl StaticPodSource {
         for file in files {
             match self.read_cached(&file) {
                 Ok(pod) => {
-                    if let Some(first) = names.get(&pod.full_name()) {
-                        scan.errors.push(RuntimeError::Manifest {
-                            path: file,
-                            reason: format!(
-                                "duplicate pod {} (already defined by {})",
-                                pod.full_name(),
-                                first.display()
-                            ),
-                        });
+                    let duplicate = if let Some(first) = names.get(&pod.full_name()) {
+                        Some(format!(
+                            "duplicate pod {} (already defined by {})",
+                            pod.full_name(),
+                            first.display()
+                        ))
+                    } else {
+                        scan.pods.get(&pod.uid).map(|first| {
+                            format!(
+                                "duplicate pod UID {} (already used by {} in {})",
+                                pod.uid,
+                                first.full_name(),
+                                first.path.display()
+                            )
+                        })
+                    };
+                    if let Some(reason) = duplicate {
+                        scan.errors
+                            .push(RuntimeError::Manifest { path: file, reason });
                         continue;
                     }
                     names.insert(pod.full_name(), file);
                     scan.pods.insert(pod.uid.clone(), pod);
+                }
+                Err(reason) if single_file => {
+                    scan.listing_error = Some(RuntimeError::Manifest { path: file, reason });
+                    return scan;
                 }
                 Err(reason) => scan
                     .errors
@@ -208,6 +228,42 @@ mod tests {
                 .any(|e| e.contains("dup.yaml") && e.contains("duplicate pod default/a-n1")),
             "{text:?}"
         );
+    }
+
+    #[test]
+    fn a_second_pod_with_the_same_uid_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let with_uid = |name: &str| {
+            POD.replace("NAME", name)
+                .replace("metadata:\n", "metadata:\n  uid: same-uid\n")
+        };
+        std::fs::write(dir.path().join("a.yaml"), with_uid("a")).unwrap();
+        std::fs::write(dir.path().join("b.yaml"), with_uid("b")).unwrap();
+        let scan = StaticPodSource::new(dir.path(), "n1").scan();
+        assert_eq!(scan.pods.len(), 1);
+        assert_eq!(scan.pods["same-uid"].name, "a-n1");
+        let text = scan.errors[0].to_string();
+        assert!(
+            text.contains("b.yaml")
+                && text.contains("duplicate pod UID same-uid (already used by default/a-n1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_single_manifest_file_that_cannot_be_used_is_a_listing_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pod.yaml");
+        for bad in ["", ":::garbage: [", "kind: Service\n"] {
+            std::fs::write(&file, bad).unwrap();
+            let scan = StaticPodSource::new(&file, "n").scan();
+            assert!(scan.listing_error.is_some(), "{bad:?}");
+            assert!(scan.pods.is_empty() && scan.errors.is_empty());
+        }
+        std::fs::write(&file, POD.replace("NAME", "ok")).unwrap();
+        let scan = StaticPodSource::new(&file, "n").scan();
+        assert_eq!(scan.pods.len(), 1);
+        assert!(scan.listing_error.is_none());
     }
 
     #[test]

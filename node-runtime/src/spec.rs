@@ -92,6 +92,39 @@ impl NodePaths {
         )
     }
 
+    /// Removes the pod's log directory `<podLogsDir>/<namespace>_<name>_<uid>` (the kubelet's
+    /// container GC removes the logs of pods that are gone) without following a symlink; the
+    /// names may come from the runtime, so the directory name is checked to be one component.
+    pub fn remove_pod_log_dir(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+    ) -> Result<(), RuntimeError> {
+        let component = format!("{namespace}_{name}_{uid}");
+        remove_tree_under(&self.pod_logs_dir, &[("pod log directory", &component)])
+    }
+
+    /// The UIDs of the pod directories under `<root>/pods` (none when it does not exist).
+    pub fn pod_dir_uids(&self) -> Result<Vec<String>, RuntimeError> {
+        let dir = self.root_dir.join("pods");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(RuntimeError::Io {
+                    action: "listing pod directories",
+                    path: dir,
+                    source,
+                });
+            }
+        };
+        Ok(entries
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect())
+    }
+
     /// Unmounts the pod's subPath mounts and removes `<root>/pods/<uid>` without following a
     /// symlink or crossing into another mount. A missing directory is success.
     pub fn remove_pod_dir(&self, uid: &str) -> Result<(), RuntimeError> {

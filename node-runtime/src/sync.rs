@@ -219,7 +219,7 @@ impl PodManager {
                 let scan = self.source.scan();
                 if let Some(e) = scan.listing_error {
                     // Not "does not exist": keep the pods of the last good listing.
-                    let e = e.to_string();
+                    let e = e.with_cause();
                     if self.last_listing_error.as_ref() != Some(&e) {
                         tracing::error!(error = %e, "cannot list static pods; keeping the pods of the last good listing");
                     }
@@ -297,6 +297,11 @@ impl PodManager {
             containers_by_uid.entry(uid).or_default().push(c);
         }
 
+        let runtime_uids: std::collections::HashSet<String> = sandboxes_by_uid
+            .keys()
+            .chain(containers_by_uid.keys())
+            .cloned()
+            .collect();
         // Pods whose manifest is gone (or changed: a new UID) are stopped and removed, once the
         // source has been listed: before that every pod would look like an orphan.
         let orphans: Vec<String> = if self.source_seen {
@@ -314,9 +319,9 @@ impl PodManager {
         for uid in orphans {
             let sandboxes = sandboxes_by_uid.remove(&uid).unwrap_or_default();
             let containers = containers_by_uid.remove(&uid).unwrap_or_default();
-            let label = sandboxes
-                .first()
-                .and_then(|s| s.metadata.as_ref())
+            let meta = sandboxes.first().and_then(|s| s.metadata.clone());
+            let label = meta
+                .as_ref()
                 .map_or_else(|| uid.clone(), |m| format!("{}/{}", m.namespace, m.name));
             match self.teardown(&sandboxes, &containers).await {
                 Ok(()) => {
@@ -325,12 +330,39 @@ impl PodManager {
                         hook.pod_removed(&uid);
                     }
                     if let Err(e) = self.remove_pod_dir(&uid) {
-                        report.errors.push(e.to_string());
+                        report.errors.push(e.with_cause());
+                    }
+                    if let Some(m) = &meta
+                        && let Err(e) =
+                            self.options
+                                .paths
+                                .remove_pod_log_dir(&m.namespace, &m.name, &uid)
+                    {
+                        report.errors.push(e.with_cause());
                     }
                     tracing::info!(pod = %label, "removed pod whose manifest is gone");
                     report.pods_removed.push(label);
                 }
                 Err(e) => report.errors.push(format!("tearing down {label}: {e}")),
+            }
+        }
+
+        // Pod directories of pods that are neither wanted nor in the runtime (a pod whose
+        // volumes never came up, a teardown interrupted by a restart) are removed on manifest
+        // rescans, as the kubelet's cleanupOrphanedPodDirs does.
+        if self.source_seen && rescan_manifests {
+            match self.options.paths.pod_dir_uids() {
+                Ok(uids) => {
+                    for uid in uids {
+                        // Orphans torn down above had their directory removed already; one
+                        // whose teardown failed still has containers and keeps it.
+                        let active = scan.pods.contains_key(&uid) || runtime_uids.contains(&uid);
+                        if !active && let Err(e) = self.remove_pod_dir(&uid) {
+                            report.errors.push(e.with_cause());
+                        }
+                    }
+                }
+                Err(e) => report.errors.push(e.with_cause()),
             }
         }
 
@@ -341,7 +373,7 @@ impl PodManager {
             let info = match self.sync_pod(pod, sandboxes, containers, &mut report).await {
                 Ok(info) => info,
                 Err(e) => {
-                    report.errors.push(e.to_string());
+                    report.errors.push(e.with_cause());
                     pending_info(pod, e.waiting_reason(), &e.waiting_message())
                 }
             };
@@ -615,6 +647,35 @@ impl PodManager {
                 }
             }
         }
+        // Containers the spec does not name (a manifest that kept its UID but dropped a
+        // container, or one planted with the pod's labels) are stopped and removed, as the
+        // kubelet's computePodActions kills containers that are not in the pod spec.
+        let wanted: std::collections::HashSet<&str> = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .chain(spec.containers.iter())
+            .map(|c| c.name.as_str())
+            .collect();
+        let unknown: Vec<cri::Container> = containers
+            .iter()
+            .filter(|c| {
+                !wanted.contains(
+                    c.labels
+                        .get(LABEL_CONTAINER_NAME)
+                        .map_or("", String::as_str),
+                )
+            })
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            for c in &unknown {
+                tracing::info!(pod = %id.full_name(), container = %c.labels.get(LABEL_CONTAINER_NAME).map_or("", String::as_str), "stopping a container that is not in the pod spec");
+            }
+            self.teardown(&[], &unknown).await?;
+            latest.retain(|name, _| wanted.contains(name.as_str()));
+            stale.retain(|id| !unknown.iter().any(|c| &c.id == id));
+        }
         for old in stale {
             // Keep only the latest instance of each container, as the kubelet's GC does.
             let _ = self.client.remove_container(&old).await;
@@ -651,7 +712,7 @@ impl PodManager {
                     )
                     .await
                     .unwrap_or_else(|e| {
-                        report.errors.push(e.to_string());
+                        report.errors.push(e.with_cause());
                         let state = ContainerState::Waiting {
                             reason: e.waiting_reason().to_owned(),
                             message: e.waiting_message(),

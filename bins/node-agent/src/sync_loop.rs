@@ -15,6 +15,7 @@
 //! `/metrics`. Passes between directory changes reuse the last manifest scan. When the loop
 //! stops, admission has stopped: no pod starts after that.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -67,6 +68,7 @@ pub async fn run(
     let mut rescan = true;
     let mut last_rescan = Instant::now();
     let mut last_event: Option<Instant> = None;
+    let mut last_errors: HashSet<String> = HashSet::new();
     loop {
         if *stop.borrow() {
             return manager;
@@ -79,9 +81,13 @@ pub async fn run(
         }
         let report = manager.sync(rescan).await;
         rescan = false;
-        for e in &report.errors {
+        // An error is logged when it appears, not again on every pass while it lasts (a pod
+        // that cannot start is retried every second, and other pods' events bring passes too).
+        let errors: HashSet<String> = report.errors.iter().cloned().collect();
+        for e in report.errors.iter().filter(|e| !last_errors.contains(*e)) {
             tracing::warn!(error = %e, "pod sync");
         }
+        last_errors = errors;
         for pod in &report.sandboxes_created {
             tracing::info!(pod = %pod, "pod sandbox started");
         }

@@ -148,11 +148,110 @@ async fn climbing_names_are_refused_and_nothing_outside_is_touched() {
         assert!(line.contains(field), "{file}: {line}");
     }
 
-    // A runtime object that claims a climbing UID (the runtime's labels are not trusted
-    // either): the agent tears it down as an orphan but refuses to build a path from it.
+    // A manifest that copies the good pod's UID is refused: it never takes the pod's sandbox
+    // over, and no container of its own appears there.
+    let good_item = running(&list, &good).unwrap();
+    let good_uid = good_item["metadata"]["uid"].as_str().unwrap().to_owned();
+    let good_container = good_item["status"]["containerStatuses"][0]["containerID"].clone();
+    std::fs::write(
+        dir.path().join("manifests/zz-hijack.yaml"),
+        pod("hijack", &format!("  uid: {good_uid}\n"), "", sleep)
+            .replace("- name: app", "- name: intruder"),
+    )
+    .unwrap();
+    wait_log(&agent, Duration::from_secs(30), |l| {
+        l.contains("zz-hijack.yaml") && l.contains(&format!("duplicate pod UID {good_uid}"))
+    });
     let cri = node_runtime::CriClient::connect(&endpoint, &Default::default())
         .await
         .unwrap();
+    let by_uid = [(node_runtime::LABEL_POD_UID.to_owned(), good_uid.clone())].into();
+    let names_in_pod: Vec<String> = cri
+        .list_containers(None, by_uid)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.labels[node_runtime::LABEL_CONTAINER_NAME].clone())
+        .collect();
+    assert_eq!(names_in_pod, ["app"]);
+    let list = agent.wait_pods(&[], Duration::from_secs(5), |l| running(l, &good).is_some());
+    assert_eq!(names(&list), std::slice::from_ref(&good));
+    assert_eq!(
+        running(&list, &good).unwrap()["status"]["containerStatuses"][0]["containerID"],
+        good_container
+    );
+
+    // A container planted in the good pod's sandbox with the pod's labels (not in its spec)
+    // is stopped and removed; the pod's own container is untouched.
+    let sandbox_labels = [(node_runtime::LABEL_POD_UID.to_owned(), good_uid.clone())].into();
+    let sandbox_id = cri.list_pod_sandboxes(sandbox_labels).await.unwrap()[0]
+        .id
+        .clone();
+    let planted_labels: std::collections::HashMap<String, String> = [
+        (node_runtime::LABEL_MANAGED_BY, node.as_str()),
+        (node_runtime::LABEL_POD_UID, good_uid.as_str()),
+        (node_runtime::LABEL_CONTAINER_NAME, "planted"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let planted_container = cri
+        .create_container(
+            &sandbox_id,
+            node_runtime::cri::ContainerConfig {
+                metadata: Some(node_runtime::cri::ContainerMetadata {
+                    name: "planted".into(),
+                    attempt: 0,
+                }),
+                image: Some(node_runtime::image_spec(
+                    &node_runtime::test_support::test_image(),
+                )),
+                command: vec!["/bin/sh".into(), "-c".into(), "sleep 1000".into()],
+                labels: planted_labels,
+                log_path: "planted.log".into(),
+                ..Default::default()
+            },
+            node_runtime::cri::PodSandboxConfig {
+                metadata: Some(node_runtime::cri::PodSandboxMetadata {
+                    name: good.clone(),
+                    uid: good_uid.clone(),
+                    namespace: "default".into(),
+                    attempt: 0,
+                }),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    cri.start_container(&planted_container).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let by_uid = [(node_runtime::LABEL_POD_UID.to_owned(), good_uid.clone())].into();
+        let ids: Vec<String> = cri
+            .list_containers(None, by_uid)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        if !ids.contains(&planted_container) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "planted container kept:\n{}",
+            agent.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let list = agent.wait_pods(&[], Duration::from_secs(5), |l| running(l, &good).is_some());
+    assert_eq!(
+        running(&list, &good).unwrap()["status"]["containerStatuses"][0]["containerID"],
+        good_container
+    );
+
+    // A runtime object that claims a climbing UID (the runtime's labels are not trusted
+    // either): the agent tears it down as an orphan but refuses to build a path from it.
     let labels: std::collections::HashMap<String, String> = [
         (node_runtime::LABEL_MANAGED_BY, node.as_str()),
         (node_runtime::LABEL_POD_UID, "../../victim"),
@@ -389,6 +488,29 @@ async fn a_listing_error_keeps_the_pods_and_only_a_missing_path_empties_them() {
         1,
         "logged once: {log}"
     );
+
+    // staticPodPath naming a single file that cannot be used is no update either (the
+    // kubelet's listConfig returns the file's error): the pod keeps running.
+    std::fs::remove_file(&manifests).unwrap();
+    std::fs::write(&manifests, ":::garbage: [").unwrap();
+    let before = metric(&agent);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(&agent) < before + 2 {
+        assert!(Instant::now() < deadline, "{}", agent.stderr());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let list = agent.wait_pods(&[], Duration::from_secs(5), |l| running(l, &web).is_some());
+    assert_eq!(
+        running(&list, &web).unwrap()["status"]["containerStatuses"][0]["containerID"],
+        container
+    );
+    assert!(
+        agent.stderr().contains("invalid YAML"),
+        "{}",
+        agent.stderr()
+    );
+    std::fs::remove_file(&manifests).unwrap();
+    std::os::unix::fs::symlink(&manifests, &manifests).unwrap();
 
     // An agent that starts while the path cannot be listed removes nothing either, and adopts
     // the pod once the path is back.
