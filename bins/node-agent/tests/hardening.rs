@@ -1,7 +1,7 @@
 //! Hostile pod content against the real `node-agent` on the test run's containerd: names that
 //! climb out of the root dir and the pod log dir, a runtime label that does the same, unsafe
 //! sysctls at admission, static pod listing errors, a subPath swapped for a symlink to `/`
-//! between container restarts, and an emptyDir written by a non-root user.
+//! between container restarts, an emptyDir written by a non-root user, a hostPath type mismatch.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -728,6 +728,65 @@ async fn an_empty_dir_is_writable_by_a_non_root_container() {
     assert_eq!((meta.uid(), meta.gid()), (1000, 1000));
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "hello\n");
     assert_eq!(std::fs::metadata(&volume).unwrap().mode() & 0o7777, 0o777);
+    drop(agent);
+    remove_pods(&endpoint, &node).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_path_type_mismatch_waits_and_leaves_nothing_behind() {
+    let Some(endpoint) = node_runtime::test_support::cri_endpoint("host_path_type") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let manifest = pod(
+        "hostpath",
+        "",
+        &format!(
+            "  volumes:\n  - name: h\n    hostPath: {{path: {}, type: Directory}}\n",
+            file.display()
+        ),
+        "sleep 1000",
+    );
+    let spec = AgentSpec::new(dir.path(), "hostpath", &endpoint)
+        .config(OPEN_AUTH)
+        .config("fileCheckFrequency: 1s\n")
+        .manifest("hostpath.yaml", &manifest);
+    let node = spec.node.clone();
+    let mut agent = spec.spawn();
+    agent.wait_healthy(START);
+    let name = format!("hostpath-{node}");
+    let expected = format!(
+        "MountVolume.SetUp failed for volume \"h\" : hostPath type check failed: {} is not a directory",
+        file.display()
+    );
+    let list = agent.wait_pods(&[], POD_UP, |l| {
+        find(l, &name).is_some_and(|p| {
+            p["status"]["containerStatuses"][0]["state"]["waiting"]["message"] == expected.as_str()
+        })
+    });
+    let pod = find(&list, &name).unwrap();
+    assert_eq!(pod["status"]["phase"], "Pending");
+    assert_eq!(
+        pod["status"]["containerStatuses"][0]["state"]["waiting"]["reason"],
+        "ContainerCreating"
+    );
+    assert!(
+        sandboxes(&endpoint, &node).await.is_empty(),
+        "no sandbox before volumes"
+    );
+    let uid = pod["metadata"]["uid"].as_str().unwrap().to_owned();
+    let pod_dir = agent.root().join(format!("pods/{uid}"));
+    assert!(pod_dir.is_dir());
+    // The manifest goes: the directory of the pod that never started goes too.
+    std::fs::remove_file(dir.path().join("manifests/hostpath.yaml")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pod_dir.exists() {
+        assert!(Instant::now() < deadline, "{}", agent.stderr());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
     drop(agent);
     remove_pods(&endpoint, &node).await;
 }
