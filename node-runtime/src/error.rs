@@ -74,6 +74,9 @@ pub enum RuntimeError {
         /// The kubelet's wording, e.g.
         /// `failed to prepare subPath for volumeMount "data" of container "app"`.
         message: String,
+        /// What the node found, for the log only (the kubelet keeps host paths out of the
+        /// status); empty when the message says it all.
+        detail: String,
     },
     /// A seccomp profile could not be resolved for a container.
     #[error("pod {pod} container {container}: CreateContainerError: {source}")]
@@ -138,11 +141,15 @@ impl RuntimeError {
         }
     }
 
-    /// The message with the OS error of an [`RuntimeError::Io`] appended (its `Display` names
-    /// only the action and path; the cause stays in `source()`), for one-line reports.
+    /// The message with the OS error of an [`RuntimeError::Io`] (its `Display` names only the
+    /// action and path; the cause stays in `source()`) or the node's detail of a
+    /// [`RuntimeError::ContainerConfig`] appended, for one-line reports and logs.
     pub fn with_cause(&self) -> String {
         match self {
             Self::Io { source, .. } => format!("{self}: {source}"),
+            Self::ContainerConfig { detail, .. } if !detail.is_empty() => {
+                format!("{self} ({detail})")
+            }
             other => other.to_string(),
         }
     }

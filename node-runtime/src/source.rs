@@ -36,6 +36,12 @@ pub struct StaticPodSource {
     path: PathBuf,
     node_name: String,
     cache: HashMap<PathBuf, Cached>,
+    /// Which file each UID came from in the last scan: when two files claim one UID, the one
+    /// that had it keeps it, so a new or edited manifest can never take a running pod over.
+    owners: HashMap<String, PathBuf>,
+    /// Before a first scan: the `namespace/name` that runs under each UID in the runtime, so a
+    /// restarted agent gives a UID claimed by several files to the pod that had it.
+    preferred: HashMap<String, String>,
 }
 
 impl StaticPodSource {
@@ -45,7 +51,15 @@ impl StaticPodSource {
             path: path.into(),
             node_name: node_name.into(),
             cache: HashMap::new(),
+            owners: HashMap::new(),
+            preferred: HashMap::new(),
         }
+    }
+
+    /// Tells the source which pod (`namespace/name`) runs under each UID, for UIDs it has not
+    /// seen in a scan yet: a UID several files claim goes to the file of that pod.
+    pub fn prefer_owners(&mut self, owners: impl IntoIterator<Item = (String, String)>) {
+        self.preferred = owners.into_iter().collect();
     }
 
     /// The watched path.
@@ -91,35 +105,11 @@ impl StaticPodSource {
                 return scan;
             }
         };
-        let mut names: HashMap<String, PathBuf> = HashMap::new();
         self.cache.retain(|path, _| files.contains(path));
+        let mut read: Vec<(PathBuf, StaticPod)> = Vec::new();
         for file in files {
             match self.read_cached(&file) {
-                Ok(pod) => {
-                    let duplicate = if let Some(first) = names.get(&pod.full_name()) {
-                        Some(format!(
-                            "duplicate pod {} (already defined by {})",
-                            pod.full_name(),
-                            first.display()
-                        ))
-                    } else {
-                        scan.pods.get(&pod.uid).map(|first| {
-                            format!(
-                                "duplicate pod UID {} (already used by {} in {})",
-                                pod.uid,
-                                first.full_name(),
-                                first.path.display()
-                            )
-                        })
-                    };
-                    if let Some(reason) = duplicate {
-                        scan.errors
-                            .push(RuntimeError::Manifest { path: file, reason });
-                        continue;
-                    }
-                    names.insert(pod.full_name(), file);
-                    scan.pods.insert(pod.uid.clone(), pod);
-                }
+                Ok(pod) => read.push((file, pod)),
                 Err(reason) if single_file => {
                     scan.listing_error = Some(RuntimeError::Manifest { path: file, reason });
                     return scan;
@@ -129,6 +119,65 @@ impl StaticPodSource {
                     .push(RuntimeError::Manifest { path: file, reason }),
             }
         }
+        // A UID claimed by several files stays with the file that had it last scan (else the
+        // first in order); the others are refused.
+        let mut uid_owner: HashMap<&str, &Path> = HashMap::new();
+        for (file, pod) in &read {
+            let had_it = match self.owners.get(&pod.uid) {
+                Some(previous) => previous == file,
+                None => self.preferred.get(&pod.uid) == Some(&pod.full_name()),
+            };
+            match uid_owner.get(pod.uid.as_str()) {
+                Some(owner) if !had_it || *owner == file.as_path() => {}
+                _ => {
+                    uid_owner.insert(&pod.uid, file);
+                }
+            }
+        }
+        let uid_owner: HashMap<String, PathBuf> = uid_owner
+            .into_iter()
+            .map(|(uid, file)| (uid.to_owned(), file.to_path_buf()))
+            .collect();
+        let owner_names: HashMap<String, String> = read
+            .iter()
+            .filter(|(file, pod)| uid_owner.get(&pod.uid) == Some(file))
+            .map(|(_, pod)| (pod.uid.clone(), pod.full_name()))
+            .collect();
+        let mut names: HashMap<String, PathBuf> = HashMap::new();
+        for (file, pod) in read {
+            if let Some(owner) = uid_owner.get(&pod.uid).filter(|o| **o != file) {
+                scan.errors.push(RuntimeError::Manifest {
+                    reason: format!(
+                        "duplicate pod UID {} (already used by {} in {})",
+                        pod.uid,
+                        owner_names
+                            .get(&pod.uid)
+                            .map_or("another pod", String::as_str),
+                        owner.display()
+                    ),
+                    path: file,
+                });
+                continue;
+            }
+            if let Some(first) = names.get(&pod.full_name()) {
+                scan.errors.push(RuntimeError::Manifest {
+                    reason: format!(
+                        "duplicate pod {} (already defined by {})",
+                        pod.full_name(),
+                        first.display()
+                    ),
+                    path: file,
+                });
+                continue;
+            }
+            names.insert(pod.full_name(), file);
+            scan.pods.insert(pod.uid.clone(), pod);
+        }
+        self.owners = scan
+            .pods
+            .iter()
+            .map(|(uid, pod)| (uid.clone(), pod.path.clone()))
+            .collect();
         scan
     }
 

@@ -29,6 +29,21 @@ pub const ANNOTATION_RESTART_COUNT: &str = "io.kubernetes.container.restartCount
 pub const ANNOTATION_GRACE_PERIOD: &str = "io.kubernetes.pod.terminationGracePeriod";
 /// CRI annotation: `init` or `regular`.
 pub const ANNOTATION_CONTAINER_KIND: &str = "io.kubernetes.node-agent.container-kind";
+/// CRI annotation: a hash of the container's spec (the kubelet's annotation name); a running
+/// container whose spec changed is restarted.
+pub const ANNOTATION_CONTAINER_HASH: &str = "io.kubernetes.container.hash";
+
+/// The hash of a container's spec recorded in [`ANNOTATION_CONTAINER_HASH`]: FNV-1a (64 bit)
+/// over its JSON, in hex. Only compared with the agent's own earlier value.
+pub fn container_hash(container: &Container) -> String {
+    let bytes = serde_json::to_vec(container).unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
 
 /// CFS period the kubelet uses (100 ms, in microseconds).
 const CFS_PERIOD_US: i64 = 100_000;
@@ -92,17 +107,43 @@ impl NodePaths {
         )
     }
 
-    /// Removes the pod's log directory `<podLogsDir>/<namespace>_<name>_<uid>` (the kubelet's
-    /// container GC removes the logs of pods that are gone) without following a symlink; the
-    /// names may come from the runtime, so the directory name is checked to be one component.
-    pub fn remove_pod_log_dir(
-        &self,
-        namespace: &str,
-        name: &str,
-        uid: &str,
-    ) -> Result<(), RuntimeError> {
-        let component = format!("{namespace}_{name}_{uid}");
-        remove_tree_under(&self.pod_logs_dir, &[("pod log directory", &component)])
+    /// Removes the pod's log directories `<podLogsDir>/<namespace>_<name>_<uid>` (the kubelet's
+    /// container GC removes the logs of pods that are gone) without following a symlink. The
+    /// UID may come from the runtime, so it is checked to be one component without `_` first.
+    pub fn remove_pod_log_dirs(&self, uid: &str) -> Result<(), RuntimeError> {
+        crate::validation::check_path_component("pod UID", uid)
+            .and_then(|()| {
+                if uid.contains('_') {
+                    Err(format!("pod UID {uid:?} must not contain '_'"))
+                } else {
+                    Ok(())
+                }
+            })
+            .map_err(|reason| RuntimeError::UnsafePath {
+                path: self.pod_logs_dir.clone(),
+                reason,
+            })?;
+        let suffix = format!("_{uid}");
+        let entries = match std::fs::read_dir(&self.pod_logs_dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => {
+                return Err(RuntimeError::Io {
+                    action: "listing pod log directories",
+                    path: self.pod_logs_dir.clone(),
+                    source,
+                });
+            }
+        };
+        for entry in entries.flatten() {
+            if let Ok(name) = entry.file_name().into_string()
+                && name.ends_with(&suffix)
+                && name.len() > suffix.len()
+            {
+                remove_tree_under(&self.pod_logs_dir, &[("pod log directory", &name)])?;
+            }
+        }
+        Ok(())
     }
 
     /// The UIDs of the pod directories under `<root>/pods` (none when it does not exist).
@@ -126,11 +167,13 @@ impl NodePaths {
     }
 
     /// Unmounts the pod's subPath mounts and removes `<root>/pods/<uid>` without following a
-    /// symlink or crossing into another mount. A missing directory is success.
+    /// symlink or crossing into another mount, then its log directories. A missing directory is
+    /// success.
     pub fn remove_pod_dir(&self, uid: &str) -> Result<(), RuntimeError> {
         let dir = self.checked_pod_dir(uid)?;
         crate::subpath::clean_subpaths(&dir)?;
-        remove_tree_under(&self.root_dir, &pod_dir_components(uid))
+        remove_tree_under(&self.root_dir, &pod_dir_components(uid))?;
+        self.remove_pod_log_dirs(uid)
     }
 }
 
@@ -195,10 +238,8 @@ pub fn prepare_volumes(
             )));
         } else if volume.empty_dir.is_some() || is_sourceless(volume) {
             // A volume without a source is an emptyDir (the API server's default).
-            crate::volumes::setup_empty_dir(&pod_dir, &volume.name).map_err(|e| {
-                tracing::warn!(pod = %id.full_name(), volume = %volume.name, error = %e, "emptyDir set-up");
-                failed(e.to_string())
-            })?
+            crate::volumes::setup_empty_dir(&pod_dir, &volume.name)
+                .map_err(|e| failed(e.with_cause()))?
         } else {
             return Err(spec_err(
                 id,
@@ -474,6 +515,10 @@ pub fn container_config(
             ANNOTATION_CONTAINER_KIND.to_owned(),
             kind.as_str().to_owned(),
         ),
+        (
+            ANNOTATION_CONTAINER_HASH.to_owned(),
+            container_hash(container),
+        ),
     ]);
     Ok(cri::ContainerConfig {
         metadata: Some(cri::ContainerMetadata {
@@ -552,7 +597,15 @@ fn container_mounts(
         pod: id.full_name(),
         container: c.name.clone(),
         message,
+        detail: String::new(),
     };
+    let config_error_with =
+        |message: String, detail: &RuntimeError| RuntimeError::ContainerConfig {
+            pod: id.full_name(),
+            container: c.name.clone(),
+            message,
+            detail: detail.with_cause(),
+        };
     let mut mounts = Vec::new();
     for (index, m) in c.volume_mounts.iter().flatten().enumerate() {
         // `cannot find volume %q to mount into container %q` (makeMounts).
@@ -579,11 +632,13 @@ fn container_mounts(
             // without leaving the volume by prepare_subpath.
             if std::fs::metadata(volume_path.join(&sub_path)).is_err() {
                 crate::subpath::ensure_subpath_dir(volume_path, &sub_path).map_err(|e| {
-                    tracing::warn!(pod = %id.full_name(), container = %c.name, volume = %m.name, error = %e, "creating subPath");
-                    config_error(format!(
-                        "failed to create subPath directory for volumeMount {:?} of container {:?}",
-                        m.name, c.name
-                    ))
+                    config_error_with(
+                        format!(
+                            "failed to create subPath directory for volumeMount {:?} of container {:?}",
+                            m.name, c.name
+                        ),
+                        &e,
+                    )
                 })?;
             }
             crate::subpath::prepare_subpath(
@@ -595,11 +650,13 @@ fn container_mounts(
                 index,
             )
             .map_err(|e| {
-                tracing::warn!(pod = %id.full_name(), container = %c.name, volume = %m.name, error = %e, "preparing subPath");
-                config_error(format!(
-                    "failed to prepare subPath for volumeMount {:?} of container {:?}",
-                    m.name, c.name
-                ))
+                config_error_with(
+                    format!(
+                        "failed to prepare subPath for volumeMount {:?} of container {:?}",
+                        m.name, c.name
+                    ),
+                    &e,
+                )
             })?
         };
         let propagation = match m.mount_propagation.as_deref() {

@@ -22,9 +22,9 @@ use crate::registry::{
 };
 use crate::source::StaticPodSource;
 use crate::spec::{
-    ANNOTATION_GRACE_PERIOD, ANNOTATION_RESTART_COUNT, ContainerKind, LABEL_CONTAINER_NAME,
-    LABEL_MANAGED_BY, LABEL_POD_UID, NodePaths, PodIdentity, PodVolumes, container_config,
-    prepare_volumes, sandbox_config,
+    ANNOTATION_CONTAINER_HASH, ANNOTATION_GRACE_PERIOD, ANNOTATION_RESTART_COUNT, ContainerKind,
+    LABEL_CONTAINER_NAME, LABEL_MANAGED_BY, LABEL_POD_UID, NodePaths, PodIdentity, PodVolumes,
+    container_config, container_hash, prepare_volumes, sandbox_config,
 };
 
 /// How the sync loop behaves.
@@ -212,6 +212,22 @@ impl PodManager {
     /// rescan stats every manifest file). Manifest errors are reported by rescanning passes.
     pub async fn sync(&mut self, rescan_manifests: bool) -> SyncReport {
         let mut report = SyncReport::default();
+        let (sandboxes, containers) = match self.list_runtime().await {
+            Ok(x) => x,
+            Err(e) => {
+                report.errors.push(e.to_string());
+                return report;
+            }
+        };
+        if !self.source_seen {
+            // Before the first listing (an agent restart): if several manifests claim the UID
+            // of a running pod, the one that made it keeps it.
+            self.source.prefer_owners(sandboxes.iter().filter_map(|s| {
+                let uid = s.labels.get(LABEL_POD_UID)?;
+                let m = s.metadata.as_ref()?;
+                Some((uid.clone(), format!("{}/{}", m.namespace, m.name)))
+            }));
+        }
         let previous = self.last_scan.take();
         let pods = match previous {
             Some(pods) if !rescan_manifests => pods,
@@ -279,13 +295,6 @@ impl PodManager {
             listing_error: None,
         };
 
-        let (sandboxes, containers) = match self.list_runtime().await {
-            Ok(x) => x,
-            Err(e) => {
-                report.errors.push(e.to_string());
-                return report;
-            }
-        };
         let mut sandboxes_by_uid: HashMap<String, Vec<cri::PodSandbox>> = HashMap::new();
         for s in sandboxes {
             let uid = s.labels.get(LABEL_POD_UID).cloned().unwrap_or_default();
@@ -332,14 +341,7 @@ impl PodManager {
                     if let Err(e) = self.remove_pod_dir(&uid) {
                         report.errors.push(e.with_cause());
                     }
-                    if let Some(m) = &meta
-                        && let Err(e) =
-                            self.options
-                                .paths
-                                .remove_pod_log_dir(&m.namespace, &m.name, &uid)
-                    {
-                        report.errors.push(e.with_cause());
-                    }
+
                     tracing::info!(pod = %label, "removed pod whose manifest is gone");
                     report.pods_removed.push(label);
                 }
@@ -573,6 +575,31 @@ impl PodManager {
         // volume manager first).
         let volumes = prepare_volumes(&pod.pod, &id, &self.options.paths)?;
 
+        // A sandbox labelled with this UID but made for another pod (a manifest that took an
+        // explicit UID over, an edited name) is not adopted: it goes with its containers.
+        let (sandboxes, foreign): (Vec<cri::PodSandbox>, Vec<cri::PodSandbox>) =
+            sandboxes.into_iter().partition(|s| {
+                s.metadata
+                    .as_ref()
+                    .is_some_and(|m| m.namespace == id.namespace && m.name == id.name)
+            });
+        let containers = if foreign.is_empty() {
+            containers
+        } else {
+            let (theirs, ours): (Vec<cri::Container>, Vec<cri::Container>) = containers
+                .into_iter()
+                .partition(|c| foreign.iter().any(|f| f.id == c.pod_sandbox_id));
+            for f in &foreign {
+                let owner = f
+                    .metadata
+                    .as_ref()
+                    .map_or_else(String::new, |m| format!("{}/{}", m.namespace, m.name));
+                tracing::warn!(pod = %id.full_name(), sandbox = %f.id, owner = %owner, "removing a sandbox with this pod's UID that was made for another pod");
+            }
+            self.teardown(&foreign, &theirs).await?;
+            ours
+        };
+
         // A ready sandbox, or a new one (then every old instance goes with the old sandbox).
         let mut ready: Vec<&cri::PodSandbox> = sandboxes
             .iter()
@@ -598,9 +625,6 @@ impl PodManager {
             if !sandboxes.is_empty() || !containers.is_empty() {
                 self.teardown(&sandboxes, &containers).await?;
             }
-            self.options
-                .paths
-                .create_pod_log_dir(&id.namespace, &id.name, &id.uid)?;
             for c in spec
                 .init_containers
                 .iter()
@@ -609,6 +633,9 @@ impl PodManager {
             {
                 self.ensure_image(c).await.map_err(|e| with_pod(e, &id))?;
             }
+            self.options
+                .paths
+                .create_pod_log_dir(&id.namespace, &id.name, &id.uid)?;
             let sid = self.client.run_pod_sandbox(sandbox_cfg.clone()).await?;
             tracing::info!(pod = %id.full_name(), sandbox = %sid, "started pod sandbox");
             report.sandboxes_created.push(id.full_name());
@@ -814,65 +841,78 @@ impl PodManager {
             None => 0,
             Some(inst) => {
                 let s = &inst.status;
-                if s.state != cri::ContainerState::ContainerExited as i32 {
-                    if s.state == cri::ContainerState::ContainerCreated as i32 {
-                        self.client.start_container(&inst.id).await?;
+                let recorded = s.annotations.get(ANNOTATION_CONTAINER_HASH);
+                let changed = recorded.is_some_and(|h| *h != container_hash(container));
+                if changed && s.state != cri::ContainerState::ContainerExited as i32 {
+                    // The kubelet restarts a container whose spec changed (computePodActions),
+                    // at once and without counting it as a crash.
+                    tracing::info!(pod = %id.full_name(), container = %container.name, "container spec changed; restarting it");
+                    let grace = pod.pod.spec.as_ref().map_or(30, crate::spec::grace_period);
+                    self.client.stop_container(&inst.id, grace).await?;
+                    inst.attempt + 1
+                } else {
+                    if s.state != cri::ContainerState::ContainerExited as i32 {
+                        if s.state == cri::ContainerState::ContainerCreated as i32 {
+                            self.client.start_container(&inst.id).await?;
+                        }
+                        return Ok(info_from(
+                            container,
+                            kind,
+                            inst,
+                            self.log_path(id, container, inst.attempt),
+                        ));
                     }
-                    return Ok(info_from(
-                        container,
-                        kind,
-                        inst,
-                        self.log_path(id, container, inst.attempt),
-                    ));
-                }
-                let restart = match (kind, policy) {
-                    (ContainerKind::Init, _) => s.exit_code != 0 && policy != "Never",
-                    (_, "Always") => true,
-                    (_, "OnFailure") => s.exit_code != 0,
-                    _ => false,
-                };
-                if !restart {
-                    return Ok(info_from(
-                        container,
-                        kind,
-                        inst,
-                        self.log_path(id, container, inst.attempt),
-                    ));
-                }
-                let ran =
-                    Duration::from_nanos(u64::try_from(s.finished_at - s.started_at).unwrap_or(0));
-                let backoff = self
-                    .backoff
-                    .entry(key.clone())
-                    .or_insert(Backoff { restarts: 0 });
-                if ran >= self.options.backoff_max.saturating_mul(2) {
-                    backoff.restarts = 0;
-                }
-                let delay = backoff.delay(&self.options);
-                let since_exit =
-                    Duration::from_nanos(u64::try_from(now_nanos() - s.finished_at).unwrap_or(0));
-                if since_exit < delay {
-                    let mut info = info_from(
-                        container,
-                        kind,
-                        inst,
-                        self.log_path(id, container, inst.attempt),
-                    );
-                    info.state = ContainerState::Waiting {
-                        reason: "CrashLoopBackOff".to_owned(),
-                        message: format!(
-                            "back-off {} restarting failed container={} pod={}_{}({})",
-                            node_config::Duration::from_nanos(delay.as_nanos() as i64),
-                            container.name,
-                            id.name,
-                            id.namespace,
-                            id.uid
-                        ),
+                    let restart = match (kind, policy) {
+                        (ContainerKind::Init, _) => s.exit_code != 0 && policy != "Never",
+                        (_, "Always") => true,
+                        (_, "OnFailure") => s.exit_code != 0,
+                        _ => false,
                     };
-                    return Ok(info);
+                    if !restart {
+                        return Ok(info_from(
+                            container,
+                            kind,
+                            inst,
+                            self.log_path(id, container, inst.attempt),
+                        ));
+                    }
+                    let ran = Duration::from_nanos(
+                        u64::try_from(s.finished_at - s.started_at).unwrap_or(0),
+                    );
+                    let backoff = self
+                        .backoff
+                        .entry(key.clone())
+                        .or_insert(Backoff { restarts: 0 });
+                    if ran >= self.options.backoff_max.saturating_mul(2) {
+                        backoff.restarts = 0;
+                    }
+                    let delay = backoff.delay(&self.options);
+                    let since_exit = Duration::from_nanos(
+                        u64::try_from(now_nanos() - s.finished_at).unwrap_or(0),
+                    );
+                    if since_exit < delay {
+                        let mut info = info_from(
+                            container,
+                            kind,
+                            inst,
+                            self.log_path(id, container, inst.attempt),
+                        );
+                        info.state = ContainerState::Waiting {
+                            reason: "CrashLoopBackOff".to_owned(),
+                            message: format!(
+                                "back-off {} restarting failed container={} pod={}_{}({})",
+                                node_config::Duration::from_nanos(delay.as_nanos() as i64),
+                                container.name,
+                                id.name,
+                                id.namespace,
+                                id.uid
+                            ),
+                        };
+                        return Ok(info);
+                    }
+                    backoff.restarts = backoff.restarts.saturating_add(1);
+                    inst.attempt + 1
                 }
-                backoff.restarts = backoff.restarts.saturating_add(1);
-                inst.attempt + 1
             }
         };
         self.ensure_image(container)

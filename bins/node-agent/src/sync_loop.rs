@@ -83,8 +83,19 @@ pub async fn run(
         rescan = false;
         // An error is logged when it appears, not again on every pass while it lasts (a pod
         // that cannot start is retried every second, and other pods' events bring passes too).
-        let errors: HashSet<String> = report.errors.iter().cloned().collect();
-        for e in report.errors.iter().filter(|e| !last_errors.contains(*e)) {
+        // Rejected manifests are logged by the pod manager when they change.
+        let manifest_errors = manager.registry().manifest_errors();
+        let errors: HashSet<String> = report
+            .errors
+            .iter()
+            .filter(|e| !manifest_errors.contains(e))
+            .cloned()
+            .collect();
+        for e in report
+            .errors
+            .iter()
+            .filter(|e| errors.contains(*e) && !last_errors.contains(*e))
+        {
             tracing::warn!(error = %e, "pod sync");
         }
         last_errors = errors;

@@ -154,13 +154,14 @@ async fn climbing_names_are_refused_and_nothing_outside_is_touched() {
     let good_uid = good_item["metadata"]["uid"].as_str().unwrap().to_owned();
     let good_container = good_item["status"]["containerStatuses"][0]["containerID"].clone();
     std::fs::write(
-        dir.path().join("manifests/zz-hijack.yaml"),
+        // Sorted before good.yaml: the running pod keeps its UID whatever the file order.
+        dir.path().join("manifests/aa-hijack.yaml"),
         pod("hijack", &format!("  uid: {good_uid}\n"), "", sleep)
             .replace("- name: app", "- name: intruder"),
     )
     .unwrap();
     wait_log(&agent, Duration::from_secs(30), |l| {
-        l.contains("zz-hijack.yaml") && l.contains(&format!("duplicate pod UID {good_uid}"))
+        l.contains("aa-hijack.yaml") && l.contains(&format!("duplicate pod UID {good_uid}"))
     });
     let cri = node_runtime::CriClient::connect(&endpoint, &Default::default())
         .await
@@ -654,10 +655,16 @@ spec:
             .file_type()
             .is_symlink()
     );
-    let log = wait_log(&agent, Duration::from_secs(20), |l| {
-        l.matches("preparing subPath").count() >= 2
+    let log = wait_log(&agent, Duration::from_secs(30), |l| {
+        l.matches("failed to prepare subPath for volumeMount")
+            .count()
+            >= 2
     });
-    assert!(log.contains("preparing subPath"), "{log}");
+    // The log has the node's detail; the status does not.
+    assert!(
+        log.contains("it is a symlink to /, outside the volume"),
+        "{log}"
+    );
     assert!(agent.try_exit().is_none(), "{}", agent.stderr());
 
     // Removing the pod unmounts the first run's subPath mount and removes the pod directory;
@@ -787,6 +794,122 @@ async fn a_host_path_type_mismatch_waits_and_leaves_nothing_behind() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+    drop(agent);
+    remove_pods(&endpoint, &node).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_with_a_fixed_uid_follows_edits_and_keeps_its_uid_across_restarts() {
+    let Some(endpoint) = node_runtime::test_support::cri_endpoint("fixed_uid") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let sleep = "trap 'exit 0' TERM; while true; do sleep 1; done";
+    let two = |first: &str| {
+        pod("fixed", "  uid: fixed-uid-1\n", "", first).replace(
+            "  containers:\n",
+            &format!(
+                "  containers:\n  - name: side\n    image: {}\n    imagePullPolicy: Never\n    command: [\"/bin/sh\", \"-c\", {sleep:?}]\n",
+                node_runtime::test_support::test_image()
+            ),
+        )
+    };
+    let spec = AgentSpec::new(dir.path(), "fixed", &endpoint)
+        .config(OPEN_AUTH)
+        .config("fileCheckFrequency: 1s\n")
+        .manifest("fixed.yaml", &two(sleep));
+    let node = spec.node.clone();
+    let mut restarted = AgentSpec::new(dir.path(), "fixed", &endpoint)
+        .config(OPEN_AUTH)
+        .config("fileCheckFrequency: 1s\n");
+    restarted.node = node.clone();
+    let mut agent = spec.spawn();
+    agent.wait_healthy(START);
+    let name = format!("fixed-{node}");
+    let ids = |l: &serde_json::Value| -> Vec<(String, String)> {
+        find(l, &name)
+            .and_then(|p| p["status"]["containerStatuses"].as_array())
+            .map(|a| {
+                a.iter()
+                    .filter(|c| c["state"]["running"].is_object())
+                    .map(|c| {
+                        (
+                            c["name"].as_str().unwrap_or_default().to_owned(),
+                            c["containerID"].as_str().unwrap_or_default().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let list = agent.wait_pods(&[], POD_UP, |l| ids(l).len() == 2);
+    let before = ids(&list);
+    let side = before.iter().find(|(n, _)| n == "side").unwrap().1.clone();
+    let app = before.iter().find(|(n, _)| n == "app").unwrap().1.clone();
+
+    // The app container's command changes (same UID): it is restarted, the side one is not.
+    std::fs::write(
+        dir.path().join("manifests/fixed.yaml"),
+        two(&format!("echo edited; {sleep}")),
+    )
+    .unwrap();
+    let list = agent.wait_pods(&[], POD_UP, |l| {
+        let now = ids(l);
+        now.len() == 2 && now.iter().any(|(n, id)| n == "app" && *id != app)
+    });
+    assert!(ids(&list).contains(&("side".to_owned(), side.clone())));
+    // The side container leaves the spec: it is stopped and removed.
+    std::fs::write(
+        dir.path().join("manifests/fixed.yaml"),
+        pod(
+            "fixed",
+            "  uid: fixed-uid-1\n",
+            "",
+            &format!("echo edited; {sleep}"),
+        ),
+    )
+    .unwrap();
+    let cri = node_runtime::CriClient::connect(&endpoint, &Default::default())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let by_uid = [(
+            node_runtime::LABEL_POD_UID.to_owned(),
+            "fixed-uid-1".to_owned(),
+        )]
+        .into();
+        let names: Vec<String> = cri
+            .list_containers(None, by_uid)
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.labels[node_runtime::LABEL_CONTAINER_NAME].clone())
+            .collect();
+        if !names.contains(&"side".to_owned()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", agent.stderr());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Another manifest, sorted first, claims the UID while the agent is down: after the
+    // restart the running pod keeps it and the newcomer is refused.
+    let list = agent.wait_pods(&[], POD_UP, |l| ids(l).len() == 1);
+    let app = ids(&list)[0].1.clone();
+    drop(agent);
+    std::fs::write(
+        dir.path().join("manifests/0-claim.yaml"),
+        pod("claim", "  uid: fixed-uid-1\n", "", sleep).replace("- name: app", "- name: intruder"),
+    )
+    .unwrap();
+    let mut agent = restarted.spawn();
+    agent.wait_healthy(START);
+    wait_log(&agent, Duration::from_secs(30), |l| {
+        l.contains("0-claim.yaml") && l.contains("duplicate pod UID fixed-uid-1")
+    });
+    let list = agent.wait_pods(&[], POD_UP, |l| ids(l).len() == 1);
+    assert_eq!(ids(&list), [("app".to_owned(), app)], "adopted, untouched");
     drop(agent);
     remove_pods(&endpoint, &node).await;
 }
