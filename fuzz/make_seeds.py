@@ -270,3 +270,95 @@ seeds("pod_resources_messages", [
                                                                + fld(2, fld(1, "r") + fld(2, "d"))))),
 ])
 print("seed corpora written under", OUT)
+
+# --- dictionaries (fuzz/dict/<target>.dict, passed with -dict= by scripts/fuzz.sh) -----------
+DICT = os.path.join(ROOT, "fuzz", "dict")
+shutil.rmtree(DICT, ignore_errors=True)
+os.makedirs(DICT)
+
+
+def camel(name):
+    head, *rest = name.split("_")
+    return head + "".join(w[:1].upper() + w[1:] for w in rest)
+
+
+def write_dict(target, tokens):
+    lines = []
+    for t in sorted(set(tokens)):
+        esc = ""
+        for ch in t:
+            o = ord(ch)
+            if ch in '\\"':
+                esc += "\\" + ch
+            elif 0x20 <= o <= 0x7E:
+                esc += ch
+            elif o <= 0xFF:
+                esc += "\\x%02x" % o
+            else:
+                esc += "".join("\\x%02x" % b for b in ch.encode())
+        lines.append(f'"{esc}"')
+    with open(os.path.join(DICT, target + ".dict"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+types = rd("node-config/src/types.rs").decode()
+keys = set()
+pending = None
+for line in types.splitlines():
+    m = re.search(r'rename\s*=\s*"([^"]+)"', line)
+    if m and "rename_all" not in line:
+        pending = m.group(1)
+    m = re.match(r"\s*pub (r#)?([a-z_0-9]+): ", line)
+    if m:
+        keys.add(pending or camel(m.group(2)))
+        pending = None
+yaml_tokens = [": ", "\n- ", "{}", "[]", "null", "true", "false", "~", "---\n", "'", "\"", "&a ", "*a",
+               "!!str ", "|\n", ">\n", "  ", "0x", "1e38", ".inf", "-"]
+write_dict("config_load", [k + ": " for k in keys] + yaml_tokens +
+           ["apiVersion: kubelet.config.k8s.io/v1beta1\n", "kind: KubeletConfiguration\n", "%%%%",
+            "Mi", "Gi", "Ki", "Ei", "m", "h", "s", "ms", "ns", "memory.available", "nodefs.available",
+            "--max-pods=", "--feature-gates=", "--config=", "--node-ip="])
+write_dict("kubeconfig", [k + ": " for k in [
+    "apiVersion", "kind", "clusters", "cluster", "server", "certificate-authority",
+    "certificate-authority-data", "insecure-skip-tls-verify", "tls-server-name", "proxy-url",
+    "contexts", "context", "user", "namespace", "current-context", "users", "token", "token-file",
+    "client-certificate", "client-key", "client-certificate-data", "client-key-data", "username",
+    "password", "exec", "command", "args", "env", "auth-provider", "config", "name", "preferences",
+    "extensions", "extension", "impersonate", "impersonate-groups", "disable-compression",
+    "interactiveMode", "provideClusterInfo"]] + yaml_tokens + ["\xff\xfe", "\xfe\xff", "\xef\xbb\xbf"])
+write_dict("pod_manifest", [k + ": " for k in [
+    "apiVersion", "kind", "metadata", "name", "namespace", "uid", "labels", "annotations", "spec",
+    "containers", "initContainers", "image", "command", "args", "env", "value", "valueFrom",
+    "volumeMounts", "mountPath", "subPath", "subPathExpr", "readOnly", "volumes", "emptyDir",
+    "hostPath", "path", "type", "configMap", "secret", "projected", "securityContext",
+    "seccompProfile", "localhostProfile", "privileged", "runAsUser", "sysctls", "hostNetwork",
+    "hostPID", "hostIPC", "resources", "limits", "requests", "ports", "containerPort", "hostPort",
+    "protocol", "restartPolicy", "terminationGracePeriodSeconds", "priority", "nodeName",
+    "dnsPolicy", "ephemeralContainers", "readinessProbe", "livenessProbe", "exec", "httpGet"]]
+    + yaml_tokens + ["v1", "Pod", "Localhost", "RuntimeDefault", "../", "/etc", "memory", "cpu"])
+write_dict("seccomp_profile", [
+    "defaultAction", "defaultErrnoRet", "architectures", "flags", "listenerPath", "listenerMetadata",
+    "syscalls", "names", "action", "errnoRet", "args", "index", "value", "valueTwo", "op",
+    "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD",
+    "SCMP_ACT_TRAP", "SCMP_ACT_TRACE", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_CMP_NE", "SCMP_CMP_LT",
+    "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ",
+    "SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM",
+    "SCMP_ARCH_NATIVE", "SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV", "read", "write",
+    "openat", "clone", "personality", "../", "/"])
+write_dict("seccomp_docker", [
+    "archMap", "architecture", "subArchitectures", "includes", "excludes", "caps", "arches",
+    "minKernel", "comment", "name", "names", "errno", "defaultErrno", "defaultAction", "syscalls",
+    "action", "args", "index", "value", "op", "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_CMP_MASKED_EQ",
+    "SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64", "amd64", "arm64", "386", "CAP_SYS_ADMIN", "EPERM", "ENOSYS"])
+write_dict("heartbeat_facts", ["processor\t: ", "MemTotal:", "MemAvailable:", " kB", "PRETTY_NAME=",
+                               "%%%%", "system ", "kube ", "eviction ", "memory ", "cpu ",
+                               "ephemeral-storage ", "memory.available ", "nodefs.available ",
+                               "hugepages-", "1e38", "Ei", "%", "00000000"])
+write_dict("kernel_probe", ["%%%%", "cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n",
+                            "tmpfs /sys/fs/cgroup tmpfs rw 0 0\n", "cgroup /sys/fs/cgroup/memory cgroup rw,memory 0 0\n",
+                            "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n", "CONFIG_PSI=y\n",
+                            "CONFIG_PSI_DEFAULT_DISABLED=y\n", "psi=0", "psi=1", "SwapTotal:", "MemTotal:",
+                            " kB", "\\040", "#subsys_name", "memory", "freezer", "cpu io memory pids",
+                            "\x1f\x8b"])
+print("dictionaries written under", DICT)
