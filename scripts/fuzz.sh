@@ -10,9 +10,10 @@
 # crash, as it is in the tests, not a silent wrap as in a normal release build.
 #
 # Each target starts from its committed seeds (fuzz/corpus/<target>/, read only) and from the
-# corpus earlier runs grew (fuzz/target/corpus/<target>/, not committed). A crash, a timeout
-# (one input running longer than FUZZ_INPUT_TIMEOUT seconds) or an out-of-memory input fails the
-# run: the input is written to fuzz/artifacts/<target>/ and the command replaying it is printed.
+# corpus earlier runs grew (fuzz/target/corpus/<target>/, not committed; CI starts without it).
+# A crash, a timeout (one input running longer than FUZZ_INPUT_TIMEOUT seconds) or an
+# out-of-memory input fails the run: the input is written to fuzz/artifacts/<target>/ and the
+# command replaying it is printed.
 #
 # Environment:
 #   FUZZ_JOBS           targets run at the same time (default 1; 2 on a 2-core CI machine
@@ -22,6 +23,7 @@
 #   FUZZ_INPUT_TIMEOUT  seconds one input may take (default 10)
 #   FUZZ_RSS_MB         memory limit of a fuzzing process (default 2048)
 #   FUZZ_ARGS           more libFuzzer flags, e.g. "-dict=..." or "-only_ascii=1"
+#   FUZZ_TARGET_DIR     build and grown-corpus directory (default fuzz/target)
 #   FUZZ_STATS          file to append one line of results per target to (for docs/benchmarks.md)
 #   FUZZ_FORK           1: libFuzzer's fork mode, which records a crash and goes on fuzzing
 #                       (for long campaigns); the run still fails if any input crashed
@@ -70,7 +72,7 @@ host=$(rustc -vV | sed -n 's/^host: //p')
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares"
-export CARGO_TARGET_DIR="$PWD/fuzz/target"
+export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$PWD/fuzz/target}"
 bin_args=()
 for t in "${targets[@]}"; do bin_args+=(--bin "$t"); done
 echo "== building ${#targets[@]} fuzz target(s) (profile $profile, $host)"
@@ -78,7 +80,7 @@ build_start=$(date +%s)
 cargo build --manifest-path fuzz/Cargo.toml --locked --profile "$profile" --target "$host" "${bin_args[@]}"
 build_secs=$(( $(date +%s) - build_start ))
 echo "== build took ${build_secs}s"
-bindir="fuzz/target/$host/$profile"
+bindir="$CARGO_TARGET_DIR/$host/$profile"
 
 # 3. Run. A scratch directory for the targets that write files (fixture roots, kubeconfigs),
 #    on tmpfs when there is one: creating and removing files thousands of times a second on
@@ -92,7 +94,7 @@ export RUST_BACKTRACE=1
 
 run_one() {
   local t="$1" log="$scratch/$1.log"
-  local work="fuzz/target/corpus/$t" art="fuzz/artifacts/$t"
+  local work="$CARGO_TARGET_DIR/corpus/$t" art="fuzz/artifacts/$t"
   mkdir -p "$work" "$art"
   local dirs=("$work" "fuzz/corpus/$t")
   # Seeds found on this machine but not committed (a third party's files).
