@@ -23,6 +23,8 @@
 #   FUZZ_INPUT_TIMEOUT  seconds one input may take (default 10)
 #   FUZZ_RSS_MB         memory limit of a fuzzing process (default 2048)
 #   FUZZ_ARGS           more libFuzzer flags, e.g. "-dict=..." or "-only_ascii=1"
+#   FUZZ_OPT_LEVEL      optimization level of that profile (default: the profile's, 3); 1 builds
+#                       faster and fuzzes slower
 #   FUZZ_TARGET_DIR     build and grown-corpus directory (default fuzz/target)
 #   FUZZ_STATS          file to append one line of results per target to (for docs/benchmarks.md)
 #   FUZZ_FORK           1: libFuzzer's fork mode, which records a crash and goes on fuzzing
@@ -73,6 +75,10 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares"
 export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$PWD/fuzz/target}"
+if [ -n "${FUZZ_OPT_LEVEL:-}" ]; then
+  profile_var="CARGO_PROFILE_$(echo "$profile" | tr 'a-z-' 'A-Z_')_OPT_LEVEL"
+  export "$profile_var=$FUZZ_OPT_LEVEL"
+fi
 bin_args=()
 for t in "${targets[@]}"; do bin_args+=(--bin "$t"); done
 echo "== building ${#targets[@]} fuzz target(s) (profile $profile, $host)"
