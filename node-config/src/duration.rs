@@ -133,12 +133,19 @@ impl Duration {
                 "" => return Err(err("missing unit (one of ns, us, ms, s, m, h)")),
                 _ => return Err(err("unknown unit (expected one of ns, us, ms, s, m, h)")),
             };
+            // Nothing above 2^63 nanoseconds can be a valid duration, whatever the unit, so a
+            // larger whole part is refused before it is scaled: every product and sum below
+            // then stays far inside i128 (a whole part of 26 digits in hours used to overflow
+            // i128 once its fraction was added).
+            let limit = i128::from(i64::MAX) + 1;
             let whole: i128 = if int_part.is_empty() {
                 0
             } else {
                 int_part
                     .parse::<i128>()
-                    .map_err(|_| err("number out of range"))?
+                    .ok()
+                    .filter(|w| *w <= limit)
+                    .ok_or_else(|| err("duration out of range"))?
             };
             let mut value = whole
                 .checked_mul(i128::from(scale))
@@ -147,12 +154,14 @@ impl Duration {
             let mut frac_scale = i128::from(scale);
             for digit in frac_part.bytes().take(30) {
                 frac_scale /= 10;
-                value += i128::from(digit - b'0') * frac_scale;
+                value = value
+                    .checked_add(i128::from(digit - b'0') * frac_scale)
+                    .ok_or_else(|| err("duration out of range"))?;
             }
             total = total
                 .checked_add(value)
                 .ok_or_else(|| err("duration out of range"))?;
-            if total > i128::from(i64::MAX) + 1 {
+            if total > limit {
                 return Err(err("duration out of range"));
             }
         }
@@ -332,6 +341,42 @@ mod tests {
         ] {
             assert!(Duration::parse(bad).is_err(), "{bad:?} should fail");
         }
+    }
+
+    /// Regression (fuzzing audit): a whole part just below i128::MAX / 1h plus a fraction
+    /// overflowed the i128 accumulator (a panic in debug builds, a wrap in release).
+    #[test]
+    fn huge_whole_part_with_fraction_is_out_of_range() {
+        for input in [
+            "47261439850130342147690917.9h",
+            "170141183460469231731687303715884105727ns",
+            "170141183460469231731687303715884105727.9ns",
+            "9223372036854775809ns",
+            "-9223372036854775809ns",
+        ] {
+            let e = Duration::parse(input).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("invalid duration {input:?}: duration out of range")
+            );
+        }
+        // The extremes themselves still parse.
+        assert_eq!(
+            Duration::parse("-9223372036854775808ns")
+                .unwrap()
+                .as_nanos(),
+            i64::MIN
+        );
+        assert_eq!(
+            Duration::parse("9223372036854775807ns").unwrap().as_nanos(),
+            i64::MAX
+        );
+        assert_eq!(
+            Duration::parse("2562047h47m16.854775807s")
+                .unwrap()
+                .as_nanos(),
+            i64::MAX
+        );
     }
 
     #[test]

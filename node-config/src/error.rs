@@ -54,6 +54,14 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// A config file or drop-in is larger than the loader reads.
+    #[error("kubelet config file {path:?} is larger than the {limit} bytes read at most")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The cap, in bytes.
+        limit: u64,
+    },
     /// The file holds nothing but whitespace or comments (fatal, as in the kubelet).
     #[error("kubelet config file {path:?} was empty")]
     Empty {

@@ -62,7 +62,7 @@ pub use flags::{
     KUBELET_FLAGS, KubeletFlags, flag_spec,
 };
 pub use gates::{FeatureGates, GateError, GateSpec, Stage};
-pub use loader::{DROP_IN_EXTENSION, LoadedConfig, Loader, list_drop_ins};
+pub use loader::{DROP_IN_EXTENSION, LoadedConfig, Loader, MAX_CONFIG_FILE_BYTES, list_drop_ins};
 pub use quantity::{ParseQuantityError, Quantity};
 pub use types::*;
 pub use validate::validate;

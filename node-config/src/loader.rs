@@ -176,10 +176,7 @@ impl Loader {
         path: &Path,
         warnings: &mut Vec<String>,
     ) -> Result<Document, ConfigError> {
-        let text = fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = read_capped(path)?;
         let doc = decode_document(path, &text, self.strictness)?;
         if !doc.unknown_fields.is_empty() {
             warnings.push(format!(
@@ -190,6 +187,35 @@ impl Loader {
         }
         Ok(doc)
     }
+}
+
+/// The largest config file or drop-in read: 4 MiB (a full `KubeletConfiguration` is a few KiB).
+/// A longer file, or a device such as `/dev/zero`, is refused instead of filling memory.
+pub const MAX_CONFIG_FILE_BYTES: u64 = 4 << 20;
+
+/// Reads a config file or drop-in as UTF-8, at most [`MAX_CONFIG_FILE_BYTES`].
+fn read_capped(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let read_err = |source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut bytes = Vec::new();
+    fs::File::open(path)
+        .and_then(|f| f.take(MAX_CONFIG_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_CONFIG_FILE_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_CONFIG_FILE_BYTES,
+        });
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        read_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            e.utf8_error(),
+        ))
+    })
 }
 
 /// The JSON form of a configuration (Go's `json.Marshal` of the v1beta1 struct).
@@ -265,6 +291,30 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ConfigErr
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// Regression (fuzzing audit): config files and drop-ins were read without a limit;
+    /// `--config=/dev/zero` filled memory.
+    #[test]
+    fn config_reads_are_capped() {
+        let err = Loader::new().config_file("/dev/zero").load().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "kubelet config file \"/dev/zero\" is larger than the 4194304 bytes read at most"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let dropins = dir.path().join("d");
+        std::fs::create_dir(&dropins).unwrap();
+        let big = dropins.join("10-big.conf");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_CONFIG_FILE_BYTES + 1)
+            .unwrap();
+        let err = Loader::new().config_dir(&dropins).load().unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::TooLarge { path, limit } if *path == big && *limit == MAX_CONFIG_FILE_BYTES),
+            "{err}"
+        );
+    }
 
     #[test]
     fn relative_paths_resolve_against_the_file() {

@@ -25,9 +25,15 @@ pub struct ParseQuantityError {
 }
 
 impl Quantity {
+    /// The largest magnitude a quantity may have, in base units: `i64::MAX` (the kubelet keeps
+    /// amounts as int64), as the nearest `f64` (2^63).
+    #[allow(clippy::cast_precision_loss)]
+    pub const MAX_ABS_VALUE: f64 = i64::MAX as f64;
+
     /// Parses `<sign><digits>[.<digits>]<suffix>` where the suffix is a binary SI suffix
     /// (`Ki`..`Ei`), a decimal SI suffix (`n`, `u`, `m`, `k`, `M`, `G`, `T`, `P`, `E`) or a
-    /// decimal exponent (`e3`, `E-2`).
+    /// decimal exponent (`e3`, `E-2`). A value that is not finite (`1e400`) or whose magnitude
+    /// exceeds [`Quantity::MAX_ABS_VALUE`] (`1e38`, `16Ei`) is an error.
     pub fn parse(input: &str) -> Result<Self, ParseQuantityError> {
         let err = |reason| ParseQuantityError {
             input: input.to_owned(),
@@ -79,9 +85,22 @@ impl Quantity {
                 10f64.powi(exp)
             }
         };
+        let value = sign * base * multiplier;
+        // Every consumer turns the value into an int64 amount (Go's `Quantity.Value()`), and
+        // arithmetic on it (reservations summed, CPU cores times 1000) must not overflow. A
+        // value beyond int64, or one that is not a number at all (`1e400` is infinite, `0e400`
+        // is NaN), is refused here instead of wrapping or saturating later.
+        if !value.is_finite() {
+            return Err(err("not a finite number"));
+        }
+        if value.abs() > Self::MAX_ABS_VALUE {
+            return Err(err(
+                "out of range: the magnitude must not exceed 9223372036854775807 (int64)",
+            ));
+        }
         Ok(Self {
             text: s.to_owned(),
-            value: sign * base * multiplier,
+            value,
         })
     }
 
@@ -147,7 +166,14 @@ impl<'de> Deserialize<'de> for Quantity {
                 Quantity::parse(&v.to_string()).map_err(E::custom)
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Quantity, E> {
-                Quantity::parse(&v.to_string()).map_err(E::custom)
+                // Large and tiny floats keep their exponent (`1e38`, as the user likely wrote
+                // it) instead of 39 digits, so an error shows a recognisable value.
+                let text = if v != 0.0 && !(1e-4..1e16).contains(&v.abs()) {
+                    format!("{v:e}")
+                } else {
+                    v.to_string()
+                };
+                Quantity::parse(&text).map_err(E::custom)
             }
         }
         deserializer.deserialize_any(V)
@@ -179,5 +205,54 @@ mod tests {
         for bad in ["", "Mi", "1MB", "1..2", "abc", "1e", "10%"] {
             assert!(Quantity::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// Regression (fuzzing audit): `1e38` as reserved memory parsed to a value that overflowed
+    /// i128 once two reservations were summed; infinite and NaN values got through as well.
+    #[test]
+    fn out_of_range_and_non_finite_values_are_errors() {
+        for (bad, reason) in [
+            ("1e38", "out of range"),
+            ("-1e38", "out of range"),
+            ("9300000000000000000000m", "out of range"),
+            ("16Ei", "out of range"),
+            ("1e400", "not a finite number"),
+            ("0e400", "not a finite number"),
+            ("99999999999999999999999999999999E", "out of range"),
+        ] {
+            let e = Quantity::parse(bad).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                text.starts_with(&format!("invalid quantity {bad:?}: ")),
+                "{text}"
+            );
+            assert!(text.contains(reason), "{bad}: {text}");
+        }
+        // The int64 extremes and ordinary large values still parse.
+        assert_eq!(
+            Quantity::parse("7Ei").unwrap().value(),
+            7.0 * 1024f64.powi(6)
+        );
+        assert_eq!(
+            Quantity::parse("9223372036854775807").unwrap().value(),
+            Quantity::MAX_ABS_VALUE
+        );
+        assert_eq!(Quantity::parse("1e-400").unwrap().value(), 0.0);
+        // A YAML/JSON float keeps its exponent in the error.
+        let e = serde_json::from_str::<Quantity>("1e38")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("invalid quantity \"1e38\": out of range"),
+            "{e}"
+        );
+        assert_eq!(
+            serde_json::from_str::<Quantity>("2.5").unwrap().as_str(),
+            "2.5"
+        );
+        assert_eq!(
+            serde_json::from_str::<Quantity>("1e-5").unwrap().as_str(),
+            "1e-5"
+        );
     }
 }

@@ -458,3 +458,62 @@ fn eviction_hard_default_and_per_key_merge() {
     );
     assert_eq!(hard["memory.available"], "300Mi");
 }
+
+/// Regression (fuzzing audit): quantities and durations beyond int64 are errors naming the
+/// field and the value, never wrapped or saturated amounts.
+#[test]
+fn out_of_range_quantities_and_durations_name_field_and_value() {
+    let f = Fixture::new();
+    f.write_base("systemReserved:\n  memory: \"1e38\"\nkubeReserved:\n  cpu: \"1e400\"\nevictionHard:\n  memory.available: 16Ei\n");
+    match f.loader().load().unwrap_err() {
+        ConfigError::Invalid { violations } => {
+            let find = |field: &str| {
+                violations
+                    .iter()
+                    .find(|v| v.field == field)
+                    .unwrap_or_else(|| panic!("{field} missing from {violations:?}"))
+            };
+            let memory = find("systemReserved.memory");
+            assert!(
+                memory.message.contains("\"1e38\"") && memory.message.contains("out of range"),
+                "{memory}"
+            );
+            let cpu = find("kubeReserved.cpu");
+            assert!(cpu.message.contains("\"1e400\""), "{cpu}");
+            let eviction = find("evictionHard.memory.available");
+            assert!(eviction.message.contains("\"16Ei\""), "{eviction}");
+        }
+        other => panic!("unexpected {other}"),
+    }
+
+    // Unquoted, 1e38 is a YAML float where the kubelet wants a string (as Go's decoder does).
+    let f = Fixture::new();
+    f.write_base("systemReserved:\n  memory: 1e38\n");
+    let text = f.loader().load().unwrap_err().to_string();
+    assert!(
+        text.contains("systemReserved.memory") && text.contains("1e+38"),
+        "{text}"
+    );
+
+    // reservedMemory limits are typed quantities: a decode error with the field path.
+    let f = Fixture::new();
+    f.write_base("reservedMemory:\n- numaNode: 0\n  limits:\n    memory: 1e38\n");
+    let err = f.loader().load().unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("reservedMemory[0].limits.memory") && text.contains("1e38"),
+        "{text}"
+    );
+
+    // A duration whose fraction used to overflow the i128 accumulator.
+    let f = Fixture::new();
+    f.write_base("syncFrequency: 47261439850130342147690917.9h\n");
+    let err = f.loader().load().unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("syncFrequency")
+            && text.contains("47261439850130342147690917.9h")
+            && text.contains("out of range"),
+        "{text}"
+    );
+}

@@ -98,6 +98,56 @@ impl std::fmt::Debug for KubeBackend {
     }
 }
 
+/// The largest kubeconfig [`read_kubeconfig`] accepts: 4 MiB. One with a few dozen clusters
+/// and embedded certificates is some hundreds of KiB.
+pub const MAX_KUBECONFIG_BYTES: u64 = 4 << 20;
+
+/// Reads a kubeconfig (`--kubeconfig`) with kube's parser (multi-document files merged, paths
+/// made absolute against the file's directory), after checking the file first: it must be a
+/// regular file (a device such as `/dev/zero` or a FIFO is refused instead of being read
+/// without end or blocking), of at most [`MAX_KUBECONFIG_BYTES`] (only that much is read), and
+/// not a UTF-16 text with an odd number of bytes (kube-client 5.0 indexes past the end of such
+/// a file and panics).
+///
+/// kube then reads the file again itself; the kubeconfig is trusted configuration (root-owned),
+/// so a file swapped in between is outside the threat model. Files the kubeconfig names (CA,
+/// client certificate and key, token file) are read by kube later, without a cap.
+///
+/// # Errors
+/// [`Error::Kubeconfig`] when the file is missing, not a regular file, or does not parse;
+/// [`Error::TooLarge`] when it is longer than the cap.
+pub fn read_kubeconfig(path: &Path) -> Result<kube::config::Kubeconfig> {
+    use std::io::Read;
+    let fail = |source: Box<dyn std::error::Error + Send + Sync>| Error::Kubeconfig {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| fail(Box::new(e)))?;
+    if !meta.is_file() {
+        return Err(fail(
+            format!("not a regular file ({:?})", meta.file_type()).into(),
+        ));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_KUBECONFIG_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| fail(Box::new(e)))?;
+    if bytes.len() as u64 > MAX_KUBECONFIG_BYTES {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_KUBECONFIG_BYTES,
+        });
+    }
+    if let [0xFF, 0xFE, rest @ ..] | [0xFE, 0xFF, rest @ ..] = bytes.as_slice()
+        && rest.len() % 2 == 1
+    {
+        return Err(fail(
+            "UTF-16 text (it starts with a byte order mark) with an odd number of bytes".into(),
+        ));
+    }
+    kube::config::Kubeconfig::read_from(path).map_err(|e| fail(Box::new(e)))
+}
+
 impl KubeBackend {
     /// Builds the backend from a kube config, applying the heartbeat timeout.
     pub fn from_config(mut config: kube::Config, timeout: Duration) -> Result<Self> {
@@ -123,12 +173,9 @@ impl KubeBackend {
         Self::from_config(kube::Config::new(uri), timeout)
     }
 
-    /// A backend from a kubeconfig file (`--kubeconfig`).
+    /// A backend from a kubeconfig file (`--kubeconfig`), read with [`read_kubeconfig`].
     pub async fn from_kubeconfig(path: &Path, timeout: Duration) -> Result<Self> {
-        let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| Error::Kubeconfig {
-            path: path.to_path_buf(),
-            source: Box::new(e),
-        })?;
+        let kc = read_kubeconfig(path)?;
         let config =
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await
@@ -370,5 +417,64 @@ mod tests {
         assert_eq!(classify(500, "InternalError"), ApiErrorKind::Transient);
         assert_eq!(classify(429, "TooManyRequests"), ApiErrorKind::Transient);
         assert_eq!(classify(403, "Forbidden"), ApiErrorKind::Permanent);
+    }
+
+    /// Regression (fuzzing audit): the kubeconfig was read without a limit; `/dev/zero` as
+    /// `--kubeconfig` made kube read until memory ran out.
+    #[test]
+    fn kubeconfig_reads_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = read_kubeconfig(Path::new("/dev/zero")).unwrap_err();
+        let text = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+        assert!(
+            text.starts_with("loading kubeconfig /dev/zero: not a regular file"),
+            "{text}"
+        );
+
+        let big = dir.path().join("big.yaml");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(MAX_KUBECONFIG_BYTES + 1).unwrap();
+        let err = read_kubeconfig(&big).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "reading {}: larger than the 4194304 bytes read at most",
+                big.display()
+            )
+        );
+
+        // Regression (fuzzing, kubeconfig target): kube-client 5.0 panics on a UTF-16 file
+        // with an odd byte count (`FF FE 20`); it is an error now.
+        let odd = dir.path().join("utf16-odd");
+        std::fs::write(&odd, b"\xff\xfe ").unwrap();
+        let err = read_kubeconfig(&odd).unwrap_err();
+        let source = std::error::Error::source(&err).unwrap().to_string();
+        assert_eq!(
+            source,
+            "UTF-16 text (it starts with a byte order mark) with an odd number of bytes"
+        );
+        // An even UTF-16 file still reaches kube's decoder.
+        std::fs::write(&odd, b"\xff\xfe{\x00}\x00").unwrap();
+        read_kubeconfig(&odd).unwrap();
+
+        // A normal kubeconfig still loads, with relative paths made absolute.
+        let ok = dir.path().join("kubeconfig");
+        std::fs::write(
+            &ok,
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:6443\n    certificate-authority: pki/ca.crt\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\nusers:\n- name: u\n  user:\n    token: abc\n",
+        )
+        .unwrap();
+        let kc = read_kubeconfig(&ok).unwrap();
+        assert_eq!(kc.current_context.as_deref(), Some("x"));
+        let ca = kc.clusters[0]
+            .cluster
+            .as_ref()
+            .unwrap()
+            .certificate_authority
+            .clone();
+        assert_eq!(
+            ca,
+            Some(dir.path().join("pki/ca.crt").to_string_lossy().into_owned())
+        );
     }
 }

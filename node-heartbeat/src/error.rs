@@ -30,6 +30,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A file is larger than the crate reads (a node fact file, a kubeconfig).
+    #[error("reading {path}: larger than the {limit} bytes read at most")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The cap, in bytes.
+        limit: u64,
+    },
     /// A node fact file had unexpected content.
     #[error("parsing {path}: field {field}: {reason}")]
     Parse {

@@ -70,7 +70,9 @@ pub use addresses::{
     AddressInputs, default_route_interface_v4, default_route_interface_v6, dns_lookup,
     node_addresses, normalize_hostname, parse_node_ips, probe_network, validate_node_ip,
 };
-pub use backend::{Backend, KubeBackend, LEASE_NAMESPACE, StandaloneBackend};
+pub use backend::{
+    Backend, KubeBackend, LEASE_NAMESPACE, MAX_KUBECONFIG_BYTES, StandaloneBackend, read_kubeconfig,
+};
 pub use conditions::{RuntimeHealth, aggregate, set_condition};
 pub use error::{ApiErrorKind, Error, Result};
 pub use labels::{
@@ -78,7 +80,7 @@ pub use labels::{
     go_os, is_kubelet_label, is_kubernetes_label, validate_node_labels,
 };
 pub use lease::{Backoff, LeaseConfig, LeaseController, MAX_BACKOFF, MAX_UPDATE_RETRIES, jitter};
-pub use machine::{FsStats, MachineFacts, PidStats, meminfo_field, os_image};
+pub use machine::{FsStats, MAX_FACT_FILE_BYTES, MachineFacts, PidStats, meminfo_field, os_image};
 pub use merge::{apply_node_status_patch, json_merge};
 pub use pressure::{
     EvictionThresholds, Observation, Observations, Pressure, PressureTracker, SignalSources,

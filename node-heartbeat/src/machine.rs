@@ -26,24 +26,53 @@ pub struct MachineFacts {
     pub os_image: String,
 }
 
+/// The most read of one node fact file (`/proc/cpuinfo`, `/proc/meminfo`, os-release, ...):
+/// 16 MiB. `/proc/cpuinfo` of a 1,024-CPU machine is about 1.5 MiB.
+pub const MAX_FACT_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads `path` as UTF-8, at most `limit` bytes; a longer file is [`Error::TooLarge`] and the
+/// excess is never read (a runaway file or `/dev/zero` cannot exhaust memory).
+pub(crate) fn read_capped(path: &Path, limit: u64) -> Result<String> {
+    use std::io::Read;
+    let read_err = |source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > limit {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            limit,
+        });
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        read_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            e.utf8_error(),
+        ))
+    })
+}
+
 fn read(root: &Path, rel: &str) -> Result<String> {
-    let path = root.join(rel);
-    std::fs::read_to_string(&path).map_err(|source| Error::Read { path, source })
+    read_capped(&root.join(rel), MAX_FACT_FILE_BYTES)
 }
 
 fn read_optional(root: &Path, rel: &str) -> Result<Option<String>> {
-    let path = root.join(rel);
-    match std::fs::read_to_string(&path) {
+    match read(root, rel) {
         Ok(s) => Ok(Some(s)),
-        Err(e)
+        Err(Error::Read { source, .. })
             if matches!(
-                e.kind(),
+                source.kind(),
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
             ) =>
         {
             Ok(None)
         }
-        Err(source) => Err(Error::Read { path, source }),
+        Err(e) => Err(e),
     }
 }
 
@@ -130,6 +159,16 @@ pub fn read_hugepages(root: &Path) -> Result<Vec<(u64, u64)>> {
         else {
             continue;
         };
+        // The kernel's sizes are powers of two from 64 KiB to 16 GiB; a name whose size in
+        // bytes does not fit in 64 bits is refused rather than wrapped.
+        let Some(page_bytes) = kb.checked_mul(1024) else {
+            return Err(parse_err(
+                root,
+                &format!("sys/kernel/mm/hugepages/{name}"),
+                "page size",
+                format!("{kb} kB does not fit in 64 bits of bytes"),
+            ));
+        };
         let rel = format!("sys/kernel/mm/hugepages/{name}/nr_hugepages");
         let text = read(root, &rel)?;
         let pages = text.trim().parse::<u64>().map_err(|_| {
@@ -140,7 +179,7 @@ pub fn read_hugepages(root: &Path) -> Result<Vec<(u64, u64)>> {
                 format!("expected an integer, got {:?}", text.trim()),
             )
         })?;
-        out.push((kb * 1024, pages));
+        out.push((page_bytes, pages));
     }
     out.sort_unstable();
     Ok(out)
@@ -349,6 +388,60 @@ pub(crate) mod tests {
         // Missing os-release and machine-id fall back like cAdvisor.
         std::fs::remove_file(dir.path().join("etc/os-release")).unwrap();
         assert_eq!(os_image(dir.path()).unwrap(), "Linux");
+    }
+
+    /// Regression (fuzzing audit): a hugepage directory name with a huge size overflowed
+    /// `kB * 1024` (a panic in debug builds, a wrong page size in release).
+    #[test]
+    fn huge_hugepage_size_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        fixture_root(dir.path());
+        let name = "hugepages-18014398509481984kB";
+        let p = dir.path().join("sys/kernel/mm/hugepages").join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(p.join("nr_hugepages"), "1\n").unwrap();
+        let err = read_hugepages(dir.path()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "parsing {}: field page size: 18014398509481984 kB does not fit in 64 bits of bytes",
+                p.display()
+            )
+        );
+        // The largest size that fits is still read.
+        std::fs::rename(
+            &p,
+            dir.path()
+                .join("sys/kernel/mm/hugepages/hugepages-18014398509481983kB"),
+        )
+        .unwrap();
+        let pages = read_hugepages(dir.path()).unwrap();
+        assert_eq!(pages.last(), Some(&(18014398509481983 * 1024, 1)));
+    }
+
+    /// Regression (fuzzing audit): fact files were read without a limit.
+    #[test]
+    fn fact_files_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        fixture_root(dir.path());
+        std::fs::remove_file(dir.path().join("proc/cpuinfo")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("proc/cpuinfo")).unwrap();
+        let err = MachineFacts::read(dir.path()).unwrap_err();
+        assert!(
+            matches!(&err, Error::TooLarge { path, limit }
+                if path.ends_with("proc/cpuinfo") && *limit == MAX_FACT_FILE_BYTES),
+            "{err}"
+        );
+        let small = dir.path().join("small");
+        std::fs::write(&small, "1234").unwrap();
+        assert_eq!(read_capped(&small, 4).unwrap(), "1234");
+        assert_eq!(
+            read_capped(&small, 3).unwrap_err().to_string(),
+            format!(
+                "reading {}: larger than the 3 bytes read at most",
+                small.display()
+            )
+        );
     }
 
     #[test]

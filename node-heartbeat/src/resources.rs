@@ -99,7 +99,9 @@ pub fn capacity(facts: &MachineFacts, cfg: &CapacityConfig) -> ResourceList {
     cap.insert("cpu".into(), i128::from(facts.num_cores) * 1000);
     cap.insert("memory".into(), i128::from(facts.memory_bytes));
     let pods = if cfg.pods_per_core > 0 {
-        (i64::from(facts.num_cores) * cfg.pods_per_core).min(cfg.max_pods)
+        i64::from(facts.num_cores)
+            .saturating_mul(cfg.pods_per_core)
+            .min(cfg.max_pods)
     } else {
         cfg.max_pods
     };
@@ -110,7 +112,8 @@ pub fn capacity(facts: &MachineFacts, cfg: &CapacityConfig) -> ResourceList {
     for (page, pages) in &facts.hugepages {
         cap.insert(
             hugepages_resource_name(*page),
-            i128::from(*page) * i128::from(*pages),
+            // Two u64 factors can exceed i128 (page sizes come from directory names).
+            i128::from(*page).saturating_mul(i128::from(*pages)),
         );
     }
     for (name, count) in &cfg.extended {
@@ -156,7 +159,8 @@ pub struct Reservations {
 pub fn reservation(cap: &ResourceList, r: &Reservations) -> Result<ResourceList> {
     let mut total = parse_reserved("systemReserved", &r.system)?;
     for (k, v) in parse_reserved("kubeReserved", &r.kube)? {
-        *total.entry(k).or_default() += v;
+        let sum = total.entry(k).or_default();
+        *sum = sum.saturating_add(v);
     }
     for (signal, resource) in [
         ("memory.available", "memory"),
@@ -175,7 +179,8 @@ pub fn reservation(cap: &ResourceList, r: &Reservations) -> Result<ResourceList>
                 v
             }
         };
-        *total.entry(resource.to_owned()).or_default() += amount;
+        let sum = total.entry(resource.to_owned()).or_default();
+        *sum = sum.saturating_add(amount);
     }
     Ok(total)
 }
@@ -186,16 +191,15 @@ pub fn allocatable(cap: &ResourceList, r: &Reservations) -> Result<ResourceList>
     let reserved = reservation(cap, r)?;
     let mut alloc = ResourceList::new();
     for (k, v) in cap {
-        let left = v - reserved.get(k).copied().unwrap_or(0);
+        let left = v.saturating_sub(reserved.get(k).copied().unwrap_or(0));
         alloc.insert(k.clone(), left.max(0));
     }
     let huge: i128 = cap
         .iter()
         .filter(|(k, _)| k.starts_with("hugepages-"))
-        .map(|(_, v)| *v)
-        .sum();
+        .fold(0i128, |sum, (_, v)| sum.saturating_add(*v));
     if let Some(mem) = alloc.get_mut("memory") {
-        *mem = (*mem - huge).max(0);
+        *mem = mem.saturating_sub(huge).max(0);
     }
     Ok(alloc)
 }
@@ -296,6 +300,44 @@ mod tests {
         assert!(
             err.contains("kubeReserved[memory]") && err.contains("lots"),
             "{err}"
+        );
+    }
+
+    /// Regression (fuzzing audit): `1e38` of reserved memory in both systemReserved and
+    /// kubeReserved summed past i128::MAX; it is now refused by the quantity parser, with
+    /// the field and the value named.
+    #[test]
+    fn reserved_memory_beyond_int64_is_an_error() {
+        let cap = capacity(&facts(), &CapacityConfig::default());
+        let r = Reservations {
+            system: [("memory".to_owned(), "1e38".to_owned())].into(),
+            kube: [("memory".to_owned(), "1e38".to_owned())].into(),
+            ..Default::default()
+        };
+        let err = allocatable(&cap, &r).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid quantity for systemReserved[memory]=\"1e38\""
+        );
+        let source = std::error::Error::source(&err).unwrap().to_string();
+        assert!(source.contains("out of range"), "{source}");
+    }
+
+    /// Regression (fuzzing audit): hugepage capacity is page size times pages, two u64 read
+    /// from sysfs, which can exceed i128; capacity and allocatable saturate instead.
+    #[test]
+    fn absurd_hugepage_capacity_saturates() {
+        let f = MachineFacts {
+            hugepages: vec![(u64::MAX - 1023, u64::MAX), (1 << 62, u64::MAX)],
+            ..facts()
+        };
+        let cap = capacity(&f, &CapacityConfig::default());
+        assert_eq!(cap[&hugepages_resource_name(u64::MAX - 1023)], i128::MAX);
+        let a = allocatable(&cap, &Reservations::default()).unwrap();
+        assert_eq!(a["memory"], 0);
+        assert_eq!(
+            a[&hugepages_resource_name(1 << 62)],
+            (1i128 << 62) * i128::from(u64::MAX)
         );
     }
 }

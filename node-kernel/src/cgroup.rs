@@ -44,6 +44,9 @@ pub fn parse_mounts(text: &str) -> Vec<MountEntry> {
         .collect()
 }
 
+/// Decodes the kernel's `\ooo` escapes (`\040` is a space). The kernel only writes escapes of
+/// bytes, `\000` to `\377`; anything else (`\777`, whose value does not fit in a byte) is kept
+/// as it is written.
 fn unescape_octal(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -51,7 +54,8 @@ fn unescape_octal(s: &str) -> String {
     while i < b.len() {
         if b[i] == b'\\'
             && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+            && (b'0'..=b'3').contains(&b[i + 1])
+            && b[i + 2..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
         {
             out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
             i += 4;
@@ -373,6 +377,17 @@ mod tests {
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].mountpoint, "/run/my dir");
         assert_eq!(m[0].options, vec!["rw", "nosuid"]);
+    }
+
+    /// Regression (fuzzing audit): `\777` is not a byte; decoding it overflowed u8 (a panic in
+    /// debug builds, a wrong byte in release). It stays literal now; `\377` is still decoded.
+    #[test]
+    fn octal_escapes_beyond_a_byte_stay_literal() {
+        let m = parse_mounts("tmpfs /a\\777b tmpfs rw 0 0\nx /\\400\\3777 tmpfs rw 0 0\n");
+        assert_eq!(m[0].mountpoint, "/a\\777b");
+        assert_eq!(m[1].mountpoint, "/\\400\u{fffd}7");
+        assert_eq!(unescape_octal("\\101\\040\\134"), "A \\");
+        assert_eq!(unescape_octal("end\\04"), "end\\04");
     }
 
     #[test]

@@ -18,6 +18,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A file (or what it decompresses to) is larger than the crate reads.
+    #[error("{path}: {what} is larger than the {limit} bytes read at most")]
+    TooLarge {
+        /// The full path (root included).
+        path: PathBuf,
+        /// `file`, or `decompressed content` for a compressed file.
+        what: &'static str,
+        /// The cap, in bytes.
+        limit: u64,
+    },
     /// A file was read but a field in it did not have the expected shape.
     #[error("{path}: field {field}: invalid value {value:?}: expected {expected}")]
     Parse {

@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
+use std::path::Path;
 
 use flate2::read::GzDecoder;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::root::HostRoot;
+use crate::root::{HostRoot, read_capped};
 
 /// Where the kernel config is looked for, in order (`<rel>` is the kernel release). This is
 /// system-validators' list; the first file that exists wins.
@@ -186,22 +187,48 @@ pub fn find_kernel_config(root: &HostRoot, release: &str) -> ConfigLookup {
     }
 }
 
+/// The most read of a kernel config, compressed or not, and the most a `config.gz` may
+/// decompress to: 16 MiB. A real `.config` is a few hundred KiB; the cap on the decompressed
+/// size is what stops a gzip bomb.
+pub const MAX_KERNEL_CONFIG_BYTES: u64 = 16 << 20;
+
 fn read_config(root: &HostRoot, candidate: &str) -> Result<KernelConfig> {
     let path = root.join(candidate);
-    let bytes = std::fs::read(&path).map_err(|source| Error::Read {
-        path: path.clone(),
-        source,
-    })?;
+    let bytes = read_capped(&path, MAX_KERNEL_CONFIG_BYTES)?;
     let text = if candidate.ends_with(".gz") {
-        let mut out = String::new();
-        GzDecoder::new(bytes.as_slice())
-            .read_to_string(&mut out)
-            .map_err(|source| Error::Decompress { path, source })?;
-        out
+        gunzip_text(&path, &bytes)?
     } else {
         String::from_utf8_lossy(&bytes).into_owned()
     };
     Ok(KernelConfig::parse(candidate, &text))
+}
+
+/// Decompresses a gzip'd kernel config (`/proc/config.gz`), reading at most
+/// [`MAX_KERNEL_CONFIG_BYTES`] of output; `path` names the file in errors.
+///
+/// # Errors
+/// [`Error::Decompress`] for a corrupt stream or text that is not UTF-8; [`Error::TooLarge`]
+/// when the content is longer than the cap.
+pub fn gunzip_text(path: &Path, gz: &[u8]) -> Result<String> {
+    let mut out = Vec::new();
+    GzDecoder::new(gz)
+        .take(MAX_KERNEL_CONFIG_BYTES + 1)
+        .read_to_end(&mut out)
+        .map_err(|source| Error::Decompress {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if out.len() as u64 > MAX_KERNEL_CONFIG_BYTES {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            what: "decompressed content",
+            limit: MAX_KERNEL_CONFIG_BYTES,
+        });
+    }
+    String::from_utf8(out).map_err(|e| Error::Decompress {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+    })
 }
 
 /// `error: cause: cause` on one line.
@@ -266,6 +293,41 @@ mod tests {
             "{:?}",
             found.errors
         );
+    }
+
+    /// Regression (fuzzing audit): `/proc/config.gz` was decompressed without a limit, so a
+    /// gzip bomb (here 17 MiB of zeros in 17 KiB) filled memory. Now the decompressed size is
+    /// capped and the search goes on to the next candidate.
+    #[test]
+    fn config_gz_bomb_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("proc")).unwrap();
+        std::fs::create_dir_all(dir.path().join("boot")).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(b"CONFIG_PSI=y\n").unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..17 {
+            gz.write_all(&zeros).unwrap();
+        }
+        let bomb = gz.finish().unwrap();
+        assert!(bomb.len() < 64 << 10, "{}", bomb.len());
+        std::fs::write(dir.path().join("proc/config.gz"), &bomb).unwrap();
+        std::fs::write(dir.path().join("boot/config-6.1.0"), "CONFIG_PSI=n\n").unwrap();
+        let found = find_kernel_config(&HostRoot::new(dir.path()), "6.1.0");
+        assert_eq!(found.config.as_ref().unwrap().source, "/boot/config-6.1.0");
+        assert_eq!(found.errors.len(), 1, "{:?}", found.errors);
+        assert!(
+            found.errors[0].ends_with(&format!(
+                "proc/config.gz: decompressed content is larger than the {MAX_KERNEL_CONFIG_BYTES} bytes read at most"
+            )),
+            "{:?}",
+            found.errors
+        );
+        // Exactly at the cap is fine.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&vec![b'#'; 16 << 20]).unwrap();
+        let text = gunzip_text(Path::new("x.gz"), &gz.finish().unwrap()).unwrap();
+        assert_eq!(text.len() as u64, MAX_KERNEL_CONFIG_BYTES);
     }
 
     #[test]

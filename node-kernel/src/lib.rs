@@ -60,7 +60,8 @@ pub use cmdline::KernelCmdline;
 pub use error::{Error, Result};
 pub use facts::{KernelFacts, LiveFacts, NodeFacts, ProbeOptions, UserNamespaceFacts, probe};
 pub use kconfig::{
-    ConfigLookup, ConfigValue, KernelConfig, config_search_paths, find_kernel_config,
+    ConfigLookup, ConfigValue, KernelConfig, MAX_KERNEL_CONFIG_BYTES, config_search_paths,
+    find_kernel_config, gunzip_text,
 };
 pub use nft::{NftFacts, parse_nft_version, probe_nft};
 pub use preflight::{

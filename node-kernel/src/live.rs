@@ -115,8 +115,9 @@ pub fn probe_mount_setattr() -> (LiveAnswer, String) {
 /// map `0 0 4294967295`). The kubelet never uses tmpfs `noswap` there (kubernetes#125137).
 #[must_use]
 pub fn in_user_namespace() -> bool {
-    match std::fs::read_to_string("/proc/self/uid_map") {
+    match crate::root::read_capped(Path::new("/proc/self/uid_map"), 1 << 20) {
         Ok(map) => {
+            let map = String::from_utf8_lossy(&map);
             let f: Vec<&str> = map.split_whitespace().collect();
             f != ["0", "0", "4294967295"]
         }

@@ -1,7 +1,7 @@
 //! The directory every probe reads from: `/` on a real node, a fixture tree in tests.
 
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -22,7 +22,33 @@ impl Default for HostRoot {
     }
 }
 
+/// Reads at most `limit` bytes of `path`; a longer file is [`Error::TooLarge`] (the excess is
+/// never read, so `/dev/zero` or a runaway file cannot exhaust memory).
+pub(crate) fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let read_err = |source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = fs::File::open(path).map_err(read_err)?;
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > limit {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            what: "file",
+            limit,
+        });
+    }
+    Ok(bytes)
+}
+
 impl HostRoot {
+    /// The most [`HostRoot::read`] reads of one file: 32 MiB. The largest files probed are
+    /// `/proc/mounts` (about 150 bytes a mount, so some 200,000 mounts) and `/proc/cpuinfo`.
+    pub const MAX_FILE_BYTES: u64 = 32 << 20;
+
     /// The running system (`/`).
     #[must_use]
     pub fn live() -> Self {
@@ -59,16 +85,14 @@ impl HostRoot {
         self.root.join(rel.trim_start_matches('/'))
     }
 
-    /// Reads `<root>/<rel>` as UTF-8 (lossy: kernel files are ASCII, fixtures may not be).
+    /// Reads `<root>/<rel>` as UTF-8 (lossy: kernel files are ASCII, fixtures may not be), at
+    /// most [`HostRoot::MAX_FILE_BYTES`].
     ///
     /// # Errors
-    /// [`Error::Read`] with the full path.
+    /// [`Error::Read`] with the full path; [`Error::TooLarge`] for a longer file.
     pub fn read(&self, rel: &str) -> Result<String> {
-        let path = self.join(rel);
-        match fs::read(&path) {
-            Ok(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
-            Err(source) => Err(Error::Read { path, source }),
-        }
+        let bytes = read_capped(&self.join(rel), Self::MAX_FILE_BYTES)?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// Like [`HostRoot::read`] but a missing file is `Ok(None)`.
@@ -93,5 +117,39 @@ impl HostRoot {
     #[must_use]
     pub fn is_dir(&self, rel: &str) -> bool {
         self.join(rel).is_dir()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// Regression (fuzzing audit): probe reads were unbounded; a fixture root whose
+    /// `/proc/mounts` is `/dev/zero` (or any runaway file) is now refused at the cap.
+    #[test]
+    fn reads_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("proc")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("proc/mounts")).unwrap();
+        let root = HostRoot::new(dir.path());
+        match root.read("/proc/mounts") {
+            Err(Error::TooLarge { path, what, limit }) => {
+                assert_eq!(path, dir.path().join("proc/mounts"));
+                assert_eq!((what, limit), ("file", HostRoot::MAX_FILE_BYTES));
+            }
+            other => panic!("{other:?}"),
+        }
+        let small = dir.path().join("small");
+        std::fs::write(&small, b"12345").unwrap();
+        assert_eq!(read_capped(&small, 5).unwrap(), b"12345");
+        let err = read_capped(&small, 4).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: file is larger than the 4 bytes read at most",
+                small.display()
+            )
+        );
     }
 }

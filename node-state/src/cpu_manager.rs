@@ -240,15 +240,7 @@ impl CpuManagerState {
     /// validate against the configured policy. Failures are wrapped in [`Error::Restore`] with
     /// the kubelet's "please drain this node" advice. A missing file is [`Error::NotFound`].
     pub fn restore(path: &Path, configured_policy: &str) -> Result<(Self, RestoredCpuState)> {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NotFound {
-                    path: path.to_path_buf(),
-                });
-            }
-            Err(e) => return Err(Error::io(path, "reading", e)),
-        };
+        let bytes = crate::store::read_state_file(path)?;
         let wrap = |e: Error| Error::Restore {
             manager: "CPU manager",
             path: path.to_path_buf(),

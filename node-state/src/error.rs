@@ -25,6 +25,15 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// The file is larger than a state file may be ([`crate::store::MAX_STATE_FILE_BYTES`]).
+    #[error("{path}: larger than the {limit} bytes a state file may have")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The cap, in bytes.
+        limit: u64,
+    },
+
     /// The stored checksum does not match the one computed over the file's data.
     ///
     /// `expected` is the value stored in the file, `actual` the value computed from its data.

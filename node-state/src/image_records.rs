@@ -472,10 +472,10 @@ impl PullRecords {
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
-    match fs::read(path) {
+    match crate::store::read_state_file(path) {
         Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(path, "reading", e)),
+        Err(Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -503,7 +503,7 @@ fn list<T: StateFile>(dir: &Path) -> Result<Vec<T>> {
         .into_iter()
         .map(|n| {
             let path = dir.join(n);
-            let bytes = fs::read(&path).map_err(|e| Error::io(&path, "reading", e))?;
+            let bytes = crate::store::read_state_file(&path)?;
             T::decode(&bytes, &path)
         })
         .collect()

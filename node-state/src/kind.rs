@@ -254,15 +254,7 @@ impl StateDocument {
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::NotFound {
-                path: path.to_path_buf(),
-            }
-        } else {
-            Error::io(path, "reading", e)
-        }
-    })
+    crate::store::read_state_file(path)
 }
 
 /// The checksum this crate would store for the data in `bytes`, without requiring the stored

@@ -30,10 +30,10 @@ pub struct GracefulShutdownState {
 impl GracefulShutdownState {
     /// Reads the file; a missing file is the zero state, as in the kubelet.
     pub fn load(path: &Path) -> Result<Self> {
-        match std::fs::read(path) {
+        match crate::store::read_state_file(path) {
             Ok(bytes) => Self::decode(&bytes, path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(Error::io(path, "reading", e)),
+            Err(Error::NotFound { .. }) => Ok(Self::default()),
+            Err(e) => Err(e),
         }
     }
 

@@ -28,6 +28,40 @@ pub const FILE_MODE: u32 = 0o600;
 /// Mode the kubelet creates a missing checkpoint directory with.
 pub const DIR_MODE: u32 = 0o755;
 
+/// The largest state file read: 16 MiB. The kubelet's files hold a few hundred bytes per pod
+/// or device; a larger file is refused instead of being read into memory (`/dev/zero` or a
+/// runaway file planted where a state file is expected).
+pub const MAX_STATE_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads a state file of at most [`MAX_STATE_FILE_BYTES`].
+///
+/// # Errors
+/// [`Error::NotFound`] when it does not exist, [`Error::TooLarge`] when it is longer than the
+/// cap (the excess is never read), [`Error::Io`] otherwise.
+pub fn read_state_file(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = File::open(path).map_err(|e| {
+        if e.kind() == ErrorKind::NotFound {
+            Error::NotFound {
+                path: path.to_path_buf(),
+            }
+        } else {
+            Error::io(path, "reading", e)
+        }
+    })?;
+    let mut bytes = Vec::new();
+    file.take(MAX_STATE_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, "reading", e))?;
+    if bytes.len() as u64 > MAX_STATE_FILE_BYTES {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            limit: MAX_STATE_FILE_BYTES,
+        });
+    }
+    Ok(bytes)
+}
+
 /// A state file format the store can load and save.
 pub trait StateFile: Sized {
     /// Decodes and verifies file content exactly as the kubelet would accept it. `path` only
@@ -207,14 +241,10 @@ impl FileStore {
         Ok(removed)
     }
 
-    /// Reads a key's bytes; [`Error::NotFound`] when the file does not exist.
+    /// Reads a key's bytes (at most [`MAX_STATE_FILE_BYTES`]); [`Error::NotFound`] when the
+    /// file does not exist.
     pub fn read(&self, key: &str) -> Result<Vec<u8>> {
-        let path = self.path_of(key)?;
-        match fs::read(&path) {
-            Ok(b) => Ok(b),
-            Err(e) if e.kind() == ErrorKind::NotFound => Err(Error::NotFound { path }),
-            Err(e) => Err(Error::io(path, "reading", e)),
-        }
+        read_state_file(&self.path_of(key)?)
     }
 
     /// Writes a key atomically (mode 0600).
@@ -325,6 +355,42 @@ mod tests {
         assert!(store.read("k1").unwrap_err().is_not_found());
         assert!(!store.write_if_changed("k0", b"x").unwrap());
         assert!(store.write_if_changed("k0", b"y").unwrap());
+    }
+
+    /// Regression (fuzzing audit): state files were read without a limit, so `/dev/zero` (or
+    /// a runaway file) planted as a checkpoint filled memory.
+    #[test]
+    fn state_file_reads_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStore::open(dir.path()).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("cpu_manager_state")).unwrap();
+        let err = store.read("cpu_manager_state").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: larger than the 16777216 bytes a state file may have",
+                dir.path().join("cpu_manager_state").display()
+            )
+        );
+        let big = dir.path().join("big");
+        File::create(&big)
+            .unwrap()
+            .set_len(MAX_STATE_FILE_BYTES + 1)
+            .unwrap();
+        assert!(matches!(read_state_file(&big), Err(Error::TooLarge { .. })));
+        File::create(&big)
+            .unwrap()
+            .set_len(MAX_STATE_FILE_BYTES)
+            .unwrap();
+        assert_eq!(
+            read_state_file(&big).unwrap().len() as u64,
+            MAX_STATE_FILE_BYTES
+        );
+        assert!(
+            read_state_file(&dir.path().join("missing"))
+                .unwrap_err()
+                .is_not_found()
+        );
     }
 
     #[test]
