@@ -276,9 +276,7 @@ seeds("pod_resources_messages", [
     ("v1alpha1", b"\x04" + fld(1, fld(1, "p") + fld(2, "ns") + fld(3, fld(1, "c")
                                                                + fld(2, fld(1, "r") + fld(2, "d"))))),
 ])
-# Inputs that crash code this repository has not fixed yet (owned by other work): kept out of
-# the corpora CI runs, replayed by hand (fuzz/regressions/README.md).
-REG = os.path.join(ROOT, "fuzz", "regressions")
+# Inputs that crashed node-seccomp before its hardening (fixed): regression seeds.
 for target, items in {
     "seccomp_bpf": [("ld-abs-offset-overflow", insn(0x20, 0, 0, 0xFFFFFFFC))],
     "seccomp_profile": [
@@ -289,7 +287,7 @@ for target, items in {
                                '"op":"SCMP_CMP_EQ"}]}]}'),
     ],
 }.items():
-    d = os.path.join(REG, target)
+    d = os.path.join(OUT, target)
     os.makedirs(d, exist_ok=True)
     for name, data in items:
         with open(os.path.join(d, name), "wb") as f:

@@ -24,6 +24,18 @@ pub struct ParseQuantityError {
     reason: &'static str,
 }
 
+const NOT_FINITE: &str = "not a finite number";
+const OUT_OF_RANGE: &str =
+    "out of range: the magnitude must not exceed 9223372036854775807 (int64)";
+
+impl ParseQuantityError {
+    /// Whether the text is well formed but its value is not a finite number or exceeds
+    /// [`Quantity::MAX_ABS_VALUE`] (`1e38`, `16Ei`, `1e400`), as opposed to malformed text.
+    pub fn is_out_of_range(&self) -> bool {
+        self.reason == NOT_FINITE || self.reason == OUT_OF_RANGE
+    }
+}
+
 impl Quantity {
     /// The largest magnitude a quantity may have, in base units: `i64::MAX` (the kubelet keeps
     /// amounts as int64), as the nearest `f64` (2^63).
@@ -91,12 +103,10 @@ impl Quantity {
         // value beyond int64, or one that is not a number at all (`1e400` is infinite, `0e400`
         // is NaN), is refused here instead of wrapping or saturating later.
         if !value.is_finite() {
-            return Err(err("not a finite number"));
+            return Err(err(NOT_FINITE));
         }
         if value.abs() > Self::MAX_ABS_VALUE {
-            return Err(err(
-                "out of range: the magnitude must not exceed 9223372036854775807 (int64)",
-            ));
+            return Err(err(OUT_OF_RANGE));
         }
         Ok(Self {
             text: s.to_owned(),
@@ -203,7 +213,8 @@ mod tests {
     #[test]
     fn rejects_garbage() {
         for bad in ["", "Mi", "1MB", "1..2", "abc", "1e", "10%"] {
-            assert!(Quantity::parse(bad).is_err(), "{bad:?}");
+            let e = Quantity::parse(bad).unwrap_err();
+            assert!(!e.is_out_of_range(), "{bad:?}");
         }
     }
 
@@ -227,6 +238,7 @@ mod tests {
                 "{text}"
             );
             assert!(text.contains(reason), "{bad}: {text}");
+            assert!(e.is_out_of_range(), "{bad}");
         }
         // The int64 extremes and ordinary large values still parse.
         assert_eq!(

@@ -615,6 +615,11 @@ fn validate_volume_source(e: &mut Errs, field: &str, v: &Volume) {
 
 fn validate_quantity(e: &mut Errs, field: &str, text: &str) {
     match node_config::Quantity::parse(text) {
+        Err(err) if err.is_out_of_range() => e.invalid(
+            field,
+            text,
+            "must be less than 2^63 (the largest quantity a node can apply)",
+        ),
         Err(_) => e.invalid(
             field,
             text,

@@ -562,7 +562,9 @@ impl KubeClients {
             path: path.to_path_buf(),
             message,
         };
-        let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| fail(e.to_string()))?;
+        // Capped, regular files only, and odd input refused before kube's parser sees it.
+        let kc = node_heartbeat::read_kubeconfig(path)
+            .map_err(|e| fail(node_plugins::error_chain(&e)))?;
         let config =
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await
