@@ -67,6 +67,21 @@ pub use quantity::{ParseQuantityError, Quantity};
 pub use types::*;
 pub use validate::validate;
 
+/// The Kubernetes version whose kubelet this toolkit implements, as a string literal, for
+/// `concat!` (binaries' `--version` texts). [`KUBERNETES_VERSION`] is the same as a constant.
+#[macro_export]
+macro_rules! kubernetes_version {
+    () => {
+        "v1.35.0"
+    };
+}
+
+/// The Kubernetes version whose kubelet this toolkit implements (the config, gates, API types
+/// and behaviour are 1.35's). Reported as the Node's `status.nodeInfo.kubeletVersion`, which
+/// clusters and version-skew checks read as the Kubernetes version the node speaks (the kubelet
+/// reports its `gitVersion` there: `pkg/kubelet/nodestatus/setters.go` `VersionInfo`).
+pub const KUBERNETES_VERSION: &str = kubernetes_version!();
+
 /// Serializes a configuration as YAML in the kubelet's field order.
 pub fn to_yaml(config: &KubeletConfiguration) -> Result<String, serde_saphyr::ser_error::Error> {
     serde_saphyr::to_string(config)

@@ -61,7 +61,8 @@ pub struct NodeStatusInputs {
     pub reservations: Reservations,
     /// Runtime identity (`None` if the CRI version call failed).
     pub runtime_version: Option<RuntimeVersion>,
-    /// This agent's version, reported as `kubeletVersion` (e.g. `v1.33.0`).
+    /// The Kubernetes version the agent implements, reported as `kubeletVersion` (default
+    /// [`node_config::KUBERNETES_VERSION`], `v1.35.0`).
     pub kubelet_version: String,
     /// The kubelet port.
     pub kubelet_port: i32,
@@ -87,7 +88,7 @@ impl NodeStatusInputs {
             capacity: CapacityConfig::default(),
             reservations: Reservations::default(),
             runtime_version: None,
-            kubelet_version: concat!("v", env!("CARGO_PKG_VERSION")).to_owned(),
+            kubelet_version: node_config::KUBERNETES_VERSION.to_owned(),
             kubelet_port: KUBELET_PORT,
             runtime_health: RuntimeHealth::default(),
             pressure: Pressure::default(),

@@ -5,6 +5,13 @@ use std::path::PathBuf;
 
 use node_config::KubeletFlagArgs;
 
+/// `--version`: the project version and the Kubernetes version the agent implements.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (Kubernetes ",
+    node_config::kubernetes_version!(),
+    ")"
+);
 const ABOUT: &str = "node-agent: a Kubernetes node agent compatible with the kubelet";
 
 const LONG_ABOUT: &str = "\
@@ -21,7 +28,7 @@ which win over the file. `--help` lists every kubelet flag; `-h` shows the short
 
 /// `node-agent [--config FILE] [--config-dir DIR] [kubelet flags]`.
 #[derive(Debug, clap::Parser)]
-#[command(name = "node-agent", version, about = ABOUT, long_about = LONG_ABOUT)]
+#[command(name = "node-agent", version = VERSION, about = ABOUT, long_about = LONG_ABOUT)]
 pub struct Cli {
     /// The KubeletConfiguration file to load (kubelet.config.k8s.io/v1beta1). Flags override
     /// its values. Without it the kubelet's command-line defaults apply.
@@ -102,5 +109,23 @@ mod tests {
         ] {
             assert!(help.contains(flag), "{flag} missing from --help");
         }
+    }
+
+    /// The agent builds the 1.35 API types (`k8s-openapi` feature `v1_35` in Cargo.toml), so
+    /// fields newer than 1.33 in a 1.35 manifest reach the agent instead of being dropped by
+    /// the decoder (`hostnameOverride` 1.34, `workloadRef` 1.35, container
+    /// `restartPolicyRules` 1.34). This test does not compile with older types.
+    #[test]
+    fn manifests_decode_with_the_1_35_api_types() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.yaml");
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  hostnameOverride: web-1\n  containers:\n  - name: c\n    image: busybox\n    restartPolicy: Always\n    restartPolicyRules:\n    - action: Restart\n      exitCodes: {operator: In, values: [42]}\n";
+        let pod = node_runtime::parse_manifest(&path, text, "node-a")
+            .unwrap()
+            .pod;
+        let spec = pod.spec.unwrap();
+        assert_eq!(spec.hostname_override.as_deref(), Some("web-1"));
+        let rules = spec.containers[0].restart_policy_rules.as_ref().unwrap();
+        assert_eq!(rules[0].action, "Restart");
     }
 }

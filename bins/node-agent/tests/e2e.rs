@@ -263,6 +263,8 @@ evictionHard:
         "{}",
         info.container_runtime_version
     );
+    // The Kubernetes version the agent implements, not the crate version.
+    assert_eq!(info.kubelet_version, "v1.35.0");
     let lease = server.lease("kube-node-lease", &node).unwrap();
     assert_eq!(
         lease.spec.unwrap().holder_identity.as_deref(),

@@ -288,3 +288,18 @@ fn invalid_allowed_unsafe_sysctls() {
         assert!(!stderr.contains("container runtime"), "{stderr}");
     }
 }
+
+/// `--version` names the project version and the Kubernetes version the agent implements
+/// (the one it reports as the Node's `kubeletVersion`), and exits 0 without starting anything.
+#[test]
+fn version_names_the_kubernetes_version() {
+    let out = Command::new(AGENT).arg("--version").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!(
+            "node-agent {} (Kubernetes v1.35.0)\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}

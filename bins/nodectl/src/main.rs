@@ -8,6 +8,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `--version`: the project version and the Kubernetes version the toolkit implements.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (Kubernetes ",
+    node_config::kubernetes_version!(),
+    ")"
+);
+
 mod checkpoint;
 mod config;
 mod node_status;
@@ -19,7 +27,7 @@ mod state;
 
 /// The node operator's tool box.
 #[derive(Debug, Parser)]
-#[command(name = "nodectl", version, about, propagate_version = true)]
+#[command(name = "nodectl", version = VERSION, about, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

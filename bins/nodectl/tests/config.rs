@@ -107,3 +107,17 @@ fn unknown_fields_warn_on_stderr_or_fail_with_strict() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field(s) \"newField\""));
 }
+
+/// `--version` names the project version and the Kubernetes version the toolkit implements.
+#[test]
+fn version_names_the_kubernetes_version() {
+    let out = nodectl(&["--version"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!(
+            "nodectl {} (Kubernetes v1.35.0)\n",
+            env!("CARGO_PKG_VERSION")
+        )
+    );
+}

@@ -79,6 +79,7 @@ fn fixture_root_json() {
     assert_eq!(j["status"]["capacity"]["memory"], "4Gi");
     assert_eq!(j["status"]["allocatable"]["memory"], "3996Mi");
     assert_eq!(j["status"]["nodeInfo"]["kernelVersion"], "6.1.0-18-amd64");
+    assert_eq!(j["status"]["nodeInfo"]["kubeletVersion"], "v1.35.0");
     assert_eq!(
         j["status"]["nodeInfo"]["bootID"],
         "b5b0f2a4-2e3c-4d2f-9a59-7d0f1f5c8c11"
