@@ -47,6 +47,6 @@ pub use inspect::{
 pub use names::{archive_file_name, is_dns_label, is_dns_subdomain, pod_full_name};
 pub use retention::Retention;
 pub use service::{
-    CHANNEL_TIMEOUT, CheckpointConfig, CheckpointService, DEFAULT_RUNTIME_REQUEST_TIMEOUT,
-    MAX_DEADLINE, MAX_TIMEOUT_SECONDS, Target, effective_deadline, parse_timeout_query,
+    CheckpointConfig, CheckpointService, DEFAULT_RUNTIME_REQUEST_TIMEOUT, MAX_DEADLINE,
+    MAX_TIMEOUT_SECONDS, Target, effective_deadline, parse_timeout_query,
 };

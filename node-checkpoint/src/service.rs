@@ -40,13 +40,10 @@ pub const DEFAULT_RUNTIME_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// The largest `?timeout=` (seconds) that is a Go `time.Duration`: `i64::MAX` nanoseconds
 /// is 9,223,372,036.85 s. Larger values are refused like unparsable ones (HTTP 404).
 pub const MAX_TIMEOUT_SECONDS: i64 = i64::MAX / 1_000_000_000;
-/// The longest CRI deadline ever used (about 292 years): [`MAX_TIMEOUT_SECONDS`] seconds.
-/// tonic encodes it as a valid `grpc-timeout` and tokio timers take it.
-pub const MAX_DEADLINE: Duration = Duration::from_secs(MAX_TIMEOUT_SECONDS.unsigned_abs());
-/// The channel timeout of the client [`CheckpointService::connect`] makes: [`MAX_DEADLINE`],
-/// so only the per-request deadline (`max(timeout, runtimeRequestTimeout)`) limits a
-/// checkpoint, as in the kubelet.
-pub const CHANNEL_TIMEOUT: Duration = MAX_DEADLINE;
+/// The longest CRI deadline ever used (about 292 years): [`MAX_TIMEOUT_SECONDS`] seconds, the
+/// CRI client's own cap ([`node_runtime::MAX_DEADLINE`]). tonic encodes it as a valid
+/// `grpc-timeout` and tokio timers take it.
+pub const MAX_DEADLINE: Duration = node_runtime::MAX_DEADLINE;
 /// Prefix of the runtime's in-progress files inside the checkpoints directory.
 pub const TEMP_PREFIX: &str = ".checkpoint-tmp-";
 
@@ -116,8 +113,8 @@ impl CheckpointService {
     /// 0700 (tightening an existing directory to 0700, refusing a symlink) and removes the
     /// temporary files a previous run left behind. With the gate off it touches nothing.
     ///
-    /// `client` should be connected with a `request_timeout` at least as long as the longest
-    /// checkpoint timeout callers may ask for: the channel's own timeout caps every call.
+    /// `client` may be the agent's own: the service gives each `CheckpointContainer` call the
+    /// kubelet's deadline (`max(timeout, runtimeRequestTimeout)`) itself.
     pub fn new(
         config: CheckpointConfig,
         client: CriClient,
@@ -136,16 +133,15 @@ impl CheckpointService {
         })
     }
 
-    /// Connects a dedicated CRI client to `endpoint` whose channel timeout
-    /// ([`CHANNEL_TIMEOUT`]) never cuts a checkpoint short (the service applies the kubelet's
-    /// per-call deadline itself), then sets up like [`CheckpointService::new`].
+    /// Connects a CRI client to `endpoint` (the runtime's `Version` under the configured
+    /// `runtime_request_timeout`), then sets up like [`CheckpointService::new`].
     pub async fn connect(
         config: CheckpointConfig,
         endpoint: &str,
         registry: PodRegistry,
     ) -> Result<Self, CheckpointError> {
         let options = ClientOptions {
-            request_timeout: CHANNEL_TIMEOUT,
+            request_timeout: config.runtime_request_timeout,
             ..ClientOptions::default()
         };
         let client = CriClient::connect(endpoint, &options)

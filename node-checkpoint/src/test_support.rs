@@ -255,11 +255,37 @@ pub struct SeenRequest {
     pub timeout: i64,
 }
 
+/// One call the forwarding server passed on to the runtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardedCall {
+    /// The CRI method (`RunPodSandbox`, `ImageStatus`, ...).
+    pub method: String,
+    /// The request's `grpc-timeout` header (the caller's deadline), as sent.
+    pub grpc_timeout: Option<String>,
+}
+
 #[derive(Debug, Default)]
 struct Shared {
     behaviour: Mutex<Behaviour>,
     seen: Mutex<Vec<SeenRequest>>,
+    forwarded: Mutex<Vec<ForwardedCall>>,
     in_flight: AtomicUsize,
+}
+
+impl Shared {
+    fn record(&self, method: &str, metadata: &tonic::metadata::MetadataMap) {
+        let grpc_timeout = metadata
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        self.forwarded
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(ForwardedCall {
+                method: method.to_owned(),
+                grpc_timeout,
+            });
+    }
 }
 
 /// The CRI test server, listening on `<dir>/cri.sock` until dropped.
@@ -304,9 +330,12 @@ impl CriTestServer {
         // The image service exists only in front of a runtime: alone, this server has no
         // images to describe (and a missing service answers `Unimplemented`, as before).
         let image = upstream.map(|up| {
-            ImageServiceServer::new(ImageForwarder { upstream: up })
-                .max_decoding_message_size(MAX_MESSAGE_SIZE)
-                .max_encoding_message_size(MAX_MESSAGE_SIZE)
+            ImageServiceServer::new(ImageForwarder {
+                upstream: up,
+                shared: shared.clone(),
+            })
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE)
         });
         let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
         let task = tokio::spawn(async move {
@@ -343,6 +372,15 @@ impl CriTestServer {
     pub fn seen(&self) -> Vec<SeenRequest> {
         self.shared
             .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The calls forwarded to the runtime so far (both services), in order.
+    pub fn forwarded(&self) -> Vec<ForwardedCall> {
+        self.shared
+            .forwarded
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
@@ -425,9 +463,16 @@ struct Server {
 
 impl Server {
     /// The upstream runtime client, or the `Unimplemented` answer of a server without one.
-    fn runtime(&self, what: &str) -> Result<RuntimeServiceClient<Channel>, Status> {
+    fn runtime(
+        &self,
+        what: &str,
+        metadata: &tonic::metadata::MetadataMap,
+    ) -> Result<RuntimeServiceClient<Channel>, Status> {
         match &self.upstream {
-            Some(up) => Ok(up.runtime.clone()),
+            Some(up) => {
+                self.shared.record(what, metadata);
+                Ok(up.runtime.clone())
+            }
             None => Err(Status::unimplemented(format!(
                 "method {what} not implemented"
             ))),
@@ -439,6 +484,7 @@ impl Server {
 #[derive(Debug, Clone)]
 struct ImageForwarder {
     upstream: Upstream,
+    shared: Arc<Shared>,
 }
 
 #[tonic::async_trait]
@@ -447,6 +493,7 @@ impl ImageService for ImageForwarder {
         &self,
         r: Request<cri::ImageStatusRequest>,
     ) -> Result<Response<cri::ImageStatusResponse>, Status> {
+        self.shared.record("ImageStatus", r.metadata());
         self.upstream
             .image
             .clone()
@@ -457,7 +504,19 @@ impl ImageService for ImageForwarder {
         &self,
         r: Request<cri::PullImageRequest>,
     ) -> Result<Response<cri::PullImageResponse>, Status> {
+        self.shared.record("PullImage", r.metadata());
         self.upstream.image.clone().pull_image(r.into_inner()).await
+    }
+    async fn image_fs_info(
+        &self,
+        r: Request<cri::ImageFsInfoRequest>,
+    ) -> Result<Response<cri::ImageFsInfoResponse>, Status> {
+        self.shared.record("ImageFsInfo", r.metadata());
+        self.upstream
+            .image
+            .clone()
+            .image_fs_info(r.into_inner())
+            .await
     }
 }
 
@@ -541,7 +600,7 @@ impl RuntimeService for Server {
         &self,
         r: Request<cri::RunPodSandboxRequest>,
     ) -> Result<Response<cri::RunPodSandboxResponse>, Status> {
-        self.runtime("RunPodSandbox")?
+        self.runtime("RunPodSandbox", r.metadata())?
             .run_pod_sandbox(r.into_inner())
             .await
     }
@@ -549,7 +608,7 @@ impl RuntimeService for Server {
         &self,
         r: Request<cri::StopPodSandboxRequest>,
     ) -> Result<Response<cri::StopPodSandboxResponse>, Status> {
-        self.runtime("StopPodSandbox")?
+        self.runtime("StopPodSandbox", r.metadata())?
             .stop_pod_sandbox(r.into_inner())
             .await
     }
@@ -557,7 +616,7 @@ impl RuntimeService for Server {
         &self,
         r: Request<cri::RemovePodSandboxRequest>,
     ) -> Result<Response<cri::RemovePodSandboxResponse>, Status> {
-        self.runtime("RemovePodSandbox")?
+        self.runtime("RemovePodSandbox", r.metadata())?
             .remove_pod_sandbox(r.into_inner())
             .await
     }
@@ -565,7 +624,7 @@ impl RuntimeService for Server {
         &self,
         r: Request<cri::PodSandboxStatusRequest>,
     ) -> Result<Response<cri::PodSandboxStatusResponse>, Status> {
-        self.runtime("PodSandboxStatus")?
+        self.runtime("PodSandboxStatus", r.metadata())?
             .pod_sandbox_status(r.into_inner())
             .await
     }
@@ -573,7 +632,7 @@ impl RuntimeService for Server {
         &self,
         r: Request<cri::ListPodSandboxRequest>,
     ) -> Result<Response<cri::ListPodSandboxResponse>, Status> {
-        self.runtime("ListPodSandbox")?
+        self.runtime("ListPodSandbox", r.metadata())?
             .list_pod_sandbox(r.into_inner())
             .await
     }
@@ -581,7 +640,7 @@ impl RuntimeService for Server {
         &self,
         r: Request<cri::CreateContainerRequest>,
     ) -> Result<Response<cri::CreateContainerResponse>, Status> {
-        self.runtime("CreateContainer")?
+        self.runtime("CreateContainer", r.metadata())?
             .create_container(r.into_inner())
             .await
     }
@@ -589,7 +648,7 @@ impl RuntimeService for Server {
         &self,
         r: Request<cri::StartContainerRequest>,
     ) -> Result<Response<cri::StartContainerResponse>, Status> {
-        self.runtime("StartContainer")?
+        self.runtime("StartContainer", r.metadata())?
             .start_container(r.into_inner())
             .await
     }
@@ -597,7 +656,7 @@ impl RuntimeService for Server {
         &self,
         r: Request<cri::StopContainerRequest>,
     ) -> Result<Response<cri::StopContainerResponse>, Status> {
-        self.runtime("StopContainer")?
+        self.runtime("StopContainer", r.metadata())?
             .stop_container(r.into_inner())
             .await
     }
@@ -605,7 +664,7 @@ impl RuntimeService for Server {
         &self,
         r: Request<cri::RemoveContainerRequest>,
     ) -> Result<Response<cri::RemoveContainerResponse>, Status> {
-        self.runtime("RemoveContainer")?
+        self.runtime("RemoveContainer", r.metadata())?
             .remove_container(r.into_inner())
             .await
     }
@@ -613,7 +672,7 @@ impl RuntimeService for Server {
         &self,
         r: Request<cri::ListContainersRequest>,
     ) -> Result<Response<cri::ListContainersResponse>, Status> {
-        self.runtime("ListContainers")?
+        self.runtime("ListContainers", r.metadata())?
             .list_containers(r.into_inner())
             .await
     }
@@ -621,7 +680,7 @@ impl RuntimeService for Server {
         &self,
         r: Request<cri::ContainerStatusRequest>,
     ) -> Result<Response<cri::ContainerStatusResponse>, Status> {
-        self.runtime("ContainerStatus")?
+        self.runtime("ContainerStatus", r.metadata())?
             .container_status(r.into_inner())
             .await
     }
@@ -629,6 +688,8 @@ impl RuntimeService for Server {
         &self,
         r: Request<cri::StatusRequest>,
     ) -> Result<Response<cri::StatusResponse>, Status> {
-        self.runtime("Status")?.status(r.into_inner()).await
+        self.runtime("Status", r.metadata())?
+            .status(r.into_inner())
+            .await
     }
 }

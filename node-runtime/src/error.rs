@@ -28,6 +28,15 @@ pub enum RuntimeError {
         /// The runtime's answer.
         reason: String,
     },
+    /// The separate image service endpoint (`imageServiceEndpoint`) is unreachable or does
+    /// not answer the CRI v1 image API (`ImageFsInfo`).
+    #[error("validate CRI v1 image API for endpoint {endpoint:?}: {reason}")]
+    ImageService {
+        /// The image endpoint.
+        endpoint: String,
+        /// What the connection attempt or the `ImageFsInfo` call saw.
+        reason: String,
+    },
     /// A CRI call failed.
     #[error("CRI {call} failed: {status}")]
     Call {

@@ -52,8 +52,8 @@ pub mod volumes;
 mod watch;
 
 pub use client::{
-    ClientOptions, CriClient, KUBE_RUNTIME_API_VERSION, MAX_MESSAGE_SIZE, RuntimeVersion,
-    image_spec, socket_path,
+    ClientOptions, CriClient, KUBE_RUNTIME_API_VERSION, MAX_DEADLINE, MAX_MESSAGE_SIZE,
+    RuntimeVersion, call_deadline, image_spec, socket_path,
 };
 pub use error::RuntimeError;
 pub use hook::{ContainerHook, ContainerRequest, HookFuture};

@@ -569,3 +569,56 @@ async fn runtime_watch_wakes_on_container_exit_and_settled_passes_say_so() {
     assert_eq!(watch.state(), WatchState::Live);
     m.remove_all().await.unwrap();
 }
+
+/// A call that outlives its deadline fails with `DEADLINE_EXCEEDED`: a "runtime" that accepts
+/// connections and never answers cannot hold the client longer than the call's deadline (here
+/// `Version` at connect, under `runtimeRequestTimeout`), and the error says so.
+#[tokio::test]
+async fn a_call_past_its_deadline_is_deadline_exceeded() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("silent.sock");
+    let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn); // accepted, never read from or answered
+        }
+    });
+    let options = ClientOptions {
+        request_timeout: Duration::from_millis(300),
+        ..ClientOptions::default()
+    };
+    let started = Instant::now();
+    let err = CriClient::connect(&format!("unix://{}", socket.display()), &options)
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("DeadlineExceeded") || text.contains("deadline exceeded"),
+        "{text}"
+    );
+    holder.abort();
+}
+
+/// `with_request_timeout` shares the connection with another base deadline.
+#[tokio::test]
+async fn with_request_timeout_shares_the_connection() {
+    let Some(ep) = endpoint("with_request_timeout") else {
+        return;
+    };
+    let client = CriClient::connect(&ep, &ClientOptions::default())
+        .await
+        .unwrap();
+    let other = client.with_request_timeout(Duration::from_secs(7));
+    assert_eq!(other.request_timeout(), Duration::from_secs(7));
+    assert_eq!(client.request_timeout(), Duration::from_secs(120));
+    other
+        .list_containers(None, Default::default())
+        .await
+        .unwrap();
+}

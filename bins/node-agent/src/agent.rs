@@ -456,12 +456,27 @@ async fn connect_runtime(cfg: &KubeletConfiguration) -> Result<CriClient, AgentE
         connect_timeout: RUNTIME_CONNECT_TIMEOUT,
         request_timeout: cfg.runtime_request_timeout.to_std(),
     };
-    CriClient::connect(&cfg.container_runtime_endpoint, &options)
-        .await
-        .map_err(|e| AgentError::Runtime {
+    // `imageServiceEndpoint`: a second connection for the ImageService when it names another
+    // socket; empty means the runtime's (pkg/kubelet/kubelet.go PreInitRuntimeService).
+    let image_endpoint = Some(cfg.image_service_endpoint.as_str()).filter(|e| !e.is_empty());
+    CriClient::connect_with_image_endpoint(
+        &cfg.container_runtime_endpoint,
+        image_endpoint,
+        &options,
+    )
+    .await
+    .map_err(|e| match e {
+        node_runtime::RuntimeError::ImageService { endpoint, reason } => AgentError::Runtime {
+            api: "image",
+            endpoint,
+            message: reason,
+        },
+        e => AgentError::Runtime {
+            api: "runtime",
             endpoint: cfg.container_runtime_endpoint.clone(),
             message: node_plugins::error_chain(&e),
-        })
+        },
+    })
 }
 
 fn addresses(

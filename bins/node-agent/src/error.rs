@@ -37,12 +37,14 @@ pub enum AgentError {
     /// A state file could not be restored (a corrupted checkpoint, a policy mismatch).
     #[error("{0}")]
     State(#[source] node_state::Error),
-    /// The container runtime is unreachable or speaks no CRI v1.
+    /// The container runtime (or the separate image service) is unreachable or speaks no CRI v1.
     #[error(
-        "validate service connection: validate CRI v1 runtime API for endpoint {endpoint:?}: {message}"
+        "validate service connection: validate CRI v1 {api} API for endpoint {endpoint:?}: {message}"
     )]
     Runtime {
-        /// `containerRuntimeEndpoint`.
+        /// `runtime` or `image`.
+        api: &'static str,
+        /// `containerRuntimeEndpoint` (or `imageServiceEndpoint`).
         endpoint: String,
         /// The CRI client's error chain.
         message: String,
