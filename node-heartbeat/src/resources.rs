@@ -623,10 +623,12 @@ mod tests {
             ("example.com/dongle", "4"),
             ("ephemeral-storage", "10Gi"),
         ]);
-        let mut cfg = CapacityConfig::default();
         // ephemeral-storage unknown to this agent: the server's value is kept, and its
         // reservation is still taken off.
-        cfg.ephemeral_storage_bytes = None;
+        let mut cfg = CapacityConfig {
+            ephemeral_storage_bytes: None,
+            ..CapacityConfig::default()
+        };
         cfg.set_device_resources(
             &counts(&[("example.com/gpu", 4)]),
             &counts(&[("example.com/gpu", 1)]),
