@@ -92,7 +92,8 @@ pub enum Error {
     /// A reserved resource quantity (`systemReserved`/`kubeReserved`) could not be parsed.
     #[error("invalid quantity for {field}[{key}]={value:?}")]
     Quantity {
-        /// `systemReserved` or `kubeReserved`.
+        /// `systemReserved`, `kubeReserved`, or `status.capacity` (a value read back from
+        /// the API server).
         field: &'static str,
         /// The resource name.
         key: String,

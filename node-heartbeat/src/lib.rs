@@ -87,8 +87,9 @@ pub use pressure::{
     ThresholdValue, observe_root, thresholds_met,
 };
 pub use resources::{
-    CapacityConfig, Reservations, ResourceList, allocatable, capacity, format_binary_si,
-    format_cpu_millis, reservation, to_quantities,
+    CapacityConfig, QuantityList, Reservations, ResourceList, allocatable, capacity,
+    format_binary_si, format_cpu_millis, is_extended_resource_name, node_resources, reservation,
+    to_quantities,
 };
 pub use status::{
     ATTACH_DETACH_ANNOTATION, KUBELET_PORT, NodeStatusInputs, RuntimeVersion, find_condition,

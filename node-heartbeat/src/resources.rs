@@ -1,6 +1,6 @@
 //! Capacity and allocatable (the `MachineInfo` setter) and resource quantity formatting.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
@@ -77,9 +77,16 @@ pub struct CapacityConfig {
     pub pods_per_core: i64,
     /// Size of the filesystem holding the root dir (`ephemeral-storage`), if known.
     pub ephemeral_storage_bytes: Option<u64>,
-    /// Extended resources from device plugins (name -> device count); 0 keeps a removed
-    /// plugin's resource visible as the kubelet does.
+    /// Device-plugin capacity per resource: healthy plus unhealthy devices
+    /// (`GetCapacity`'s `capacity`).
     pub extended: BTreeMap<String, i64>,
+    /// Device-plugin allocatable per resource: healthy devices only (`GetCapacity`'s
+    /// `allocatable`). It replaces `capacity - reservation` for these resources.
+    pub extended_allocatable: BTreeMap<String, i64>,
+    /// Device-plugin resources whose plugin went away past the grace period and has not
+    /// registered again: reported with capacity and allocatable 0, key kept. See
+    /// [`CapacityConfig::set_device_resources`].
+    pub removed: BTreeSet<String>,
 }
 
 impl Default for CapacityConfig {
@@ -89,11 +96,65 @@ impl Default for CapacityConfig {
             pods_per_core: 0,
             ephemeral_storage_bytes: None,
             extended: BTreeMap::new(),
+            extended_allocatable: BTreeMap::new(),
+            removed: BTreeSet::new(),
         }
     }
 }
 
-/// `status.capacity`: cpu, memory, hugepages-*, pods, ephemeral-storage, extended resources.
+impl CapacityConfig {
+    /// Takes one `GetCapacity` result of the device manager: `capacity` (healthy + unhealthy
+    /// devices), `allocatable` (healthy devices) and `deleted` (resources removed by that
+    /// call after their grace period).
+    ///
+    /// The device manager reports a removed resource once; the kubelet's `MachineInfo` setter
+    /// (`pkg/kubelet/nodestatus/setters.go`) sets it to 0 in that one status and the key
+    /// stays at 0 afterwards only because every later status starts from the Node read
+    /// back from the API server. We do the same in [`node_resources`], and also remember
+    /// removed names here for the life of the process, so a removal is not lost when the
+    /// status patch carrying it fails (the next one sets the 0 again) and is not undone by
+    /// a stale copy of the Node. A name leaves the set when its plugin registers again
+    /// (it is back in `capacity`).
+    ///
+    /// Negative counts are taken as 0; names that are not extended resource names (a
+    /// plugin may not advertise `cpu` or `kubernetes.io/...`) are ignored.
+    pub fn set_device_resources(
+        &mut self,
+        capacity: &BTreeMap<String, i64>,
+        allocatable: &BTreeMap<String, i64>,
+        deleted: &[String],
+    ) {
+        let keep = |m: &BTreeMap<String, i64>| -> BTreeMap<String, i64> {
+            m.iter()
+                .filter(|(k, _)| is_extended_resource_name(k))
+                .map(|(k, v)| (k.clone(), (*v).max(0)))
+                .collect()
+        };
+        self.extended = keep(capacity);
+        self.extended_allocatable = keep(allocatable);
+        for name in deleted {
+            if is_extended_resource_name(name) {
+                tracing::info!("Set capacity for {name} to 0 on device removal");
+                self.removed.insert(name.clone());
+            }
+        }
+        self.removed
+            .retain(|name| !self.extended.contains_key(name));
+    }
+}
+
+/// `IsExtendedResourceName` as far as the node status needs it: domain-qualified, not in
+/// the `kubernetes.io/` namespace, not starting with `requests.`. Names reaching here were
+/// validated already (by the device manager at registration, or by the API server for
+/// keys read back from it), so the full qualified-name syntax is not checked again.
+pub fn is_extended_resource_name(name: &str) -> bool {
+    name.contains('/') && !name.contains("kubernetes.io/") && !name.starts_with("requests.")
+}
+
+/// `status.capacity` as this agent computes it: cpu, memory, hugepages-*, pods,
+/// ephemeral-storage, the device-plugin resources (healthy + unhealthy devices), and 0 for
+/// each removed device-plugin resource. Keys already on the API server are merged in by
+/// [`node_resources`].
 pub fn capacity(facts: &MachineFacts, cfg: &CapacityConfig) -> ResourceList {
     let mut cap = ResourceList::new();
     cap.insert("cpu".into(), i128::from(facts.num_cores) * 1000);
@@ -117,7 +178,16 @@ pub fn capacity(facts: &MachineFacts, cfg: &CapacityConfig) -> ResourceList {
         );
     }
     for (name, count) in &cfg.extended {
-        cap.insert(name.clone(), i128::from(*count));
+        if is_extended_resource_name(name) {
+            cap.insert(name.clone(), i128::from(*count));
+        }
+    }
+    // MachineInfo: a removed device-plugin resource is set to 0, not dropped, so it stays
+    // recognisable as device-plugin managed (cluster-level extended resources are absent).
+    for name in &cfg.removed {
+        if is_extended_resource_name(name) && !cfg.extended.contains_key(name) {
+            cap.insert(name.clone(), 0);
+        }
     }
     cap
 }
@@ -202,6 +272,100 @@ pub fn allocatable(cap: &ResourceList, r: &Reservations) -> Result<ResourceList>
         *mem = mem.saturating_sub(huge).max(0);
     }
     Ok(alloc)
+}
+
+/// Quantities by resource name, as in `status.capacity` and `status.allocatable`.
+pub type QuantityList = BTreeMap<String, Quantity>;
+
+/// The `MachineInfo` setter's capacity and allocatable (`pkg/kubelet/nodestatus/setters.go`),
+/// starting, as the kubelet does, from the capacity and allocatable of the Node last read
+/// from the API server (`previous_*`):
+///
+/// 1. capacity: the previous map, with the machine resources, the device-plugin capacity
+///    (healthy + unhealthy devices) and 0 for every removed device-plugin resource set over
+///    it ([`capacity`]). Keys this agent does not compute (cluster-level extended resources
+///    an administrator advertises, a device-plugin resource left at 0 by an earlier run)
+///    are kept as they are;
+/// 2. extended-resource keys of the previous allocatable with no key in the new capacity
+///    are deleted;
+/// 3. allocatable of every capacity key = capacity - reservation, clamped at 0 (and every
+///    hugepages capacity subtracted from memory, [`allocatable`]); a kept key with no
+///    reservation keeps the capacity's text;
+/// 4. the device-plugin allocatable (healthy devices) is set over it.
+///
+/// Allocatable keys of the previous status that are not extended resources and have no
+/// capacity key are kept, as the kubelet keeps them.
+///
+/// # Errors
+/// A reservation that does not parse ([`reservation`]), or a kept key that needs a
+/// reservation subtracted and whose quantity does not parse.
+pub fn node_resources(
+    previous_capacity: Option<&QuantityList>,
+    previous_allocatable: Option<&QuantityList>,
+    facts: &MachineFacts,
+    cfg: &CapacityConfig,
+    r: &Reservations,
+) -> Result<(QuantityList, QuantityList)> {
+    let computed = capacity(facts, cfg);
+    let computed_alloc = allocatable(&computed, r)?;
+    let reserved = reservation(&computed, r)?;
+
+    // 1. Capacity.
+    let mut cap = previous_capacity.cloned().unwrap_or_default();
+    for (k, v) in to_quantities(&computed) {
+        if is_extended_resource_name(&k) && cap.get(&k) != Some(&v) {
+            tracing::debug!("Update capacity for {k} to {}", v.0);
+        }
+        cap.insert(k, v);
+    }
+
+    // 2. Stale extended allocatable keys.
+    let mut alloc = previous_allocatable.cloned().unwrap_or_default();
+    alloc.retain(|k, _| cap.contains_key(k) || !is_extended_resource_name(k));
+
+    // 3. Capacity - reservation.
+    let computed_alloc_q = to_quantities(&computed_alloc);
+    for (k, v) in &cap {
+        if let Some(q) = computed_alloc_q.get(k) {
+            alloc.insert(k.clone(), q.clone());
+            continue;
+        }
+        let value = match reserved.get(k) {
+            None => v.clone(),
+            Some(res) => {
+                let parsed =
+                    node_config::Quantity::parse(&v.0).map_err(|source| Error::Quantity {
+                        field: "status.capacity",
+                        key: k.clone(),
+                        value: v.0.clone(),
+                        source,
+                    })?;
+                let base = if k == "cpu" {
+                    parsed.value() * 1000.0
+                } else {
+                    parsed.value()
+                };
+                #[allow(clippy::cast_possible_truncation)]
+                let left = (base as i128).saturating_sub(*res).max(0);
+                let one: ResourceList = [(k.clone(), left)].into();
+                to_quantities(&one).remove(k).unwrap_or_else(|| v.clone())
+            }
+        };
+        alloc.insert(k.clone(), value);
+    }
+
+    // 4. Device-plugin allocatable (healthy devices).
+    for (k, v) in &cfg.extended_allocatable {
+        if !is_extended_resource_name(k) || !cfg.extended.contains_key(k) {
+            continue;
+        }
+        let q = Quantity((*v).max(0).to_string());
+        if alloc.get(k) != Some(&q) {
+            tracing::debug!("Update allocatable for {k} to {}", q.0);
+        }
+        alloc.insert(k.clone(), q);
+    }
+    Ok((cap, alloc))
 }
 
 #[cfg(test)]
@@ -339,5 +503,184 @@ mod tests {
             a[&hugepages_resource_name(1 << 62)],
             (1i128 << 62) * i128::from(u64::MAX)
         );
+    }
+
+    fn q(list: &[(&str, &str)]) -> QuantityList {
+        list.iter()
+            .map(|(k, v)| ((*k).to_owned(), Quantity((*v).to_owned())))
+            .collect()
+    }
+
+    fn counts(list: &[(&str, i64)]) -> BTreeMap<String, i64> {
+        list.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+    }
+
+    /// GetCapacity: capacity = healthy + unhealthy, allocatable = healthy only.
+    #[test]
+    fn unhealthy_devices_count_in_capacity_only() {
+        let mut cfg = CapacityConfig::default();
+        cfg.set_device_resources(
+            &counts(&[("example.com/gpu", 3), ("example.com/nic", 1)]),
+            &counts(&[("example.com/gpu", 2), ("example.com/nic", 0)]),
+            &[],
+        );
+        let (cap, alloc) =
+            node_resources(None, None, &facts(), &cfg, &Reservations::default()).unwrap();
+        assert_eq!(cap["example.com/gpu"].0, "3");
+        assert_eq!(alloc["example.com/gpu"].0, "2");
+        assert_eq!(cap["example.com/nic"].0, "1");
+        assert_eq!(alloc["example.com/nic"].0, "0");
+        // Machine resources are untouched by the overlay.
+        assert_eq!(cap["cpu"].0, "4");
+        assert_eq!(alloc["cpu"].0, "4");
+    }
+
+    /// MachineInfo step 2: a removed resource is set to 0 and its key kept, in capacity and
+    /// allocatable, and stays at 0 on later updates that no longer name it as deleted, until
+    /// its plugin registers again.
+    #[test]
+    fn removed_resource_is_zero_and_kept() {
+        let mut cfg = CapacityConfig::default();
+        cfg.set_device_resources(
+            &counts(&[("example.com/gpu", 2)]),
+            &counts(&[("example.com/gpu", 2)]),
+            &[],
+        );
+        let r = Reservations::default();
+        let (cap1, alloc1) = node_resources(None, None, &facts(), &cfg, &r).unwrap();
+        assert_eq!(cap1["example.com/gpu"].0, "2");
+
+        // The grace period ran out: GetCapacity reports it deleted, once.
+        cfg.set_device_resources(
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            &["example.com/gpu".into()],
+        );
+        let (cap2, alloc2) =
+            node_resources(Some(&cap1), Some(&alloc1), &facts(), &cfg, &r).unwrap();
+        assert_eq!(cap2["example.com/gpu"].0, "0");
+        assert_eq!(alloc2["example.com/gpu"].0, "0");
+
+        // Later calls do not name it; it stays at 0, from the remembered set alone (no
+        // previous status: e.g. the patch with the 0 failed and a stale Node was read) ...
+        cfg.set_device_resources(&BTreeMap::new(), &BTreeMap::new(), &[]);
+        let (cap3, alloc3) =
+            node_resources(Some(&cap1), Some(&alloc1), &facts(), &cfg, &r).unwrap();
+        assert_eq!(cap3["example.com/gpu"].0, "0");
+        assert_eq!(alloc3["example.com/gpu"].0, "0");
+        // ... and from the server's status alone (a restarted agent), as in the kubelet.
+        let fresh = CapacityConfig::default();
+        let (cap4, alloc4) =
+            node_resources(Some(&cap2), Some(&alloc2), &facts(), &fresh, &r).unwrap();
+        assert_eq!(cap4["example.com/gpu"].0, "0");
+        assert_eq!(alloc4["example.com/gpu"].0, "0");
+
+        // The plugin registers again: its count replaces the 0 and it leaves the set.
+        cfg.set_device_resources(
+            &counts(&[("example.com/gpu", 1)]),
+            &counts(&[("example.com/gpu", 1)]),
+            &[],
+        );
+        assert!(cfg.removed.is_empty());
+        let (cap5, alloc5) =
+            node_resources(Some(&cap3), Some(&alloc3), &facts(), &cfg, &r).unwrap();
+        assert_eq!(cap5["example.com/gpu"].0, "1");
+        assert_eq!(alloc5["example.com/gpu"].0, "1");
+    }
+
+    /// MachineInfo step 3: extended keys in allocatable with no capacity key are deleted;
+    /// other keys of the previous allocatable are kept, as in the kubelet.
+    #[test]
+    fn stale_extended_allocatable_keys_are_deleted() {
+        let prev_cap = q(&[("cpu", "4")]);
+        let prev_alloc = q(&[
+            ("cpu", "4"),
+            ("example.com/gone", "3"),
+            ("vendor.io/also-gone", "1"),
+            ("legacy-native", "7"),
+        ]);
+        let (cap, alloc) = node_resources(
+            Some(&prev_cap),
+            Some(&prev_alloc),
+            &facts(),
+            &CapacityConfig::default(),
+            &Reservations::default(),
+        )
+        .unwrap();
+        assert!(!cap.contains_key("example.com/gone"));
+        assert!(!alloc.contains_key("example.com/gone"));
+        assert!(!alloc.contains_key("vendor.io/also-gone"));
+        assert_eq!(alloc["legacy-native"].0, "7");
+    }
+
+    /// MachineInfo steps 1, 4 and 5: keys on the server this agent does not compute (a
+    /// cluster-level extended resource) are kept; allocatable = capacity - reservation,
+    /// clamped at 0, for every capacity key; then the device allocatable is set over it.
+    #[test]
+    fn allocatable_is_capacity_minus_reservation_then_devices() {
+        let prev_cap = q(&[
+            ("cpu", "64"),
+            ("example.com/dongle", "4"),
+            ("ephemeral-storage", "10Gi"),
+        ]);
+        // ephemeral-storage unknown to this agent: the server's value is kept, and its
+        // reservation is still taken off.
+        let mut cfg = CapacityConfig {
+            ephemeral_storage_bytes: None,
+            ..CapacityConfig::default()
+        };
+        cfg.set_device_resources(
+            &counts(&[("example.com/gpu", 4)]),
+            &counts(&[("example.com/gpu", 1)]),
+            &[],
+        );
+        let r = Reservations {
+            system: [("cpu".to_owned(), "5".to_owned())].into(),
+            kube: [("ephemeral-storage".to_owned(), "12Gi".to_owned())].into(),
+            ..Default::default()
+        };
+        let (cap, alloc) = node_resources(Some(&prev_cap), None, &facts(), &cfg, &r).unwrap();
+        // Machine value replaces the server's; the reservation is clamped at 0.
+        assert_eq!(cap["cpu"].0, "4");
+        assert_eq!(alloc["cpu"].0, "0");
+        assert_eq!(cap["example.com/dongle"].0, "4");
+        assert_eq!(alloc["example.com/dongle"].0, "4");
+        assert_eq!(cap["ephemeral-storage"].0, "10Gi");
+        assert_eq!(alloc["ephemeral-storage"].0, "0");
+        assert_eq!(cap["example.com/gpu"].0, "4");
+        assert_eq!(alloc["example.com/gpu"].0, "1");
+
+        // A kept key with a reservation and a value that does not parse is an error naming it.
+        let bad = q(&[("ephemeral-storage", "lots")]);
+        let err = node_resources(Some(&bad), None, &facts(), &cfg, &r)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("status.capacity[ephemeral-storage]"), "{err}");
+    }
+
+    /// A plugin cannot set native resources, and negative counts are taken as 0.
+    #[test]
+    fn device_resources_are_extended_names_only() {
+        let mut cfg = CapacityConfig::default();
+        cfg.set_device_resources(
+            &counts(&[
+                ("cpu", 1000),
+                ("kubernetes.io/gpu", 1),
+                ("example.com/x", -5),
+            ]),
+            &counts(&[("cpu", 1000), ("memory", 1), ("example.com/x", -5)]),
+            &["memory".into(), "requests.example.com/y".into()],
+        );
+        assert_eq!(cfg.extended, counts(&[("example.com/x", 0)]));
+        assert_eq!(cfg.extended_allocatable, counts(&[("example.com/x", 0)]));
+        assert!(cfg.removed.is_empty());
+        let (cap, alloc) =
+            node_resources(None, None, &facts(), &cfg, &Reservations::default()).unwrap();
+        assert_eq!(cap["cpu"].0, "4");
+        assert!(!alloc.contains_key("kubernetes.io/gpu"));
+        assert!(is_extended_resource_name("example.com/gpu"));
+        assert!(!is_extended_resource_name("hugepages-2Mi"));
+        assert!(!is_extended_resource_name("kubernetes.io/gpu"));
+        assert!(!is_extended_resource_name("requests.example.com/gpu"));
     }
 }

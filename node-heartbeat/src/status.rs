@@ -109,11 +109,15 @@ impl NodeStatusInputs {
         let mut st = previous.clone();
         // 1. NodeAddress
         st.addresses = Some(self.addresses.clone());
-        // 2. MachineInfo
-        let cap = resources::capacity(&self.machine, &self.capacity);
-        let alloc = resources::allocatable(&cap, &self.reservations)?;
-        st.capacity = Some(resources::to_quantities(&cap));
-        st.allocatable = Some(resources::to_quantities(&alloc));
+        // 2. MachineInfo, over the capacity and allocatable on the server (device-plugin
+        // resources: see `resources::node_resources`).
+        let (cap, alloc) = resources::node_resources(
+            previous.capacity.as_ref(),
+            previous.allocatable.as_ref(),
+            &self.machine,
+            &self.capacity,
+            &self.reservations,
+        )?;
         // 3. VersionInfo and 6. GoRuntime
         let info = st.node_info.get_or_insert_with(NodeSystemInfo::default);
         info.machine_id.clone_from(&self.machine.machine_id);
@@ -143,6 +147,8 @@ impl NodeStatusInputs {
             .into_iter()
             .filter(|r| !cap.contains_key(*r))
             .collect();
+        st.capacity = Some(cap);
+        st.allocatable = Some(alloc);
         conditions::set_ready_condition(
             &mut conds,
             &self.runtime_health.errors(mono),
@@ -208,9 +214,41 @@ pub fn status_changed(old: &NodeStatus, new: &NodeStatus) -> bool {
 /// The strategic-merge patch body sent to `nodes/<name>/status`: the status fields this agent
 /// owns, with `$setElementOrder/conditions` so the server keeps the kubelet's order, and
 /// `declaredFeatures` when given.
-pub fn status_patch(new: &NodeStatus, declared_features: Option<&[String]>) -> serde_json::Value {
+///
+/// `capacity` and `allocatable` are maps, which a strategic merge patch merges key by key: a
+/// key left out keeps the server's value. So every key of `old` (the status the new one was
+/// computed from, as read from the server) that `new` no longer has is sent as `null`, which
+/// deletes it, as the two-way merge patch of the kubelet's `PatchNodeStatus` does (this is
+/// how a stale extended allocatable key goes away). A removed device-plugin resource is not
+/// dropped but sent as `"0"` (see `resources::node_resources`).
+pub fn status_patch(
+    old: &NodeStatus,
+    new: &NodeStatus,
+    declared_features: Option<&[String]>,
+) -> serde_json::Value {
     let mut status = serde_json::to_value(new).unwrap_or(serde_json::Value::Null);
     if let serde_json::Value::Object(map) = &mut status {
+        for (field, before, after) in [
+            ("capacity", &old.capacity, &new.capacity),
+            ("allocatable", &old.allocatable, &new.allocatable),
+        ] {
+            let Some(before) = before else { continue };
+            let gone: Vec<&String> = before
+                .keys()
+                .filter(|k| after.as_ref().is_none_or(|a| !a.contains_key(*k)))
+                .collect();
+            if gone.is_empty() {
+                continue;
+            }
+            let entry = map
+                .entry(field.to_owned())
+                .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+            if let serde_json::Value::Object(m) = entry {
+                for k in gone {
+                    m.insert(k.clone(), serde_json::Value::Null);
+                }
+            }
+        }
         if let Some(conds) = &new.conditions {
             let order: Vec<serde_json::Value> = conds
                 .iter()
@@ -356,7 +394,7 @@ mod tests {
         i.pressure.memory = true;
         let c = i.compute(&b, t1, mono).unwrap();
         assert!(status_changed(&b, &c));
-        let patch = status_patch(&c, Some(&["B".to_owned()]));
+        let patch = status_patch(&b, &c, Some(&["B".to_owned()]));
         assert_eq!(
             patch["status"]["$setElementOrder/conditions"][3]["type"],
             "Ready"
@@ -366,6 +404,93 @@ mod tests {
             "KubeletHasInsufficientMemory"
         );
         assert_eq!(patch["status"]["declaredFeatures"][0], "B");
+    }
+
+    /// The patch carries what the server must end up with: the healthy count in allocatable,
+    /// "0" for a removed device-plugin resource, and `null` for a stale extended allocatable
+    /// key (a key left out of a strategic merge patch keeps the server's value).
+    #[test]
+    fn device_resources_reach_the_server_through_the_patch() {
+        let mono = Instant::now();
+        let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let mut i = inputs();
+        i.runtime_health = RuntimeHealth::healthy(mono);
+        let gpu = "example.com/gpu".to_owned();
+        i.capacity.set_device_resources(
+            &[(gpu.clone(), 3)].into(),
+            &[(gpu.clone(), 2)].into(),
+            &[],
+        );
+        let mut server = i
+            .initial_node("node-1", &BTreeMap::new(), vec![], now, mono)
+            .unwrap();
+        // Someone left an extended allocatable key without capacity on the server.
+        server
+            .status
+            .as_mut()
+            .unwrap()
+            .allocatable
+            .as_mut()
+            .unwrap()
+            .insert(
+                "example.com/stale".into(),
+                resources::to_quantities(&[("x".to_owned(), 1)].into())["x"].clone(),
+            );
+        let cap = |n: &Node, k: &str| {
+            n.status
+                .as_ref()
+                .unwrap()
+                .capacity
+                .as_ref()
+                .unwrap()
+                .get(k)
+                .map(|q| q.0.clone())
+        };
+        let alloc = |n: &Node, k: &str| {
+            n.status
+                .as_ref()
+                .unwrap()
+                .allocatable
+                .as_ref()
+                .unwrap()
+                .get(k)
+                .map(|q| q.0.clone())
+        };
+        let sync = |i: &NodeStatusInputs, server: &Node| -> Node {
+            let old = server.status.clone().unwrap();
+            let new = i.compute(&old, now, mono).unwrap();
+            let patch = status_patch(&old, &new, None);
+            crate::merge::apply_node_status_patch(server, &patch).unwrap()
+        };
+        server = sync(&i, &server);
+        assert_eq!(cap(&server, &gpu).as_deref(), Some("3"));
+        assert_eq!(alloc(&server, &gpu).as_deref(), Some("2"));
+        assert_eq!(alloc(&server, "example.com/stale"), None);
+
+        // Removed after the grace period: 0 on the server, and still 0 on later syncs.
+        i.capacity.set_device_resources(
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            std::slice::from_ref(&gpu),
+        );
+        let old = server.status.clone().unwrap();
+        let new = i.compute(&old, now, mono).unwrap();
+        let patch = status_patch(&old, &new, None);
+        assert_eq!(patch["status"]["capacity"][&gpu], "0");
+        assert_eq!(patch["status"]["allocatable"][&gpu], "0");
+        server = crate::merge::apply_node_status_patch(&server, &patch).unwrap();
+        for _ in 0..3 {
+            i.capacity
+                .set_device_resources(&BTreeMap::new(), &BTreeMap::new(), &[]);
+            server = sync(&i, &server);
+            assert_eq!(cap(&server, &gpu).as_deref(), Some("0"));
+            assert_eq!(alloc(&server, &gpu).as_deref(), Some("0"));
+        }
+        assert!(!status_changed(
+            server.status.as_ref().unwrap(),
+            &i.compute(server.status.as_ref().unwrap(), now, mono)
+                .unwrap()
+        ));
     }
 
     #[test]

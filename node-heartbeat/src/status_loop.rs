@@ -299,7 +299,7 @@ impl<B: Backend, S: StatusSource> NodeStatusReporter<B, S> {
         if !(due || changed && force_if(&old, &new)) {
             return Ok(false);
         }
-        let mut patch = status_patch(&new, self.source.declared_features().as_deref());
+        let mut patch = status_patch(&old, &new, self.source.declared_features().as_deref());
         if labels_changed {
             patch["metadata"] = serde_json::json!({ "labels": node.metadata.labels });
         }

@@ -609,3 +609,126 @@ async fn register_node_false_never_creates_the_node_but_updates_an_existing_one(
     assert!(find_condition(node.status.as_ref().unwrap(), "Ready").is_some());
     assert!(!rep.registered(), "registration never ran");
 }
+
+/// Device-plugin resources on the API server, as the kubelet reports them: capacity counts
+/// healthy and unhealthy devices, allocatable the healthy ones; a resource removed after its
+/// plugin's grace period goes to 0 in both and stays at 0 on every later update (also from a
+/// restarted reporter that no longer knows it was removed); a stale extended allocatable key
+/// without capacity is deleted; a cluster-level extended resource advertised by someone else
+/// is kept.
+#[tokio::test(start_paused = true)]
+async fn device_plugin_resources_on_the_server() {
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    let (server, backend) = setup().await;
+    let gpu = "example.com/gpu".to_owned();
+    let quantities = |list: &[(&str, &str)]| {
+        list.iter()
+            .map(|(k, v)| ((*k).to_owned(), Quantity((*v).to_owned())))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    // The Node exists with an administrator's extended resource and a stale allocatable key.
+    let existing = k8s_openapi::api::core::v1::Node {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(NODE.into()),
+            ..Default::default()
+        },
+        status: Some(k8s_openapi::api::core::v1::NodeStatus {
+            capacity: Some(quantities(&[("example.com/dongle", "4")])),
+            allocatable: Some(quantities(&[
+                ("example.com/dongle", "4"),
+                ("example.com/stale", "5"),
+            ])),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    backend.create_node(&existing).await.unwrap();
+    let on_server = |field: &str, key: &str| -> Option<String> {
+        let node = server.node(NODE).unwrap();
+        let st = node.status.unwrap();
+        let list = if field == "capacity" {
+            st.capacity
+        } else {
+            st.allocatable
+        };
+        list.unwrap().get(key).map(|q| q.0.clone())
+    };
+    let counts = |list: &[(&str, i64)]| {
+        list.iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+
+    // Healthy 2 + unhealthy 1.
+    let src = inputs(true);
+    src.update(|i| {
+        i.capacity
+            .set_device_resources(&counts(&[(&gpu, 3)]), &counts(&[(&gpu, 2)]), &[])
+    });
+    let mut rep = NodeStatusReporter::new(backend.clone(), src.clone(), StatusConfig::new(NODE));
+    assert!(rep.sync_node_status().await.unwrap());
+    assert_eq!(on_server("capacity", &gpu).as_deref(), Some("3"));
+    assert_eq!(on_server("allocatable", &gpu).as_deref(), Some("2"));
+    assert_eq!(on_server("allocatable", "example.com/stale"), None);
+    assert_eq!(
+        on_server("capacity", "example.com/dongle").as_deref(),
+        Some("4")
+    );
+    assert_eq!(
+        on_server("allocatable", "example.com/dongle").as_deref(),
+        Some("4")
+    );
+
+    // The plugin is gone past the grace period: GetCapacity names it deleted, once.
+    server.clear_requests();
+    src.update(|i| {
+        i.capacity
+            .set_device_resources(&counts(&[]), &counts(&[]), std::slice::from_ref(&gpu))
+    });
+    assert!(rep.sync_node_status().await.unwrap());
+    let patch = server
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .and_then(|r| r.body)
+        .unwrap();
+    assert_eq!(patch["status"]["capacity"][&gpu], "0");
+    assert_eq!(patch["status"]["allocatable"][&gpu], "0");
+    assert_eq!(on_server("capacity", &gpu).as_deref(), Some("0"));
+    assert_eq!(on_server("allocatable", &gpu).as_deref(), Some("0"));
+
+    // Later updates no longer name it: nothing changed, so nothing is sent ...
+    src.update(|i| {
+        i.capacity
+            .set_device_resources(&counts(&[]), &counts(&[]), &[])
+    });
+    assert!(!rep.sync_node_status().await.unwrap());
+    // ... and the periodic report (nodeStatusReportFrequency) keeps it at 0.
+    for _ in 0..2 {
+        tokio::time::advance(Duration::from_secs(301)).await;
+        src.update(|i| i.runtime_health = RuntimeHealth::healthy(Instant::now().into_std()));
+        assert!(rep.sync_node_status().await.unwrap());
+        assert_eq!(on_server("capacity", &gpu).as_deref(), Some("0"));
+        assert_eq!(on_server("allocatable", &gpu).as_deref(), Some("0"));
+    }
+
+    // A restarted reporter that never saw the removal keeps the 0 it reads from the server.
+    let fresh = inputs(true);
+    let mut rep2 = NodeStatusReporter::new(backend.clone(), fresh.clone(), StatusConfig::new(NODE));
+    assert!(rep2.sync_node_status().await.unwrap());
+    assert_eq!(on_server("capacity", &gpu).as_deref(), Some("0"));
+    assert_eq!(on_server("allocatable", &gpu).as_deref(), Some("0"));
+
+    // The plugin registers again with one healthy device.
+    fresh.update(|i| {
+        i.capacity
+            .set_device_resources(&counts(&[(&gpu, 1)]), &counts(&[(&gpu, 1)]), &[])
+    });
+    assert!(rep2.sync_node_status().await.unwrap());
+    assert_eq!(on_server("capacity", &gpu).as_deref(), Some("1"));
+    assert_eq!(on_server("allocatable", &gpu).as_deref(), Some("1"));
+    assert_eq!(
+        on_server("capacity", "example.com/dongle").as_deref(),
+        Some("4")
+    );
+}

@@ -675,7 +675,11 @@ async fn runtime_health_loop(
                     ..h
                 };
             }
-            i.capacity.extended = capacity.capacity.clone();
+            i.capacity.set_device_resources(
+                &capacity.capacity,
+                &capacity.allocatable,
+                &capacity.deleted,
+            );
         });
         tokio::select! {
             _ = stop.changed() => return,
