@@ -45,6 +45,7 @@ mod flags;
 pub mod gates;
 mod loader;
 mod quantity;
+pub mod support;
 mod types;
 mod validate;
 

@@ -58,6 +58,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     // agent before anything happens.
     let sysctls = sysctl_policy(&cfg)?;
     tracing::info!(node = %node_name, sources = ?loaded.sources, "configuration loaded");
+    warn_not_acted_on(&cfg);
     // The API server client is built from --kubeconfig now (no request is made yet), so a
     // missing or broken kubeconfig stops the agent before anything else happens.
     let kube = match &flags.kubeconfig {
@@ -684,6 +685,24 @@ async fn runtime_health_loop(
         tokio::select! {
             _ = stop.changed() => return,
             () = tokio::time::sleep(RUNTIME_STATUS_PERIOD) => {}
+        }
+    }
+}
+
+/// One warning naming every field the configuration sets that the agent accepts without
+/// acting on (node_config::support; `nodectl config --explain` lists them all with notes).
+fn warn_not_acted_on(cfg: &KubeletConfiguration) {
+    match node_config::support::not_acted_on_set(cfg) {
+        Ok(fields) if !fields.is_empty() => {
+            let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+            tracing::warn!(
+                "accepted but not acted on: {} (`nodectl config --explain` says why)",
+                names.join(", ")
+            );
+        }
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %node_plugins::error_chain(&e), "cannot compare the configuration with the defaults")
         }
     }
 }

@@ -121,3 +121,50 @@ fn version_names_the_kubernetes_version() {
         )
     );
 }
+
+/// `--explain` lists every field node-agent accepts without acting on, marks the ones this
+/// configuration sets, and says what happens instead.
+#[test]
+fn explain_lists_fields_not_acted_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nimageGCHighThresholdPercent: 90\n",
+    )
+    .unwrap();
+    let out = nodectl(&[
+        "config",
+        "--config",
+        path.to_str().unwrap(),
+        "--explain",
+        "-o",
+        "json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), node_config::support::NOT_ACTED_ON.len());
+    let row = |name: &str| rows.iter().find(|r| r["field"] == name).unwrap().clone();
+    assert_eq!(row("imageGCHighThresholdPercent")["set"], true);
+    assert_eq!(
+        row("imageGCHighThresholdPercent")["note"],
+        "no image garbage collection"
+    );
+    assert_eq!(row("clusterDNS")["set"], false);
+    assert!(rows.iter().all(|r| r["field"] != "maxPods"));
+    let text = nodectl(&[
+        "config",
+        "--config",
+        path.to_str().unwrap(),
+        "--explain",
+        "-o",
+        "text",
+    ]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("imageGCHighThresholdPercent") && l.contains(" set ")),
+        "{text}"
+    );
+}
