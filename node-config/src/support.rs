@@ -287,7 +287,7 @@ mod tests {
         let defaults = Loader::new().config_file(&path).load().unwrap().config;
         assert_eq!(set_fields(&defaults).unwrap(), Vec::<String>::new());
         assert!(not_acted_on_set(&defaults).unwrap().is_empty());
-        let mut c = defaults.clone();
+        let mut c = defaults;
         c.image_gc_high_threshold_percent = Some(90);
         c.port = 10251;
         c.cluster_dns = vec!["10.96.0.10".into()];
