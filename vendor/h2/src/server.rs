@@ -1702,13 +1702,31 @@ impl proto::Peer for Peer {
         // header
         if let Some(authority) = pseudo.authority {
             let maybe_authority = uri::Authority::from_maybe_shared(authority.clone().into_inner());
-            parts.authority = Some(maybe_authority.or_else(|why| {
-                malformed!(
+            match maybe_authority {
+                Ok(valid) => parts.authority = Some(valid),
+                // PATCHED (see PATCHED.md): gRPC clients over a Unix socket send
+                // the socket path, raw or percent-encoded, as :authority. Like
+                // grpc-go, accept it: the request gets no authority (as if none
+                // was sent). Still malformed: an empty value, one with bytes no
+                // header field may hold, and any bad authority of a CONNECT
+                // (where it names the target).
+                Err(why)
+                    if !is_connect
+                        && !authority.is_empty()
+                        && field_value_bytes(authority.as_str()) =>
+                {
+                    tracing::debug!(
+                        "ignoring an :authority that is not a URI authority ({:?}): {}",
+                        authority,
+                        why,
+                    );
+                }
+                Err(why) => malformed!(
                     "malformed headers: malformed authority ({:?}): {}",
                     authority,
                     why,
-                )
-            })?);
+                ),
+            }
         }
 
         // A :scheme is required, except CONNECT.
@@ -1769,6 +1787,13 @@ impl proto::Peer for Peer {
 
         Ok(request)
     }
+}
+
+/// PATCHED (see PATCHED.md): whether every byte of `value` may appear in an
+/// HTTP field value, the same test `http::HeaderValue` applies to every
+/// other header field (no control character but horizontal tab).
+fn field_value_bytes(value: &str) -> bool {
+    http::HeaderValue::from_bytes(value.as_bytes()).is_ok()
 }
 
 // ===== impl Handshaking =====
