@@ -310,14 +310,8 @@ fn authority_values_on_the_pod_resources_socket() {
     agent.wait_healthy(START);
     let socket = agent.root().join("pod-resources/kubelet.sock");
     wait_path(&socket, START);
-    let raw_path = socket.to_str().unwrap().as_bytes().to_vec();
-    let encoded = socket
-        .to_str()
-        .unwrap()
-        .trim_start_matches('/')
-        .replace('/', "%2F")
-        .into_bytes();
-
+    let raw_path = socket.to_str().unwrap().to_owned();
+    let encoded = raw_path.trim_start_matches('/').replace('/', "%2F");
     let post = |authority: Option<&[u8]>| {
         let mut pseudo: Vec<(&str, &[u8])> = vec![
             (":method", b"POST"),
@@ -334,9 +328,17 @@ fn authority_values_on_the_pod_resources_socket() {
     assert_eq!(post(Some(b"localhost")), Outcome::Answered);
     assert_eq!(post(None), Outcome::Answered);
     // grpcio (C core) >= 1.57: the percent-encoded path without its leading slash.
-    assert_eq!(post(Some(&encoded)), Outcome::Answered, "{encoded:?}");
+    assert_eq!(
+        post(Some(encoded.as_bytes())),
+        Outcome::Answered,
+        "{encoded}"
+    );
     // grpc-java, grpcurl: the raw path.
-    assert_eq!(post(Some(&raw_path)), Outcome::Answered, "{raw_path:?}");
+    assert_eq!(
+        post(Some(raw_path.as_bytes())),
+        Outcome::Answered,
+        "{raw_path}"
+    );
     assert_eq!(post(Some(b"a b@[::1")), Outcome::Answered);
 
     // Still malformed.
@@ -346,7 +348,7 @@ fn authority_values_on_the_pod_resources_socket() {
     assert_eq!(
         one_request(
             &socket,
-            &[(":method", b"CONNECT"), (":authority", raw_path.as_slice())]
+            &[(":method", b"CONNECT"), (":authority", raw_path.as_bytes())]
         ),
         Outcome::Reset(PROTOCOL_ERROR)
     );
@@ -356,7 +358,7 @@ fn authority_values_on_the_pod_resources_socket() {
             &[
                 (":method", b"POST"),
                 (":path", b"/v1.PodResourcesLister/List"),
-                (":authority", encoded.as_slice()),
+                (":authority", encoded.as_bytes()),
             ]
         ),
         Outcome::Reset(PROTOCOL_ERROR)
