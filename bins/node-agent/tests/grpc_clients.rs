@@ -66,6 +66,16 @@ fn wait_path(path: &Path, timeout: Duration) {
     }
 }
 
+/// A child process killed (if still running) and reaped when the test ends, even by a panic.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Lines of a child's stdout, read on a thread.
 struct Lines {
     rx: mpsc::Receiver<String>,
@@ -89,8 +99,8 @@ impl Lines {
         }
     }
 
-    /// The first line (from now on) that starts with `prefix`; `None` when the child closed
-    /// its stdout first. Panics with `context()` at the deadline.
+    /// The first line (from now on) that starts with `prefix`. Panics with `context()` when
+    /// the child closes its stdout first or at the deadline.
     fn wait(&mut self, prefix: &str, deadline: Instant, context: impl Fn() -> String) -> String {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -136,22 +146,24 @@ async fn python_grpcio_device_plugin_and_pod_resources() {
 
     let pod = format!("pyfoo-{node}");
     let client_log = dir.path().join("python-client.log");
-    let mut client = Command::new(&python)
-        .arg(workspace().join("bins/node-agent/tests/grpc_clients/uds_client.py"))
-        .arg("--proto-root")
-        .arg(workspace().join("node-plugins/proto"))
-        .arg("--device-plugins-dir")
-        .arg(&plugins_dir)
-        .arg("--pod-resources-socket")
-        .arg(&pod_resources)
-        .args(["--resource", "example.com/pyfoo", "--devices", "3"])
-        .args(["--pod", &pod, "--timeout", "150"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&client_log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut lines = Lines::new(client.stdout.take().unwrap());
+    let mut client = Killed(
+        Command::new(&python)
+            .arg(workspace().join("bins/node-agent/tests/grpc_clients/uds_client.py"))
+            .arg("--proto-root")
+            .arg(workspace().join("node-plugins/proto"))
+            .arg("--device-plugins-dir")
+            .arg(&plugins_dir)
+            .arg("--pod-resources-socket")
+            .arg(&pod_resources)
+            .args(["--resource", "example.com/pyfoo", "--devices", "3"])
+            .args(["--pod", &pod, "--timeout", "150"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&client_log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = Lines::new(client.0.stdout.take().unwrap());
     let deadline = Instant::now() + Duration::from_secs(150);
     let context = || {
         format!(
@@ -180,7 +192,7 @@ async fn python_grpcio_device_plugin_and_pod_resources() {
         ),
     )
     .unwrap();
-    // The plugin prints ALLOCATE from its own thread: it may come before or after POD.
+    // The client reports POD only after the plugin's Allocate ran (and printed ALLOCATE).
     let line = lines.wait("POD ", deadline, context);
     let allocated = line
         .strip_prefix(&format!("POD default/{pod} example.com/pyfoo "))
@@ -200,7 +212,7 @@ async fn python_grpcio_device_plugin_and_pod_resources() {
         "the plugin's Allocate was not called with {allocated}: {:#?}",
         lines.seen
     );
-    let status = client.wait().unwrap();
+    let status = client.0.wait().unwrap();
     assert!(status.success(), "Python client: {status}\n{}", context());
     agent.wait_pods(&[], POD_UP, |l| running(l, &pod).is_some());
 
