@@ -38,7 +38,18 @@ if [ -z "${NODE_TEST_CRI_ENDPOINT:-}" ]; then
   eval "$(bash scripts/containerd.sh env "$cri_dir")"
 fi
 
-# 3. Build every target once, then run the tests (unit, integration, doc).
+# 3. Python grpcio and grpcio-tools from PyPI in a virtualenv under target/, for the tests that
+#    talk to the agent's gRPC sockets with a real non-Rust gRPC client
+#    (bins/node-agent/tests/grpc_clients.rs). Installed once; later runs only check the import.
+venv="$PWD/target/test-venv"
+if ! "$venv/bin/python3" -c 'import grpc, grpc_tools' 2>/dev/null; then
+  echo "== python grpcio"
+  python3 -m venv "$venv"
+  "$venv/bin/python3" -m pip install -q --disable-pip-version-check grpcio grpcio-tools
+fi
+export NODE_TEST_PYTHON="$venv/bin/python3"
+
+# 4. Build every target once, then run the tests (unit, integration, doc).
 echo "== cargo build"
 cargo build --workspace --all-targets --locked
 echo "== cargo test"
