@@ -33,7 +33,9 @@ impl UserInfo {
 
 /// The attributes of an authorization request (a SubjectAccessReview's
 /// `resourceAttributes`), built by [`crate::request_attributes`]: verb from the method,
-/// resource `nodes`, subresource from the path, name = the node name.
+/// resource `nodes`, subresource from the path, name = the node name. A request can have
+/// several records differing only in the subresource ([`crate::subresources_for`]); the
+/// filter asks about them in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attributes {
     /// Who.
@@ -44,7 +46,8 @@ pub struct Attributes {
     pub api_version: &'static str,
     /// `nodes`.
     pub resource: &'static str,
-    /// `stats`, `metrics`, `log`, `checkpoint` or `proxy`.
+    /// `stats`, `metrics`, `log`, `checkpoint`, `pods`, `healthz`, `configz`, `statusz` or
+    /// `proxy`.
     pub subresource: &'static str,
     /// The node name.
     pub name: String,

@@ -14,7 +14,7 @@ use axum::body::Body;
 use axum::response::Response;
 use http::request::Parts;
 use http::{Method, Request, StatusCode};
-use node_config::KubeletConfiguration;
+use node_config::{FeatureGates, KubeletConfiguration};
 
 use crate::authn::Authenticator;
 use crate::authz::Authorizer;
@@ -77,46 +77,131 @@ pub fn verb_for(method: &Method) -> &'static str {
     }
 }
 
-/// Whether `path` is `prefix` or below it (`/stats` and `/stats/summary`, not `/statsx`).
-fn is_subpath(path: &str, prefix: &str) -> bool {
-    match path.strip_prefix(prefix) {
+/// Options of the auth filter that come from the agent's configuration rather than from the
+/// authenticator or authorizer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilterOptions {
+    /// The `KubeletFineGrainedAuthz` feature gate (Beta and on by default in 1.35): `/pods`,
+    /// `/runningpods/`, `/healthz`, `/configz` and `/statusz` are authorized against their own
+    /// node subresource first and `proxy` second (see [`subresources_for`]). Off, they are
+    /// `proxy` only.
+    pub fine_grained_authz: bool,
+}
+
+impl Default for FilterOptions {
+    /// The 1.35 defaults: `KubeletFineGrainedAuthz` on.
+    fn default() -> Self {
+        Self {
+            fine_grained_authz: true,
+        }
+    }
+}
+
+impl FilterOptions {
+    /// The options the effective feature gates give (`KubeletFineGrainedAuthz`).
+    pub fn from_gates(gates: &FeatureGates) -> Self {
+        Self {
+            fine_grained_authz: gates.enabled(FINE_GRAINED_AUTHZ_GATE),
+        }
+    }
+}
+
+/// The feature gate [`FilterOptions::fine_grained_authz`] follows.
+pub const FINE_GRAINED_AUTHZ_GATE: &str = "KubeletFineGrainedAuthz";
+
+/// The kubelet's `isSubpath`: `path` is the handler path `handler` (a trailing `/` of
+/// `handler` ignored) or below it. `/stats` and `/stats/summary` match `/stats`, `/statsx`
+/// does not; `/runningpods` and `/runningpods/x` match `/runningpods/`.
+fn is_subpath(path: &str, handler: &str) -> bool {
+    let handler = handler.strip_suffix('/').unwrap_or(handler);
+    match path.strip_prefix(handler) {
         Some(rest) => rest.is_empty() || rest.starts_with('/'),
         None => false,
     }
 }
 
-/// The node subresource the kubelet authorizes for a request path: `/stats` → `stats`,
-/// `/metrics` → `metrics`, `/logs` → `log`, `/checkpoint` → `checkpoint` (each with everything
-/// below it), everything else `proxy`.
-pub fn subresource_for(path: &str) -> &'static str {
+/// The node subresources the kubelet authorizes a request path against, in the order it
+/// tries them; the request goes ahead if any of them is allowed.
+///
+/// | path (and everything below it) | `fine_grained` | otherwise |
+/// |---|---|---|
+/// | `/stats` | `stats` | `stats` |
+/// | `/metrics` | `metrics` | `metrics` |
+/// | `/logs` | `log` | `log` |
+/// | `/checkpoint` | `checkpoint` | `checkpoint` |
+/// | `/pods`, `/runningpods/` | `pods`, `proxy` | `proxy` |
+/// | `/healthz` | `healthz`, `proxy` | `proxy` |
+/// | `/configz` | `configz`, `proxy` | `proxy` |
+/// | `/statusz` | `statusz`, `proxy` | `proxy` |
+/// | anything else (`/flagz`, `/exec`, `/containerLogs`, ...) | `proxy` | `proxy` |
+///
+/// `fine_grained` is the `KubeletFineGrainedAuthz` gate ([`FilterOptions`]). Matching is the
+/// kubelet's `isSubpath` (case-sensitive; `/podsX` is not `/pods`).
+///
+/// Upstream: `pkg/kubelet/server/auth.go` `GetRequestAttributes` (the gate's paths first,
+/// then the unconditional ones, `proxy` as the fallback).
+///
+/// `/statusz` and `/flagz`: the 1.35 mapping could not be pinned
+/// (`/work/shared/reference/agent-hardening.md` section 5, "Uncertain for 1.35"). A
+/// 1.33-dev auth.go maps `/statusz` to `statusz` then `proxy` under the gate and has no
+/// `/flagz` case; a later master maps `/statusz` to `statusz` and `/flagz` to `configz`
+/// unconditionally. This follows the auth.go version that was read in full (the table above),
+/// which is also what the `KubeletFineGrainedAuthz` documentation lists: `/statusz` behaves like
+/// `/configz`, `/flagz` is `proxy`. The agent serves neither path, so the choice only decides
+/// which SubjectAccessReviews an authenticated request for them causes before its 404.
+pub fn subresources_for(path: &str, fine_grained: bool) -> &'static [&'static str] {
+    if fine_grained {
+        if is_subpath(path, "/pods") || is_subpath(path, "/runningpods/") {
+            return &["pods", "proxy"];
+        }
+        if is_subpath(path, "/healthz") {
+            return &["healthz", "proxy"];
+        }
+        if is_subpath(path, "/configz") {
+            return &["configz", "proxy"];
+        }
+        if is_subpath(path, "/statusz") {
+            return &["statusz", "proxy"];
+        }
+    }
     if is_subpath(path, "/stats") {
-        "stats"
+        &["stats"]
     } else if is_subpath(path, "/metrics") {
-        "metrics"
+        &["metrics"]
     } else if is_subpath(path, "/logs") {
-        "log"
+        &["log"]
     } else if is_subpath(path, "/checkpoint") {
-        "checkpoint"
+        &["checkpoint"]
     } else {
-        "proxy"
+        &["proxy"]
     }
 }
 
-/// The authorization attributes of a request, as the kubelet builds them: verb from the
-/// method, resource `nodes` (apiVersion `v1`), subresource from the path, name = `node_name`.
-pub fn request_attributes(parts: &Parts, user: UserInfo, node_name: &str) -> Attributes {
+/// The authorization attribute records of a request, one per subresource of
+/// [`subresources_for`] in order, as the kubelet builds them: verb from the method, resource
+/// `nodes` (apiVersion `v1`), name = `node_name`; they differ only in the subresource.
+pub fn request_attributes(
+    parts: &Parts,
+    user: UserInfo,
+    node_name: &str,
+    options: FilterOptions,
+) -> Vec<Attributes> {
     let path = parts.uri.path();
-    Attributes {
-        user,
-        verb: verb_for(&parts.method),
-        api_version: "v1",
-        resource: "nodes",
-        subresource: subresource_for(path),
-        name: node_name.to_owned(),
-        path: path.to_owned(),
-    }
+    subresources_for(path, options.fine_grained_authz)
+        .iter()
+        .map(|subresource| Attributes {
+            user: user.clone(),
+            verb: verb_for(&parts.method),
+            api_version: "v1",
+            resource: "nodes",
+            subresource,
+            name: node_name.to_owned(),
+            path: path.to_owned(),
+        })
+        .collect()
 }
 
+/// One record, as the kubelet's `Authorization error (...)` names it.
 fn describe(a: &Attributes) -> String {
     format!(
         "user={}, verb={}, resource={}, subresource={}",
@@ -124,12 +209,31 @@ fn describe(a: &Attributes) -> String {
     )
 }
 
+/// All records (they differ only in the subresource), as the kubelet's `Forbidden (...)`
+/// names them: Go's `%v` of the subresource list, `[pods proxy]`.
+fn describe_all(first: &Attributes, subresources: &[&str]) -> String {
+    format!(
+        "user={}, verb={}, resource={}, subresource(s)=[{}]",
+        first.user.name,
+        first.verb,
+        first.resource,
+        subresources.join(" ")
+    )
+}
+
 /// Runs the kubelet's filter on `parts`: `Ok(user)` to go ahead, `Err(response)` with the
 /// kubelet's 401/403/500 answer.
+///
+/// The records of [`request_attributes`] are authorized in order and the first allowed one
+/// lets the request through. An authorizer error on a record is a 500 naming that record at
+/// once, without trying the next one; when every record is denied the 403 lists all their
+/// subresources: `Forbidden (user=alice, verb=get, resource=nodes, subresource(s)=[pods proxy])`
+/// and a newline. Upstream: `pkg/kubelet/server/server.go` `InstallAuthFilter`.
 pub async fn check(
     auth: &dyn RequestAuth,
     parts: &Parts,
     node_name: &str,
+    options: FilterOptions,
 ) -> Result<UserInfo, Response> {
     let unauthorized = || text(StatusCode::UNAUTHORIZED, "Unauthorized".to_owned());
     let user = match auth.authenticate(parts).await {
@@ -140,38 +244,55 @@ pub async fn check(
             return Err(unauthorized());
         }
     };
-    let attrs = request_attributes(parts, user, node_name);
-    match auth.authorize(&attrs).await {
-        Ok(Decision::Allow) => Ok(attrs.user),
-        Ok(Decision::Deny(reason)) => {
-            tracing::info!(%reason, path = loggable_path(&attrs.path), "forbidden ({})", describe(&attrs));
-            Err(text(
-                StatusCode::FORBIDDEN,
-                format!("Forbidden ({})", describe(&attrs)),
-            ))
-        }
-        Err(err) => {
-            tracing::warn!(error = %err, path = loggable_path(&attrs.path), "authorization error ({})", describe(&attrs));
-            Err(text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("Authorization error ({})", describe(&attrs)),
-            ))
+    let records = request_attributes(parts, user, node_name, options);
+    let mut reasons = Vec::with_capacity(records.len());
+    for attrs in &records {
+        match auth.authorize(attrs).await {
+            Ok(Decision::Allow) => return Ok(attrs.user.clone()),
+            Ok(Decision::Deny(reason)) => reasons.push(reason),
+            Err(err) => {
+                tracing::warn!(error = %err, path = loggable_path(&attrs.path), "authorization error ({})", describe(attrs));
+                return Err(text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("Authorization error ({})", describe(attrs)),
+                ));
+            }
         }
     }
+    let subresources: Vec<&str> = records.iter().map(|a| a.subresource).collect();
+    let Some(first) = records.first() else {
+        // subresources_for never gives an empty list; answer like the kubelet would anyway.
+        return Err(text(
+            StatusCode::FORBIDDEN,
+            "Authorization error: could not determine attributes for request".to_owned(),
+        ));
+    };
+    let described = describe_all(first, &subresources);
+    tracing::info!(reasons = ?reasons, path = loggable_path(&first.path), "forbidden ({described})");
+    Err(text(
+        StatusCode::FORBIDDEN,
+        format!("Forbidden ({described})\n"),
+    ))
 }
 
-/// The kubelet's auth filter as a tower layer: 401 `Unauthorized`, 403
-/// `Forbidden (user=…, verb=…, resource=…, subresource=…)`, 500 `Authorization error (…)`, all
-/// `text/plain; charset=utf-8`. Allowed requests reach the inner service with the
-/// [`UserInfo`] in their extensions.
+/// The kubelet's auth filter as a tower layer ([`check`]): 401 `Unauthorized`, 403
+/// `Forbidden (user=…, verb=…, resource=…, subresource(s)=[…])`, 500
+/// `Authorization error (…)`, all `text/plain; charset=utf-8`. Allowed requests reach the inner
+/// service with the [`UserInfo`] in their extensions. `options` carries the
+/// `KubeletFineGrainedAuthz` gate.
 ///
 /// Put it in front of the whole router ([`crate::secured`] does), not on a router with
 /// `Router::layer`: a route merged in later, or axum's own 404/405 answers, would otherwise be
 /// reachable without authentication.
-pub fn auth_layer(auth: Arc<dyn RequestAuth>, node_name: String) -> AuthLayer {
+pub fn auth_layer(
+    auth: Arc<dyn RequestAuth>,
+    node_name: String,
+    options: FilterOptions,
+) -> AuthLayer {
     AuthLayer {
         auth,
         node_name: node_name.into(),
+        options,
     }
 }
 
@@ -180,12 +301,14 @@ pub fn auth_layer(auth: Arc<dyn RequestAuth>, node_name: String) -> AuthLayer {
 pub struct AuthLayer {
     auth: Arc<dyn RequestAuth>,
     node_name: Arc<str>,
+    options: FilterOptions,
 }
 
 impl std::fmt::Debug for AuthLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthLayer")
             .field("node_name", &self.node_name)
+            .field("options", &self.options)
             .finish_non_exhaustive()
     }
 }
@@ -198,6 +321,7 @@ impl<S> tower::Layer<S> for AuthLayer {
             inner,
             auth: self.auth.clone(),
             node_name: self.node_name.clone(),
+            options: self.options,
         }
     }
 }
@@ -208,12 +332,14 @@ pub struct AuthService<S> {
     inner: S,
     auth: Arc<dyn RequestAuth>,
     node_name: Arc<str>,
+    options: FilterOptions,
 }
 
 impl<S> std::fmt::Debug for AuthService<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthService")
             .field("node_name", &self.node_name)
+            .field("options", &self.options)
             .finish_non_exhaustive()
     }
 }
@@ -240,9 +366,10 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let auth = self.auth.clone();
         let node_name = self.node_name.clone();
+        let options = self.options;
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
-            match check(auth.as_ref(), &parts, &node_name).await {
+            match check(auth.as_ref(), &parts, &node_name, options).await {
                 Ok(user) => {
                     parts.extensions.insert(user);
                     inner.call(Request::from_parts(parts, body)).await
@@ -257,15 +384,24 @@ where
 mod tests {
     use super::*;
 
-    fn attrs(method: Method, uri: &str) -> Attributes {
-        let parts = Request::builder()
+    fn parts(method: Method, uri: &str) -> Parts {
+        Request::builder()
             .method(method)
             .uri(uri)
             .body(())
             .unwrap()
             .into_parts()
-            .0;
-        request_attributes(&parts, UserInfo::anonymous(), "node-1")
+            .0
+    }
+
+    fn attrs(method: Method, uri: &str) -> Attributes {
+        let mut all = request_attributes(
+            &parts(method, uri),
+            UserInfo::anonymous(),
+            "node-1",
+            FilterOptions::default(),
+        );
+        all.remove(0)
     }
 
     #[test]
@@ -284,31 +420,121 @@ mod tests {
         }
     }
 
+    /// Every row of the kubelet's table, gate on and gate off.
     #[test]
-    fn subresources_by_path() {
-        for (p, s) in [
-            ("/stats", "stats"),
-            ("/stats/", "stats"),
-            ("/stats/summary?only_cpu_and_memory=true", "stats"),
-            ("/statsx", "proxy"),
-            ("/metrics", "metrics"),
-            ("/metrics/cadvisor", "metrics"),
-            ("/metrics/resource", "metrics"),
-            ("/metricsfoo", "proxy"),
-            ("/logs", "log"),
-            ("/logs/syslog", "log"),
-            ("/checkpoint/ns/pod/ctr", "checkpoint"),
-            ("/checkpoint", "checkpoint"),
-            ("/pods", "proxy"),
-            ("/runningpods/", "proxy"),
-            ("/healthz", "proxy"),
-            ("/configz", "proxy"),
-            ("/exec/ns/pod/ctr", "proxy"),
-            ("/containerLogs/ns/pod/ctr", "proxy"),
-            ("/", "proxy"),
+    fn subresources_by_path_and_gate() {
+        let proxy: &[&str] = &["proxy"];
+        for (p, on, off) in [
+            ("/stats", &["stats"][..], &["stats"][..]),
+            ("/stats/", &["stats"], &["stats"]),
+            ("/stats/summary", &["stats"], &["stats"]),
+            ("/statsx", proxy, proxy),
+            ("/metrics", &["metrics"], &["metrics"]),
+            ("/metrics/cadvisor", &["metrics"], &["metrics"]),
+            ("/metrics/resource", &["metrics"], &["metrics"]),
+            ("/metricsfoo", proxy, proxy),
+            ("/logs", &["log"], &["log"]),
+            ("/logs/", &["log"], &["log"]),
+            ("/logs/syslog", &["log"], &["log"]),
+            ("/checkpoint", &["checkpoint"], &["checkpoint"]),
+            ("/checkpoint/ns/pod/ctr", &["checkpoint"], &["checkpoint"]),
+            ("/checkpointx", proxy, proxy),
+            ("/pods", &["pods", "proxy"], proxy),
+            ("/pods/", &["pods", "proxy"], proxy),
+            ("/pods/anything", &["pods", "proxy"], proxy),
+            ("/podsX", proxy, proxy),
+            ("/runningpods", &["pods", "proxy"], proxy),
+            ("/runningpods/", &["pods", "proxy"], proxy),
+            ("/runningpods/x", &["pods", "proxy"], proxy),
+            ("/runningpodsx", proxy, proxy),
+            // Case-sensitive, like the kubelet's mux: /runningPods is not /runningpods.
+            ("/runningPods/", proxy, proxy),
+            ("/healthz", &["healthz", "proxy"], proxy),
+            ("/healthz/", &["healthz", "proxy"], proxy),
+            ("/healthz/syncloop", &["healthz", "proxy"], proxy),
+            ("/healthzx", proxy, proxy),
+            ("/configz", &["configz", "proxy"], proxy),
+            ("/configz/", &["configz", "proxy"], proxy),
+            ("/configzx", proxy, proxy),
+            ("/statusz", &["statusz", "proxy"], proxy),
+            ("/statuszx", proxy, proxy),
+            ("/flagz", proxy, proxy),
+            ("/spec", proxy, proxy),
+            ("/exec/ns/pod/ctr", proxy, proxy),
+            ("/attach/ns/pod/ctr", proxy, proxy),
+            ("/portForward/ns/pod", proxy, proxy),
+            ("/containerLogs/ns/pod/ctr", proxy, proxy),
+            ("/run/ns/pod/ctr", proxy, proxy),
+            ("/debug/pprof/", proxy, proxy),
+            ("/", proxy, proxy),
+            ("", proxy, proxy),
+            // Only a path's start counts: a fine-grained name deeper down is proxy.
+            ("/exec/pods", proxy, proxy),
+            ("//pods", proxy, proxy),
         ] {
-            assert_eq!(attrs(Method::GET, p).subresource, s, "{p}");
+            assert_eq!(subresources_for(p, true), on, "{p:?} gate on");
+            assert_eq!(subresources_for(p, false), off, "{p:?} gate off");
         }
+    }
+
+    #[test]
+    fn records_follow_the_gate_and_the_query_is_not_the_path() {
+        let p = parts(Method::GET, "/pods?x=/stats");
+        let on = request_attributes(&p, UserInfo::anonymous(), "n", FilterOptions::default());
+        assert_eq!(
+            on.iter().map(|a| a.subresource).collect::<Vec<_>>(),
+            ["pods", "proxy"]
+        );
+        // The records differ only in the subresource.
+        assert_eq!(
+            Attributes {
+                subresource: "pods",
+                ..on[1].clone()
+            },
+            on[0]
+        );
+        let off = request_attributes(
+            &p,
+            UserInfo::anonymous(),
+            "n",
+            FilterOptions {
+                fine_grained_authz: false,
+            },
+        );
+        assert_eq!(off.len(), 1);
+        assert_eq!(off[0], on[1]);
+        assert_eq!(off[0].path, "/pods");
+    }
+
+    #[test]
+    fn options_from_the_gates() {
+        let defaults = FeatureGates::default();
+        assert!(FilterOptions::from_gates(&defaults).fine_grained_authz);
+        assert_eq!(
+            FilterOptions::default(),
+            FilterOptions::from_gates(&defaults)
+        );
+        for (name, value) in [(FINE_GRAINED_AUTHZ_GATE, false), ("AllBeta", false)] {
+            let settings = std::collections::BTreeMap::from([(name.to_owned(), value)]);
+            let gates = FeatureGates::new(&settings).unwrap();
+            assert!(
+                !FilterOptions::from_gates(&gates).fine_grained_authz,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn forbidden_lists_every_subresource() {
+        let a = attrs(Method::GET, "/pods");
+        assert_eq!(
+            describe_all(&a, &["pods", "proxy"]),
+            "user=system:anonymous, verb=get, resource=nodes, subresource(s)=[pods proxy]"
+        );
+        assert_eq!(
+            describe(&a),
+            "user=system:anonymous, verb=get, resource=nodes, subresource=pods"
+        );
     }
 
     #[test]

@@ -27,7 +27,7 @@ use http::{Method, Request, StatusCode};
 use hyper::body::Frame;
 
 use crate::contract::RequestAuth;
-use crate::filter::auth_layer;
+use crate::filter::{FilterOptions, auth_layer};
 
 /// The most request body bytes a handler can read (1 MiB); a request that declares more is
 /// refused with 413. No kubelet route this server carries reads a body at all.
@@ -71,8 +71,25 @@ pub(crate) fn loggable_path(path: &str) -> String {
 /// `routes`. The filter sees every request before any route matching, so unknown paths and
 /// wrong methods are 401 for an unauthenticated client and 404/405 only for an authorized one.
 /// Give `routes` its fallback (e.g. [`page_not_found`]) before passing it in.
+///
+/// The filter uses the 1.35 defaults ([`FilterOptions::default`]: `KubeletFineGrainedAuthz`
+/// on); [`secured_with`] takes the agent's effective options.
 pub fn secured(routes: Router, auth: Arc<dyn RequestAuth>, node_name: impl Into<String>) -> Router {
-    let filtered = tower::Layer::layer(&auth_layer(auth, node_name.into()), BodyLimit::new(routes));
+    secured_with(routes, auth, node_name, FilterOptions::default())
+}
+
+/// [`secured`] with the filter's `options` (the `KubeletFineGrainedAuthz` gate, see
+/// [`FilterOptions::from_gates`]).
+pub fn secured_with(
+    routes: Router,
+    auth: Arc<dyn RequestAuth>,
+    node_name: impl Into<String>,
+    options: FilterOptions,
+) -> Router {
+    let filtered = tower::Layer::layer(
+        &auth_layer(auth, node_name.into(), options),
+        BodyLimit::new(routes),
+    );
     Router::new().fallback_service(CatchPanic::new(filtered))
 }
 

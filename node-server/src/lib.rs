@@ -70,12 +70,13 @@ pub use cert::{GENERATED_CERT_FILE, GENERATED_KEY_FILE, ServingCert, serving_cer
 pub use contract::{AlwaysAllow, Attributes, AuthFuture, Decision, RequestAuth, UserInfo};
 pub use error::ServerError;
 pub use filter::{
-    AuthLayer, AuthService, KubeletAuth, auth_layer, check, request_attributes, subresource_for,
-    verb_for,
+    AuthLayer, AuthService, FINE_GRAINED_AUTHZ_GATE, FilterOptions, KubeletAuth, auth_layer, check,
+    request_attributes, subresources_for, verb_for,
 };
 pub use guard::{
     BodyLimit, CatchPanic, CatchPanicFuture, CatchPanicLayer, INTERNAL_SERVER_ERROR,
-    MAX_REQUEST_BODY_BYTES, PAGE_NOT_FOUND, guarded, page_not_found, secured, text_response,
+    MAX_REQUEST_BODY_BYTES, PAGE_NOT_FOUND, guarded, page_not_found, secured, secured_with,
+    text_response,
 };
 pub use serve::{
     HANDSHAKE_TIMEOUT, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, MAX_HEADER_BYTES, PeerCertificates,

@@ -451,7 +451,7 @@ async fn checkpoint_authorization_is_the_filters_403() {
         (r.status, r.body.as_str()),
         (
             403,
-            "Forbidden (user=alice, verb=create, resource=nodes, subresource=checkpoint)"
+            "Forbidden (user=alice, verb=create, resource=nodes, subresource(s)=[checkpoint])\n"
         )
     );
     let r = server.curl(false, &[bearer[0], bearer[1], &url]);
@@ -459,7 +459,7 @@ async fn checkpoint_authorization_is_the_filters_403() {
         (r.status, r.body.as_str()),
         (
             403,
-            "Forbidden (user=alice, verb=get, resource=nodes, subresource=checkpoint)"
+            "Forbidden (user=alice, verb=get, resource=nodes, subresource(s)=[checkpoint])\n"
         )
     );
     let r = server.curl(false, &[bearer[0], bearer[1], &server.url("/nonexistent")]);

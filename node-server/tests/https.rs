@@ -15,8 +15,8 @@ use hyper_util::rt::TokioIo;
 use node_config::KubeletConfiguration;
 use node_heartbeat::testserver::TestApiServer;
 use node_server::{
-    KubeletAuth, PeerCertificates, RequestAuth, ServingCert, UserInfo, secured, serve_http,
-    serve_https, serving_cert, tls_config,
+    FilterOptions, KubeletAuth, PeerCertificates, RequestAuth, ServingCert, UserInfo, secured_with,
+    serve_http, serve_https, serving_cert, tls_config,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -116,6 +116,14 @@ struct Server {
 
 impl Server {
     async fn start(cfg: &KubeletConfiguration, api: Option<&TestApiServer>) -> Server {
+        Self::start_with(cfg, api, FilterOptions::default()).await
+    }
+
+    async fn start_with(
+        cfg: &KubeletConfiguration,
+        api: Option<&TestApiServer>,
+        options: FilterOptions,
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let cert = serving_cert(cfg, dir.path(), NODE, &[]).unwrap();
         let ca_file = (!cfg.authentication.x509.client_ca_file.is_empty())
@@ -127,6 +135,9 @@ impl Server {
         let app =
             axum::Router::new()
                 .route("/pods", get(whoami))
+                .route("/runningpods/", get(whoami))
+                .route("/healthz", get(whoami))
+                .route("/configz", get(whoami))
                 .route("/stats/summary", get(whoami))
                 .route("/metrics", get(whoami))
                 .route("/logs/{*rest}", post(whoami))
@@ -143,7 +154,7 @@ impl Server {
                         p.0.len().to_string()
                     }),
                 );
-        let app = secured(app, auth, NODE);
+        let app = secured_with(app, auth, NODE, options);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -375,19 +386,25 @@ async fn webhook_authorization_allows_denies_caches_and_fails() {
             .collect::<Vec<_>>()
     };
 
+    // KubeletFineGrainedAuthz (on by default): nodes/pods is asked first and denied, then
+    // nodes/proxy, which alice has.
     assert_eq!(
         server.get("/pods", None, Some("alice-token")).await,
         (200, "alice system:authenticated".to_owned())
     );
     let sent = sars(&api);
-    assert_eq!(sent.len(), 1);
-    let spec = &sent[0].body.as_ref().unwrap()["spec"];
+    assert_eq!(sent.len(), 2);
+    let spec = &sent[1].body.as_ref().unwrap()["spec"];
     assert_eq!(spec["user"], "alice");
     assert_eq!(spec["groups"], serde_json::json!(["system:authenticated"]));
     assert_eq!(
         spec["resourceAttributes"],
         serde_json::json!({"verb": "get", "version": "v1", "resource": "nodes",
             "subresource": "proxy", "name": NODE})
+    );
+    assert_eq!(
+        sent[0].body.as_ref().unwrap()["spec"]["resourceAttributes"]["subresource"],
+        "pods"
     );
 
     assert_eq!(
@@ -396,7 +413,7 @@ async fn webhook_authorization_allows_denies_caches_and_fails() {
             .await,
         (
             403,
-            "Forbidden (user=alice, verb=get, resource=nodes, subresource=stats)".to_owned()
+            "Forbidden (user=alice, verb=get, resource=nodes, subresource(s)=[stats])\n".to_owned()
         )
     );
     assert_eq!(
@@ -406,12 +423,13 @@ async fn webhook_authorization_allows_denies_caches_and_fails() {
             .unwrap(),
         (
             403,
-            "Forbidden (user=alice, verb=create, resource=nodes, subresource=log)".to_owned()
+            "Forbidden (user=alice, verb=create, resource=nodes, subresource(s)=[log])\n"
+                .to_owned()
         )
     );
-    assert_eq!(sars(&api).len(), 3);
+    assert_eq!(sars(&api).len(), 4);
 
-    // Within the TTLs the answers come from the caches.
+    // Within the TTLs the answers come from the caches (the denied nodes/pods one too).
     assert_eq!(server.get("/pods", None, Some("alice-token")).await.0, 200);
     assert_eq!(
         server
@@ -420,7 +438,7 @@ async fn webhook_authorization_allows_denies_caches_and_fails() {
             .0,
         403
     );
-    assert_eq!(sars(&api).len(), 3);
+    assert_eq!(sars(&api).len(), 4);
 
     // The API server fails: 500 for an uncached decision.
     api.fail_all(Some(500));
@@ -516,5 +534,184 @@ async fn tls13_only_server_refuses_tls12_clients() {
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await;
     assert!(result.is_err());
+    server.shutdown().await;
+}
+
+/// The subresources of the SubjectAccessReviews `api` received since the last call, in order,
+/// each with its user and verb.
+fn take_reviews(api: &TestApiServer) -> Vec<(String, String, String)> {
+    let out = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/apis/authorization.k8s.io/v1/subjectaccessreviews")
+        .map(|r| {
+            let spec = &r.body.as_ref().unwrap()["spec"];
+            let attrs = &spec["resourceAttributes"];
+            assert_eq!(
+                (&attrs["resource"], &attrs["version"], &attrs["name"]),
+                (
+                    &serde_json::json!("nodes"),
+                    &serde_json::json!("v1"),
+                    &serde_json::json!(NODE)
+                ),
+                "{spec}"
+            );
+            (
+                spec["user"].as_str().unwrap().to_owned(),
+                attrs["verb"].as_str().unwrap().to_owned(),
+                attrs["subresource"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    api.clear_requests();
+    out
+}
+
+/// x509 users and a Webhook authorizer without caches (every request reviewed afresh).
+async fn fine_grained_server(
+    api: &TestApiServer,
+    dir: &Path,
+    ca: &TestCa,
+    fine_grained_authz: bool,
+) -> Server {
+    let mut cfg = config(false, "Webhook");
+    cfg.authentication.x509.client_ca_file = ca.write(dir);
+    cfg.authorization.webhook.cache_authorized_ttl = node_config::Duration::from_secs(0);
+    cfg.authorization.webhook.cache_unauthorized_ttl = node_config::Duration::from_secs(0);
+    Server::start_with(&cfg, Some(api), FilterOptions { fine_grained_authz }).await
+}
+
+fn reviews(user: &str, subresources: &[&str]) -> Vec<(String, String, String)> {
+    subresources
+        .iter()
+        .map(|s| (user.to_owned(), "get".to_owned(), (*s).to_owned()))
+        .collect()
+}
+
+/// KubeletFineGrainedAuthz on: `/pods`, `/runningpods/`, `/healthz` and `/configz` ask for
+/// their own subresource first and `proxy` second; either one lets the request through, and
+/// a user with neither gets the kubelet's 403 listing both.
+#[tokio::test]
+async fn fine_grained_subresources_first_then_proxy() {
+    let api = TestApiServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("test-client-ca");
+    for sub in ["pods", "healthz", "configz"] {
+        api.allow_access("reader", sub);
+    }
+    api.allow_access("proxier", "proxy");
+    let server = fine_grained_server(&api, dir.path(), &ca, true).await;
+    let reader = ca.client("reader", &[]);
+    let proxier = ca.client("proxier", &[]);
+    let nobody = ca.client("nobody", &[]);
+    take_reviews(&api);
+
+    for (path, sub) in [
+        ("/pods", "pods"),
+        ("/runningpods/", "pods"),
+        ("/healthz", "healthz"),
+        ("/configz", "configz"),
+    ] {
+        // The fine-grained subresource alone: one review.
+        assert_eq!(
+            server.get(path, Some(&reader), None).await,
+            (200, "reader system:authenticated".to_owned()),
+            "{path}"
+        );
+        assert_eq!(take_reviews(&api), reviews("reader", &[sub]), "{path}");
+        // proxy alone: the fine-grained review is denied, the proxy one allows.
+        assert_eq!(
+            server.get(path, Some(&proxier), None).await,
+            (200, "proxier system:authenticated".to_owned()),
+            "{path}"
+        );
+        assert_eq!(
+            take_reviews(&api),
+            reviews("proxier", &[sub, "proxy"]),
+            "{path}"
+        );
+        // Neither: 403 naming both, after both reviews.
+        assert_eq!(
+            server.get(path, Some(&nobody), None).await,
+            (
+                403,
+                format!(
+                    "Forbidden (user=nobody, verb=get, resource=nodes, subresource(s)=[{sub} proxy])\n"
+                )
+            ),
+            "{path}"
+        );
+        assert_eq!(
+            take_reviews(&api),
+            reviews("nobody", &[sub, "proxy"]),
+            "{path}"
+        );
+    }
+
+    // Paths outside the table are proxy only; /podsX is not /pods.
+    assert_eq!(
+        server.get("/podsX", Some(&reader), None).await,
+        (
+            403,
+            "Forbidden (user=reader, verb=get, resource=nodes, subresource(s)=[proxy])\n"
+                .to_owned()
+        )
+    );
+    assert_eq!(take_reviews(&api), reviews("reader", &["proxy"]));
+
+    // An authorizer error on the first record is a 500 naming it; proxy is not tried.
+    api.fail_next([500]);
+    assert_eq!(
+        server.get("/pods", Some(&proxier), None).await,
+        (
+            500,
+            "Authorization error (user=proxier, verb=get, resource=nodes, subresource=pods)"
+                .to_owned()
+        )
+    );
+    let sent = api.requests();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].status, 500);
+    api.clear_requests();
+    // The next request is reviewed normally again.
+    assert_eq!(server.get("/pods", Some(&proxier), None).await.0, 200);
+    assert_eq!(take_reviews(&api), reviews("proxier", &["pods", "proxy"]));
+    server.shutdown().await;
+}
+
+/// KubeletFineGrainedAuthz off: the same paths are proxy only, so `nodes/pods` and friends
+/// alone are 403.
+#[tokio::test]
+async fn without_fine_grained_authz_only_proxy_counts() {
+    let api = TestApiServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("test-client-ca");
+    for sub in ["pods", "healthz", "configz"] {
+        api.allow_access("reader", sub);
+    }
+    api.allow_access("proxier", "proxy");
+    let server = fine_grained_server(&api, dir.path(), &ca, false).await;
+    let reader = ca.client("reader", &[]);
+    let proxier = ca.client("proxier", &[]);
+    take_reviews(&api);
+
+    for path in ["/pods", "/runningpods/", "/healthz", "/configz"] {
+        assert_eq!(
+            server.get(path, Some(&reader), None).await,
+            (
+                403,
+                "Forbidden (user=reader, verb=get, resource=nodes, subresource(s)=[proxy])\n"
+                    .to_owned()
+            ),
+            "{path}"
+        );
+        assert_eq!(take_reviews(&api), reviews("reader", &["proxy"]), "{path}");
+        assert_eq!(
+            server.get(path, Some(&proxier), None).await.0,
+            200,
+            "{path}"
+        );
+        assert_eq!(take_reviews(&api), reviews("proxier", &["proxy"]), "{path}");
+    }
     server.shutdown().await;
 }

@@ -194,7 +194,11 @@ async fn secured_api(
         CheckpointService::disabled(checkpoint_config, state.registry.clone())
     };
 
-    Ok((api_router(state.clone(), auth, Arc::new(checkpoint)), tls))
+    let options = node_server::FilterOptions::from_gates(gates);
+    Ok((
+        api_router(state.clone(), auth, Arc::new(checkpoint), options),
+        tls,
+    ))
 }
 
 async fn log_exit(
@@ -207,11 +211,14 @@ async fn log_exit(
 }
 
 /// The API port: the routes (checkpoint included) behind the kubelet's auth filter, which
-/// runs first for every request.
+/// runs first for every request; `options` carries the `KubeletFineGrainedAuthz` gate
+/// (`/pods`, `/healthz` and `/configz` authorized as `nodes/pods`, `nodes/healthz`,
+/// `nodes/configz` first, `nodes/proxy` second).
 pub fn api_router(
     state: ApiState,
     auth: Arc<dyn RequestAuth>,
     checkpoint: Arc<CheckpointService>,
+    options: node_server::FilterOptions,
 ) -> Router {
     let node_name = state.node_name.clone();
     let routes = Router::new()
@@ -223,7 +230,7 @@ pub fn api_router(
         .with_state(state)
         .merge(node_checkpoint::router(checkpoint))
         .fallback(node_server::page_not_found);
-    node_server::secured(routes, auth, node_name)
+    node_server::secured_with(routes, auth, node_name, options)
 }
 
 fn healthz_router(state: ApiState) -> Router {

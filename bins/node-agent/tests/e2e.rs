@@ -196,7 +196,7 @@ evictionHard:
         (denied.status, denied.body.as_str()),
         (
             403,
-            "Forbidden (user=alice, verb=create, resource=nodes, subresource=checkpoint)"
+            "Forbidden (user=alice, verb=create, resource=nodes, subresource(s)=[checkpoint])\n"
         )
     );
     let metrics = curl(&["-H", bearer, &agent.url("/metrics")]);
@@ -204,7 +204,7 @@ evictionHard:
         (metrics.status, metrics.body.as_str()),
         (
             403,
-            "Forbidden (user=alice, verb=get, resource=nodes, subresource=metrics)"
+            "Forbidden (user=alice, verb=get, resource=nodes, subresource(s)=[metrics])\n"
         )
     );
     let unknown = curl(&["-H", "Authorization: Bearer bad-token", &agent.url("/pods")]);
