@@ -10,7 +10,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use node_config::{FeatureGates, KubeletConfiguration, KubeletFlags, LoadedConfig, Loader};
@@ -171,7 +171,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         metrics: metrics.clone(),
         config: cfg.clone(),
         host_ip: host_ip.clone(),
-        last_sync: Arc::new(AtomicI64::new(0)),
+        sync_health: Arc::new(crate::sync_loop::SyncHealth::default()),
         sync_threshold: sync_loop_threshold(&cfg),
     };
     let servers = api::start_servers(
@@ -198,9 +198,9 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
 
     // 7. Pod sync.
     let sync_task = {
-        let (metrics, last_sync, stop) = (
+        let (metrics, health, stop) = (
             metrics.clone(),
-            api_state.last_sync.clone(),
+            api_state.sync_health.clone(),
             stop_rx.clone(),
         );
         let timing = crate::sync_loop::Timing {
@@ -210,7 +210,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         };
         let events = RuntimeWatch::start(&runtime);
         tokio::spawn(crate::sync_loop::run(
-            manager, events, timing, metrics, last_sync, stop,
+            manager, events, timing, metrics, health, stop,
         ))
     };
 
@@ -250,18 +250,18 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
             }
         }
     };
-    // The runtime's health, the device plugins' resources and the eviction signals
-    // (MemoryPressure, DiskPressure, PIDPressure against `evictionHard`, every 10 s as the
-    // kubelet's eviction manager observes them) feed the Node's status: only with an API
-    // server to report them to.
-    let runtime_health = kube.is_some().then(|| {
-        tokio::spawn(runtime_health_loop(
-            runtime.clone(),
-            shared.clone(),
-            devices.clone(),
-            stop_rx.clone(),
-        ))
-    });
+    // The runtime's health (always: it also tells the sync loop's health check that a long
+    // pass is making progress) and the device plugins' resources feed the Node's status; the
+    // eviction signals (MemoryPressure, DiskPressure, PIDPressure against `evictionHard`,
+    // every 10 s as the kubelet's eviction manager observes them) only with an API server to
+    // report them to.
+    let runtime_health = Some(tokio::spawn(runtime_health_loop(
+        runtime.clone(),
+        shared.clone(),
+        devices.clone(),
+        api_state.sync_health.clone(),
+        stop_rx.clone(),
+    )));
     let pressure = kube.is_some().then(|| {
         let sources = node_heartbeat::SignalSources {
             root: PathBuf::from("/"),
@@ -294,10 +294,10 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         "node agent started"
     );
     let watchdog_task = watchdog.map(|mut w| {
-        let last_sync = api_state.last_sync.clone();
+        let health = api_state.sync_health.clone();
         let threshold = api_state.sync_threshold;
         w.add_check(Arc::new(("syncloop".to_owned(), move || {
-            crate::api::sync_loop_healthy(&last_sync, threshold)
+            health.check(threshold)
         })));
         tracing::info!(interval = ?w.interval(), "Starting systemd watchdog with interval");
         tokio::spawn(w.run(stopped(stop_rx.clone())))
@@ -638,16 +638,21 @@ fn start_heartbeat<B: Backend>(
     }
 }
 
-/// Feeds the Ready condition: the runtime's `Status` and the device plugins' capacity.
+/// Feeds the Ready condition (the runtime's `Status` and the device plugins' capacity) and the
+/// sync loop's health (when the runtime last answered).
 async fn runtime_health_loop(
     runtime: CriClient,
     shared: SharedInputs,
     devices: node_plugins::DeviceManager,
+    sync_health: Arc<crate::sync_loop::SyncHealth>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
         let health = match runtime.status().await {
             Ok(conditions) => {
+                sync_health
+                    .runtime_ok
+                    .store(crate::sync_loop::now_millis(), Ordering::Relaxed);
                 let mut h = RuntimeHealth::healthy(Instant::now());
                 let bad: Vec<String> = conditions
                     .iter()

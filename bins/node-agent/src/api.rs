@@ -12,7 +12,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -45,8 +44,8 @@ pub struct ApiState {
     pub config: Arc<KubeletConfiguration>,
     /// The node's first InternalIP (host-network pods' IP).
     pub host_ip: Option<String>,
-    /// When the last sync pass ended (Unix milliseconds; 0 = not yet).
-    pub last_sync: Arc<AtomicI64>,
+    /// The sync loop's health (passes and runtime answers).
+    pub sync_health: Arc<crate::sync_loop::SyncHealth>,
     /// Older than this, the sync loop counts as stuck.
     pub sync_threshold: Duration,
 }
@@ -243,7 +242,7 @@ fn healthz_router(state: ApiState) -> Router {
 
 /// `ok`, or 500 listing the failed check, like the kubelet's healthz handler.
 async fn healthz(State(state): State<ApiState>) -> Response {
-    match sync_loop_healthy(&state.last_sync, state.sync_threshold) {
+    match state.sync_health.check(state.sync_threshold) {
         Ok(()) => text(StatusCode::OK, "ok".to_owned()),
         Err(reason) => {
             tracing::warn!(%reason, "healthz check failed");
@@ -254,24 +253,6 @@ async fn healthz(State(state): State<ApiState>) -> Response {
             )
         }
     }
-}
-
-/// The kubelet's `SyncLoopHealthCheck`: the last sync pass must be recent. Before the first
-/// pass the agent is starting and counts as healthy.
-pub fn sync_loop_healthy(last_sync: &AtomicI64, threshold: Duration) -> Result<(), String> {
-    let last = last_sync.load(Ordering::Relaxed);
-    if last == 0 {
-        return Ok(());
-    }
-    let age = crate::sync_loop::now_millis().saturating_sub(last);
-    if u128::try_from(age).unwrap_or(0) > threshold.as_millis() {
-        return Err(format!(
-            "sync Loop took longer than expected (last pass {}s ago, threshold {}s)",
-            age / 1000,
-            threshold.as_secs()
-        ));
-    }
-    Ok(())
 }
 
 async fn pods(State(state): State<ApiState>) -> Response {

@@ -49,13 +49,81 @@ pub struct Timing {
     pub resync: Duration,
 }
 
+/// What `/healthz` and the watchdog's `syncloop` check read: the kubelet's
+/// `SyncLoopHealthCheck` (the loop must have run within `max(2 x resync, 5 min)`), adapted to
+/// passes that do the pod work inline. The kubelet's loop keeps iterating while pod workers
+/// stop a pod for its whole grace period; here a long pass (a teardown with a long grace
+/// period) counts as healthy while the runtime keeps answering its `Status` calls (the
+/// kubelet's runtime health, `pkg/kubelet/kubelet.go` `runtimeState`), so a teardown that is
+/// making progress never stops the watchdog pings.
+#[derive(Debug, Default)]
+pub struct SyncHealth {
+    /// When the last pass ended (Unix ms; 0 before the first).
+    pub last_pass: AtomicI64,
+    /// When the pass running now started (Unix ms; 0 between passes).
+    pub pass_started: AtomicI64,
+    /// When the runtime last answered `Status` (Unix ms; 0 never).
+    pub runtime_ok: AtomicI64,
+}
+
+impl SyncHealth {
+    /// [`sync_loop_health`] now.
+    pub fn check(&self, threshold: Duration) -> Result<(), String> {
+        sync_loop_health(
+            now_millis(),
+            self.last_pass.load(Ordering::Relaxed),
+            self.pass_started.load(Ordering::Relaxed),
+            self.runtime_ok.load(Ordering::Relaxed),
+            threshold,
+        )
+    }
+}
+
+/// Whether the sync loop is healthy at `now` (all Unix ms): before the first pass it is
+/// starting (healthy); between passes the last one must have ended within `threshold`; during
+/// a pass, the pass must have started within `threshold` or the runtime must have answered
+/// within it (a long teardown making progress).
+pub fn sync_loop_health(
+    now: i64,
+    last_pass: i64,
+    pass_started: i64,
+    runtime_ok: i64,
+    threshold: Duration,
+) -> Result<(), String> {
+    let limit = i64::try_from(threshold.as_millis()).unwrap_or(i64::MAX);
+    let age = |t: i64| now.saturating_sub(t);
+    if pass_started != 0 {
+        if age(pass_started) <= limit || (runtime_ok != 0 && age(runtime_ok) <= limit) {
+            return Ok(());
+        }
+        return Err(format!(
+            "sync Loop took longer than expected (a pass has run for {}s and the runtime last answered {}, threshold {}s)",
+            age(pass_started) / 1000,
+            if runtime_ok == 0 {
+                "never".to_owned()
+            } else {
+                format!("{}s ago", age(runtime_ok) / 1000)
+            },
+            threshold.as_secs()
+        ));
+    }
+    if last_pass == 0 || age(last_pass) <= limit {
+        return Ok(());
+    }
+    Err(format!(
+        "sync Loop took longer than expected (last pass {}s ago, threshold {}s)",
+        age(last_pass) / 1000,
+        threshold.as_secs()
+    ))
+}
+
 /// Runs passes until `stop` turns true and returns the manager for the shutdown.
 pub async fn run(
     mut manager: PodManager,
     events: RuntimeWatch,
     timing: Timing,
     metrics: Arc<Metrics>,
-    last_sync: Arc<AtomicI64>,
+    health: Arc<SyncHealth>,
     mut stop: watch::Receiver<bool>,
 ) -> PodManager {
     let mut manifests = if timing.static_pod_path.as_os_str().is_empty() {
@@ -79,7 +147,10 @@ pub async fn run(
             rescan = true;
             last_rescan = started;
         }
+        health.pass_started.store(now_millis(), Ordering::Relaxed);
         let report = manager.sync(rescan).await;
+        health.last_pass.store(now_millis(), Ordering::Relaxed);
+        health.pass_started.store(0, Ordering::Relaxed);
         rescan = false;
         // An error is logged when it appears, not again on every pass while it lasts (a pod
         // that cannot start is retried every second, and other pods' events bring passes too).
@@ -106,7 +177,6 @@ pub async fn run(
             tracing::info!(container = %c, "container started");
         }
         metrics.record_sync(&report, started.elapsed());
-        last_sync.store(now_millis(), Ordering::Relaxed);
         let registry = manager.registry();
         let no_pods = registry.list().is_empty() && registry.manifest_errors().is_empty();
         let period = if no_pods {
@@ -148,4 +218,55 @@ pub fn now_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const T: Duration = Duration::from_secs(300);
+    const MIN: i64 = 60_000;
+
+    #[test]
+    fn starting_and_recent_passes_are_healthy() {
+        let now = 1_000 * MIN;
+        assert!(
+            sync_loop_health(now, 0, 0, 0, T).is_ok(),
+            "before the first pass"
+        );
+        assert!(sync_loop_health(now, now - 4 * MIN, 0, 0, T).is_ok());
+        let err = sync_loop_health(now, now - 6 * MIN, 0, now, T).unwrap_err();
+        assert!(
+            err.starts_with("sync Loop took longer than expected (last pass 360s ago"),
+            "{err}"
+        );
+    }
+
+    /// A pass stopping a pod with a 30-minute grace period keeps the loop healthy while the
+    /// runtime answers; a pass stuck with a silent runtime does not.
+    #[test]
+    fn a_long_pass_is_healthy_while_the_runtime_answers() {
+        let now = 1_000 * MIN;
+        let started = now - 20 * MIN;
+        assert!(sync_loop_health(now, started, started, now - 5_000, T).is_ok());
+        // The first pass ever, still running.
+        assert!(sync_loop_health(now, 0, started, now - 5_000, T).is_ok());
+        // A pass younger than the threshold needs no runtime answer.
+        assert!(sync_loop_health(now, 0, now - MIN, 0, T).is_ok());
+        let err = sync_loop_health(now, started, started, now - 6 * MIN, T).unwrap_err();
+        assert!(
+            err.contains("a pass has run for 1200s and the runtime last answered 360s ago"),
+            "{err}"
+        );
+        let err = sync_loop_health(now, started, started, 0, T).unwrap_err();
+        assert!(err.contains("the runtime last answered never"), "{err}");
+    }
+
+    #[test]
+    fn clock_steps_and_huge_thresholds_do_not_overflow() {
+        assert!(sync_loop_health(i64::MIN, i64::MAX, 0, 0, T).is_ok());
+        assert!(sync_loop_health(i64::MAX, 1, 0, 0, Duration::MAX).is_ok());
+        assert!(sync_loop_health(i64::MAX, 1, 1, 1, T).is_err());
+    }
 }
