@@ -191,7 +191,7 @@ mod tests {
             SwapSetting::MemorySwapLimitInBytes(4096)
         );
         // LimitedSwap on cgroup v1 is refused at startup with the kubelet's message.
-        let mut limited = v1_no_swap.clone();
+        let mut limited = v1_no_swap;
         limited.memory_swap.swap_behavior = "LimitedSwap".to_string();
         let err = check(&root, &limited).unwrap_err().to_string();
         assert!(

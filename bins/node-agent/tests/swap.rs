@@ -171,7 +171,7 @@ async fn static_pod_container_gets_the_kubelets_v1_swap_setting() {
             other => panic!("unexpected container {other}"),
         }
     }
-    println!(
+    eprintln!(
         "swap e2e: memsw {}, 2 containers checked",
         if memsw { "present" } else { "absent" }
     );
