@@ -28,7 +28,7 @@
 //! // LimitedSwap: 2 GiB request on 16 GiB RAM with 8 GiB swap may use 1 GiB of swap.
 //! const GI: u64 = 1 << 30;
 //! assert_eq!(SwapPolicy::limited_swap_bytes(2 * GI, 16 * GI, 8 * GI)?, GI);
-//! // ...and LimitedSwap is refused on cgroup v1.
+//! // ...and LimitedSwap is refused on cgroup v1, as the kubelet refuses to start with it.
 //! assert!(SwapPolicy::new(SwapBehavior::LimitedSwap, CgroupVersion::V1, true, 16 * GI, 8 * GI).is_err());
 //! # Ok::<(), node_kernel::Error>(())
 //! ```
@@ -78,8 +78,9 @@ pub use swap::{
     SwapDevice, SwapFacts, check_fail_swap_on, meminfo_bytes, parse_proc_swaps, probe_swap,
 };
 pub use swap_limit::{
-    ContainerResources, ContainerSwap, PodSwapInput, QosClass, SYSTEM_CRITICAL_PRIORITY,
-    SwapBehavior, SwapPolicy, SwapSetting,
+    ContainerResources, ContainerSwap, ContainerSwapInput, PodSwapInput, QosClass,
+    SYSTEM_CRITICAL_PRIORITY, SwapBehavior, SwapControllerProbe, SwapNodeFacts, SwapPolicy,
+    SwapSetting, V1_MEMSW_LIMIT_FILE, decide_container_swap, probe_swap_controller,
 };
 pub use sysctl::{
     FORBIDDEN_REASON, SAFE_SYSCTLS, SYSCTL_MAX_LENGTH, SafeSysctl, SysctlClass, SysctlNamespace,

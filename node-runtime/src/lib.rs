@@ -66,8 +66,9 @@ pub use registry::{
 };
 pub use source::{Scan, StaticPodSource};
 pub use spec::{
-    LABEL_CONTAINER_NAME, LABEL_MANAGED_BY, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID,
-    NodePaths, PodIdentity,
+    ANNOTATION_CONFIG_MIRROR, LABEL_CONTAINER_NAME, LABEL_MANAGED_BY, LABEL_POD_NAME,
+    LABEL_POD_NAMESPACE, LABEL_POD_UID, NodePaths, PodIdentity, UNIFIED_MEMORY_SWAP_MAX,
+    is_critical_pod, pod_qos,
 };
 pub use sync::{PodManager, SyncOptions, SyncReport, default_pull_policy};
 pub use watch::{

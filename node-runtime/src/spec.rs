@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, SecurityContext};
 use node_config::Quantity;
+use node_kernel::{
+    ContainerResources, ContainerSwap, ContainerSwapInput, PodSwapInput, QosClass,
+    SYSTEM_CRITICAL_PRIORITY, SwapPolicy, SwapSetting,
+};
 use node_seccomp::{CriProfileType, SeccompProfile, SeccompProfileType, SeccompResolver};
 
 use crate::cri;
@@ -445,7 +449,9 @@ impl ContainerKind {
 
 /// The config for one container at restart `attempt`, mounting the pod's `volumes` (subPaths
 /// bind-mounted safely below the pod directory). A Localhost seccomp profile is checked on
-/// the node before the runtime sees it.
+/// the node before the runtime sees it. With a `swap` policy, the container's swap settings
+/// are added to its resources the kubelet's way ([`container_swap`]); without one nothing
+/// swap-related is written.
 #[allow(clippy::too_many_arguments)]
 pub fn container_config(
     pod: &Pod,
@@ -456,6 +462,7 @@ pub fn container_config(
     volumes: &PodVolumes,
     resolver: &SeccompResolver,
     node_name: &str,
+    swap: Option<&SwapPolicy>,
 ) -> Result<cri::ContainerConfig, RuntimeError> {
     let spec = pod
         .spec
@@ -503,6 +510,16 @@ pub fn container_config(
     } else {
         seccomp
     };
+    let mut linux_resources = resources(id, container)?;
+    if let Some(policy) = swap {
+        let decision = container_swap(pod, id, container, policy, &linux_resources)?;
+        if let Some(error) = &decision.calc_error {
+            // The kubelet logs this at error level for each container it configures.
+            tracing::error!(pod = %id.full_name(), container = %container.name, %error, "cannot calculate swap allocation amount; disallowing swap");
+        }
+        tracing::debug!(pod = %id.full_name(), container = %container.name, setting = ?decision.setting, reason = %decision.reason, "container swap");
+        apply_swap(&mut linux_resources, &decision.setting);
+    }
     let mut labels = id.labels();
     labels.insert(LABEL_CONTAINER_NAME.to_owned(), container.name.clone());
     let annotations = HashMap::from([
@@ -540,7 +557,7 @@ pub fn container_config(
         devices: Vec::new(),
         cdi_devices: Vec::new(),
         linux: Some(cri::LinuxContainerConfig {
-            resources: Some(resources(id, container)?),
+            resources: Some(linux_resources),
             security_context: Some(security_context(
                 spec,
                 container.security_context.as_ref(),
@@ -718,6 +735,112 @@ fn resources(
         r.memory_limit_in_bytes = quantity(id, c, "memory limit", q)? as i64;
     }
     Ok(r)
+}
+
+/// The CRI `Unified` key for the cgroup v2 swap limit (the kubelet's
+/// `cm.Cgroup2MaxSwapFilename`).
+pub const UNIFIED_MEMORY_SWAP_MAX: &str = "memory.swap.max";
+
+/// Writes a swap decision into the container's resources, as the kubelet's
+/// `swapConfigurationHelper`: v2 -> `Unified["memory.swap.max"]`, v1 ->
+/// `MemorySwapLimitInBytes`, no swap controller -> nothing.
+pub fn apply_swap(r: &mut cri::LinuxContainerResources, setting: &SwapSetting) {
+    match setting {
+        SwapSetting::MemorySwapMax(value) => {
+            r.unified
+                .insert(UNIFIED_MEMORY_SWAP_MAX.to_owned(), value.clone());
+        }
+        SwapSetting::MemorySwapLimitInBytes(bytes) => {
+            r.memory_swap_limit_in_bytes = i64::try_from(*bytes).unwrap_or(i64::MAX);
+        }
+        SwapSetting::Untouched => {}
+    }
+}
+
+/// The swap decision for one container of `pod` (`configureContainerSwapResources`): the
+/// pod's criticality and QoS class computed the kubelet's way, the container's memory request
+/// (defaulted from its limit, as the API server does) and the memory limit already in its
+/// Linux resources.
+pub fn container_swap(
+    pod: &Pod,
+    id: &PodIdentity,
+    container: &Container,
+    policy: &SwapPolicy,
+    linux: &cri::LinuxContainerResources,
+) -> Result<ContainerSwap, RuntimeError> {
+    let own = qos_resources(id, container)?;
+    Ok(policy.decide(&ContainerSwapInput {
+        critical: is_critical_pod(pod),
+        qos: pod_qos(pod, id)?,
+        memory_request_bytes: own.memory_request.or(own.memory_limit).unwrap_or(0),
+        memory_limit_bytes: u64::try_from(linux.memory_limit_in_bytes).unwrap_or(0),
+    }))
+}
+
+/// `IsCriticalPod` (`pkg/kubelet/types/pod_update.go`): a static pod (its
+/// `kubernetes.io/config.source` annotation is there and is not `api`), a mirror pod (a
+/// `kubernetes.io/config.mirror` annotation), or `spec.priority` >= 2,000,000,000. Every pod
+/// this agent runs comes from its static pod path (source `file`), so every one is critical.
+pub fn is_critical_pod(pod: &Pod) -> bool {
+    let annotations = pod.metadata.annotations.as_ref();
+    let source = annotations.and_then(|a| a.get(crate::manifest::ANNOTATION_CONFIG_SOURCE));
+    let is_static = source.is_some_and(|s| s != "api");
+    let is_mirror = annotations.is_some_and(|a| a.contains_key(ANNOTATION_CONFIG_MIRROR));
+    let priority = pod.spec.as_ref().and_then(|s| s.priority);
+    is_static || is_mirror || priority.is_some_and(|p| p >= SYSTEM_CRITICAL_PRIORITY)
+}
+
+/// The mirror pod annotation (`kubernetes.io/config.mirror`).
+pub const ANNOTATION_CONFIG_MIRROR: &str = "kubernetes.io/config.mirror";
+
+/// The pod's QoS class, `ComputePodQOS` over its init and app containers' CPU and memory
+/// (`pkg/apis/core/v1/helper/qos/qos.go`). Pod-level `spec.resources` are not considered (this
+/// agent does not apply them).
+pub fn pod_qos(pod: &Pod, id: &PodIdentity) -> Result<QosClass, RuntimeError> {
+    let Some(spec) = pod.spec.as_ref() else {
+        return Ok(QosClass::BestEffort);
+    };
+    let all = |list: &[Container]| -> Result<Vec<ContainerResources>, RuntimeError> {
+        list.iter().map(|c| qos_resources(id, c)).collect()
+    };
+    Ok(PodSwapInput {
+        init_containers: all(spec.init_containers.as_deref().unwrap_or_default())?,
+        containers: all(&spec.containers)?,
+        ..Default::default()
+    }
+    .qos())
+}
+
+/// A container's CPU (millicores) and memory (bytes) requests and limits, rounded up like
+/// Go's `Quantity.MilliValue()`/`Value()`; a negative amount counts as 0.
+fn qos_resources(id: &PodIdentity, c: &Container) -> Result<ContainerResources, RuntimeError> {
+    let Some(res) = &c.resources else {
+        return Ok(ContainerResources::default());
+    };
+    let get = |map: &Option<
+        std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+    >,
+               name: &str,
+               what: &str,
+               scale: f64|
+     -> Result<Option<u64>, RuntimeError> {
+        match map.as_ref().and_then(|m| m.get(name)) {
+            None => Ok(None),
+            Some(q) => {
+                let v = quantity(id, c, what, q)? * scale;
+                // Saturating float-to-int: the quantity is at most 2^63.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let rounded = v.ceil().max(0.0) as u64;
+                Ok(Some(rounded))
+            }
+        }
+    };
+    Ok(ContainerResources {
+        cpu_request: get(&res.requests, "cpu", "cpu request", 1000.0)?,
+        cpu_limit: get(&res.limits, "cpu", "cpu limit", 1000.0)?,
+        memory_request: get(&res.requests, "memory", "memory request", 1.0)?,
+        memory_limit: get(&res.limits, "memory", "memory limit", 1.0)?,
+    })
 }
 
 fn security_context(
@@ -911,5 +1034,156 @@ mod tests {
         // The last definition of a name wins, as in the container's environment.
         let e = env(&[("X", "one"), ("X", "two")]);
         assert_eq!(expand_sub_path_expr("$(X)", &e).unwrap(), "two");
+    }
+
+    fn swap_pod(annotations: &str, priority: &str, resources: &str) -> (Pod, PodIdentity) {
+        let pod: Pod = serde_saphyr::from_str(&format!(
+            "metadata: {{name: p, namespace: default, uid: u1, annotations: {{{annotations}}}}}\nspec:\n  {priority}\n  containers: [{{name: c, image: i, resources: {resources}}}]\n"
+        ))
+        .unwrap();
+        let id = PodIdentity {
+            namespace: "default".into(),
+            name: "p".into(),
+            uid: "u1".into(),
+            node_name: "n".into(),
+        };
+        (pod, id)
+    }
+
+    /// The Linux resources of the pod's first container with the policy's swap settings.
+    fn swapped(
+        pod: &Pod,
+        id: &PodIdentity,
+        policy: &SwapPolicy,
+    ) -> (cri::LinuxContainerResources, ContainerSwap) {
+        let c = &pod.spec.as_ref().unwrap().containers[0];
+        let mut r = resources(id, c).unwrap();
+        let d = container_swap(pod, id, c, policy, &r).unwrap();
+        apply_swap(&mut r, &d.setting);
+        (r, d)
+    }
+
+    const GI: u64 = 1 << 30;
+    const BURSTABLE: &str = "{requests: {memory: 1Gi}, limits: {memory: 2Gi}}";
+
+    #[test]
+    fn swap_settings_reach_the_container_resources() {
+        use node_kernel::{CgroupVersion, SwapBehavior};
+        let file = "kubernetes.io/config.source: file";
+        let (pod, id) = swap_pod(file, "", BURSTABLE);
+
+        // cgroup v1 with memsw, NoSwap: memory+swap = memory.
+        let v1 =
+            SwapPolicy::new(SwapBehavior::NoSwap, CgroupVersion::V1, true, 16 * GI, 0).unwrap();
+        let (r, d) = swapped(&pod, &id, &v1);
+        assert_eq!(r.memory_limit_in_bytes, 2 << 30);
+        assert_eq!(r.memory_swap_limit_in_bytes, r.memory_limit_in_bytes);
+        assert!(r.unified.is_empty());
+        assert!(!d.swap_allowed);
+        // No memory limit: MemorySwapLimitInBytes = 0 (ignored), as the kubelet.
+        let (pod0, _) = swap_pod(file, "", "{requests: {memory: 1Gi}}");
+        let (r, _) = swapped(&pod0, &id, &v1);
+        assert_eq!(
+            (r.memory_limit_in_bytes, r.memory_swap_limit_in_bytes),
+            (0, 0)
+        );
+
+        // cgroup v2, NoSwap: memory.swap.max = 0.
+        let v2 = SwapPolicy::new(
+            SwapBehavior::NoSwap,
+            CgroupVersion::V2,
+            true,
+            16 * GI,
+            8 * GI,
+        )
+        .unwrap();
+        let (r, _) = swapped(&pod, &id, &v2);
+        assert_eq!(
+            r.unified.get(UNIFIED_MEMORY_SWAP_MAX).map(String::as_str),
+            Some("0")
+        );
+        assert_eq!(r.memory_swap_limit_in_bytes, 0);
+
+        // No swap controller: nothing at all, whatever the behaviour.
+        for (behavior, cgroup) in [
+            (SwapBehavior::NoSwap, CgroupVersion::V1),
+            (SwapBehavior::NoSwap, CgroupVersion::V2),
+            (SwapBehavior::LimitedSwap, CgroupVersion::V2),
+        ] {
+            let none = SwapPolicy::new(behavior, cgroup, false, 16 * GI, 8 * GI).unwrap();
+            let (r, d) = swapped(&pod, &id, &none);
+            assert!(r.unified.is_empty() && r.memory_swap_limit_in_bytes == 0);
+            assert_eq!(d.setting, SwapSetting::Untouched);
+        }
+
+        // LimitedSwap on v2: only a non-critical Burstable pod gets swap, 1/16 * 8 GiB.
+        let limited = SwapPolicy::new(
+            SwapBehavior::LimitedSwap,
+            CgroupVersion::V2,
+            true,
+            16 * GI,
+            8 * GI,
+        )
+        .unwrap();
+        let (api_pod, _) = swap_pod("kubernetes.io/config.source: api", "", BURSTABLE);
+        let (r, d) = swapped(&api_pod, &id, &limited);
+        assert!(d.swap_allowed, "{d:?}");
+        assert_eq!(
+            r.unified.get(UNIFIED_MEMORY_SWAP_MAX).map(String::as_str),
+            Some("536870912")
+        );
+        // Without any source annotation the pod is not static either (GetPodSource fails).
+        let (plain, _) = swap_pod("", "", BURSTABLE);
+        assert!(swapped(&plain, &id, &limited).1.swap_allowed);
+        // Static, mirror and system-critical priority pods are critical: memory.swap.max = 0.
+        for (annotations, priority) in [
+            (file, ""),
+            ("kubernetes.io/config.source: http", ""),
+            ("kubernetes.io/config.mirror: abc", ""),
+            ("", "priority: 2000000000"),
+        ] {
+            let (p, _) = swap_pod(annotations, priority, BURSTABLE);
+            assert!(is_critical_pod(&p), "{annotations} {priority}");
+            let (r, d) = swapped(&p, &id, &limited);
+            assert!(!d.swap_allowed && d.reason.contains("critical"), "{d:?}");
+            assert_eq!(
+                r.unified.get(UNIFIED_MEMORY_SWAP_MAX).map(String::as_str),
+                Some("0")
+            );
+        }
+        let (p, _) = swap_pod("", "priority: 1999999999", BURSTABLE);
+        assert!(!is_critical_pod(&p));
+        // A memory limit alone defaults the request to it: request == limit, no swap.
+        let (p, _) = swap_pod("", "", "{limits: {memory: 1Gi}}");
+        assert_eq!(pod_qos(&p, &id).unwrap(), QosClass::Burstable);
+        let d = swapped(&p, &id, &limited).1;
+        assert!(!d.swap_allowed && d.reason.contains("equals"), "{d:?}");
+        // Guaranteed and BestEffort pods do not swap.
+        let (p, _) = swap_pod("", "", "{limits: {memory: 1Gi, cpu: 500m}}");
+        assert_eq!(pod_qos(&p, &id).unwrap(), QosClass::Guaranteed);
+        assert!(!swapped(&p, &id, &limited).1.swap_allowed);
+        let (p, _) = swap_pod("", "", "{}");
+        assert_eq!(pod_qos(&p, &id).unwrap(), QosClass::BestEffort);
+        assert!(!swapped(&p, &id, &limited).1.swap_allowed);
+        // A request larger than node memory falls back to NoSwap.
+        let (p, _) = swap_pod("", "", "{requests: {memory: 17Gi}, limits: {memory: 20Gi}}");
+        let (r, d) = swapped(&p, &id, &limited);
+        assert!(d.calc_error.is_some(), "{d:?}");
+        assert_eq!(
+            r.unified.get(UNIFIED_MEMORY_SWAP_MAX).map(String::as_str),
+            Some("0")
+        );
+        // A malformed memory request is an error naming the container, not a panic.
+        let (p, _) = swap_pod("", "", "{requests: {memory: lots}}");
+        let c = &p.spec.as_ref().unwrap().containers[0];
+        let e = container_swap(
+            &p,
+            &id,
+            c,
+            &limited,
+            &cri::LinuxContainerResources::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("memory request"), "{e}");
     }
 }

@@ -46,6 +46,10 @@ pub struct SyncOptions {
     /// The node's sysctl allowlist for admission (the safe set for the kernel plus
     /// `allowedUnsafeSysctls`); `None` refuses every pod that sets a sysctl.
     pub sysctl_policy: Option<node_kernel::SysctlPolicy>,
+    /// The node's swap facts and `memorySwap.swapBehavior`, detected once at startup: each
+    /// container's swap settings are derived from it the kubelet's way. `None` writes nothing
+    /// swap-related (as the kubelet without a swap controller).
+    pub swap: Option<node_kernel::SwapPolicy>,
 }
 
 impl SyncOptions {
@@ -61,6 +65,7 @@ impl SyncOptions {
             // The safe sysctls every kernel has; callers that know the kernel and the
             // configured `allowedUnsafeSysctls` replace it.
             sysctl_policy: node_kernel::SysctlPolicy::new(None, &[]).ok(),
+            swap: None,
         }
     }
 }
@@ -927,6 +932,7 @@ impl PodManager {
             volumes,
             &self.resolver,
             &self.options.node_name,
+            self.options.swap.as_ref(),
         )?;
         if let Some(hook) = &self.hook {
             let limits: std::collections::BTreeMap<String, String> = container

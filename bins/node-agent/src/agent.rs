@@ -82,7 +82,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     };
 
     // 3. Preflight.
-    crate::preflight::check(&HostRoot::live(), &cfg)?;
+    let swap_policy = crate::preflight::check(&HostRoot::live(), &cfg)?;
 
     // 4. Root directory layout.
     let layout = layout(&cfg, &flags, &loaded.feature_gates)?;
@@ -146,6 +146,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     );
     options.seccomp_default = cfg.seccomp_default.unwrap_or(false);
     options.sysctl_policy = Some(sysctls);
+    options.swap = Some(swap_policy);
     if let Some(max) = cfg.crash_loop_back_off.max_container_restart_period {
         // As the kubelet: a cap below the first back-off lowers that too.
         options.backoff_max = max.to_std();

@@ -3,15 +3,21 @@
 //! preflight` reports them) and, as with the kubelet, never stop the agent.
 
 use node_config::KubeletConfiguration;
-use node_kernel::{CgroupVersion, HostRoot, check_fail_swap_on, probe_cgroups, probe_swap};
+use node_kernel::{
+    CgroupVersion, HostRoot, SwapBehavior, SwapPolicy, check_fail_swap_on, probe_cgroups,
+    probe_swap, probe_swap_controller,
+};
 
 use crate::error::AgentError;
 
 /// The kubelet's refusal to start on a cgroup v1 host.
 pub const CGROUP_V1_REFUSED: &str = "kubelet is configured to not run on a host using cgroup v1. cgroup v1 support is unsupported and will be removed in a future release";
 
-/// Checks the hard requirements on `root` (the live `/` in the agent).
-pub fn check(root: &HostRoot, cfg: &KubeletConfiguration) -> Result<(), AgentError> {
+/// Checks the hard requirements on `root` (the live `/` in the agent) and returns the node's
+/// swap policy for the pods: `memorySwap.swapBehavior`, the cgroup mode, whether there is a
+/// swap controller (the kubelet's `swapControllerAvailable()`, decided once), node memory and
+/// swap. The startup log says what containers will get.
+pub fn check(root: &HostRoot, cfg: &KubeletConfiguration) -> Result<SwapPolicy, AgentError> {
     let fail_swap_on = cfg.fail_swap_on.unwrap_or(true);
     let swap = probe_swap(root).map_err(|e| AgentError::Preflight(e.to_string()))?;
     check_fail_swap_on(&swap, fail_swap_on).map_err(|e| {
@@ -20,12 +26,6 @@ pub fn check(root: &HostRoot, cfg: &KubeletConfiguration) -> Result<(), AgentErr
             swap.devices.iter().map(|d| &d.filename).collect::<Vec<_>>()
         ))
     })?;
-    if swap.enabled {
-        tracing::warn!(
-            devices = ?swap.devices.iter().map(|d| &d.filename).collect::<Vec<_>>(),
-            "swap is on and failSwapOn is false: pods get no swap (swapBehavior NoSwap)"
-        );
-    }
     let cgroups = probe_cgroups(root);
     if cgroups.version == Some(CgroupVersion::V1) {
         if cfg.fail_cgroup_v1.unwrap_or(true) {
@@ -36,7 +36,70 @@ pub fn check(root: &HostRoot, cfg: &KubeletConfiguration) -> Result<(), AgentErr
         }
         tracing::warn!("cgroup v1 host: cgroup v1 support is in maintenance mode");
     }
-    Ok(())
+    // The kubelet's isCgroup2UnifiedMode: anything but a cgroup2 /sys/fs/cgroup is v1.
+    let version = cgroups.version.unwrap_or(CgroupVersion::V1);
+    let behavior = SwapBehavior::parse(&cfg.memory_swap.swap_behavior)
+        .map_err(|e| AgentError::Preflight(e.to_string()))?;
+    let controller = probe_swap_controller(root, version);
+    // cmd/kubelet/app/server.go refuses LimitedSwap on cgroup v1 before anything starts.
+    let policy = SwapPolicy::new(
+        behavior,
+        version,
+        controller.available,
+        swap.mem_total_bytes.unwrap_or(0),
+        swap.total_bytes,
+    )
+    .map_err(|e| AgentError::Preflight(e.to_string()))?;
+    if !fail_swap_on && cfg.memory_swap.swap_behavior.is_empty() {
+        // The kubelet's own line for this case (server.go).
+        tracing::info!(
+            memory_swap_behavior = "",
+            fail_swap_on,
+            "NoSwap is set due to memorySwapBehavior not specified"
+        );
+    }
+    let applied = swap_summary(&policy);
+    let devices: Vec<&String> = swap.devices.iter().map(|d| &d.filename).collect();
+    if swap.enabled && !controller.available {
+        tracing::warn!(
+            swap_behavior = ?behavior,
+            cgroup = version.number(),
+            swap_controller = %controller.evidence,
+            ?devices,
+            node_swap_bytes = swap.total_bytes,
+            "swap is on but there is no swap cgroup controller: {applied}"
+        );
+    } else {
+        tracing::info!(
+            swap_behavior = ?behavior,
+            cgroup = version.number(),
+            swap_controller = %controller.evidence,
+            ?devices,
+            node_swap_bytes = swap.total_bytes,
+            node_memory_bytes = swap.mem_total_bytes.unwrap_or(0),
+            "swap: {applied}"
+        );
+    }
+    Ok(policy)
+}
+
+/// What every container will get, in words, for the startup log.
+pub fn swap_summary(policy: &SwapPolicy) -> &'static str {
+    let f = policy.facts();
+    match (f.swap_controller, f.cgroup, f.behavior) {
+        (false, _, _) => {
+            "No swap cgroup controller present: nothing swap-related is set on containers (the runtime's defaults apply)"
+        }
+        (true, CgroupVersion::V1, _) => {
+            "NoSwap: each container's memory+swap limit (MemorySwapLimitInBytes) is set to its memory limit, so it gets no swap beyond it"
+        }
+        (true, CgroupVersion::V2, SwapBehavior::NoSwap) => {
+            "NoSwap: each container gets memory.swap.max=0"
+        }
+        (true, CgroupVersion::V2, SwapBehavior::LimitedSwap) => {
+            "LimitedSwap for containers of non-critical Burstable pods; every pod this agent runs is a static pod, which the kubelet counts as critical, so each container gets memory.swap.max=0"
+        }
+    }
 }
 
 #[cfg(test)]
@@ -90,5 +153,76 @@ mod tests {
         check(&root, &cfg).unwrap();
         let (_d2, v2) = fixture(HEADER, V2);
         check(&v2, &KubeletConfiguration::default()).unwrap();
+    }
+
+    #[test]
+    fn swap_policy_follows_the_node() {
+        use node_kernel::SwapSetting;
+        let v1_no_swap = KubeletConfiguration {
+            fail_cgroup_v1: Some(false),
+            ..Default::default()
+        };
+        // v1 without swap accounting: no controller, nothing is written.
+        let (d, root) = fixture(HEADER, V1);
+        let policy = check(&root, &v1_no_swap).unwrap();
+        let f = *policy.facts();
+        assert_eq!((f.cgroup, f.swap_controller), (CgroupVersion::V1, false));
+        assert!(swap_summary(&policy).starts_with("No swap cgroup controller present"));
+        // v1 with memsw: NoSwap writes MemorySwapLimitInBytes.
+        std::fs::create_dir_all(d.path().join("sys/fs/cgroup/memory")).unwrap();
+        std::fs::write(
+            d.path()
+                .join("sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"),
+            "",
+        )
+        .unwrap();
+        let policy = check(&root, &v1_no_swap).unwrap();
+        assert!(policy.facts().swap_controller);
+        assert_eq!(policy.facts().memory_capacity_bytes, 1000 * 1024);
+        let pod = node_kernel::PodSwapInput {
+            containers: vec![node_kernel::ContainerResources {
+                memory_limit: Some(4096),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            policy.container(&pod, 0).unwrap().setting,
+            SwapSetting::MemorySwapLimitInBytes(4096)
+        );
+        // LimitedSwap on cgroup v1 is refused at startup with the kubelet's message.
+        let mut limited = v1_no_swap;
+        limited.memory_swap.swap_behavior = "LimitedSwap".to_string();
+        let err = check(&root, &limited).unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "swap feature is enabled and LimitedSwap but it is only supported with cgroupv2"
+            ),
+            "{err}"
+        );
+        // cgroup v2: the agent's own cgroup decides; LimitedSwap is accepted.
+        let (d2, v2) = fixture(HEADER, V2);
+        std::fs::write(
+            d2.path().join("proc/meminfo"),
+            "MemTotal: 1000 kB\nSwapTotal: 500 kB\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(d2.path().join("proc/self")).unwrap();
+        std::fs::write(d2.path().join("proc/self/cgroup"), "0::/agent\n").unwrap();
+        std::fs::create_dir_all(d2.path().join("sys/fs/cgroup/agent")).unwrap();
+        std::fs::write(
+            d2.path().join("sys/fs/cgroup/agent/memory.swap.max"),
+            "max\n",
+        )
+        .unwrap();
+        let mut cfg = KubeletConfiguration::default();
+        cfg.memory_swap.swap_behavior = "LimitedSwap".to_string();
+        let policy = check(&v2, &cfg).unwrap();
+        let f = *policy.facts();
+        assert_eq!(
+            (f.cgroup, f.swap_controller, f.swap_capacity_bytes),
+            (CgroupVersion::V2, true, 500 * 1024)
+        );
+        assert!(swap_summary(&policy).contains("static pod"));
     }
 }
