@@ -218,13 +218,15 @@ async fn crashing_container_restarts_with_growing_backoff() {
     let node = Node::new(ep, "node-crash");
     node.write_pod("crash.yaml", "crash", "", "echo crashing; exit 3");
     let mut m = node.manager().await;
-    let mut seen: Vec<(u32, Instant)> = Vec::new();
-    let mut saw_backoff = false;
+    let mut seen: Vec<u32> = Vec::new();
+    let mut backoffs: Vec<String> = Vec::new();
     let start = Instant::now();
-    while seen.last().is_none_or(|(count, _)| *count < 3) {
+    while seen.last().is_none_or(|count| *count < 3) {
+        // Generous: the back-offs are 0 s, 2 s and 4 s, but a loaded machine starts containers
+        // slowly.
         assert!(
-            start.elapsed() < Duration::from_secs(40),
-            "restarts seen: {seen:?}"
+            start.elapsed() < Duration::from_secs(120),
+            "restarts seen: {seen:?}, back-offs: {backoffs:?}"
         );
         let report = m.sync_once().await;
         if let Some(pod) = m.registry().get("default", "crash-node-crash") {
@@ -238,23 +240,25 @@ async fn crashing_container_restarts_with_growing_backoff() {
                     "a pass waiting for a back-off is not settled"
                 );
                 assert!(app.restart_count > 0, "the first restart is immediate");
-                saw_backoff = true;
+                let delay = message.split(' ').nth(1).unwrap().to_owned();
+                if backoffs.last() != Some(&delay) {
+                    backoffs.push(delay);
+                }
             }
-            if seen.last().is_none_or(|(c, _)| *c != app.restart_count) {
-                seen.push((app.restart_count, Instant::now()));
+            if seen.last() != Some(&app.restart_count) {
+                seen.push(app.restart_count);
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(saw_backoff, "CrashLoopBackOff reported while waiting");
-    // Restarts 1, 2, 3 happen after back-offs of 0 s (the first restart is immediate, as the
-    // kubelet's), 2 s and 4 s: the gaps grow.
-    let gaps: Vec<Duration> = seen.windows(2).map(|w| w[1].1 - w[0].1).collect();
-    assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), [0, 1, 2, 3]);
-    assert!(
-        gaps[1] > gaps[0] + Duration::from_millis(1000)
-            && gaps[2] > gaps[1] + Duration::from_millis(1000),
-        "gaps {gaps:?}"
+    // Restarts 1, 2, 3 come after back-offs of 0 s (the first restart is immediate, as the
+    // kubelet's), 2 s and 4 s: the back-off doubles. The back-off is measured from the
+    // runtime's exit time, so these values do not depend on how fast passes run.
+    assert_eq!(seen, [0, 1, 2, 3]);
+    assert_eq!(
+        backoffs,
+        ["2s", "4s"],
+        "CrashLoopBackOff reported while waiting"
     );
     let log = node
         .paths()

@@ -467,13 +467,14 @@ async fn lock_file_contention() {
         .config(OPEN_AUTH)
         .args(&[&lock_arg])
         .spawn();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Wait for it to say so (however loaded the machine), then check it is still waiting.
+    let deadline = std::time::Instant::now() + START;
+    while !third.stderr().contains("waiting for the lock file") {
+        assert!(third.try_exit().is_none(), "{}", third.stderr());
+        assert!(std::time::Instant::now() < deadline, "{}", third.stderr());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(third.try_exit().is_none(), "{}", third.stderr());
-    assert!(
-        third.stderr().contains("waiting for the lock file"),
-        "{}",
-        third.stderr()
-    );
     let healthz = curl(&[&format!("http://127.0.0.1:{}/healthz", third.healthz_port)]);
     assert_eq!(healthz.status, 0, "the blocked agent must not serve yet");
     second.signal(Signal::SIGTERM);
@@ -568,15 +569,25 @@ async fn sigterm_shuts_down_gracefully() {
     agent.wait_pods(&[], POD_UP, |l| {
         running(l, &web).is_some() && running(l, &critical).is_some()
     });
-    // Watchdog pings every 1.5 s; give it time for at least one.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Watchdog pings every 1.5 s: wait (however loaded the machine) until one has come.
+    let mut messages = Vec::new();
+    let mut buf = [0u8; 256];
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !messages.iter().any(|m: &String| m.contains("WATCHDOG=1")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no WATCHDOG=1 within 30 s: {messages:?}\n{}",
+            agent.stderr()
+        );
+        if let Ok(n) = sock.recv(&mut buf) {
+            messages.push(String::from_utf8_lossy(&buf[..n]).trim().to_owned());
+        }
+    }
 
     agent.signal(Signal::SIGTERM);
     let status = agent.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "{status}\n{}", agent.stderr());
 
-    let mut messages = Vec::new();
-    let mut buf = [0u8; 256];
     while let Ok(n) = sock.recv(&mut buf) {
         messages.push(String::from_utf8_lossy(&buf[..n]).trim().to_owned());
     }
