@@ -30,28 +30,7 @@ async fn device_plugin_counts_in_node_status() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1
-kind: Config
-clusters:
-- name: test
-  cluster:
-    server: {}
-users:
-- name: agent
-  user: {{}}
-contexts:
-- name: test
-  context: {{cluster: test, user: agent}}
-current-context: test
-",
-            server.url()
-        ),
-    )
-    .unwrap();
+    let kubeconfig = common::write_kubeconfig(dir.path(), &server.url());
     let spec = AgentSpec::new(dir.path(), "devstatus", &endpoint)
         .config(OPEN_AUTH)
         .config("nodeStatusUpdateFrequency: 1s\n")

@@ -141,28 +141,7 @@ async fn webhook_authentication_and_authorization() {
     server.add_token("good-token", "alice", &["e2e:operators"]);
     server.allow_access("alice", "proxy");
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1
-kind: Config
-clusters:
-- name: test
-  cluster:
-    server: {}
-users:
-- name: agent
-  user: {{}}
-contexts:
-- name: test
-  context: {{cluster: test, user: agent}}
-current-context: test
-",
-            server.url()
-        ),
-    )
-    .unwrap();
+    let kubeconfig = common::write_kubeconfig(dir.path(), &server.url());
     let spec = AgentSpec::new(dir.path(), "webhook", &endpoint)
         .config(
             "authentication:

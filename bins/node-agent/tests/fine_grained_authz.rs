@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Duration;
 
 use common::{AgentSpec, curl, remove_pods};
@@ -17,33 +16,6 @@ use node_heartbeat::testserver::TestApiServer;
 
 const START: Duration = Duration::from_secs(60);
 const REVIEWS: &str = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
-
-/// A kubeconfig for the test API server (no credentials: it accepts anyone).
-fn kubeconfig(dir: &Path, server: &TestApiServer) -> String {
-    let path = dir.join("kubeconfig");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1
-kind: Config
-clusters:
-- name: test
-  cluster:
-    server: {}
-users:
-- name: agent
-  user: {{}}
-contexts:
-- name: test
-  context: {{cluster: test, user: agent}}
-current-context: test
-",
-            server.url()
-        ),
-    )
-    .unwrap();
-    path.display().to_string()
-}
 
 const WEBHOOK_CONFIG: &str = "authentication:
   anonymous:
@@ -115,7 +87,9 @@ async fn fine_grained_authz_gate_on_and_off() {
         server.allow_access(&format!("{sub}-proxier"), "proxy");
     }
     let dir = tempfile::tempdir().unwrap();
-    let kc = kubeconfig(dir.path(), &server);
+    let kc = common::write_kubeconfig(dir.path(), &server.url())
+        .display()
+        .to_string();
     let spec = AgentSpec::new(&dir.path().join("on"), "authz_on", &endpoint)
         .config(WEBHOOK_CONFIG)
         .args(&["--kubeconfig", &kc]);
@@ -207,7 +181,9 @@ async fn fine_grained_authz_gate_on_and_off() {
         server.allow_access("reader", sub);
     }
     server.allow_access("proxier", "proxy");
-    let kc = kubeconfig(dir.path(), &server);
+    let kc = common::write_kubeconfig(dir.path(), &server.url())
+        .display()
+        .to_string();
     let spec = AgentSpec::new(&dir.path().join("off"), "authz_off", &endpoint)
         .config(WEBHOOK_CONFIG)
         .args(&[

@@ -480,3 +480,30 @@ authorization:
 pub fn refs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
+
+/// Writes `<dir>/kubeconfig` for a test API server at `server_url` (no credentials: the test
+/// server accepts anyone) and returns its path.
+pub fn write_kubeconfig(dir: &Path, server_url: &str) -> PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster:
+    server: {server_url}
+users:
+- name: agent
+  user: {{}}
+contexts:
+- name: test
+  context: {{cluster: test, user: agent}}
+current-context: test
+"
+        ),
+    )
+    .unwrap();
+    path
+}
