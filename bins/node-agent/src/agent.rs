@@ -256,13 +256,13 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     // eviction signals (MemoryPressure, DiskPressure, PIDPressure against `evictionHard`,
     // every 10 s as the kubelet's eviction manager observes them) only with an API server to
     // report them to.
-    let runtime_health = Some(tokio::spawn(runtime_health_loop(
+    let runtime_health = tokio::spawn(runtime_health_loop(
         runtime.clone(),
         shared.clone(),
         devices.clone(),
         api_state.sync_health.clone(),
         stop_rx.clone(),
-    )));
+    ));
     let pressure = kube.is_some().then(|| {
         let sources = node_heartbeat::SignalSources {
             root: PathBuf::from("/"),
@@ -334,7 +334,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         }
     }
     // Everything else stops; the lease keeps being renewed until here.
-    for task in [runtime_health, pressure].into_iter().flatten() {
+    for task in std::iter::once(runtime_health).chain(pressure) {
         let _ = task.await;
     }
     if let Some(t) = watchdog_task {
