@@ -200,6 +200,8 @@ struct State {
     reservations: BTreeMap<u64, Reserved>,
     next_generation: u64,
     next_reservation: u64,
+    /// Numbers checkpoint snapshots in state order (see [`CheckpointSlot`]).
+    checkpoint_seq: u64,
 }
 
 impl State {
@@ -237,7 +239,32 @@ struct Shared {
     options: DeviceManagerOptions,
     state: Mutex<State>,
     changes: watch::Sender<u64>,
-    store: Mutex<Option<FileStore>>,
+    store: Mutex<CheckpointSlot>,
+}
+
+/// The checkpoint store and the newest snapshot written to it. Writes run on tokio's blocking
+/// pool and may finish out of order; a snapshot older than the one on disk is skipped, so the
+/// file always ends at the newest state.
+#[derive(Debug, Default)]
+struct CheckpointSlot {
+    store: Option<FileStore>,
+    written: u64,
+}
+
+/// Writes a snapshot (blocking: write, fsync, rename) unless a newer one is on disk already.
+/// A failure is logged: the in-memory state stays authoritative, as in the kubelet.
+fn save_checkpoint(shared: &Shared, seq: u64, data: &DeviceManagerState) {
+    let mut slot = lock(&shared.store);
+    if seq <= slot.written {
+        return;
+    }
+    let Some(store) = slot.store.as_ref() else {
+        return;
+    };
+    match store.save(DEVICE_MANAGER_CHECKPOINT_FILE, data) {
+        Ok(()) => slot.written = seq,
+        Err(err) => tracing::error!(error = %err, "writing the device manager checkpoint"),
+    }
 }
 
 /// The device manager. Cheap to clone; every clone shares the same state.
@@ -256,7 +283,7 @@ impl DeviceManager {
                 options,
                 state: Mutex::new(State::default()),
                 changes,
-                store: Mutex::new(None),
+                store: Mutex::new(CheckpointSlot::default()),
             }),
         }
     }
@@ -282,7 +309,7 @@ impl DeviceManager {
             source,
         })?;
         self.restore_checkpoint(&store);
-        *lock(&self.shared.store) = Some(store);
+        lock(&self.shared.store).store = Some(store);
         cleanup_sockets(dir)?;
         let path = self.socket_path();
         let listener = crate::uds::bind(&path, 0o600)?;
@@ -441,8 +468,10 @@ impl DeviceManager {
             .resources
             .get(resource)
             .map(|r| r.generation);
-        if let Some(generation) = generation {
-            self.stream_ended(resource, generation);
+        if let Some(generation) = generation
+            && self.stream_ended(resource, generation)
+        {
+            self.commit_detached(true);
         }
     }
 
@@ -481,7 +510,7 @@ impl DeviceManager {
         }
         drop(state);
         if !out.deleted.is_empty() {
-            self.write_checkpoint();
+            self.commit_detached(false);
         }
         out
     }
@@ -811,8 +840,7 @@ impl DeviceManager {
                 }
             }
         };
-        self.write_checkpoint();
-        self.notify();
+        self.commit(true).await;
         Ok(recorded)
     }
 
@@ -926,9 +954,12 @@ impl DeviceManager {
         out
     }
 
-    /// Forgets the allocations of a pod that is gone and writes the checkpoint. Reservations
-    /// of the pod whose `Allocate` is still running are dropped too: those calls fail instead
-    /// of recording devices for a pod that no longer exists.
+    /// Forgets the allocations of a pod that is gone and writes the checkpoint before it
+    /// returns. Reservations of the pod whose `Allocate` is still running are dropped too:
+    /// those calls fail instead of recording devices for a pod that no longer exists.
+    ///
+    /// Blocking (the checkpoint is fsynced): from async code, call it through
+    /// `tokio::task::spawn_blocking`, as `PodManager` calls its container hook.
     pub fn release_pod(&self, pod_uid: &str) {
         let removed = {
             let mut state = lock(&self.shared.state);
@@ -939,8 +970,7 @@ impl DeviceManager {
             before != (state.allocations.len(), state.reservations.len())
         };
         if removed {
-            self.write_checkpoint();
-            self.notify();
+            self.commit_blocking(true);
         }
     }
 
@@ -964,21 +994,23 @@ impl DeviceManager {
     /// A `ListAndWatch` list: checked (see [`crate::limits`]), then it replaces the resource's
     /// devices. A list equal to the current one changes nothing (no checkpoint write), so a
     /// plugin repeating itself costs no disk writes.
+    ///
+    /// Returns whether the state changed (then the caller commits it).
     fn update_devices(
         &self,
         resource: &str,
         generation: u64,
         endpoint: &Path,
         message: ListAndWatchResponse,
-    ) {
+    ) -> bool {
         let checked = crate::limits::check_device_list(message.devices);
         {
             let mut state = lock(&self.shared.state);
             let Some(r) = state.resources.get_mut(resource) else {
-                return;
+                return false;
             };
             if r.generation != generation {
-                return;
+                return false;
             }
             match checked {
                 Ok(list) => {
@@ -989,7 +1021,7 @@ impl DeviceManager {
                         tracing::warn!(resource, plugin = %endpoint.display(), more = list.dropped.len() - MAX_LOGGED_PROBLEMS, "more device plugin list entries dropped or changed");
                     }
                     if r.devices == list.devices {
-                        return;
+                        return false;
                     }
                     // Every message is the full list: rebuild the set.
                     r.devices = list.devices;
@@ -1003,7 +1035,7 @@ impl DeviceManager {
                         "device plugin list refused: too many devices; devices marked unhealthy"
                     );
                     if r.devices.values().all(|d| !d.healthy) {
-                        return;
+                        return false;
                     }
                     for d in r.devices.values_mut() {
                         d.healthy = false;
@@ -1011,21 +1043,20 @@ impl DeviceManager {
                 }
             }
         }
-        // Checkpoint first, as the kubelet does, so a reader woken by the change sees it.
-        self.write_checkpoint();
-        self.notify();
+        true
     }
 
     /// The plugin started `ListAndWatch` but sent no list within `list_and_watch_timeout`:
-    /// whatever an earlier registration reported can no longer be trusted.
-    fn list_late(&self, resource: &str, generation: u64, endpoint: &Path) {
+    /// whatever an earlier registration reported can no longer be trusted. Returns whether
+    /// the state changed (then the caller commits it).
+    fn list_late(&self, resource: &str, generation: u64, endpoint: &Path) -> bool {
         let changed = {
             let mut state = lock(&self.shared.state);
             let Some(r) = state.resources.get_mut(resource) else {
-                return;
+                return false;
             };
             if r.generation != generation {
-                return;
+                return false;
             }
             let changed = r.devices.values().any(|d| d.healthy);
             for d in r.devices.values_mut() {
@@ -1039,20 +1070,19 @@ impl DeviceManager {
             timeout = ?self.shared.options.list_and_watch_timeout,
             "device plugin sent no ListAndWatch list in time; devices marked unhealthy until it does"
         );
-        if changed {
-            self.write_checkpoint();
-            self.notify();
-        }
+        changed
     }
 
-    fn stream_ended(&self, resource: &str, generation: u64) {
+    /// The plugin's stream ended: devices unhealthy, resource removed after the grace period.
+    /// Returns whether the state changed (then the caller commits it).
+    fn stream_ended(&self, resource: &str, generation: u64) -> bool {
         {
             let mut state = lock(&self.shared.state);
             let Some(r) = state.resources.get_mut(resource) else {
-                return;
+                return false;
             };
             if r.generation != generation {
-                return;
+                return false;
             }
             for d in r.devices.values_mut() {
                 d.healthy = false;
@@ -1067,81 +1097,63 @@ impl DeviceManager {
             resource,
             "device plugin disconnected; devices marked unhealthy"
         );
-        // Checkpoint first, as the kubelet does, so a reader woken by the change sees it.
-        self.write_checkpoint();
-        self.notify();
+        true
     }
 
     fn notify(&self) {
         self.shared.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// Writes `kubelet_internal_checkpoint` (allocations and healthy devices per resource).
-    /// A failure is logged: the in-memory state stays authoritative, as in the kubelet.
-    fn write_checkpoint(&self) {
-        let store = lock(&self.shared.store);
-        let Some(store) = store.as_ref() else {
-            return;
+    /// A snapshot of the current state for `kubelet_internal_checkpoint`, numbered in state
+    /// order (taken under the state lock).
+    fn snapshot(&self) -> (u64, DeviceManagerState) {
+        let boot_id = read_boot_id();
+        let mut state = lock(&self.shared.state);
+        state.checkpoint_seq += 1;
+        (state.checkpoint_seq, checkpoint_of(&state, boot_id))
+    }
+
+    /// Writes `kubelet_internal_checkpoint` (allocations and healthy devices per resource)
+    /// for the current state on tokio's blocking pool and waits for it, then, with `notify`,
+    /// tells subscribers: checkpoint first, as the kubelet does, so a reader woken by the
+    /// change sees it. Without a tokio runtime the write runs inline.
+    async fn commit(&self, notify: bool) {
+        if let Some(task) = self.commit_detached(notify)
+            && let Err(err) = task.await
+        {
+            tracing::error!(error = %err, "device manager checkpoint write did not finish");
+        }
+    }
+
+    /// [`Self::commit`] without waiting: for callers that cannot await (the write still
+    /// happens before the notification, on the blocking pool).
+    fn commit_detached(&self, notify: bool) -> Option<tokio::task::JoinHandle<()>> {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.commit_blocking(notify);
+            return None;
         };
-        let data = self.checkpoint_state();
-        if let Err(err) = store.save(DEVICE_MANAGER_CHECKPOINT_FILE, &data) {
-            tracing::error!(error = %err, "writing the device manager checkpoint");
+        let manager = self.clone();
+        let (seq, data) = self.snapshot();
+        Some(runtime.spawn_blocking(move || {
+            save_checkpoint(&manager.shared, seq, &data);
+            if notify {
+                manager.notify();
+            }
+        }))
+    }
+
+    /// [`Self::commit`] on the calling thread (which blocks for the write and fsync).
+    fn commit_blocking(&self, notify: bool) {
+        let (seq, data) = self.snapshot();
+        save_checkpoint(&self.shared, seq, &data);
+        if notify {
+            self.notify();
         }
     }
 
     /// The checkpoint content for the current state.
     pub fn checkpoint_state(&self) -> DeviceManagerState {
-        let state = lock(&self.shared.state);
-        let mut entries = Vec::new();
-        for ((uid, container), by_resource) in &state.allocations {
-            for allocation in by_resource.values() {
-                let numa = state.resources.get(&allocation.resource);
-                let mut by_node: BTreeMap<i64, Vec<String>> = BTreeMap::new();
-                for id in &allocation.device_ids {
-                    let nodes = numa
-                        .and_then(|r| r.devices.get(id))
-                        .map(|d| d.numa_nodes.clone())
-                        .unwrap_or_default();
-                    if nodes.is_empty() {
-                        by_node.entry(-1).or_default().push(id.clone());
-                    }
-                    for node in nodes {
-                        by_node.entry(node).or_default().push(id.clone());
-                    }
-                }
-                entries.push(PodDevicesEntry {
-                    pod_uid: uid.clone(),
-                    container_name: container.clone(),
-                    resource_name: allocation.resource.clone(),
-                    device_ids: Some(
-                        by_node
-                            .into_iter()
-                            .map(|(node, ids)| (node, Some(ids)))
-                            .collect(),
-                    ),
-                    alloc_resp: Some(allocation.response.encode_to_vec()),
-                });
-            }
-        }
-        let registered = state
-            .resources
-            .iter()
-            .map(|(name, r)| {
-                let healthy: Vec<String> = r
-                    .devices
-                    .values()
-                    .filter(|d| d.healthy)
-                    .map(|d| d.id.clone())
-                    .collect();
-                (name.clone(), Some(healthy))
-            })
-            .collect();
-        DeviceManagerState {
-            pod_device_entries: Some(entries),
-            registered_devices: Some(registered),
-            checksum: 0,
-            boot_id: read_boot_id(),
-        }
+        checkpoint_of(&lock(&self.shared.state), read_boot_id())
     }
 
     /// Restores allocations and resource names from the checkpoint, like the kubelet's
@@ -1293,14 +1305,18 @@ async fn run_stream(
     let started = tokio::select! {
         started = &mut start => started,
         () = tokio::time::sleep(manager.shared.options.list_and_watch_timeout) => {
-            manager.list_late(&resource, generation, &endpoint);
+            if manager.list_late(&resource, generation, &endpoint) {
+                manager.commit(true).await;
+            }
             start.await
         }
     };
     match started {
         Ok((mut stream, mut next)) => {
             while let Some(message) = next {
-                manager.update_devices(&resource, generation, &endpoint, message);
+                if manager.update_devices(&resource, generation, &endpoint, message) {
+                    manager.commit(true).await;
+                }
                 next = match stream.message().await {
                     Ok(next) => next,
                     Err(status) => {
@@ -1314,7 +1330,9 @@ async fn run_stream(
             tracing::warn!(resource, plugin = %endpoint.display(), error = %status, "ListAndWatch failed");
         }
     }
-    manager.stream_ended(&resource, generation);
+    if manager.stream_ended(&resource, generation) {
+        manager.commit(true).await;
+    }
 }
 
 async fn call<T>(
@@ -1517,6 +1535,60 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     message
 }
 
+/// The checkpoint content for `state`.
+fn checkpoint_of(state: &State, boot_id: String) -> DeviceManagerState {
+    let mut entries = Vec::new();
+    for ((uid, container), by_resource) in &state.allocations {
+        for allocation in by_resource.values() {
+            let numa = state.resources.get(&allocation.resource);
+            let mut by_node: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+            for id in &allocation.device_ids {
+                let nodes = numa
+                    .and_then(|r| r.devices.get(id))
+                    .map(|d| d.numa_nodes.clone())
+                    .unwrap_or_default();
+                if nodes.is_empty() {
+                    by_node.entry(-1).or_default().push(id.clone());
+                }
+                for node in nodes {
+                    by_node.entry(node).or_default().push(id.clone());
+                }
+            }
+            entries.push(PodDevicesEntry {
+                pod_uid: uid.clone(),
+                container_name: container.clone(),
+                resource_name: allocation.resource.clone(),
+                device_ids: Some(
+                    by_node
+                        .into_iter()
+                        .map(|(node, ids)| (node, Some(ids)))
+                        .collect(),
+                ),
+                alloc_resp: Some(allocation.response.encode_to_vec()),
+            });
+        }
+    }
+    let registered = state
+        .resources
+        .iter()
+        .map(|(name, r)| {
+            let healthy: Vec<String> = r
+                .devices
+                .values()
+                .filter(|d| d.healthy)
+                .map(|d| d.id.clone())
+                .collect();
+            (name.clone(), Some(healthy))
+        })
+        .collect();
+    DeviceManagerState {
+        pod_device_entries: Some(entries),
+        registered_devices: Some(registered),
+        checksum: 0,
+        boot_id,
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -1570,4 +1642,85 @@ fn read_boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_owned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn manager_with_store(dir: &Path) -> DeviceManager {
+        let m = DeviceManager::new(DeviceManagerOptions::new(dir));
+        lock(&m.shared.store).store = Some(FileStore::open(dir).unwrap());
+        m
+    }
+
+    fn allocate_in_memory(m: &DeviceManager, pod: &str) {
+        lock(&m.shared.state).allocations.insert(
+            (pod.to_owned(), "app".to_owned()),
+            BTreeMap::from([(
+                "example.com/dev".to_owned(),
+                Allocation {
+                    resource: "example.com/dev".to_owned(),
+                    device_ids: vec![format!("{pod}-dev")],
+                    response: ContainerAllocateResponse::default(),
+                },
+            )]),
+        );
+    }
+
+    fn pods_on_disk(dir: &Path) -> Vec<String> {
+        let state: DeviceManagerState = FileStore::open(dir)
+            .unwrap()
+            .load(DEVICE_MANAGER_CHECKPOINT_FILE)
+            .unwrap();
+        state
+            .pod_device_entries
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.pod_uid)
+            .collect()
+    }
+
+    /// Writes run on the blocking pool and may finish out of order: the older snapshot,
+    /// written last, must not take the file back.
+    #[test]
+    fn an_older_snapshot_written_late_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = manager_with_store(dir.path());
+        let (old_seq, old) = m.snapshot();
+        allocate_in_memory(&m, "pod-a");
+        let (new_seq, new) = m.snapshot();
+        assert!(new_seq > old_seq);
+        save_checkpoint(&m.shared, new_seq, &new);
+        save_checkpoint(&m.shared, old_seq, &old);
+        assert_eq!(pods_on_disk(dir.path()), ["pod-a"]);
+    }
+
+    /// Commits from the executor thread: none awaited but the last, and the file still ends
+    /// at the newest state; a waiter woken by the change finds it on disk.
+    #[tokio::test(flavor = "current_thread")]
+    async fn detached_commits_end_at_the_newest_state_before_the_notification() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = manager_with_store(dir.path());
+        let mut changes = m.subscribe();
+        changes.borrow_and_update();
+        let mut pending = Vec::new();
+        for i in 0..20 {
+            allocate_in_memory(&m, &format!("pod-{i:02}"));
+            pending.push(m.commit_detached(false).expect("inside a runtime"));
+        }
+        allocate_in_memory(&m, "pod-last");
+        let notified = m.commit_detached(true).expect("inside a runtime");
+        changes.changed().await.unwrap();
+        let mut want: Vec<String> = (0..20).map(|i| format!("pod-{i:02}")).collect();
+        want.push("pod-last".to_owned());
+        assert_eq!(pods_on_disk(dir.path()), want);
+        notified.await.unwrap();
+        for task in pending {
+            task.await.unwrap();
+        }
+        assert_eq!(pods_on_disk(dir.path()), want);
+    }
 }

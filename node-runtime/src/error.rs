@@ -118,6 +118,15 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+    /// Filesystem work run off the async executor did not finish: it panicked (a bug) or the
+    /// runtime is shutting down.
+    #[error("{action}: blocking work {reason}")]
+    Blocking {
+        /// What was being done, e.g. `removing pod directory`.
+        action: &'static str,
+        /// `panicked` or `was cancelled`.
+        reason: &'static str,
+    },
 }
 
 impl RuntimeError {

@@ -37,7 +37,9 @@ pub trait ContainerHook: Send + Sync + std::fmt::Debug {
         config: &'a mut cri::ContainerConfig,
     ) -> HookFuture<'a>;
 
-    /// The pod with `pod_uid` was stopped and removed: release what was held for it.
+    /// The pod with `pod_uid` was stopped and removed: release what was held for it. Called
+    /// on tokio's blocking pool, so it may block (write and fsync a checkpoint), but it holds
+    /// the sync pass up until it returns.
     fn pod_removed(&self, pod_uid: &str) {
         let _ = pod_uid;
     }

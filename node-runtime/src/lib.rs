@@ -33,6 +33,7 @@
 #![deny(missing_docs)]
 
 pub mod admission;
+mod blocking;
 mod client;
 mod containerd_events;
 pub mod cri;

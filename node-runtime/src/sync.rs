@@ -127,7 +127,8 @@ struct Instance {
 #[derive(Debug)]
 pub struct PodManager {
     client: CriClient,
-    source: StaticPodSource,
+    /// Shared with the blocking pool, where scans run (they read files).
+    source: std::sync::Arc<std::sync::Mutex<StaticPodSource>>,
     options: SyncOptions,
     resolver: SeccompResolver,
     registry: PodRegistry,
@@ -163,7 +164,7 @@ impl PodManager {
         let resolver = SeccompResolver::new(&options.paths.root_dir, options.seccomp_default);
         Self {
             client,
-            source,
+            source: std::sync::Arc::new(std::sync::Mutex::new(source)),
             options,
             resolver,
             registry: PodRegistry::new(),
@@ -227,7 +228,7 @@ impl PodManager {
         if !self.source_seen {
             // Before the first listing (an agent restart): if several manifests claim the UID
             // of a running pod, the one that made it keeps it.
-            self.source.prefer_owners(sandboxes.iter().filter_map(|s| {
+            lock(&self.source).prefer_owners(sandboxes.iter().filter_map(|s| {
                 let uid = s.labels.get(LABEL_POD_UID)?;
                 let m = s.metadata.as_ref()?;
                 Some((uid.clone(), format!("{}/{}", m.namespace, m.name)))
@@ -237,7 +238,15 @@ impl PodManager {
         let pods = match previous {
             Some(pods) if !rescan_manifests => pods,
             previous => {
-                let scan = self.source.scan();
+                let source = self.source.clone();
+                let scan = crate::blocking::run("reading static pod manifests", move || {
+                    Ok(lock(&source).scan())
+                })
+                .await
+                .unwrap_or_else(|e| crate::source::Scan {
+                    listing_error: Some(e),
+                    ..crate::source::Scan::default()
+                });
                 if let Some(e) = scan.listing_error {
                     // Not "does not exist": keep the pods of the last good listing.
                     let e = e.with_cause();
@@ -340,10 +349,8 @@ impl PodManager {
             match self.teardown(&sandboxes, &containers).await {
                 Ok(()) => {
                     self.backoff.retain(|(u, _), _| *u != uid);
-                    if let Some(hook) = &self.hook {
-                        hook.pod_removed(&uid);
-                    }
-                    if let Err(e) = self.remove_pod_dir(&uid) {
+                    self.pod_removed(&uid).await;
+                    if let Err(e) = self.remove_pod_dir(&uid).await {
                         report.errors.push(e.with_cause());
                     }
 
@@ -358,13 +365,16 @@ impl PodManager {
         // volumes never came up, a teardown interrupted by a restart) are removed on manifest
         // rescans, as the kubelet's cleanupOrphanedPodDirs does.
         if self.source_seen && rescan_manifests {
-            match self.options.paths.pod_dir_uids() {
+            let paths = self.options.paths.clone();
+            match crate::blocking::run("listing pod directories", move || paths.pod_dir_uids())
+                .await
+            {
                 Ok(uids) => {
                     for uid in uids {
                         // Orphans torn down above had their directory removed already; one
                         // whose teardown failed still has containers and keeps it.
                         let active = scan.pods.contains_key(&uid) || runtime_uids.contains(&uid);
-                        if !active && let Err(e) = self.remove_pod_dir(&uid) {
+                        if !active && let Err(e) = self.remove_pod_dir(&uid).await {
                             report.errors.push(e.with_cause());
                         }
                     }
@@ -419,10 +429,8 @@ impl PodManager {
             .filter_map(|s| s.labels.get(LABEL_POD_UID))
             .collect();
         for uid in uids {
-            if let Some(hook) = &self.hook {
-                hook.pod_removed(uid);
-            }
-            if let Err(e) = self.remove_pod_dir(uid) {
+            self.pod_removed(uid).await;
+            if let Err(e) = self.remove_pod_dir(uid).await {
                 tracing::warn!(error = %e, "removing pod directory");
             }
         }
@@ -457,9 +465,7 @@ impl PodManager {
             .await?;
         for uid in uids {
             self.registry.remove(uid);
-            if let Some(hook) = &self.hook {
-                hook.pod_removed(uid);
-            }
+            self.pod_removed(uid).await;
         }
         Ok(())
     }
@@ -578,7 +584,13 @@ impl PodManager {
         let sandbox_cfg = sandbox_config(&pod.pod, &id, &self.options.paths, &self.resolver)?;
         // The pod directory and volumes come before the sandbox (the kubelet waits for its
         // volume manager first).
-        let volumes = prepare_volumes(&pod.pod, &id, &self.options.paths)?;
+        let volumes = {
+            let (pod, id, paths) = (pod.pod.clone(), id.clone(), self.options.paths.clone());
+            crate::blocking::run("setting up pod volumes", move || {
+                prepare_volumes(&pod, &id, &paths)
+            })
+            .await?
+        };
 
         // A sandbox labelled with this UID but made for another pod (a manifest that took an
         // explicit UID over, an edited name) is not adopted: it goes with its containers.
@@ -638,9 +650,11 @@ impl PodManager {
             {
                 self.ensure_image(c).await.map_err(|e| with_pod(e, &id))?;
             }
-            self.options
-                .paths
-                .create_pod_log_dir(&id.namespace, &id.name, &id.uid)?;
+            let (paths, log_id) = (self.options.paths.clone(), id.clone());
+            crate::blocking::run("creating pod log directory", move || {
+                paths.create_pod_log_dir(&log_id.namespace, &log_id.name, &log_id.uid)
+            })
+            .await?;
             let sid = self.client.run_pod_sandbox(sandbox_cfg.clone()).await?;
             tracing::info!(pod = %id.full_name(), sandbox = %sid, "started pod sandbox");
             report.sandboxes_created.push(id.full_name());
@@ -923,17 +937,34 @@ impl PodManager {
         self.ensure_image(container)
             .await
             .map_err(|e| with_pod(e, id))?;
-        let mut config = container_config(
-            &pod.pod,
-            id,
-            container,
-            kind,
-            next_attempt,
-            volumes,
-            &self.resolver,
-            &self.options.node_name,
-            self.options.swap.as_ref(),
-        )?;
+        // subPath mounts, directories and Localhost seccomp profiles: filesystem work.
+        let mut config = {
+            let (pod, id, container, volumes) = (
+                pod.pod.clone(),
+                id.clone(),
+                container.clone(),
+                volumes.clone(),
+            );
+            let (resolver, node_name, swap) = (
+                self.resolver.clone(),
+                self.options.node_name.clone(),
+                self.options.swap.clone(),
+            );
+            crate::blocking::run("making the container configuration", move || {
+                container_config(
+                    &pod,
+                    &id,
+                    &container,
+                    kind,
+                    next_attempt,
+                    &volumes,
+                    &resolver,
+                    &node_name,
+                    swap.as_ref(),
+                )
+            })
+            .await?
+        };
         if let Some(hook) = &self.hook {
             let limits: std::collections::BTreeMap<String, String> = container
                 .resources
@@ -983,9 +1014,28 @@ impl PodManager {
 
     /// Unmounts the subPath mounts of a pod that is gone and removes `<root>/pods/<uid>`. The
     /// UID comes from a runtime label, so it is checked to be one path component under the
-    /// pods directory first; nothing is followed through a symlink or across a mount.
-    fn remove_pod_dir(&self, uid: &str) -> Result<(), RuntimeError> {
-        self.options.paths.remove_pod_dir(uid)
+    /// pods directory first; nothing is followed through a symlink or across a mount. Runs
+    /// on the blocking pool: the directory may hold a large emptyDir.
+    async fn remove_pod_dir(&self, uid: &str) -> Result<(), RuntimeError> {
+        let (paths, uid) = (self.options.paths.clone(), uid.to_owned());
+        crate::blocking::run("removing pod directory", move || paths.remove_pod_dir(&uid)).await
+    }
+
+    /// Tells the hook (if any) that the pod is gone, on the blocking pool: the device manager
+    /// writes its checkpoint there.
+    async fn pod_removed(&self, uid: &str) {
+        let Some(hook) = self.hook.clone() else {
+            return;
+        };
+        let uid = uid.to_owned();
+        if let Err(e) = crate::blocking::run("releasing a removed pod's resources", move || {
+            hook.pod_removed(&uid);
+            Ok(())
+        })
+        .await
+        {
+            tracing::error!(error = %e, "container hook");
+        }
     }
 
     fn log_path(&self, id: &PodIdentity, c: &Container, attempt: u32) -> PathBuf {
@@ -995,6 +1045,10 @@ impl PodManager {
             .join(&c.name)
             .join(format!("{attempt}.log"))
     }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn with_pod(e: RuntimeError, id: &PodIdentity) -> RuntimeError {

@@ -626,3 +626,93 @@ async fn with_request_timeout_shares_the_connection() {
         .await
         .unwrap();
 }
+
+/// A hook whose `pod_removed` waits until a task on the test's (single-threaded) runtime
+/// answers. Run on the executor thread it would hold that thread, the task could never answer,
+/// and the wait would time out.
+#[derive(Debug)]
+struct WaitingHook {
+    started: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+    outcome: std::sync::Mutex<Option<Result<(), String>>>,
+}
+
+impl node_runtime::ContainerHook for WaitingHook {
+    fn before_create<'a>(
+        &'a self,
+        _request: node_runtime::ContainerRequest<'a>,
+        _config: &'a mut node_runtime::cri::ContainerConfig,
+    ) -> node_runtime::HookFuture<'a> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn pod_removed(&self, _pod_uid: &str) {
+        if let Some(started) = self.started.lock().unwrap().take() {
+            let _ = started.send(());
+        }
+        let got = self
+            .release
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(60))
+            .map_err(|e| format!("no answer from the executor thread: {e}"));
+        self.outcome.lock().unwrap().get_or_insert(got);
+    }
+}
+
+#[tokio::test]
+async fn pod_removal_work_runs_off_the_executor_thread() {
+    let Some(ep) = endpoint("pod_removal_work_runs_off_the_executor_thread") else {
+        return;
+    };
+    let node = Node::new(ep, "node-offload");
+    let volume = "  volumes:\n  - name: scratch\n    emptyDir: {}\n";
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: filler\nspec:\n  hostNetwork: true\n  terminationGracePeriodSeconds: 1\n{volume}  containers:\n  - name: app\n    image: {}\n    imagePullPolicy: IfNotPresent\n    command: [\"/bin/sh\", \"-c\", \"for i in $(seq 1 500); do echo $i > /scratch/f$i; done; sleep 3600\"]\n    volumeMounts:\n    - name: scratch\n      mountPath: /scratch\n",
+        image()
+    );
+    std::fs::write(node.manifests().join("filler.yaml"), manifest).unwrap();
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel();
+    let hook = std::sync::Arc::new(WaitingHook {
+        started: std::sync::Mutex::new(Some(started_tx)),
+        release: std::sync::Mutex::new(release_rx),
+        outcome: std::sync::Mutex::new(None),
+    });
+    let mut m = node.manager().await.with_container_hook(hook.clone());
+    let pods = sync_until(&mut m, "filler running", Duration::from_secs(30), |p| {
+        running(p, "filler-node-offload")
+    })
+    .await;
+    let uid = pods[0].uid.clone();
+    let scratch = node.root().join(format!(
+        "pods/{uid}/volumes/kubernetes.io~empty-dir/scratch"
+    ));
+    let start = Instant::now();
+    while !scratch.join("f500").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the container never filled {}",
+            scratch.display()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    std::fs::remove_file(node.manifests().join("filler.yaml")).unwrap();
+    let answer = async move {
+        started_rx.await.expect("pod_removed was called");
+        release_tx.send(()).unwrap();
+    };
+    let (report, ()) = tokio::join!(m.sync_once(), answer);
+    assert_eq!(
+        report.pods_removed,
+        ["default/filler-node-offload"],
+        "{report:#?}"
+    );
+    assert_eq!(hook.outcome.lock().unwrap().clone(), Some(Ok(())));
+    assert!(
+        !node.root().join(format!("pods/{uid}")).exists(),
+        "the pod directory and its emptyDir are gone"
+    );
+    assert!(report.errors.is_empty(), "{report:#?}");
+}

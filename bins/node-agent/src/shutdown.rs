@@ -115,7 +115,7 @@ pub async fn run(
         start_time: GoTime::now(),
         end_time: GoTime::ZERO,
     };
-    store(&state, state_path);
+    store(&state, state_path).await;
     let mut buckets: Vec<BTreeSet<String>> = vec![BTreeSet::new(); plan.groups.len()];
     for pod in registry.list() {
         let priority = node_runtime::read_manifest(&pod.manifest, node_name)
@@ -144,12 +144,21 @@ pub async fn run(
         }
     }
     state.end_time = GoTime::now();
-    store(&state, state_path);
+    store(&state, state_path).await;
 }
 
-fn store(state: &GracefulShutdownState, path: &Path) {
-    if let Err(e) = state.store(path) {
-        tracing::error!(path = %path.display(), error = %e, "writing graceful node shutdown state");
+/// Writes the state file (write, fsync, rename) on the blocking pool.
+async fn store(state: &GracefulShutdownState, path: &Path) {
+    let (state, owned) = (*state, path.to_path_buf());
+    let result = tokio::task::spawn_blocking(move || state.store(&owned)).await;
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::error!(path = %path.display(), error = %e, "writing graceful node shutdown state");
+        }
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "writing graceful node shutdown state did not finish");
+        }
     }
 }
 
