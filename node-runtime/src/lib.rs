@@ -13,6 +13,11 @@
 //!   changed rather than every second (other runtimes: every second, as the kubelet).
 //! * [`PodRegistry`]: what the other crates ask: a pod by namespace/name with its containers and
 //!   runtime IDs, or every active pod.
+//! * [`sync_loop`]: the kubelet's sync cadence around [`PodManager::sync`] (runtime events,
+//!   static pod directory changes through [`DirWatch`], the relist period) with the
+//!   `syncloop` health the kubelet's `/healthz` and watchdog check.
+//! * [`shutdown`]: graceful node shutdown: pods stopped in priority groups, each with its grace
+//!   period, recorded in `graceful_node_shutdown_state`.
 //!
 //! ```no_run
 //! use node_runtime::{ClientOptions, CriClient, NodePaths, PodManager, StaticPodSource, SyncOptions};
@@ -37,15 +42,18 @@ mod blocking;
 mod client;
 mod containerd_events;
 pub mod cri;
+mod dir_watch;
 mod error;
 mod hook;
 mod manifest;
 mod registry;
 pub mod safe_fs;
+pub mod shutdown;
 mod source;
 mod spec;
 pub mod subpath;
 mod sync;
+pub mod sync_loop;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 pub mod validation;
@@ -56,6 +64,7 @@ pub use client::{
     ClientOptions, CriClient, KUBE_RUNTIME_API_VERSION, MAX_DEADLINE, MAX_MESSAGE_SIZE,
     RuntimeVersion, call_deadline, image_spec, socket_path,
 };
+pub use dir_watch::DirWatch;
 pub use error::RuntimeError;
 pub use hook::{ContainerHook, ContainerRequest, HookFuture};
 pub use manifest::{

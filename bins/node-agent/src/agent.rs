@@ -32,7 +32,7 @@ use crate::cli::Cli;
 use crate::error::AgentError;
 use crate::layout::Layout;
 use crate::metrics::Metrics;
-use crate::shutdown::{self, ShutdownPlan};
+use node_runtime::shutdown::{self, ShutdownPlan};
 
 /// How long the runtime may take to answer `Version` at startup before it counts as
 /// unreachable.
@@ -172,7 +172,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         metrics: metrics.clone(),
         config: cfg.clone(),
         host_ip: host_ip.clone(),
-        sync_health: Arc::new(crate::sync_loop::SyncHealth::default()),
+        sync_health: Arc::new(node_runtime::sync_loop::SyncHealth::default()),
         sync_threshold: sync_loop_threshold(&cfg),
     };
     let servers = api::start_servers(
@@ -204,14 +204,17 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
             api_state.sync_health.clone(),
             stop_rx.clone(),
         );
-        let timing = crate::sync_loop::Timing {
+        let timing = node_runtime::sync_loop::Timing {
             static_pod_path: PathBuf::from(&static_pod_path),
             file_check: cfg.file_check_frequency.to_std(),
             resync: cfg.sync_frequency.to_std(),
         };
         let events = RuntimeWatch::start(&runtime);
-        tokio::spawn(crate::sync_loop::run(
-            manager, events, timing, metrics, health, stop,
+        let on_pass = move |report: &node_runtime::SyncReport, took: Duration| {
+            metrics.record_sync(report, took);
+        };
+        tokio::spawn(node_runtime::sync_loop::run(
+            manager, events, timing, on_pass, health, stop,
         ))
     };
 
@@ -325,7 +328,11 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         }
     };
     if reason == StopReason::Signal {
-        let plan = ShutdownPlan::from_config(&cfg);
+        let plan = ShutdownPlan::new(
+            cfg.shutdown_grace_period.to_std(),
+            cfg.shutdown_grace_period_critical_pods.to_std(),
+            &cfg.shutdown_grace_period_by_pod_priority,
+        );
         let state_path = layout
             .root
             .join(node_state::shutdown::GRACEFUL_NODE_SHUTDOWN_STATE_FILE);
@@ -534,7 +541,7 @@ fn start_plugin_watcher(
         what: "plugins_registry watcher",
         message: node_plugins::error_chain(&e),
     })?;
-    let mut changes = crate::dir_watch::DirWatch::new(&layout.plugins_registry());
+    let mut changes = node_runtime::DirWatch::new(&layout.plugins_registry());
     let on_change = tokio::spawn(async move {
         loop {
             changes.changed().await;
@@ -645,7 +652,7 @@ async fn runtime_health_loop(
     runtime: CriClient,
     shared: SharedInputs,
     devices: node_plugins::DeviceManager,
-    sync_health: Arc<crate::sync_loop::SyncHealth>,
+    sync_health: Arc<node_runtime::sync_loop::SyncHealth>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -653,7 +660,7 @@ async fn runtime_health_loop(
             Ok(conditions) => {
                 sync_health
                     .runtime_ok
-                    .store(crate::sync_loop::now_millis(), Ordering::Relaxed);
+                    .store(node_runtime::sync_loop::now_millis(), Ordering::Relaxed);
                 let mut h = RuntimeHealth::healthy(Instant::now());
                 let bad: Vec<String> = conditions
                     .iter()

@@ -45,7 +45,7 @@ pub struct ApiState {
     /// The node's first InternalIP (host-network pods' IP).
     pub host_ip: Option<String>,
     /// The sync loop's health (passes and runtime answers).
-    pub sync_health: Arc<crate::sync_loop::SyncHealth>,
+    pub sync_health: Arc<node_runtime::sync_loop::SyncHealth>,
     /// Older than this, the sync loop counts as stuck.
     pub sync_threshold: Duration,
 }

@@ -10,15 +10,12 @@
 mod agent;
 mod api;
 mod cli;
-mod dir_watch;
 mod error;
 mod layout;
 mod metrics;
 mod pods;
 mod preflight;
 mod restore;
-mod shutdown;
-mod sync_loop;
 
 use clap::Parser;
 

@@ -11,9 +11,33 @@
 //! * when the static pod directory changes (inotify), or every `fileCheckFrequency`, as the
 //!   kubelet's file source re-reads it; on a node without pods only then.
 //!
-//! Each pass is stamped for `/healthz` and the watchdog's `syncloop` check and counted in
-//! `/metrics`. Passes between directory changes reuse the last manifest scan. When the loop
-//! stops, admission has stopped: no pod starts after that.
+//! Each pass is stamped in a [`SyncHealth`] (for `/healthz` and the watchdog's `syncloop`
+//! check) and handed to the caller's pass observer (the agent counts it in `/metrics`). Passes
+//! between directory changes reuse the last manifest scan. When the loop stops, admission has
+//! stopped: no pod starts after that.
+//!
+//! ```no_run
+//! # async fn run(manager: node_runtime::PodManager, events: node_runtime::RuntimeWatch) {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use node_runtime::sync_loop::{self, SyncHealth, Timing};
+//!
+//! let timing = Timing {
+//!     static_pod_path: "/etc/kubernetes/manifests".into(),
+//!     file_check: Duration::from_secs(20),
+//!     resync: Duration::from_secs(60),
+//! };
+//! let health = Arc::new(SyncHealth::default());
+//! let (stop_tx, stop) = tokio::sync::watch::channel(false);
+//! let on_pass = |report: &node_runtime::SyncReport, took: Duration| {
+//!     tracing::debug!(errors = report.errors.len(), ?took, "pass");
+//! };
+//! let task = tokio::spawn(sync_loop::run(manager, events, timing, on_pass, health.clone(), stop));
+//! // ... later: health.check(Duration::from_secs(300)) for /healthz; then stop.
+//! let _ = stop_tx.send(true);
+//! let _manager = task.await; // for the shutdown
+//! # }
+//! ```
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -21,11 +45,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use node_runtime::{PodManager, RuntimeWatch};
 use tokio::sync::watch;
 
 use crate::dir_watch::DirWatch;
-use crate::metrics::Metrics;
+use crate::sync::{PodManager, SyncReport};
+use crate::watch::RuntimeWatch;
 
 /// Time between passes while something needs following closely (the kubelet's relist period).
 pub const SYNC_PERIOD: Duration = Duration::from_secs(1);
@@ -117,12 +141,14 @@ pub fn sync_loop_health(
     ))
 }
 
-/// Runs passes until `stop` turns true and returns the manager for the shutdown.
+/// Runs passes until `stop` turns true and returns the manager for the shutdown. `on_pass`
+/// sees each pass's report and duration (after new errors, sandboxes and containers are
+/// logged).
 pub async fn run(
     mut manager: PodManager,
     events: RuntimeWatch,
     timing: Timing,
-    metrics: Arc<Metrics>,
+    mut on_pass: impl FnMut(&SyncReport, Duration) + Send,
     health: Arc<SyncHealth>,
     mut stop: watch::Receiver<bool>,
 ) -> PodManager {
@@ -176,7 +202,7 @@ pub async fn run(
         for c in &report.containers_started {
             tracing::info!(container = %c, "container started");
         }
-        metrics.record_sync(&report, started.elapsed());
+        on_pass(&report, started.elapsed());
         let registry = manager.registry();
         let no_pods = registry.list().is_empty() && registry.manifest_errors().is_empty();
         let period = if no_pods {
@@ -221,7 +247,6 @@ pub fn now_millis() -> i64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

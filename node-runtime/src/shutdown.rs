@@ -10,10 +10,12 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use node_config::KubeletConfiguration;
-use node_runtime::{PodManager, PodRegistry};
+use node_config::ShutdownGracePeriodByPodPriority;
 use node_state::GracefulShutdownState;
 use node_state::gotime::GoTime;
+
+use crate::registry::PodRegistry;
+use crate::sync::PodManager;
 
 /// `system-cluster-critical`'s priority; at or above it a pod is critical.
 pub const SYSTEM_CRITICAL_PRIORITY: i32 = 2_000_000_000;
@@ -37,11 +39,17 @@ pub struct ShutdownPlan {
 }
 
 impl ShutdownPlan {
-    /// The plan the kubelet derives from its configuration.
-    pub fn from_config(cfg: &KubeletConfiguration) -> Self {
-        let mut groups: Vec<Group> = if cfg.shutdown_grace_period_by_pod_priority.is_empty() {
-            let total = cfg.shutdown_grace_period.to_std();
-            let critical = cfg.shutdown_grace_period_critical_pods.to_std();
+    /// The plan the kubelet derives from `shutdownGracePeriod`,
+    /// `shutdownGracePeriodCriticalPods` and `shutdownGracePeriodByPodPriority` (which wins
+    /// when not empty).
+    pub fn new(
+        grace_period: Duration,
+        critical_pods: Duration,
+        by_pod_priority: &[ShutdownGracePeriodByPodPriority],
+    ) -> Self {
+        let mut groups: Vec<Group> = if by_pod_priority.is_empty() {
+            let total = grace_period;
+            let critical = critical_pods;
             if total.is_zero() {
                 Vec::new()
             } else {
@@ -57,7 +65,7 @@ impl ShutdownPlan {
                 ]
             }
         } else {
-            cfg.shutdown_grace_period_by_pod_priority
+            by_pod_priority
                 .iter()
                 .map(|g| Group {
                     priority: g.priority,
@@ -118,7 +126,7 @@ pub async fn run(
     store(&state, state_path).await;
     let mut buckets: Vec<BTreeSet<String>> = vec![BTreeSet::new(); plan.groups.len()];
     for pod in registry.list() {
-        let priority = node_runtime::read_manifest(&pod.manifest, node_name)
+        let priority = crate::manifest::read_manifest(&pod.manifest, node_name)
             .map(|m| pod_priority(&m.pod))
             .unwrap_or(0);
         if let Some(bucket) = buckets.get_mut(plan.group_of(priority)) {
@@ -164,18 +172,11 @@ async fn store(state: &GracefulShutdownState, path: &Path) {
 
 #[cfg(test)]
 mod tests {
-    use node_config::{Duration as GoDuration, ShutdownGracePeriodByPodPriority};
-
     use super::*;
 
     #[test]
     fn plan_from_the_two_settings() {
-        let cfg = KubeletConfiguration {
-            shutdown_grace_period: GoDuration::parse("30s").unwrap(),
-            shutdown_grace_period_critical_pods: GoDuration::parse("10s").unwrap(),
-            ..Default::default()
-        };
-        let plan = ShutdownPlan::from_config(&cfg);
+        let plan = ShutdownPlan::new(Duration::from_secs(30), Duration::from_secs(10), &[]);
         assert_eq!(
             plan.groups,
             [
@@ -192,25 +193,23 @@ mod tests {
         assert_eq!(plan.group_of(-5), 0);
         assert_eq!(plan.group_of(1000), 0);
         assert_eq!(plan.group_of(SYSTEM_NODE_CRITICAL_PRIORITY), 1);
-        assert!(!ShutdownPlan::from_config(&KubeletConfiguration::default()).enabled());
+        assert!(!ShutdownPlan::new(Duration::ZERO, Duration::ZERO, &[]).enabled());
     }
 
     #[test]
     fn plan_by_pod_priority_is_sorted() {
-        let cfg = KubeletConfiguration {
-            shutdown_grace_period_by_pod_priority: vec![
-                ShutdownGracePeriodByPodPriority {
-                    priority: 100_000,
-                    shutdown_grace_period_seconds: 5,
-                },
-                ShutdownGracePeriodByPodPriority {
-                    priority: 0,
-                    shutdown_grace_period_seconds: 60,
-                },
-            ],
-            ..Default::default()
-        };
-        let plan = ShutdownPlan::from_config(&cfg);
+        let by_priority = [
+            ShutdownGracePeriodByPodPriority {
+                priority: 100_000,
+                shutdown_grace_period_seconds: 5,
+            },
+            ShutdownGracePeriodByPodPriority {
+                priority: 0,
+                shutdown_grace_period_seconds: 60,
+            },
+        ];
+        // The list wins over the two settings.
+        let plan = ShutdownPlan::new(Duration::from_secs(30), Duration::ZERO, &by_priority);
         assert_eq!(plan.groups[0].priority, 0);
         assert_eq!(plan.group_of(100_001), 1);
     }
