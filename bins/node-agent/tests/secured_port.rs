@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! The secured port against hostile requests, over real TLS with curl (and a raw rustls client
+//! The secured port as the agent composes it (node-server's filter and serving loop in front of
+//! node-checkpoint's router), against hostile requests, over real TLS with curl (and a raw rustls client
 //! where curl cannot send the bytes): authentication before any routing, the kubelet's codes
 //! and texts for authenticated requests (the real checkpoint router and a real CRI server
 //! behind the filter), panics answered 500 while the server keeps serving, and bounded
