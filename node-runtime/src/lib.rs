@@ -12,7 +12,8 @@
 //! * [`RuntimeWatch`]: containerd's change events, so a sync loop relists when something
 //!   changed rather than every second (other runtimes: every second, as the kubelet).
 //! * [`PodRegistry`]: what the other crates ask: a pod by namespace/name with its containers and
-//!   runtime IDs, or every active pod.
+//!   runtime IDs, or every active pod; [`pod_status::pod_list`] shows them as the API's
+//!   `PodList` (the kubelet's `/pods`).
 //! * [`sync_loop`]: the kubelet's sync cadence around [`PodManager::sync`] (runtime events,
 //!   static pod directory changes through [`DirWatch`], the relist period) with the
 //!   `syncloop` health the kubelet's `/healthz` and watchdog check.
@@ -46,6 +47,7 @@ mod dir_watch;
 mod error;
 mod hook;
 mod manifest;
+pub mod pod_status;
 mod registry;
 pub mod safe_fs;
 pub mod shutdown;

@@ -25,6 +25,18 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A directory of the root dir layout could not be created or written
+    /// ([`crate::layout::Layout::create`]), in the kubelet's words.
+    #[error("{what}: {path}: {source}")]
+    Layout {
+        /// The kubelet's wording, e.g. `error creating root directory`.
+        what: &'static str,
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+
     /// The file is larger than a state file may be ([`crate::store::MAX_STATE_FILE_BYTES`]).
     #[error("{path}: larger than the {limit} bytes a state file may have")]
     TooLarge {

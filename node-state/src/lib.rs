@@ -56,6 +56,7 @@ mod gojson;
 pub mod gotime;
 pub mod image_records;
 pub mod kind;
+pub mod layout;
 pub mod lock;
 pub mod memory_manager;
 pub mod shutdown;

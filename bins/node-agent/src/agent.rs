@@ -7,7 +7,7 @@
 //! stop pods per the graceful shutdown settings, write `graceful_node_shutdown_state`,
 //! STOPPING=1, keep renewing the lease until the end.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -24,15 +24,15 @@ use node_runtime::{
     ClientOptions, CriClient, NodePaths, PodManager, RuntimeWatch, StaticPodSource, SyncOptions,
 };
 use node_state::{GracefulShutdownState, LockFile};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::{self, ApiState};
 use crate::cli::Cli;
 use crate::error::AgentError;
-use crate::layout::Layout;
 use crate::metrics::Metrics;
+use crate::stop::{StopReason, stopped, wait_for_stop};
 use node_runtime::shutdown::{self, ShutdownPlan};
+use node_state::layout::Layout;
 
 /// How long the runtime may take to answer `Version` at startup before it counts as
 /// unreachable.
@@ -86,7 +86,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
 
     // 4. Root directory layout.
     let layout = layout(&cfg, &flags, &loaded.feature_gates)?;
-    layout.create()?;
+    layout.create().map_err(AgentError::State)?;
 
     // 5. State restore.
     let restored = crate::restore::restore(&layout.root, &cfg)?;
@@ -438,26 +438,15 @@ fn layout(
     flags: &KubeletFlags,
     gates: &FeatureGates,
 ) -> Result<Layout, AgentError> {
-    let absolute = |p: &Path| -> Result<PathBuf, AgentError> {
-        std::path::absolute(p).map_err(|source| AgentError::Layout {
-            what: "error resolving directory",
-            path: p.to_path_buf(),
-            source,
-        })
-    };
-    let root = absolute(&flags.root_dir)?;
-    // `--cert-dir` defaults to `<root-dir>/pki`: follow a non-default root dir.
-    let cert_dir = if flags.cert_dir == Path::new(node_config::DEFAULT_CERT_DIR) {
-        root.join("pki")
-    } else {
-        absolute(&flags.cert_dir)?
-    };
-    Ok(Layout {
-        root,
-        pod_logs: absolute(Path::new(&cfg.pod_logs_dir))?,
+    let cert_dir = (flags.cert_dir != Path::new(node_config::DEFAULT_CERT_DIR))
+        .then_some(flags.cert_dir.as_path());
+    Layout::new(
+        &flags.root_dir,
         cert_dir,
-        checkpoints_enabled: gates.enabled("ContainerCheckpoint"),
-    })
+        Path::new(&cfg.pod_logs_dir),
+        gates.enabled("ContainerCheckpoint"),
+    )
+    .map_err(AgentError::State)
 }
 
 async fn connect_runtime(cfg: &KubeletConfiguration) -> Result<CriClient, AgentError> {
@@ -718,83 +707,4 @@ fn warn_not_acted_on(cfg: &KubeletConfiguration) {
             tracing::warn!(error = %node_plugins::error_chain(&e), "cannot compare the configuration with the defaults")
         }
     }
-}
-
-/// A future that resolves once `rx` turns true (or its sender is gone).
-pub async fn stopped(mut rx: watch::Receiver<bool>) {
-    while !*rx.borrow() {
-        if rx.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Why the agent stops.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StopReason {
-    /// SIGTERM or SIGINT: a graceful node shutdown.
-    Signal,
-    /// Another process opened the lock file (`--exit-on-lock-contention`): exit, leave pods.
-    LockContention,
-}
-
-impl StopReason {
-    fn describe(self) -> &'static str {
-        match self {
-            StopReason::Signal => "signal",
-            StopReason::LockContention => "lock file contention",
-        }
-    }
-}
-
-async fn wait_for_stop(contention: Option<tokio::task::JoinHandle<()>>) -> StopReason {
-    let signals = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            _ => {
-                tracing::error!("cannot install signal handlers; stop with SIGKILL");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    match contention {
-        Some(handle) => tokio::select! {
-            () = signals => StopReason::Signal,
-            _ = handle => StopReason::LockContention,
-        },
-        None => {
-            signals.await;
-            StopReason::Signal
-        }
-    }
-}
-
-/// A socket address for `host:port`, naming it in the error.
-pub async fn bind(what: &'static str, host: &str, port: i32) -> Result<TcpListener, AgentError> {
-    let address = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
-    let parsed: SocketAddr = address.parse().map_err(|e| AgentError::Listen {
-        what,
-        address: address.clone(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{e}")),
-    })?;
-    TcpListener::bind(parsed)
-        .await
-        .map_err(|source| AgentError::Listen {
-            what,
-            address,
-            source,
-        })
 }

@@ -26,10 +26,10 @@ use node_server::{KubeletAuth, RequestAuth};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::agent::{bind, stopped};
 use crate::error::AgentError;
-use crate::layout::Layout;
 use crate::metrics::Metrics;
+use crate::stop::stopped;
+use node_state::layout::Layout;
 
 /// What the handlers read.
 #[derive(Clone)]
@@ -258,7 +258,8 @@ async fn healthz(State(state): State<ApiState>) -> Response {
 async fn pods(State(state): State<ApiState>) -> Response {
     let mut list = state.registry.list();
     list.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    let body = crate::pods::pod_list(&list, &state.node_name, state.host_ip.as_deref());
+    let body =
+        node_runtime::pod_status::pod_list(&list, &state.node_name, state.host_ip.as_deref());
     json(body)
 }
 
@@ -302,4 +303,29 @@ fn text(status: StatusCode, body: String) -> Response {
         body,
     )
         .into_response()
+}
+
+/// A socket address for `host:port`, naming it in the error.
+pub async fn bind(
+    what: &'static str,
+    host: &str,
+    port: i32,
+) -> Result<tokio::net::TcpListener, AgentError> {
+    let address = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let parsed: SocketAddr = address.parse().map_err(|e| AgentError::Listen {
+        what,
+        address: address.clone(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{e}")),
+    })?;
+    tokio::net::TcpListener::bind(parsed)
+        .await
+        .map_err(|source| AgentError::Listen {
+            what,
+            address,
+            source,
+        })
 }

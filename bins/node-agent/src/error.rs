@@ -24,17 +24,8 @@ pub enum AgentError {
     /// A hard node requirement failed (swap with failSwapOn, cgroup v1 with failCgroupV1).
     #[error("{0}")]
     Preflight(String),
-    /// A directory of the root dir layout could not be created or written.
-    #[error("{what}: {path}: {source}")]
-    Layout {
-        /// The kubelet's wording, e.g. `error creating root directory`.
-        what: &'static str,
-        /// The directory.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// A state file could not be restored (a corrupted checkpoint, a policy mismatch).
+    /// The root dir layout could not be created, or a state file could not be restored (a
+    /// corrupted checkpoint, a policy mismatch).
     #[error("{0}")]
     State(#[source] node_state::Error),
     /// The container runtime (or the separate image service) is unreachable or speaks no CRI v1.

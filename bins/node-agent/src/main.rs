@@ -11,11 +11,10 @@ mod agent;
 mod api;
 mod cli;
 mod error;
-mod layout;
 mod metrics;
-mod pods;
 mod preflight;
 mod restore;
+mod stop;
 
 use clap::Parser;
 

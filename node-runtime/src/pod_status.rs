@@ -1,13 +1,20 @@
-//! `GET /pods`: the pods this agent runs, as the kubelet returns them — a `v1` `PodList` of
-//! full Pod objects (metadata and spec from the manifest with the static-pod name, UID and
-//! `kubernetes.io/config.*` annotations; status from the runtime).
+//! Pods as the API shows them: the kubelet's `GET /pods` answer, a `v1` `PodList` of full Pod
+//! objects (metadata and spec from the manifest with the static-pod name, UID and
+//! `kubernetes.io/config.*` annotations; status from the runtime as the registry has it).
+//!
+//! ```
+//! let list = node_runtime::pod_status::pod_list(&[], "node-1", Some("10.0.0.5"));
+//! assert_eq!(list["kind"], "PodList");
+//! ```
 
-use std::path::Path;
-
-use node_runtime::{ContainerInfo, ContainerKind, ContainerState, PodInfo, PodPhase};
+use node_kernel::QosClass;
 use serde_json::{Map, Value, json};
 
-/// The `PodList` for `pods`, read against `node_name`'s manifests.
+use crate::registry::{ContainerInfo, ContainerKind, ContainerState, PodInfo, PodPhase};
+use crate::spec::{PodIdentity, pod_qos};
+
+/// The `PodList` for `pods`, with each manifest read (bounded, as the source reads it) against
+/// `node_name`. `host_ip` is the node's address (static pods run with the host's network).
 pub fn pod_list(pods: &[PodInfo], node_name: &str, host_ip: Option<&str>) -> Value {
     let items: Vec<Value> = pods
         .iter()
@@ -22,67 +29,48 @@ pub fn pod_list(pods: &[PodInfo], node_name: &str, host_ip: Option<&str>) -> Val
 }
 
 fn pod_object(info: &PodInfo, node_name: &str, host_ip: Option<&str>) -> Value {
-    let mut pod = manifest_pod(&info.manifest, node_name).unwrap_or_else(|| {
-        json!({
-            "metadata": { "name": info.name, "namespace": info.namespace, "uid": info.uid },
-            "spec": {},
-        })
+    let manifest = crate::manifest::read_manifest(&info.manifest, node_name).ok();
+    // The QoS class the runtime side computes for cgroups and swap (BestEffort when the
+    // manifest is gone: the pod is being torn down).
+    let qos = manifest.as_ref().map_or(QosClass::BestEffort, |m| {
+        let id = PodIdentity {
+            namespace: info.namespace.clone(),
+            name: info.name.clone(),
+            uid: info.uid.clone(),
+            node_name: node_name.to_owned(),
+        };
+        pod_qos(&m.pod, &id).unwrap_or(QosClass::BestEffort)
     });
+    let mut pod = manifest
+        .and_then(|m| serde_json::to_value(&m.pod).ok())
+        .unwrap_or_else(|| {
+            json!({
+                "metadata": { "name": info.name, "namespace": info.namespace, "uid": info.uid },
+                "spec": {},
+            })
+        });
     if let Some(obj) = pod.as_object_mut() {
         obj.insert("kind".into(), "Pod".into());
         obj.insert("apiVersion".into(), "v1".into());
         if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
             spec.insert("nodeName".into(), node_name.into());
         }
-        let qos = obj.get("spec").map_or("BestEffort", qos_class);
         let mut status = pod_status(info, host_ip);
         if let Some(st) = status.as_object_mut() {
-            st.insert("qosClass".into(), qos.into());
+            st.insert("qosClass".into(), qos_name(qos).into());
         }
         obj.insert("status".into(), status);
     }
     pod
 }
 
-/// The pod's QoS class from its containers' cpu/memory requests and limits: Guaranteed when
-/// every container limits both and requests (if given) equal the limits, BestEffort when no
-/// container requests or limits either, Burstable otherwise.
-fn qos_class(spec: &Value) -> &'static str {
-    let containers = ["initContainers", "containers"]
-        .iter()
-        .filter_map(|k| spec.get(*k).and_then(Value::as_array))
-        .flatten();
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in containers {
-        let res = c.get("resources");
-        let get = |kind: &str, name: &str| {
-            res.and_then(|r| r.get(kind))
-                .and_then(|m| m.get(name))
-                .and_then(Value::as_str)
-        };
-        for name in ["cpu", "memory"] {
-            let (request, limit) = (get("requests", name), get("limits", name));
-            any |= request.is_some() || limit.is_some();
-            match (request, limit) {
-                (_, None) => guaranteed = false,
-                (Some(r), Some(l)) if r != l => guaranteed = false,
-                _ => {}
-            }
-        }
+/// The API's name of a QoS class (`status.qosClass`).
+fn qos_name(qos: QosClass) -> &'static str {
+    match qos {
+        QosClass::Guaranteed => "Guaranteed",
+        QosClass::Burstable => "Burstable",
+        QosClass::BestEffort => "BestEffort",
     }
-    match (any, guaranteed) {
-        (false, _) => "BestEffort",
-        (true, true) => "Guaranteed",
-        (true, false) => "Burstable",
-    }
-}
-
-/// The manifest's Pod as the runtime crate names it for this node (`None` if the file is
-/// gone or no longer valid: the pod is then being torn down).
-fn manifest_pod(path: &Path, node_name: &str) -> Option<Value> {
-    let pod = node_runtime::read_manifest(path, node_name).ok()?;
-    serde_json::to_value(&pod.pod).ok()
 }
 
 fn pod_status(info: &PodInfo, host_ip: Option<&str>) -> Value {
@@ -192,9 +180,8 @@ fn rfc3339(nanos: i64) -> String {
 mod tests {
     use std::path::PathBuf;
 
-    use node_runtime::PodCondition;
-
     use super::*;
+    use crate::registry::PodCondition;
 
     #[test]
     fn pod_list_has_manifest_spec_and_runtime_status() {
@@ -247,22 +234,46 @@ mod tests {
         assert_eq!(pod["status"]["conditions"][0]["status"], "True");
     }
 
+    /// The class comes from node-runtime's quantity-aware rule: `1` CPU and `1000m` are equal.
     #[test]
-    fn qos_classes() {
-        let spec = |res: Value| json!({ "containers": [ { "name": "a", "resources": res } ] });
-        assert_eq!(qos_class(&spec(json!({}))), "BestEffort");
+    fn qos_class_from_the_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let class = |resources: &str| {
+            let manifest = dir.path().join("p.yaml");
+            std::fs::write(
+                &manifest,
+                format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: a\n    image: busybox\n{resources}"),
+            )
+            .unwrap();
+            let info = PodInfo {
+                namespace: "default".into(),
+                name: "p-node1".into(),
+                uid: "u".into(),
+                manifest,
+                sandbox_id: None,
+                phase: PodPhase::Pending,
+                reason: None,
+                message: None,
+                conditions: vec![],
+                containers: vec![],
+            };
+            pod_list(&[info], "node1", None)["items"][0]["status"]["qosClass"].clone()
+        };
+        assert_eq!(class(""), "BestEffort");
         assert_eq!(
-            qos_class(&spec(json!({"limits": {"cpu": "1", "memory": "1Gi"}}))),
+            class(
+                "    resources:\n      limits: {cpu: '1', memory: 1Gi}\n      requests: {cpu: 1000m, memory: 1Gi}\n"
+            ),
             "Guaranteed"
         );
         assert_eq!(
-            qos_class(&spec(json!({"requests": {"cpu": "1"}}))),
+            class("    resources:\n      requests: {cpu: '1'}\n"),
             "Burstable"
         );
         assert_eq!(
-            qos_class(&spec(
-                json!({"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "1Gi"}})
-            )),
+            class(
+                "    resources:\n      limits: {cpu: '2', memory: 1Gi}\n      requests: {cpu: '1', memory: 1Gi}\n"
+            ),
             "Burstable"
         );
     }

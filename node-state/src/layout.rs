@@ -1,12 +1,28 @@
 //! The root directory layout, with the kubelet's paths, modes and error wording
-//! (`setupDataDirs`): `<root>` 0750, `pods`, `plugins`, `plugins_registry`, `pod-resources` 0750,
-//! `checkpoints` 0700 when the ContainerCheckpoint gate is on, and the pod logs directory.
+//! (`pkg/kubelet/kubelet.go` `setupDataDirs`): `<root>` 0750, `pods`, `plugins`,
+//! `plugins_registry`, `pod-resources` 0750, `checkpoints` 0700 when the ContainerCheckpoint
+//! gate is on, the device-plugin directory, the certificate directory and the pod logs
+//! directory.
+//!
+//! ```
+//! let dir = tempfile::tempdir()?;
+//! let layout = node_state::layout::Layout {
+//!     root: dir.path().join("kubelet"),
+//!     pod_logs: dir.path().join("pods-logs"),
+//!     cert_dir: dir.path().join("kubelet/pki"),
+//!     checkpoints_enabled: false,
+//! };
+//! layout.create()?;
+//! assert!(layout.pods().is_dir());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::fs::{self, DirBuilder};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::AgentError;
+use crate::device_manager::DEVICE_PLUGINS_DIR;
+use crate::error::{Error, Result};
 
 /// Where the agent keeps its files.
 #[derive(Debug, Clone)]
@@ -22,6 +38,39 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// The layout for these settings, every path made absolute: `root_dir` (`--root-dir`),
+    /// `cert_dir` (`--cert-dir`; `None` for the default, `<root>/pki`, which follows a
+    /// non-default root dir), `pod_logs_dir` (`podLogsDir`) and whether the ContainerCheckpoint
+    /// gate is on.
+    ///
+    /// # Errors
+    /// [`Error::Layout`] naming a path that cannot be made absolute.
+    pub fn new(
+        root_dir: &Path,
+        cert_dir: Option<&Path>,
+        pod_logs_dir: &Path,
+        checkpoints_enabled: bool,
+    ) -> Result<Self> {
+        let absolute = |p: &Path| -> Result<PathBuf> {
+            std::path::absolute(p).map_err(|source| Error::Layout {
+                what: "error resolving directory",
+                path: p.to_path_buf(),
+                source,
+            })
+        };
+        let root = absolute(root_dir)?;
+        let cert_dir = match cert_dir {
+            Some(dir) => absolute(dir)?,
+            None => root.join("pki"),
+        };
+        Ok(Self {
+            root,
+            pod_logs: absolute(pod_logs_dir)?,
+            cert_dir,
+            checkpoints_enabled,
+        })
+    }
+
     /// `<root>/pods`.
     pub fn pods(&self) -> PathBuf {
         self.root.join("pods")
@@ -47,8 +96,9 @@ impl Layout {
     /// plugins dial it), with another root dir `<root>/device-plugins`, so that two agents
     /// on one host (tests, a side-by-side trial) do not take each other's socket.
     pub fn device_plugins(&self) -> PathBuf {
-        if self.root == Path::new(node_config::DEFAULT_ROOT_DIR) {
-            PathBuf::from(node_plugins::DEFAULT_DEVICE_PLUGINS_DIR)
+        let hard_coded = Path::new(DEVICE_PLUGINS_DIR);
+        if Some(self.root.as_path()) == hard_coded.parent() {
+            hard_coded.to_path_buf()
         } else {
             self.root.join("device-plugins")
         }
@@ -56,7 +106,7 @@ impl Layout {
 
     /// Creates every directory with the kubelet's mode and checks that the root directory is
     /// writable. Existing directories keep their mode (the kubelet's `MkdirAll` leaves them).
-    pub fn create(&self) -> Result<(), AgentError> {
+    pub fn create(&self) -> Result<()> {
         make_dir(&self.root, 0o750, "error creating root directory")?;
         check_writable(&self.root)?;
         make_dir(
@@ -97,12 +147,12 @@ impl Layout {
     }
 }
 
-fn make_dir(path: &Path, mode: u32, what: &'static str) -> Result<(), AgentError> {
+fn make_dir(path: &Path, mode: u32, what: &'static str) -> Result<()> {
     DirBuilder::new()
         .recursive(true)
         .mode(mode)
         .create(path)
-        .map_err(|source| AgentError::Layout {
+        .map_err(|source| Error::Layout {
             what,
             path: path.to_path_buf(),
             source,
@@ -111,10 +161,10 @@ fn make_dir(path: &Path, mode: u32, what: &'static str) -> Result<(), AgentError
 
 /// A root directory we cannot write to would fail later in a confusing place (state files,
 /// sockets): find out now with a probe file.
-fn check_writable(root: &Path) -> Result<(), AgentError> {
+fn check_writable(root: &Path) -> Result<()> {
     let probe = root.join(format!(".node-agent-probe-{}", std::process::id()));
     let result = fs::write(&probe, b"").and_then(|()| fs::remove_file(&probe));
-    result.map_err(|source| AgentError::Layout {
+    result.map_err(|source| Error::Layout {
         what: "root directory is not writable",
         path: root.to_path_buf(),
         source,
@@ -130,6 +180,8 @@ fn mode_of(path: &Path) -> std::io::Result<u32> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn layout(root: &Path) -> Layout {
@@ -184,6 +236,23 @@ mod tests {
         let err = l.create().unwrap_err().to_string();
         assert!(err.starts_with("error creating root directory: "), "{err}");
         assert!(err.contains("file/root"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_are_made_absolute_and_the_cert_dir_follows_the_root() {
+        let l = Layout::new(Path::new("kubelet"), None, Path::new("logs"), false).unwrap();
+        assert!(l.root.is_absolute() && l.root.ends_with("kubelet"));
+        assert_eq!(l.cert_dir, l.root.join("pki"));
+        assert!(l.pod_logs.is_absolute());
+        let l = Layout::new(
+            Path::new("/r"),
+            Some(Path::new("/etc/pki")),
+            Path::new("/l"),
+            true,
+        )
+        .unwrap();
+        assert_eq!(l.cert_dir, Path::new("/etc/pki"));
+        assert!(l.checkpoints_enabled);
     }
 
     #[test]

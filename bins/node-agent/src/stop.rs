@@ -1,0 +1,64 @@
+//! How the agent stops: SIGTERM/SIGINT (a graceful node shutdown) or lock-file contention
+//! (`--exit-on-lock-contention`: exit and leave the pods), and the stop signal the loops share.
+
+use tokio::sync::watch;
+
+/// A future that resolves once `rx` turns true (or its sender is gone).
+pub async fn stopped(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Why the agent stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// SIGTERM or SIGINT: a graceful node shutdown.
+    Signal,
+    /// Another process opened the lock file (`--exit-on-lock-contention`): exit, leave pods.
+    LockContention,
+}
+
+impl StopReason {
+    /// For the log.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StopReason::Signal => "signal",
+            StopReason::LockContention => "lock file contention",
+        }
+    }
+}
+
+/// Waits for a signal or, when `contention` is given, for the lock file watch to end.
+pub async fn wait_for_stop(contention: Option<tokio::task::JoinHandle<()>>) -> StopReason {
+    let signals = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                tracing::error!("cannot install signal handlers; stop with SIGKILL");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    match contention {
+        Some(handle) => tokio::select! {
+            () = signals => StopReason::Signal,
+            _ = handle => StopReason::LockContention,
+        },
+        None => {
+            signals.await;
+            StopReason::Signal
+        }
+    }
+}
