@@ -9,6 +9,13 @@ use std::path::PathBuf;
 /// the message.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A hard node requirement failed at startup ([`crate::check_startup`]), in the kubelet's
+    /// words.
+    #[error("{message}")]
+    Requirement {
+        /// The kubelet's message.
+        message: String,
+    },
     /// A file under the probed root could not be read.
     #[error("reading {path}")]
     Read {

@@ -45,6 +45,7 @@ mod preflight;
 mod psi;
 mod requirements;
 mod root;
+mod startup;
 mod swap;
 mod swap_limit;
 mod sysctl;
@@ -74,6 +75,7 @@ pub use requirements::{
     Requirement, evaluate, evaluate_all,
 };
 pub use root::HostRoot;
+pub use startup::{CGROUP_V1_REFUSED, StartupRequirements, check_startup, swap_summary};
 pub use swap::{
     SwapDevice, SwapFacts, check_fail_swap_on, meminfo_bytes, parse_proc_swaps, probe_swap,
 };

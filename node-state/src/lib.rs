@@ -59,6 +59,7 @@ pub mod kind;
 pub mod layout;
 pub mod lock;
 pub mod memory_manager;
+pub mod restore;
 pub mod shutdown;
 pub mod spew;
 pub mod store;

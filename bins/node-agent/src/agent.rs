@@ -82,14 +82,31 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     };
 
     // 3. Preflight.
-    let swap_policy = crate::preflight::check(&HostRoot::live(), &cfg)?;
+    let requirements = node_kernel::StartupRequirements {
+        fail_swap_on: cfg.fail_swap_on.unwrap_or(true),
+        fail_cgroup_v1: cfg.fail_cgroup_v1.unwrap_or(true),
+        swap_behavior: cfg.memory_swap.swap_behavior.clone(),
+    };
+    let swap_policy = node_kernel::check_startup(&HostRoot::live(), &requirements)
+        .map_err(|e| AgentError::Preflight(e.to_string()))?;
 
     // 4. Root directory layout.
     let layout = layout(&cfg, &flags, &loaded.feature_gates)?;
     layout.create().map_err(AgentError::State)?;
 
     // 5. State restore.
-    let restored = crate::restore::restore(&layout.root, &cfg)?;
+    let restored = node_state::restore::restore(
+        &layout.root,
+        &cfg.cpu_manager_policy,
+        &cfg.memory_manager_policy,
+    )
+    .map_err(AgentError::State)?;
+    if restored.removed_temps > 0 {
+        tracing::info!(
+            removed = restored.removed_temps,
+            "removed temp files left by an interrupted state write"
+        );
+    }
     tracing::info!(
         cpu_manager_state = if restored.cpu_state_reused {
             "restored"

@@ -12,8 +12,6 @@ mod api;
 mod cli;
 mod error;
 mod metrics;
-mod preflight;
-mod restore;
 mod stop;
 
 use clap::Parser;

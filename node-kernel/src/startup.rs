@@ -1,35 +1,73 @@
-//! The hard node requirements checked before anything is touched: swap with `failSwapOn`, and
-//! a cgroup v1 host with `failCgroupV1`. Other kernel findings are advisory (`nodectl
-//! preflight` reports them) and, as with the kubelet, never stop the agent.
+//! The hard node requirements a kubelet checks before anything is touched: swap with
+//! `failSwapOn`, and a cgroup v1 host with `failCgroupV1`; and the node's swap policy for the
+//! pods, decided once (`cmd/kubelet/app/server.go`). Other kernel findings are advisory
+//! ([`crate::Report`], `nodectl preflight`) and, as with the kubelet, never stop an agent.
+//!
+//! ```no_run
+//! use node_kernel::{HostRoot, StartupRequirements, check_startup};
+//! let requirements = StartupRequirements {
+//!     fail_swap_on: true,
+//!     fail_cgroup_v1: true,
+//!     swap_behavior: String::new(),
+//! };
+//! let swap_policy = check_startup(&HostRoot::live(), &requirements)?;
+//! # Ok::<(), node_kernel::Error>(())
+//! ```
 
-use node_config::KubeletConfiguration;
-use node_kernel::{
-    CgroupVersion, HostRoot, SwapBehavior, SwapPolicy, check_fail_swap_on, probe_cgroups,
-    probe_swap, probe_swap_controller,
-};
+use crate::cgroup::{CgroupVersion, probe_cgroups};
+use crate::error::{Error, Result};
+use crate::root::HostRoot;
+use crate::swap::{check_fail_swap_on, probe_swap};
+use crate::swap_limit::{SwapBehavior, SwapPolicy, probe_swap_controller};
 
-use crate::error::AgentError;
+/// The settings the startup check reads (from `KubeletConfiguration`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartupRequirements {
+    /// `failSwapOn` (default true).
+    pub fail_swap_on: bool,
+    /// `failCgroupV1` (default true in 1.35).
+    pub fail_cgroup_v1: bool,
+    /// `memorySwap.swapBehavior` (`""`, `NoSwap` or `LimitedSwap`).
+    pub swap_behavior: String,
+}
+
+impl Default for StartupRequirements {
+    /// The 1.35 defaults.
+    fn default() -> Self {
+        Self {
+            fail_swap_on: true,
+            fail_cgroup_v1: true,
+            swap_behavior: String::new(),
+        }
+    }
+}
 
 /// The kubelet's refusal to start on a cgroup v1 host.
 pub const CGROUP_V1_REFUSED: &str = "kubelet is configured to not run on a host using cgroup v1. cgroup v1 support is unsupported and will be removed in a future release";
 
-/// Checks the hard requirements on `root` (the live `/` in the agent) and returns the node's
+/// Checks the hard requirements on `root` (the live `/` in an agent) and returns the node's
 /// swap policy for the pods: `memorySwap.swapBehavior`, the cgroup mode, whether there is a
 /// swap controller (the kubelet's `swapControllerAvailable()`, decided once), node memory and
-/// swap. The startup log says what containers will get.
-pub fn check(root: &HostRoot, cfg: &KubeletConfiguration) -> Result<SwapPolicy, AgentError> {
-    let fail_swap_on = cfg.fail_swap_on.unwrap_or(true);
-    let swap = probe_swap(root).map_err(|e| AgentError::Preflight(e.to_string()))?;
+/// swap. The log says what containers will get.
+///
+/// # Errors
+/// [`Error::Requirement`] with the kubelet's message when a requirement fails (swap on with
+/// `failSwapOn`, cgroup v1 with `failCgroupV1`, LimitedSwap on cgroup v1, an unknown swap
+/// behavior, unreadable swap facts).
+pub fn check_startup(root: &HostRoot, req: &StartupRequirements) -> Result<SwapPolicy> {
+    let refused = |message: String| Error::Requirement { message };
+    let fail_swap_on = req.fail_swap_on;
+    let swap = probe_swap(root).map_err(|e| refused(e.to_string()))?;
     check_fail_swap_on(&swap, fail_swap_on).map_err(|e| {
-        AgentError::Preflight(format!(
+        refused(format!(
             "{e}. /proc/swaps contained: {:?}",
             swap.devices.iter().map(|d| &d.filename).collect::<Vec<_>>()
         ))
     })?;
     let cgroups = probe_cgroups(root);
     if cgroups.version == Some(CgroupVersion::V1) {
-        if cfg.fail_cgroup_v1.unwrap_or(true) {
-            return Err(AgentError::Preflight(format!(
+        if req.fail_cgroup_v1 {
+            return Err(refused(format!(
                 "{CGROUP_V1_REFUSED} (set failCgroupV1: false in the configuration to run anyway; detected by {})",
                 cgroups.detected_by
             )));
@@ -38,8 +76,7 @@ pub fn check(root: &HostRoot, cfg: &KubeletConfiguration) -> Result<SwapPolicy, 
     }
     // The kubelet's isCgroup2UnifiedMode: anything but a cgroup2 /sys/fs/cgroup is v1.
     let version = cgroups.version.unwrap_or(CgroupVersion::V1);
-    let behavior = SwapBehavior::parse(&cfg.memory_swap.swap_behavior)
-        .map_err(|e| AgentError::Preflight(e.to_string()))?;
+    let behavior = SwapBehavior::parse(&req.swap_behavior).map_err(|e| refused(e.to_string()))?;
     let controller = probe_swap_controller(root, version);
     // cmd/kubelet/app/server.go refuses LimitedSwap on cgroup v1 before anything starts.
     let policy = SwapPolicy::new(
@@ -49,8 +86,8 @@ pub fn check(root: &HostRoot, cfg: &KubeletConfiguration) -> Result<SwapPolicy, 
         swap.mem_total_bytes.unwrap_or(0),
         swap.total_bytes,
     )
-    .map_err(|e| AgentError::Preflight(e.to_string()))?;
-    if !fail_swap_on && cfg.memory_swap.swap_behavior.is_empty() {
+    .map_err(|e| refused(e.to_string()))?;
+    if !fail_swap_on && req.swap_behavior.is_empty() {
         // The kubelet's own line for this case (server.go).
         tracing::info!(
             memory_swap_behavior = "",
@@ -104,7 +141,13 @@ pub fn swap_summary(policy: &SwapPolicy) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
+
+    fn check(root: &HostRoot, req: &StartupRequirements) -> Result<SwapPolicy> {
+        check_startup(root, req)
+    }
 
     fn fixture(swaps: &str, mounts: &str) -> (tempfile::TempDir, HostRoot) {
         let dir = tempfile::tempdir().unwrap();
@@ -124,7 +167,7 @@ mod tests {
     #[test]
     fn swap_on_is_fatal_only_with_fail_swap_on() {
         let (_d, root) = fixture(&format!("{HEADER}/swap.img file 1024 0 -2\n"), V2);
-        let err = check(&root, &KubeletConfiguration::default())
+        let err = check(&root, &StartupRequirements::default())
             .unwrap_err()
             .to_string();
         assert!(
@@ -132,8 +175,8 @@ mod tests {
             "{err}"
         );
         assert!(err.contains("/swap.img"), "{err}");
-        let cfg = KubeletConfiguration {
-            fail_swap_on: Some(false),
+        let cfg = StartupRequirements {
+            fail_swap_on: false,
             ..Default::default()
         };
         check(&root, &cfg).unwrap();
@@ -142,24 +185,24 @@ mod tests {
     #[test]
     fn cgroup_v1_is_fatal_only_with_fail_cgroup_v1() {
         let (_d, root) = fixture(HEADER, V1);
-        let err = check(&root, &KubeletConfiguration::default())
+        let err = check(&root, &StartupRequirements::default())
             .unwrap_err()
             .to_string();
         assert!(err.starts_with(CGROUP_V1_REFUSED), "{err}");
-        let cfg = KubeletConfiguration {
-            fail_cgroup_v1: Some(false),
+        let cfg = StartupRequirements {
+            fail_cgroup_v1: false,
             ..Default::default()
         };
         check(&root, &cfg).unwrap();
         let (_d2, v2) = fixture(HEADER, V2);
-        check(&v2, &KubeletConfiguration::default()).unwrap();
+        check(&v2, &StartupRequirements::default()).unwrap();
     }
 
     #[test]
     fn swap_policy_follows_the_node() {
-        use node_kernel::SwapSetting;
-        let v1_no_swap = KubeletConfiguration {
-            fail_cgroup_v1: Some(false),
+        use crate::SwapSetting;
+        let v1_no_swap = StartupRequirements {
+            fail_cgroup_v1: false,
             ..Default::default()
         };
         // v1 without swap accounting: no controller, nothing is written.
@@ -179,8 +222,8 @@ mod tests {
         let policy = check(&root, &v1_no_swap).unwrap();
         assert!(policy.facts().swap_controller);
         assert_eq!(policy.facts().memory_capacity_bytes, 1000 * 1024);
-        let pod = node_kernel::PodSwapInput {
-            containers: vec![node_kernel::ContainerResources {
+        let pod = crate::PodSwapInput {
+            containers: vec![crate::ContainerResources {
                 memory_limit: Some(4096),
                 ..Default::default()
             }],
@@ -192,7 +235,7 @@ mod tests {
         );
         // LimitedSwap on cgroup v1 is refused at startup with the kubelet's message.
         let mut limited = v1_no_swap;
-        limited.memory_swap.swap_behavior = "LimitedSwap".to_string();
+        limited.swap_behavior = "LimitedSwap".to_string();
         let err = check(&root, &limited).unwrap_err().to_string();
         assert!(
             err.contains(
@@ -215,8 +258,10 @@ mod tests {
             "max\n",
         )
         .unwrap();
-        let mut cfg = KubeletConfiguration::default();
-        cfg.memory_swap.swap_behavior = "LimitedSwap".to_string();
+        let cfg = StartupRequirements {
+            swap_behavior: "LimitedSwap".to_string(),
+            ..Default::default()
+        };
         let policy = check(&v2, &cfg).unwrap();
         let f = *policy.facts();
         assert_eq!(
