@@ -70,6 +70,9 @@ impl RegistryOptions {
     }
 }
 
+/// How long a burst of directory changes settles before a pass.
+const SOCKET_SETTLE: Duration = Duration::from_millis(50);
+
 /// A plugin registered through the directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegisteredPlugin {
@@ -120,16 +123,26 @@ impl PluginWatcher {
     }
 
     /// Creates the directory (0755, as the kubelet), writes the device manager's
-    /// `DEPRECATION` marker and starts the reconcile loop. Abort the returned task to stop it.
+    /// `DEPRECATION` marker and starts the reconcile loop: a pass as soon as an entry of the
+    /// directory changes (inotify, so registration starts when a socket appears) and every
+    /// `interval` (which finds sockets in subdirectories and retries). Abort the returned task
+    /// to stop it.
     pub fn start(&self) -> Result<JoinHandle<()>> {
         create_dir(&self.inner.options.dir, 0o755)?;
         self.inner.devices.mark_watcher_mode()?;
+        let mut changes = node_runtime::DirWatch::new(&self.inner.options.dir);
         let watcher = self.clone();
         Ok(tokio::spawn(async move {
             let mut tick = tokio::time::interval(watcher.inner.options.interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = changes.changed() => {
+                        // A plugin binds its socket, then chmods it: let the burst settle.
+                        tokio::time::sleep(SOCKET_SETTLE).await;
+                    }
+                }
                 watcher.reconcile();
             }
         }))

@@ -239,6 +239,14 @@ pub async fn run(
     }
 }
 
+/// The kubelet's `syncloop` health threshold: `max(2 x syncFrequency, 5 min)`; a loop whose
+/// last pass is older counts as stuck (see [`sync_loop_health`]).
+pub fn health_threshold(sync_frequency: Duration) -> Duration {
+    sync_frequency
+        .saturating_mul(2)
+        .max(Duration::from_secs(300))
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_millis() -> i64 {
     std::time::SystemTime::now()
@@ -286,6 +294,16 @@ mod tests {
         );
         let err = sync_loop_health(now, started, started, 0, T).unwrap_err();
         assert!(err.contains("the runtime last answered never"), "{err}");
+    }
+
+    #[test]
+    fn threshold_is_twice_the_sync_frequency_and_at_least_five_minutes() {
+        assert_eq!(health_threshold(Duration::from_secs(60)), T);
+        assert_eq!(
+            health_threshold(Duration::from_secs(600)),
+            Duration::from_secs(1200)
+        );
+        assert_eq!(health_threshold(Duration::MAX), Duration::MAX);
     }
 
     #[test]

@@ -190,7 +190,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         config: cfg.clone(),
         host_ip: host_ip.clone(),
         sync_health: Arc::new(node_runtime::sync_loop::SyncHealth::default()),
-        sync_threshold: sync_loop_threshold(&cfg),
+        sync_threshold: node_runtime::sync_loop::health_threshold(cfg.sync_frequency.to_std()),
     };
     let servers = api::start_servers(
         &cfg,
@@ -366,9 +366,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     }
     servers.wait().await;
     let _ = pod_resources.stop().await;
-    for task in watcher {
-        task.abort();
-    }
+    watcher.abort();
     let _ = device_registration.stop().await;
     devices.shutdown();
     let _ = heartbeat_stop_tx.send(true);
@@ -534,32 +532,22 @@ fn addresses_ips(addresses: &[k8s_openapi::api::core::v1::NodeAddress]) -> Vec<I
 /// directory itself (sockets in subdirectories are found by the rescan).
 const PLUGIN_RESCAN: Duration = Duration::from_secs(5);
 
-/// The plugins_registry watcher: registration starts as soon as a socket appears in the
-/// directory (inotify), and a periodic rescan covers subdirectories and retries.
+/// The plugins_registry watcher (node-plugins): registration starts as soon as a socket
+/// appears in the directory, and a periodic rescan covers subdirectories and retries.
 fn start_plugin_watcher(
     layout: &Layout,
     devices: &node_plugins::DeviceManager,
-) -> Result<[tokio::task::JoinHandle<()>; 2], AgentError> {
+) -> Result<tokio::task::JoinHandle<()>, AgentError> {
     let mut options = node_plugins::RegistryOptions::new(&layout.root);
     options.interval = PLUGIN_RESCAN;
-    let watcher = node_plugins::PluginWatcher::new(options, devices.clone());
-    let rescan = watcher.start().map_err(|e| AgentError::Server {
-        what: "plugins_registry watcher",
-        message: node_plugins::error_chain(&e),
-    })?;
-    let mut changes = node_runtime::DirWatch::new(&layout.plugins_registry());
-    let on_change = tokio::spawn(async move {
-        loop {
-            changes.changed().await;
-            // A plugin binds its socket, then chmods it: let the burst settle.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            watcher.reconcile();
-        }
-    });
-    Ok([rescan, on_change])
+    node_plugins::PluginWatcher::new(options, devices.clone())
+        .start()
+        .map_err(|e| AgentError::Server {
+            what: "plugins_registry watcher",
+            message: node_plugins::error_chain(&e),
+        })
 }
 
-/// `max(2 × syncFrequency, 5 min)`: older than this, the sync loop counts as stuck.
 /// The sysctl allowlist for pod admission: the safe sysctls for the running kernel plus
 /// `allowedUnsafeSysctls` (an invalid entry stops startup, as with the kubelet). When the
 /// kernel version cannot be read, only the safe sysctls every kernel has are allowed.
@@ -574,10 +562,6 @@ fn sysctl_policy(cfg: &KubeletConfiguration) -> Result<node_kernel::SysctlPolicy
     }
     node_kernel::SysctlPolicy::new(kernel.as_ref(), &cfg.allowed_unsafe_sysctls)
         .map_err(AgentError::Sysctls)
-}
-
-fn sync_loop_threshold(cfg: &KubeletConfiguration) -> Duration {
-    (cfg.sync_frequency.to_std() * 2).max(Duration::from_secs(300))
 }
 
 /// The API server clients built from `--kubeconfig`.
