@@ -42,6 +42,7 @@ mod kconfig;
 pub mod live;
 mod nft;
 mod preflight;
+mod process;
 mod psi;
 mod requirements;
 mod root;
@@ -69,6 +70,7 @@ pub use preflight::{
     CgroupSection, FeatureRow, KernelConfigSection, KernelSection, PreflightOptions, PsiSection,
     Report, SwapSection, preflight,
 };
+pub use process::ProcessCollector;
 pub use psi::{PRESSURE_FILES, PressureProbe, PsiFacts, assess_psi, probe_pressure};
 pub use requirements::{
     Check, EvalOptions, FeatureResult, NFT_MIN_VERSION, NFTABLES_SKIP_ENV, REQUIREMENTS,

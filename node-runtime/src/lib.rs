@@ -47,6 +47,7 @@ mod dir_watch;
 mod error;
 mod hook;
 mod manifest;
+pub mod metrics;
 pub mod pod_status;
 mod registry;
 pub mod safe_fs;

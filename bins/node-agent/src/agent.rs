@@ -120,13 +120,13 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         },
         "state restored"
     );
-    let metrics = Arc::new(Metrics::default());
+    let pod_metrics = node_runtime::metrics::PodMetrics::default();
     if restored.previous_shutdown != GracefulShutdownState::default() {
         let (start, end) = (
-            u64::try_from(restored.previous_shutdown.start_time.unix_secs()).unwrap_or(0),
-            u64::try_from(restored.previous_shutdown.end_time.unix_secs()).unwrap_or(0),
+            restored.previous_shutdown.start_time.unix_secs(),
+            restored.previous_shutdown.end_time.unix_secs(),
         );
-        metrics.record_shutdown(start, end);
+        pod_metrics.record_shutdown(start, end);
         tracing::info!(start, end, "previous graceful node shutdown recorded");
     }
 
@@ -178,6 +178,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         devices.clone(),
     )));
     let registry = manager.registry();
+    let metrics = Arc::new(Metrics::new(&node_name, &pod_metrics, registry.clone()));
     let addresses = addresses(&node_name, &hostname, &flags)?;
     let host_ip = addresses
         .iter()
@@ -217,7 +218,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     // 7. Pod sync.
     let sync_task = {
         let (metrics, health, stop) = (
-            metrics.clone(),
+            pod_metrics.clone(),
             api_state.sync_health.clone(),
             stop_rx.clone(),
         );
@@ -228,7 +229,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         };
         let events = RuntimeWatch::start(&runtime);
         let on_pass = move |report: &node_runtime::SyncReport, took: Duration| {
-            metrics.record_sync(report, took);
+            metrics.record_pass(report, took);
         };
         tokio::spawn(node_runtime::sync_loop::run(
             manager, events, timing, on_pass, health, stop,

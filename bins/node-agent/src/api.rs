@@ -273,15 +273,10 @@ async fn configz(State(state): State<ApiState>) -> Response {
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {
-    let body = state
-        .metrics
-        .render(&state.node_name, &state.registry.list());
+    let body = state.metrics.render();
     (
         StatusCode::OK,
-        [(
-            http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         body,
     )
         .into_response()
