@@ -40,6 +40,7 @@ pub mod cri;
 mod error;
 mod hook;
 mod manifest;
+pub mod plan;
 mod registry;
 pub mod safe_fs;
 mod source;
