@@ -807,3 +807,763 @@ fn pod_phase(
         PodPhase::Pending
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEC: i64 = 1_000_000_000;
+    /// "Now" in every test: an arbitrary Unix time in nanoseconds.
+    const NOW: i64 = 1_800_000_000 * SEC;
+
+    fn ident() -> PodIdentity {
+        PodIdentity {
+            namespace: "default".into(),
+            name: "web-n1".into(),
+            uid: "u1".into(),
+            node_name: "n1".into(),
+        }
+    }
+
+    fn ctr(name: &str) -> Container {
+        Container {
+            name: name.into(),
+            image: Some("busybox:1.36".into()),
+            ..Container::default()
+        }
+    }
+
+    fn pod_spec(init: &[&str], regular: &[&str], policy: Option<&str>) -> PodSpec {
+        PodSpec {
+            init_containers: (!init.is_empty()).then(|| init.iter().map(|n| ctr(n)).collect()),
+            containers: regular.iter().map(|n| ctr(n)).collect(),
+            restart_policy: policy.map(str::to_owned),
+            ..PodSpec::default()
+        }
+    }
+
+    const POLICY: BackoffPolicy = BackoffPolicy {
+        initial: Duration::from_secs(10),
+        max: Duration::from_secs(300),
+    };
+
+    /// What the runtime holds, built up by a test.
+    #[derive(Default)]
+    struct World {
+        sandboxes: Vec<cri::PodSandbox>,
+        containers: Vec<cri::Container>,
+        statuses: HashMap<String, cri::ContainerStatus>,
+    }
+
+    impl World {
+        fn sandbox_for(mut self, id: &str, ready: bool, created_at: i64, name: &str) -> Self {
+            self.sandboxes.push(cri::PodSandbox {
+                id: id.into(),
+                metadata: Some(cri::PodSandboxMetadata {
+                    name: name.into(),
+                    uid: "u1".into(),
+                    namespace: "default".into(),
+                    attempt: 0,
+                }),
+                state: if ready {
+                    cri::PodSandboxState::SandboxReady as i32
+                } else {
+                    cri::PodSandboxState::SandboxNotready as i32
+                },
+                created_at,
+                labels: HashMap::from([(crate::spec::LABEL_POD_UID.into(), "u1".into())]),
+                ..cri::PodSandbox::default()
+            });
+            self
+        }
+
+        fn sandbox(self, id: &str, ready: bool, created_at: i64) -> Self {
+            self.sandbox_for(id, ready, created_at, "web-n1")
+        }
+
+        /// A container instance; `hash_of` is the spec whose hash it records.
+        #[allow(clippy::too_many_arguments)]
+        fn instance(
+            mut self,
+            id: &str,
+            sandbox: &str,
+            name: &str,
+            attempt: u32,
+            state: cri::ContainerState,
+            exit_code: i32,
+            started_at: i64,
+            finished_at: i64,
+        ) -> Self {
+            let annotations = HashMap::from([
+                (ANNOTATION_RESTART_COUNT.to_owned(), attempt.to_string()),
+                (
+                    ANNOTATION_CONTAINER_HASH.to_owned(),
+                    container_hash(&ctr(name)),
+                ),
+            ]);
+            let labels = HashMap::from([(LABEL_CONTAINER_NAME.to_owned(), name.to_owned())]);
+            self.containers.push(cri::Container {
+                id: id.into(),
+                pod_sandbox_id: sandbox.into(),
+                state: state as i32,
+                labels: labels.clone(),
+                annotations: annotations.clone(),
+                ..cri::Container::default()
+            });
+            self.statuses.insert(
+                id.into(),
+                cri::ContainerStatus {
+                    id: id.into(),
+                    state: state as i32,
+                    started_at,
+                    finished_at,
+                    exit_code,
+                    labels,
+                    annotations,
+                    ..cri::ContainerStatus::default()
+                },
+            );
+            self
+        }
+
+        fn running(self, id: &str, sandbox: &str, name: &str, attempt: u32) -> Self {
+            self.instance(
+                id,
+                sandbox,
+                name,
+                attempt,
+                cri::ContainerState::ContainerRunning,
+                0,
+                NOW - 100 * SEC,
+                0,
+            )
+        }
+
+        /// Exited `ago` seconds before NOW after running for `ran` seconds.
+        #[allow(clippy::too_many_arguments)]
+        fn exited(
+            self,
+            id: &str,
+            sandbox: &str,
+            name: &str,
+            attempt: u32,
+            code: i32,
+            ago: i64,
+            ran: i64,
+        ) -> Self {
+            let finished = NOW - ago * SEC;
+            self.instance(
+                id,
+                sandbox,
+                name,
+                attempt,
+                cri::ContainerState::ContainerExited,
+                code,
+                finished - ran * SEC,
+                finished,
+            )
+        }
+
+        fn plan(self, spec: &PodSpec, backoff: &BackoffState) -> PodActions {
+            let id = ident();
+            let desired = DesiredPod {
+                id: &id,
+                spec,
+                log_dir: Path::new("/logs/default_web-n1_u1"),
+                backoff: POLICY,
+            };
+            plan_pod(
+                &desired,
+                self.sandboxes,
+                self.containers,
+                &self.statuses,
+                backoff,
+                NOW,
+            )
+        }
+    }
+
+    fn backoff(name: &str, restarts: u32) -> BackoffState {
+        HashMap::from([(("u1".to_owned(), name.to_owned()), Backoff { restarts })])
+    }
+
+    fn actions(a: &PodActions) -> Vec<(&str, ContainerAction)> {
+        a.containers
+            .steps
+            .iter()
+            .map(|s| (s.container.name.as_str(), s.action))
+            .collect()
+    }
+
+    fn keep(sandbox: &str) -> SandboxAction {
+        SandboxAction::Keep {
+            sandbox_id: sandbox.into(),
+        }
+    }
+
+    fn infos(a: &PodActions) -> Vec<ContainerInfo> {
+        a.containers.steps.iter().map(|s| s.info.clone()).collect()
+    }
+
+    fn ids(t: &Teardown) -> (Vec<&str>, Vec<&str>) {
+        (
+            t.sandboxes.iter().map(|s| s.id.as_str()).collect(),
+            t.containers.iter().map(|c| c.id.as_str()).collect(),
+        )
+    }
+
+    const START0: ContainerAction = ContainerAction::Start {
+        attempt: 0,
+        reason: StartReason::First,
+    };
+
+    fn restart(attempt: u32) -> ContainerAction {
+        ContainerAction::Start {
+            attempt,
+            reason: StartReason::Restart,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_first_delay_to_the_cap() {
+        let delays: Vec<u64> = (0..8)
+            .map(|r| Backoff { restarts: r }.delay(POLICY).as_secs())
+            .collect();
+        assert_eq!(delays, [0, 10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(Backoff { restarts: u32::MAX }.delay(POLICY).as_secs(), 300);
+    }
+
+    #[test]
+    fn a_new_pod_gets_a_sandbox_then_every_container() {
+        let spec = pod_spec(&[], &["app", "side"], None);
+        let a = World::default().plan(&spec, &BackoffState::new());
+        assert_eq!(
+            a.sandbox.action,
+            SandboxAction::Create {
+                reason: SandboxReason::NoSandbox
+            }
+        );
+        assert!(a.sandbox.kill.is_empty() && a.sandbox.foreign.is_none());
+        assert_eq!(actions(&a), [("app", START0), ("side", START0)]);
+        assert_eq!(a.starts(), [("app", 0), ("side", 0)]);
+        assert!(a.containers.backoff.is_empty());
+        let (phase, _) = pod_status(&infos(&a), "Always");
+        assert_eq!(phase, PodPhase::Pending);
+    }
+
+    #[test]
+    fn adopted_ready_sandbox_with_running_containers_needs_nothing() {
+        // After an agent restart: the runtime still runs what the agent made before.
+        let spec = pod_spec(&["init"], &["app", "side"], None);
+        let a = World::default()
+            .sandbox("s1", true, 1)
+            .exited("i0", "s1", "init", 0, 0, 50, 1)
+            .running("a0", "s1", "app", 0)
+            .running("b3", "s1", "side", 3)
+            .plan(&spec, &BackoffState::new());
+        assert_eq!(a.sandbox.action, keep("s1"));
+        assert!(a.sandbox.kill.is_empty() && a.sandbox.foreign.is_none());
+        assert!(a.containers.kill_unknown.is_empty() && a.containers.remove_stale.is_empty());
+        assert_eq!(
+            actions(&a),
+            [
+                ("init", ContainerAction::Keep),
+                ("app", ContainerAction::Keep),
+                ("side", ContainerAction::Keep)
+            ]
+        );
+        assert!(a.starts().is_empty() && a.next_init().is_none());
+        assert!(a.containers.backoff.is_empty());
+        let side = &a.step("side").map(|s| s.info.clone());
+        assert_eq!(side.as_ref().map(|i| i.restart_count), Some(3));
+        assert_eq!(
+            side.as_ref().and_then(|i| i.log_path.clone()),
+            Some(PathBuf::from("/logs/default_web-n1_u1/side/3.log"))
+        );
+        let (phase, conditions) = pod_status(&infos(&a), "Always");
+        assert_eq!(phase, PodPhase::Running);
+        assert!(conditions.iter().all(|c| c.status), "{conditions:?}");
+    }
+
+    #[test]
+    fn a_sandbox_that_is_not_ready_is_replaced_and_everything_old_goes() {
+        let spec = pod_spec(&[], &["app"], None);
+        let a = World::default()
+            .sandbox("s1", false, 1)
+            .running("a0", "s1", "app", 0)
+            .exited("a1", "", "app", 1, 1, 5, 1)
+            .plan(&spec, &BackoffState::new());
+        assert_eq!(
+            a.sandbox.action,
+            SandboxAction::Create {
+                reason: SandboxReason::NotReady
+            }
+        );
+        assert_eq!(a.sandbox.kill.len(), 1);
+        assert_eq!(ids(&a.sandbox.kill[0]), (vec!["s1"], vec!["a0", "a1"]));
+        assert!(a.sandbox.containers.is_empty());
+        // A new sandbox starts from attempt 0.
+        assert_eq!(actions(&a), [("app", START0)]);
+    }
+
+    #[test]
+    fn the_newest_ready_sandbox_is_kept_and_the_others_go_with_their_containers() {
+        let spec = pod_spec(&[], &["app"], None);
+        let a = World::default()
+            .sandbox("old", true, 1)
+            .sandbox("new", true, 3)
+            .sandbox("dead", false, 2)
+            .running("a-old", "old", "app", 0)
+            .running("a-new", "new", "app", 0)
+            .plan(&spec, &BackoffState::new());
+        assert_eq!(a.sandbox.action, keep("new"));
+        let kills: Vec<_> = a.sandbox.kill.iter().map(ids).collect();
+        assert_eq!(
+            kills,
+            [(vec!["old"], vec!["a-old"]), (vec!["dead"], vec![])]
+        );
+        assert_eq!(actions(&a), [("app", ContainerAction::Keep)]);
+    }
+
+    #[test]
+    fn a_sandbox_made_for_another_pod_under_this_uid_is_removed_not_adopted() {
+        let spec = pod_spec(&[], &["app"], None);
+        let a = World::default()
+            .sandbox_for("theirs", true, 5, "other-n1")
+            .sandbox("mine", true, 1)
+            .running("t0", "theirs", "app", 0)
+            .running("m0", "mine", "app", 0)
+            .plan(&spec, &BackoffState::new());
+        let foreign = a.sandbox.foreign.as_ref().map(ids);
+        assert_eq!(foreign, Some((vec!["theirs"], vec!["t0"])));
+        assert_eq!(a.sandbox.action, keep("mine"));
+        assert!(a.sandbox.kill.is_empty());
+        assert_eq!(actions(&a), [("app", ContainerAction::Keep)]);
+
+        // Only a foreign sandbox: a new one of our own.
+        let a = World::default()
+            .sandbox_for("theirs", true, 5, "other-n1")
+            .running("t0", "theirs", "app", 0)
+            .plan(&spec, &BackoffState::new());
+        assert!(a.sandbox.foreign.is_some());
+        assert_eq!(
+            a.sandbox.action,
+            SandboxAction::Create {
+                reason: SandboxReason::NoSandbox
+            }
+        );
+        assert!(a.sandbox.kill.is_empty());
+    }
+
+    #[test]
+    fn restart_policy_by_exit_code() {
+        // (policy, exit code) -> restarted?, then the pod phase when it is not.
+        let cases = [
+            ("Always", 0, true, None),
+            ("Always", 1, true, None),
+            ("OnFailure", 0, false, Some(PodPhase::Succeeded)),
+            ("OnFailure", 1, true, None),
+            ("OnFailure", 137, true, None),
+            ("Never", 0, false, Some(PodPhase::Succeeded)),
+            ("Never", 1, false, Some(PodPhase::Failed)),
+        ];
+        for (policy, code, restarted, phase) in cases {
+            let spec = pod_spec(&[], &["app"], Some(policy));
+            let a = World::default()
+                .sandbox("s1", true, 1)
+                .exited("a0", "s1", "app", 0, code, 1, 1)
+                .plan(&spec, &BackoffState::new());
+            let what = format!("{policy} exit {code}");
+            if restarted {
+                // The first restart of a crash loop is immediate.
+                assert_eq!(actions(&a), [("app", restart(1))], "{what}");
+                assert_eq!(
+                    a.containers.backoff,
+                    [("app".to_owned(), Backoff { restarts: 1 })],
+                    "{what}"
+                );
+            } else {
+                assert_eq!(actions(&a), [("app", ContainerAction::Keep)], "{what}");
+                assert!(a.containers.backoff.is_empty(), "{what}");
+                let info = &a.containers.steps[0].info;
+                let reason = if code == 0 { "Completed" } else { "Error" };
+                assert!(
+                    matches!(&info.state, ContainerState::Terminated { exit_code, reason: r, .. } if *exit_code == code && r == reason),
+                    "{what}: {info:?}"
+                );
+                assert_eq!(
+                    pod_status(&infos(&a), policy).0,
+                    phase.unwrap_or(PodPhase::Running),
+                    "{what}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn crash_loop_backoff_waits_with_the_kubelets_message() {
+        let spec = pod_spec(&[], &["app"], None);
+        let a = World::default()
+            .sandbox("s1", true, 1)
+            .exited("a2", "s1", "app", 2, 1, 5, 1)
+            .plan(&spec, &backoff("app", 1));
+        let delay = Duration::from_secs(10);
+        assert_eq!(actions(&a), [("app", ContainerAction::BackOff { delay })]);
+        let info = &a.containers.steps[0].info;
+        assert_eq!(
+            info.state,
+            ContainerState::Waiting {
+                reason: "CrashLoopBackOff".into(),
+                message: "back-off 10s restarting failed container=app pod=web-n1_default(u1)"
+                    .into()
+            }
+        );
+        assert_eq!(info.container_id.as_deref(), Some("a2"));
+        assert_eq!(info.restart_count, 2);
+        assert!(!info.ready);
+        // Waiting does not count as a restart.
+        assert_eq!(
+            a.containers.backoff,
+            [("app".to_owned(), Backoff { restarts: 1 })]
+        );
+        assert_eq!(pod_status(&infos(&a), "Always").0, PodPhase::Pending);
+    }
+
+    #[test]
+    fn crash_loop_backoff_grows_to_the_cap_and_restarts_once_it_passed() {
+        let spec = pod_spec(&[], &["app"], None);
+        for (restarts, secs, message) in [
+            (2, 20, "back-off 20s"),
+            (3, 40, "back-off 40s"),
+            (4, 80, "back-off 1m20s"),
+            (6, 300, "back-off 5m0s"),
+            (40, 300, "back-off 5m0s"),
+        ] {
+            // Exited a second ago: still waiting.
+            let a = World::default()
+                .sandbox("s1", true, 1)
+                .exited("a", "s1", "app", restarts, 1, 1, 1)
+                .plan(&spec, &backoff("app", restarts));
+            let delay = Duration::from_secs(secs);
+            assert_eq!(actions(&a), [("app", ContainerAction::BackOff { delay })]);
+            let ContainerState::Waiting { message: m, .. } = &a.containers.steps[0].info.state
+            else {
+                panic!("not waiting");
+            };
+            assert!(m.starts_with(message), "{m}");
+            // Exited exactly the delay ago: restarted, one more restart in the loop.
+            let a = World::default()
+                .sandbox("s1", true, 1)
+                .exited("a", "s1", "app", restarts, 1, secs as i64, 1)
+                .plan(&spec, &backoff("app", restarts));
+            assert_eq!(actions(&a), [("app", restart(restarts + 1))]);
+            assert_eq!(
+                a.containers.backoff,
+                [(
+                    "app".to_owned(),
+                    Backoff {
+                        restarts: restarts + 1
+                    }
+                )]
+            );
+        }
+    }
+
+    #[test]
+    fn crash_loop_starts_over_after_running_twice_the_cap() {
+        let spec = pod_spec(&[], &["app"], None);
+        // Ran ten minutes (twice the 5 min cap), exited a second ago: immediate restart.
+        let a = World::default()
+            .sandbox("s1", true, 1)
+            .exited("a", "s1", "app", 7, 1, 1, 600)
+            .plan(&spec, &backoff("app", 6));
+        assert_eq!(actions(&a), [("app", restart(8))]);
+        assert_eq!(
+            a.containers.backoff,
+            [("app".to_owned(), Backoff { restarts: 1 })]
+        );
+        // Just under: the loop goes on.
+        let a = World::default()
+            .sandbox("s1", true, 1)
+            .exited("a", "s1", "app", 7, 1, 1, 599)
+            .plan(&spec, &backoff("app", 6));
+        assert!(matches!(
+            actions(&a)[..],
+            [("app", ContainerAction::BackOff { .. })]
+        ));
+    }
+
+    #[test]
+    fn init_containers_run_one_at_a_time_in_order() {
+        let spec = pod_spec(&["one", "two"], &["app"], None);
+        let a = World::default().plan(&spec, &BackoffState::new());
+        assert_eq!(
+            actions(&a),
+            [
+                ("one", START0),
+                ("two", ContainerAction::WaitForInit),
+                ("app", ContainerAction::WaitForInit)
+            ]
+        );
+        assert_eq!(a.next_init(), Some("one"));
+        assert_eq!(
+            a.step("app").map(|s| s.info.state.clone()),
+            Some(ContainerState::Waiting {
+                reason: "PodInitializing".into(),
+                message: String::new()
+            })
+        );
+        let (phase, conditions) = pod_status(&infos(&a), "Always");
+        assert_eq!(phase, PodPhase::Pending);
+        assert_eq!(conditions[1].type_, "Initialized");
+        assert_eq!(
+            conditions[1].reason.as_deref(),
+            Some("ContainersNotInitialized")
+        );
+
+        // The first is running: the rest wait.
+        let a = World::default()
+            .sandbox("s1", true, 1)
+            .running("o", "s1", "one", 0)
+            .plan(&spec, &BackoffState::new());
+        assert_eq!(
+            actions(&a),
+            [
+                ("one", ContainerAction::Keep),
+                ("two", ContainerAction::WaitForInit),
+                ("app", ContainerAction::WaitForInit)
+            ]
+        );
+
+        // The first completed: the second starts.
+        let a = World::default()
+            .sandbox("s1", true, 1)
+            .exited("o", "s1", "one", 0, 0, 1, 1)
+            .plan(&spec, &BackoffState::new());
+        assert_eq!(
+            actions(&a),
+            [
+                ("one", ContainerAction::Keep),
+                ("two", START0),
+                ("app", ContainerAction::WaitForInit)
+            ]
+        );
+        assert_eq!(a.next_init(), Some("two"));
+
+        // Both completed: the regular containers start, the pod is initialized.
+        let a = World::default()
+            .sandbox("s1", true, 1)
+            .exited("o", "s1", "one", 0, 0, 2, 1)
+            .exited("t", "s1", "two", 0, 0, 1, 1)
+            .plan(&spec, &BackoffState::new());
+        assert_eq!(
+            actions(&a),
+            [
+                ("one", ContainerAction::Keep),
+                ("two", ContainerAction::Keep),
+                ("app", START0)
+            ]
+        );
+        assert!(a.next_init().is_none());
+        let (_, conditions) = pod_status(&infos(&a), "Always");
+        assert!(conditions[1].status);
+    }
+
+    #[test]
+    fn a_failed_init_container_by_restart_policy() {
+        for policy in ["Always", "OnFailure", "Never"] {
+            let spec = pod_spec(&["one", "two"], &["app"], Some(policy));
+            let a = World::default()
+                .sandbox("s1", true, 1)
+                .exited("o", "s1", "one", 0, 0, 2, 1)
+                .exited("t", "s1", "two", 0, 3, 1, 1)
+                .plan(&spec, &BackoffState::new());
+            let (phase, _) = pod_status(&infos(&a), policy);
+            if policy == "Never" {
+                // Never restarted: the pod failed, the regular containers never run.
+                assert_eq!(
+                    actions(&a),
+                    [
+                        ("one", ContainerAction::Keep),
+                        ("two", ContainerAction::Keep),
+                        ("app", ContainerAction::WaitForInit)
+                    ],
+                    "{policy}"
+                );
+                assert_eq!(phase, PodPhase::Failed);
+            } else {
+                // Restarted (crash-loop back-off applies), the rest still waits.
+                assert_eq!(
+                    actions(&a),
+                    [
+                        ("one", ContainerAction::Keep),
+                        ("two", restart(1)),
+                        ("app", ContainerAction::WaitForInit)
+                    ],
+                    "{policy}"
+                );
+                assert_eq!(phase, PodPhase::Pending);
+            }
+        }
+        // In back-off: waiting, the rest blocked.
+        let spec = pod_spec(&["one"], &["app"], None);
+        let a = World::default()
+            .sandbox("s1", true, 1)
+            .exited("o", "s1", "one", 1, 3, 1, 1)
+            .plan(&spec, &backoff("one", 1));
+        assert_eq!(
+            actions(&a),
+            [
+                (
+                    "one",
+                    ContainerAction::BackOff {
+                        delay: Duration::from_secs(10)
+                    }
+                ),
+                ("app", ContainerAction::WaitForInit)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_completed_init_container_is_never_rerun_and_regular_ones_restart_by_policy() {
+        // Init containers that exited 0 stay done even with restart policy Always.
+        let spec = pod_spec(&["one"], &["app"], Some("Always"));
+        let a = World::default()
+            .sandbox("s1", true, 1)
+            .exited("o", "s1", "one", 0, 0, 100, 1)
+            .exited("a", "s1", "app", 0, 0, 1, 1)
+            .plan(&spec, &BackoffState::new());
+        assert_eq!(
+            actions(&a),
+            [("one", ContainerAction::Keep), ("app", restart(1))]
+        );
+    }
+
+    #[test]
+    fn unknown_containers_and_older_attempts_are_removed() {
+        let spec = pod_spec(&[], &["app"], None);
+        let a = World::default()
+            .sandbox("s1", true, 1)
+            .exited("a0", "s1", "app", 0, 1, 30, 1)
+            .running("a2", "s1", "app", 2)
+            .exited("a1", "s1", "app", 1, 1, 20, 1)
+            .running("g1", "s1", "gone", 1)
+            .exited("g0", "s1", "gone", 0, 0, 40, 1)
+            .plan(&spec, &BackoffState::new());
+        let unknown: Vec<&str> = a
+            .containers
+            .kill_unknown
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect();
+        assert_eq!(unknown, ["g1", "g0"]);
+        let mut stale = a.containers.remove_stale.clone();
+        stale.sort();
+        assert_eq!(stale, ["a0", "a1"]);
+        assert_eq!(
+            a.containers.latest.keys().collect::<Vec<_>>(),
+            [&"app".to_owned()]
+        );
+        assert_eq!(actions(&a), [("app", ContainerAction::Keep)]);
+        assert_eq!(a.step("app").map(|s| s.info.restart_count), Some(2));
+    }
+
+    #[test]
+    fn only_the_latest_named_instances_are_inspected() {
+        let spec = pod_spec(&[], &["app", "side"], None);
+        let w = World::default()
+            .sandbox("s1", true, 1)
+            .exited("a0", "s1", "app", 0, 1, 30, 1)
+            .running("a1", "s1", "app", 1)
+            .running("g", "s1", "gone", 0)
+            .running("s", "s1", "side", 0);
+        let id = ident();
+        let desired = DesiredPod {
+            id: &id,
+            spec: &spec,
+            log_dir: Path::new("/l"),
+            backoff: POLICY,
+        };
+        let seen: Vec<&str> = to_inspect(&desired, &w.containers)
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect();
+        assert_eq!(seen, ["a1", "s"]);
+    }
+
+    #[test]
+    fn a_changed_spec_restarts_a_running_container_at_once() {
+        let mut spec = pod_spec(&[], &["app"], Some("Never"));
+        spec.containers[0].args = Some(vec!["sleep".into(), "1000".into()]);
+        spec.termination_grace_period_seconds = Some(5);
+        let a = World::default()
+            .sandbox("s1", true, 1)
+            .running("a3", "s1", "app", 3)
+            .plan(&spec, &backoff("app", 4));
+        assert_eq!(
+            actions(&a),
+            [(
+                "app",
+                ContainerAction::Start {
+                    attempt: 4,
+                    reason: StartReason::SpecChanged { grace_seconds: 5 }
+                }
+            )]
+        );
+        // Not a crash: the back-off is untouched.
+        assert!(a.containers.backoff.is_empty());
+        // An exited container with a changed spec follows its restart policy.
+        let a = World::default()
+            .sandbox("s1", true, 1)
+            .exited("a3", "s1", "app", 3, 0, 1, 1)
+            .plan(&spec, &BackoffState::new());
+        assert_eq!(actions(&a), [("app", ContainerAction::Keep)]);
+        // The same spec: nothing to do.
+        let a = World::default()
+            .sandbox("s1", true, 1)
+            .running("a3", "s1", "app", 3)
+            .plan(
+                &pod_spec(&[], &["app"], Some("Never")),
+                &BackoffState::new(),
+            );
+        assert_eq!(actions(&a), [("app", ContainerAction::Keep)]);
+    }
+
+    #[test]
+    fn a_created_but_never_started_instance_is_started() {
+        let spec = pod_spec(&[], &["app"], None);
+        let a = World::default()
+            .sandbox("s1", true, 1)
+            .instance(
+                "a0",
+                "s1",
+                "app",
+                0,
+                cri::ContainerState::ContainerCreated,
+                0,
+                0,
+                0,
+            )
+            .plan(&spec, &BackoffState::new());
+        assert_eq!(actions(&a), [("app", ContainerAction::StartCreated)]);
+        assert_eq!(
+            a.containers.steps[0].info.state,
+            ContainerState::Waiting {
+                reason: "ContainerCreating".into(),
+                message: String::new()
+            }
+        );
+    }
+
+    #[test]
+    fn a_missing_status_falls_back_to_the_list_entry() {
+        let spec = pod_spec(&[], &["app"], None);
+        let mut w = World::default()
+            .sandbox("s1", true, 1)
+            .running("a0", "s1", "app", 0);
+        w.statuses.clear();
+        let a = w.plan(&spec, &BackoffState::new());
+        assert_eq!(actions(&a), [("app", ContainerAction::Keep)]);
+    }
+}
