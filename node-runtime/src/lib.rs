@@ -9,6 +9,9 @@
 //! * [`PodManager`]: the sync loop (sandbox, images, init containers, containers, volumes,
 //!   resources, security context with seccomp resolved by `node-seccomp`, the kubelet's log
 //!   layout, restart policy with crash-loop back-off, graceful stop, adoption after a restart).
+//! * [`plan`]: the pure half of a pod sync (the kubelet's `computePodActions`): from the
+//!   desired pod, the runtime's sandboxes and containers, the back-off state and the time,
+//!   what [`PodManager`] does next; unit-tested without a runtime.
 //! * [`RuntimeWatch`]: containerd's change events, so a sync loop relists when something
 //!   changed rather than every second (other runtimes: every second, as the kubelet).
 //! * [`PodRegistry`]: what the other crates ask: a pod by namespace/name with its containers and
@@ -48,6 +51,7 @@ mod error;
 mod hook;
 mod manifest;
 pub mod metrics;
+pub mod plan;
 pub mod pod_status;
 mod registry;
 pub mod safe_fs;

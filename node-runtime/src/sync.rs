@@ -6,7 +6,6 @@
 //! next pass: the loop never panics and never stops on a bad pod.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Container;
@@ -17,14 +16,17 @@ use crate::cri;
 use crate::error::RuntimeError;
 use crate::hook::{ContainerHook, ContainerRequest};
 use crate::manifest::StaticPod;
+use crate::plan::{
+    self, Backoff, BackoffPolicy, BackoffState, ContainerAction, ContainerStep, DesiredPod,
+    Instance, SandboxAction, StartReason,
+};
 use crate::registry::{
     ContainerInfo, ContainerState, PodCondition, PodInfo, PodPhase, PodRegistry,
 };
 use crate::source::StaticPodSource;
 use crate::spec::{
-    ANNOTATION_CONTAINER_HASH, ANNOTATION_GRACE_PERIOD, ANNOTATION_RESTART_COUNT, ContainerKind,
-    LABEL_CONTAINER_NAME, LABEL_MANAGED_BY, LABEL_POD_UID, NodePaths, PodIdentity, PodVolumes,
-    container_config, container_hash, prepare_volumes, sandbox_config,
+    ANNOTATION_GRACE_PERIOD, ContainerKind, LABEL_CONTAINER_NAME, LABEL_MANAGED_BY, LABEL_POD_UID,
+    NodePaths, PodIdentity, PodVolumes, container_config, prepare_volumes, sandbox_config,
 };
 
 /// How the sync loop behaves.
@@ -70,25 +72,13 @@ impl SyncOptions {
     }
 }
 
-/// Crash-loop back-off of one container, counted from its exit, as the kubelet's: the first
-/// restart is immediate, the next waits `backoff_initial`, and each further one twice as long
-/// up to the cap; a container that ran for twice the cap (10 minutes by default) starts over.
-#[derive(Debug, Clone, Copy)]
-struct Backoff {
-    /// Restarts so far in this crash loop.
-    restarts: u32,
-}
-
-impl Backoff {
-    fn delay(self, options: &SyncOptions) -> Duration {
-        let Some(doublings) = self.restarts.checked_sub(1) else {
-            return Duration::ZERO;
-        };
-        let factor = 1u32.checked_shl(doublings.min(31)).unwrap_or(u32::MAX);
-        options
-            .backoff_initial
-            .saturating_mul(factor)
-            .min(options.backoff_max)
+impl SyncOptions {
+    /// The crash-loop back-off timings of these options.
+    pub fn backoff_policy(&self) -> BackoffPolicy {
+        BackoffPolicy {
+            initial: self.backoff_initial,
+            max: self.backoff_max,
+        }
     }
 }
 
@@ -115,14 +105,6 @@ pub struct SyncReport {
     pub settled: bool,
 }
 
-/// The agent's view of one container instance in the runtime.
-#[derive(Debug, Clone)]
-struct Instance {
-    id: String,
-    attempt: u32,
-    status: cri::ContainerStatus,
-}
-
 /// Runs static pods on a CRI runtime.
 #[derive(Debug)]
 pub struct PodManager {
@@ -132,7 +114,7 @@ pub struct PodManager {
     options: SyncOptions,
     resolver: SeccompResolver,
     registry: PodRegistry,
-    backoff: HashMap<(String, String), Backoff>,
+    backoff: BackoffState,
     /// Cached `ContainerStatus` by container ID, refreshed when `ListContainers` reports a
     /// different state (an idle pass then costs two list calls, not one call per container).
     statuses: HashMap<String, cri::ContainerStatus>,
@@ -563,6 +545,9 @@ impl PodManager {
         Ok(())
     }
 
+    /// Syncs one desired pod: plans with [`crate::plan`], then applies the plan with CRI
+    /// calls (the kubelet's computePodActions, then SyncPod, in
+    /// `pkg/kubelet/kuberuntime/kuberuntime_manager.go`).
     async fn sync_pod(
         &mut self,
         pod: &StaticPod,
@@ -577,10 +562,6 @@ impl PodManager {
             node_name: self.options.node_name.clone(),
         };
         let spec = pod.pod.spec.clone().unwrap_or_default();
-        let policy = spec
-            .restart_policy
-            .clone()
-            .unwrap_or_else(|| "Always".to_owned());
         let sandbox_cfg = sandbox_config(&pod.pod, &id, &self.options.paths, &self.resolver)?;
         // The pod directory and volumes come before the sandbox (the kubelet waits for its
         // volume manager first).
@@ -591,223 +572,83 @@ impl PodManager {
             })
             .await?
         };
+        let log_dir = self
+            .options
+            .paths
+            .pod_log_dir(&id.namespace, &id.name, &id.uid);
+        let desired = DesiredPod {
+            id: &id,
+            spec: &spec,
+            log_dir: &log_dir,
+            backoff: self.options.backoff_policy(),
+        };
 
-        // A sandbox labelled with this UID but made for another pod (a manifest that took an
-        // explicit UID over, an edited name) is not adopted: it goes with its containers.
-        let (sandboxes, foreign): (Vec<cri::PodSandbox>, Vec<cri::PodSandbox>) =
-            sandboxes.into_iter().partition(|s| {
-                s.metadata
-                    .as_ref()
-                    .is_some_and(|m| m.namespace == id.namespace && m.name == id.name)
-            });
-        let containers = if foreign.is_empty() {
-            containers
-        } else {
-            let (theirs, ours): (Vec<cri::Container>, Vec<cri::Container>) = containers
-                .into_iter()
-                .partition(|c| foreign.iter().any(|f| f.id == c.pod_sandbox_id));
-            for f in &foreign {
+        let sandbox_plan = plan::plan_sandbox(&id, sandboxes, containers);
+        if let Some(foreign) = &sandbox_plan.foreign {
+            for f in &foreign.sandboxes {
                 let owner = f
                     .metadata
                     .as_ref()
                     .map_or_else(String::new, |m| format!("{}/{}", m.namespace, m.name));
                 tracing::warn!(pod = %id.full_name(), sandbox = %f.id, owner = %owner, "removing a sandbox with this pod's UID that was made for another pod");
             }
-            self.teardown(&foreign, &theirs).await?;
-            ours
-        };
-
-        // A ready sandbox, or a new one (then every old instance goes with the old sandbox).
-        let mut ready: Vec<&cri::PodSandbox> = sandboxes
-            .iter()
-            .filter(|s| s.state == cri::PodSandboxState::SandboxReady as i32)
-            .collect();
-        ready.sort_by_key(|s| std::cmp::Reverse(s.created_at));
-        let (sandbox_id, containers) = if let Some(s) = ready.first() {
-            for extra in sandboxes.iter().filter(|x| x.id != s.id) {
-                let mine: Vec<cri::Container> = containers
-                    .iter()
-                    .filter(|c| c.pod_sandbox_id == extra.id)
-                    .cloned()
-                    .collect();
-                self.teardown(std::slice::from_ref(extra), &mine).await?;
-            }
-            let sid = s.id.clone();
-            let kept = containers
-                .into_iter()
-                .filter(|c| c.pod_sandbox_id == sid)
-                .collect::<Vec<_>>();
-            (sid, kept)
-        } else {
-            if !sandboxes.is_empty() || !containers.is_empty() {
-                self.teardown(&sandboxes, &containers).await?;
-            }
-            for c in spec
-                .init_containers
-                .iter()
-                .flatten()
-                .chain(spec.containers.iter())
-            {
-                self.ensure_image(c).await.map_err(|e| with_pod(e, &id))?;
-            }
-            let (paths, log_id) = (self.options.paths.clone(), id.clone());
-            crate::blocking::run("creating pod log directory", move || {
-                paths.create_pod_log_dir(&log_id.namespace, &log_id.name, &log_id.uid)
-            })
-            .await?;
-            let sid = self.client.run_pod_sandbox(sandbox_cfg.clone()).await?;
-            tracing::info!(pod = %id.full_name(), sandbox = %sid, "started pod sandbox");
-            report.sandboxes_created.push(id.full_name());
-            (sid, Vec::new())
-        };
-
-        // Latest instance of each container name, with its status.
-        let mut latest: HashMap<String, Instance> = HashMap::new();
-        let mut stale: Vec<String> = Vec::new();
-        for c in &containers {
-            let name = c
-                .labels
-                .get(LABEL_CONTAINER_NAME)
-                .cloned()
-                .unwrap_or_default();
-            let attempt = c
-                .annotations
-                .get(ANNOTATION_RESTART_COUNT)
-                .and_then(|a| a.parse().ok())
-                .unwrap_or(0);
-            match latest.get(&name) {
-                Some(prev) if prev.attempt >= attempt => stale.push(c.id.clone()),
-                _ => {
-                    if let Some(prev) = latest.remove(&name) {
-                        stale.push(prev.id);
-                    }
-                    let status = self.status_of(c).await?;
-                    latest.insert(
-                        name,
-                        Instance {
-                            id: c.id.clone(),
-                            attempt,
-                            status,
-                        },
-                    );
-                }
-            }
+            self.teardown(&foreign.sandboxes, &foreign.containers)
+                .await?;
         }
-        // Containers the spec does not name (a manifest that kept its UID but dropped a
-        // container, or one planted with the pod's labels) are stopped and removed, as the
-        // kubelet's computePodActions kills containers that are not in the pod spec.
-        let wanted: std::collections::HashSet<&str> = spec
-            .init_containers
-            .iter()
-            .flatten()
-            .chain(spec.containers.iter())
-            .map(|c| c.name.as_str())
-            .collect();
-        let unknown: Vec<cri::Container> = containers
-            .iter()
-            .filter(|c| {
-                !wanted.contains(
-                    c.labels
-                        .get(LABEL_CONTAINER_NAME)
-                        .map_or("", String::as_str),
-                )
-            })
-            .cloned()
-            .collect();
-        if !unknown.is_empty() {
-            for c in &unknown {
+        for old in &sandbox_plan.kill {
+            self.teardown(&old.sandboxes, &old.containers).await?;
+        }
+        let sandbox_id = match &sandbox_plan.action {
+            SandboxAction::Keep { sandbox_id } => sandbox_id.clone(),
+            SandboxAction::Create { reason } => {
+                for (_, c) in desired.containers() {
+                    self.ensure_image(c).await.map_err(|e| with_pod(e, &id))?;
+                }
+                let (paths, log_id) = (self.options.paths.clone(), id.clone());
+                crate::blocking::run("creating pod log directory", move || {
+                    paths.create_pod_log_dir(&log_id.namespace, &log_id.name, &log_id.uid)
+                })
+                .await?;
+                let sid = self.client.run_pod_sandbox(sandbox_cfg.clone()).await?;
+                tracing::info!(pod = %id.full_name(), sandbox = %sid, reason = ?reason, "started pod sandbox");
+                report.sandboxes_created.push(id.full_name());
+                sid
+            }
+        };
+
+        let mut statuses = HashMap::new();
+        for c in plan::to_inspect(&desired, &sandbox_plan.containers) {
+            let status = self.status_of(c).await?;
+            statuses.insert(c.id.clone(), status);
+        }
+        let plan = plan::plan_containers(
+            &desired,
+            &sandbox_plan.containers,
+            &statuses,
+            &self.backoff,
+            now_nanos(),
+        );
+        if !plan.kill_unknown.is_empty() {
+            for c in &plan.kill_unknown {
                 tracing::info!(pod = %id.full_name(), container = %c.labels.get(LABEL_CONTAINER_NAME).map_or("", String::as_str), "stopping a container that is not in the pod spec");
             }
-            self.teardown(&[], &unknown).await?;
-            latest.retain(|name, _| wanted.contains(name.as_str()));
-            stale.retain(|id| !unknown.iter().any(|c| &c.id == id));
+            self.teardown(&[], &plan.kill_unknown).await?;
         }
-        for old in stale {
-            // Keep only the latest instance of each container, as the kubelet's GC does.
-            let _ = self.client.remove_container(&old).await;
+        for old in &plan.remove_stale {
+            let _ = self.client.remove_container(old).await;
         }
 
-        let mut infos = Vec::new();
-        let mut phase_failed = false;
-        let mut blocked_by_init = false;
-        for (kind, list) in [
-            (
-                ContainerKind::Init,
-                spec.init_containers.clone().unwrap_or_default(),
-            ),
-            (ContainerKind::Regular, spec.containers.clone()),
-        ] {
-            for container in &list {
-                if blocked_by_init {
-                    infos.push(waiting_info(container, kind, "PodInitializing", ""));
-                    continue;
-                }
-                let instance = latest.get(&container.name);
-                let info = self
-                    .sync_container(
-                        pod,
-                        &id,
-                        &sandbox_id,
-                        &sandbox_cfg,
-                        &volumes,
-                        container,
-                        kind,
-                        instance,
-                        &policy,
-                        report,
-                    )
-                    .await
-                    .unwrap_or_else(|e| {
-                        report.errors.push(e.with_cause());
-                        let state = ContainerState::Waiting {
-                            reason: e.waiting_reason().to_owned(),
-                            message: e.waiting_message(),
-                        };
-                        match instance {
-                            // A restart that failed: the last instance's ID and count remain.
-                            Some(inst) => ContainerInfo {
-                                state,
-                                ready: false,
-                                ..info_from(
-                                    container,
-                                    kind,
-                                    inst,
-                                    self.log_path(&id, container, inst.attempt),
-                                )
-                            },
-                            None => waiting_info(
-                                container,
-                                kind,
-                                e.waiting_reason(),
-                                &e.waiting_message(),
-                            ),
-                        }
-                    });
-                if kind == ContainerKind::Init {
-                    match &info.state {
-                        ContainerState::Terminated { exit_code: 0, .. } => {}
-                        ContainerState::Terminated { .. } if policy == "Never" => {
-                            phase_failed = true;
-                            blocked_by_init = true;
-                        }
-                        _ => blocked_by_init = true,
-                    }
-                }
-                infos.push(info);
-            }
-        }
-        let phase = pod_phase(&infos, &policy, phase_failed, blocked_by_init);
-        let initialized = !blocked_by_init;
-        let ready = phase == PodPhase::Running
-            && infos
-                .iter()
-                .filter(|c| c.kind == ContainerKind::Regular)
-                .all(|c| c.ready);
-        let cond = |t: &str, s: bool, r: &str| PodCondition {
-            type_: t.to_owned(),
-            status: s,
-            reason: (!s).then(|| r.to_owned()),
+        let target = Target {
+            pod,
+            desired: &desired,
+            sandbox_id: &sandbox_id,
+            sandbox_cfg: &sandbox_cfg,
+            volumes: &volumes,
         };
+        let infos = self
+            .apply_steps(&target, plan.latest, plan.steps, plan.backoff, report)
+            .await;
+        let (phase, conditions) = plan::pod_status(&infos, desired.restart_policy());
         Ok(PodInfo {
             namespace: id.namespace.clone(),
             name: id.name.clone(),
@@ -817,12 +658,7 @@ impl PodManager {
             phase,
             reason: None,
             message: None,
-            conditions: vec![
-                cond("PodScheduled", true, ""),
-                cond("Initialized", initialized, "ContainersNotInitialized"),
-                cond("ContainersReady", ready, "ContainersNotReady"),
-                cond("Ready", ready, "ContainersNotReady"),
-            ],
+            conditions,
             containers: infos,
         })
     }
@@ -841,109 +677,124 @@ impl PodManager {
         Ok(status)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn sync_container(
+    /// Runs the container steps in order and returns each container's status. An init
+    /// container that completed before its status was read (a fast one) lets the next one
+    /// start in the same pass: the remaining steps are planned again with it done.
+    async fn apply_steps(
         &mut self,
-        pod: &StaticPod,
-        id: &PodIdentity,
-        sandbox_id: &str,
-        sandbox_cfg: &cri::PodSandboxConfig,
-        volumes: &PodVolumes,
-        container: &Container,
-        kind: ContainerKind,
-        instance: Option<&Instance>,
-        policy: &str,
+        target: &Target<'_>,
+        mut latest: HashMap<String, Instance>,
+        steps: Vec<ContainerStep>,
+        backoff: Vec<(String, Backoff)>,
         report: &mut SyncReport,
-    ) -> Result<ContainerInfo, RuntimeError> {
-        let key = (id.uid.clone(), container.name.clone());
-        let next_attempt = match instance {
-            None => 0,
-            Some(inst) => {
-                let s = &inst.status;
-                let recorded = s.annotations.get(ANNOTATION_CONTAINER_HASH);
-                let changed = recorded.is_some_and(|h| *h != container_hash(container));
-                if changed && s.state != cri::ContainerState::ContainerExited as i32 {
-                    // The kubelet restarts a container whose spec changed (computePodActions),
-                    // at once and without counting it as a crash.
-                    tracing::info!(pod = %id.full_name(), container = %container.name, "container spec changed; restarting it");
-                    let grace = pod.pod.spec.as_ref().map_or(30, crate::spec::grace_period);
-                    self.client.stop_container(&inst.id, grace).await?;
-                    inst.attempt + 1
-                } else {
-                    if s.state != cri::ContainerState::ContainerExited as i32 {
-                        if s.state == cri::ContainerState::ContainerCreated as i32 {
-                            self.client.start_container(&inst.id).await?;
-                        }
-                        return Ok(info_from(
-                            container,
-                            kind,
-                            inst,
-                            self.log_path(id, container, inst.attempt),
-                        ));
-                    }
-                    let restart = match (kind, policy) {
-                        (ContainerKind::Init, _) => s.exit_code != 0 && policy != "Never",
-                        (_, "Always") => true,
-                        (_, "OnFailure") => s.exit_code != 0,
-                        _ => false,
-                    };
-                    if !restart {
-                        return Ok(info_from(
-                            container,
-                            kind,
-                            inst,
-                            self.log_path(id, container, inst.attempt),
-                        ));
-                    }
-                    let ran = Duration::from_nanos(
-                        u64::try_from(s.finished_at - s.started_at).unwrap_or(0),
-                    );
-                    let backoff = self
-                        .backoff
-                        .entry(key.clone())
-                        .or_insert(Backoff { restarts: 0 });
-                    if ran >= self.options.backoff_max.saturating_mul(2) {
-                        backoff.restarts = 0;
-                    }
-                    let delay = backoff.delay(&self.options);
-                    let since_exit = Duration::from_nanos(
-                        u64::try_from(now_nanos() - s.finished_at).unwrap_or(0),
-                    );
-                    if since_exit < delay {
-                        let mut info = info_from(
-                            container,
-                            kind,
-                            inst,
-                            self.log_path(id, container, inst.attempt),
-                        );
-                        info.state = ContainerState::Waiting {
-                            reason: "CrashLoopBackOff".to_owned(),
-                            message: format!(
-                                "back-off {} restarting failed container={} pod={}_{}({})",
-                                node_config::Duration::from_nanos(delay.as_nanos() as i64),
-                                container.name,
-                                id.name,
-                                id.namespace,
-                                id.uid
-                            ),
-                        };
-                        return Ok(info);
-                    }
-                    backoff.restarts = backoff.restarts.saturating_add(1);
-                    inst.attempt + 1
+    ) -> Vec<ContainerInfo> {
+        let uid = &target.desired.id.uid;
+        for (name, b) in backoff {
+            self.backoff.insert((uid.clone(), name), b);
+        }
+        let mut infos = Vec::with_capacity(steps.len());
+        let mut pending = steps.into_iter();
+        while let Some(step) = pending.next() {
+            let (info, started) = self.apply_step(target, &step, report).await;
+            let init_done = step.kind == ContainerKind::Init
+                && matches!(info.state, ContainerState::Terminated { exit_code: 0, .. });
+            infos.push(info);
+            if let (true, Some(new)) = (init_done, started) {
+                latest.insert(step.container.name.clone(), new);
+                let (steps, backoff) =
+                    plan::plan_steps(target.desired, &latest, &self.backoff, now_nanos());
+                for (name, b) in backoff {
+                    self.backoff.insert((uid.clone(), name), b);
                 }
+                let done = infos.len();
+                pending = steps.into_iter().skip(done).collect::<Vec<_>>().into_iter();
             }
+        }
+        infos
+    }
+
+    /// Applies one step: its container's status, and the new instance if one was started.
+    async fn apply_step(
+        &mut self,
+        target: &Target<'_>,
+        step: &ContainerStep,
+        report: &mut SyncReport,
+    ) -> (ContainerInfo, Option<Instance>) {
+        let result = match step.action {
+            ContainerAction::Keep
+            | ContainerAction::WaitForInit
+            | ContainerAction::BackOff { .. } => {
+                return (step.info.clone(), None);
+            }
+            ContainerAction::StartCreated => match &step.instance {
+                Some(inst) => self
+                    .client
+                    .start_container(&inst.id)
+                    .await
+                    .map(|()| (step.info.clone(), None)),
+                None => return (step.info.clone(), None),
+            },
+            ContainerAction::Start { attempt, reason } => self
+                .start_step(target, step, attempt, reason, report)
+                .await
+                .map(|(info, inst)| (info, Some(inst))),
         };
+        result.unwrap_or_else(|e| {
+            report.errors.push(e.with_cause());
+            let state = ContainerState::Waiting {
+                reason: e.waiting_reason().to_owned(),
+                message: e.waiting_message(),
+            };
+            let info = match &step.instance {
+                // A restart that failed: the last instance's ID and count remain.
+                Some(inst) => ContainerInfo {
+                    state,
+                    ready: false,
+                    ..plan::info_from(
+                        &step.container,
+                        step.kind,
+                        inst,
+                        plan::log_path(target.desired.log_dir, &step.container.name, inst.attempt),
+                    )
+                },
+                None => plan::waiting_info(
+                    &step.container,
+                    step.kind,
+                    e.waiting_reason(),
+                    &e.waiting_message(),
+                ),
+            };
+            (info, None)
+        })
+    }
+
+    /// Creates and starts attempt `attempt` of a container (stopping the running instance
+    /// first when its spec changed); the previous instance is removed once the new one exists.
+    async fn start_step(
+        &mut self,
+        target: &Target<'_>,
+        step: &ContainerStep,
+        attempt: u32,
+        reason: StartReason,
+        report: &mut SyncReport,
+    ) -> Result<(ContainerInfo, Instance), RuntimeError> {
+        let id = target.desired.id;
+        let container = &step.container;
+        let kind = step.kind;
+        if let (StartReason::SpecChanged { grace_seconds }, Some(inst)) = (reason, &step.instance) {
+            tracing::info!(pod = %id.full_name(), container = %container.name, "container spec changed; restarting it");
+            self.client.stop_container(&inst.id, grace_seconds).await?;
+        }
         self.ensure_image(container)
             .await
             .map_err(|e| with_pod(e, id))?;
         // subPath mounts, directories and Localhost seccomp profiles: filesystem work.
         let mut config = {
             let (pod, id, container, volumes) = (
-                pod.pod.clone(),
+                target.pod.pod.clone(),
                 id.clone(),
                 container.clone(),
-                volumes.clone(),
+                target.volumes.clone(),
             );
             let (resolver, node_name, swap) = (
                 self.resolver.clone(),
@@ -956,7 +807,7 @@ impl PodManager {
                     &id,
                     &container,
                     kind,
-                    next_attempt,
+                    attempt,
                     &volumes,
                     &resolver,
                     &node_name,
@@ -988,28 +839,29 @@ impl PodManager {
         }
         let cid = self
             .client
-            .create_container(sandbox_id, config, sandbox_cfg.clone())
+            .create_container(target.sandbox_id, config, target.sandbox_cfg.clone())
             .await?;
-        if let Some(old) = instance {
+        if let Some(old) = &step.instance {
             let _ = self.client.remove_container(&old.id).await;
         }
         self.client.start_container(&cid).await?;
-        tracing::info!(pod = %id.full_name(), container = %container.name, attempt = next_attempt, "started container");
+        tracing::info!(pod = %id.full_name(), container = %container.name, attempt = attempt, "started container");
         report
             .containers_started
             .push(format!("{}/{}", id.full_name(), container.name));
         let status = self.client.container_status(&cid).await?;
         let inst = Instance {
             id: cid,
-            attempt: next_attempt,
+            attempt,
             status,
         };
-        Ok(info_from(
+        let info = plan::info_from(
             container,
             kind,
             &inst,
-            self.log_path(id, container, next_attempt),
-        ))
+            plan::log_path(target.desired.log_dir, &container.name, attempt),
+        );
+        Ok((info, inst))
     }
 
     /// Unmounts the subPath mounts of a pod that is gone and removes `<root>/pods/<uid>`. The
@@ -1037,14 +889,15 @@ impl PodManager {
             tracing::error!(error = %e, "container hook");
         }
     }
+}
 
-    fn log_path(&self, id: &PodIdentity, c: &Container, attempt: u32) -> PathBuf {
-        self.options
-            .paths
-            .pod_log_dir(&id.namespace, &id.name, &id.uid)
-            .join(&c.name)
-            .join(format!("{attempt}.log"))
-    }
+/// Where a pod's containers go: the parts of a pod sync every container step needs.
+struct Target<'a> {
+    pod: &'a StaticPod,
+    desired: &'a DesiredPod<'a>,
+    sandbox_id: &'a str,
+    sandbox_cfg: &'a cri::PodSandboxConfig,
+    volumes: &'a PodVolumes,
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -1075,70 +928,6 @@ pub fn default_pull_policy(image: &str) -> &'static str {
     }
 }
 
-fn info_from(
-    container: &Container,
-    kind: ContainerKind,
-    inst: &Instance,
-    log_path: PathBuf,
-) -> ContainerInfo {
-    let s = &inst.status;
-    let state = if s.state == cri::ContainerState::ContainerRunning as i32 {
-        ContainerState::Running {
-            started_at: s.started_at,
-        }
-    } else if s.state == cri::ContainerState::ContainerExited as i32 {
-        let reason = if !s.reason.is_empty() {
-            s.reason.clone()
-        } else if s.exit_code == 0 {
-            "Completed".to_owned()
-        } else {
-            "Error".to_owned()
-        };
-        ContainerState::Terminated {
-            exit_code: s.exit_code,
-            reason,
-            started_at: s.started_at,
-            finished_at: s.finished_at,
-        }
-    } else {
-        ContainerState::Waiting {
-            reason: "ContainerCreating".to_owned(),
-            message: String::new(),
-        }
-    };
-    ContainerInfo {
-        name: container.name.clone(),
-        kind,
-        container_id: Some(inst.id.clone()),
-        image: container.image.clone().unwrap_or_default(),
-        ready: matches!(state, ContainerState::Running { .. }),
-        state,
-        restart_count: inst.attempt,
-        log_path: Some(log_path),
-    }
-}
-
-fn waiting_info(
-    container: &Container,
-    kind: ContainerKind,
-    reason: &str,
-    message: &str,
-) -> ContainerInfo {
-    ContainerInfo {
-        name: container.name.clone(),
-        kind,
-        container_id: None,
-        image: container.image.clone().unwrap_or_default(),
-        state: ContainerState::Waiting {
-            reason: reason.to_owned(),
-            message: message.to_owned(),
-        },
-        restart_count: 0,
-        ready: false,
-        log_path: None,
-    }
-}
-
 /// A pod refused at admission, as the kubelet's `rejectPod` leaves it: phase Failed with the
 /// reason and message, no containers started.
 fn rejected_info(pod: &StaticPod, r: &crate::admission::Rejection) -> PodInfo {
@@ -1157,11 +946,11 @@ fn pending_info(pod: &StaticPod, reason: &str, message: &str) -> PodInfo {
         .init_containers
         .iter()
         .flatten()
-        .map(|c| waiting_info(c, ContainerKind::Init, reason, message))
+        .map(|c| plan::waiting_info(c, ContainerKind::Init, reason, message))
         .chain(
             spec.containers
                 .iter()
-                .map(|c| waiting_info(c, ContainerKind::Regular, reason, message)),
+                .map(|c| plan::waiting_info(c, ContainerKind::Regular, reason, message)),
         )
         .collect();
     PodInfo {
@@ -1182,48 +971,6 @@ fn pending_info(pod: &StaticPod, reason: &str, message: &str) -> PodInfo {
     }
 }
 
-fn pod_phase(
-    infos: &[ContainerInfo],
-    policy: &str,
-    init_failed: bool,
-    blocked_by_init: bool,
-) -> PodPhase {
-    if init_failed {
-        return PodPhase::Failed;
-    }
-    if blocked_by_init {
-        return PodPhase::Pending;
-    }
-    let regular: Vec<&ContainerInfo> = infos
-        .iter()
-        .filter(|c| c.kind == ContainerKind::Regular)
-        .collect();
-    let running = regular
-        .iter()
-        .any(|c| matches!(c.state, ContainerState::Running { .. }));
-    let terminated: Vec<i32> = regular
-        .iter()
-        .filter_map(|c| match c.state {
-            ContainerState::Terminated { exit_code, .. } => Some(exit_code),
-            _ => None,
-        })
-        .collect();
-    let all_terminated = terminated.len() == regular.len();
-    if all_terminated && policy != "Always" {
-        if terminated.iter().all(|c| *c == 0) {
-            return PodPhase::Succeeded;
-        }
-        if policy == "Never" {
-            return PodPhase::Failed;
-        }
-    }
-    if running || (all_terminated && !regular.is_empty()) {
-        PodPhase::Running
-    } else {
-        PodPhase::Pending
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1238,10 +985,19 @@ mod tests {
             },
         );
         let delays: Vec<u64> = (0..8)
-            .map(|r| Backoff { restarts: r }.delay(&opts).as_secs())
+            .map(|r| {
+                Backoff { restarts: r }
+                    .delay(opts.backoff_policy())
+                    .as_secs()
+            })
             .collect();
         assert_eq!(delays, [0, 10, 20, 40, 80, 160, 300, 300]);
-        assert_eq!(Backoff { restarts: 100 }.delay(&opts).as_secs(), 300);
+        assert_eq!(
+            Backoff { restarts: 100 }
+                .delay(opts.backoff_policy())
+                .as_secs(),
+            300
+        );
     }
 
     #[test]

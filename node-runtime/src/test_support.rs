@@ -1,6 +1,11 @@
 //! The test harness's convention (feature `test-support`), shared by every crate whose tests
 //! need a real container runtime: `scripts/test.sh` starts a private containerd and exports
-//! `NODE_TEST_CRI_ENDPOINT` and `NODE_TEST_IMAGE`.
+//! `NODE_TEST_CRI_ENDPOINT` and `NODE_TEST_IMAGE`. For tests that need no real runtime,
+//! [`FakeCri`] is an in-memory CRI server the real client talks to over a Unix socket.
+
+mod fake_cri;
+
+pub use fake_cri::{CriCall, FakeContainer, FakeCri, FakeSandbox};
 
 /// The harness's CRI endpoint. Without `NODE_TEST_CRI_ENDPOINT` it prints a `SKIP <test>` line
 /// and returns `None`; with `CI` set, a missing endpoint fails the test instead, so CI can never

@@ -1,0 +1,314 @@
+//! `PodManager` against the in-memory CRI runtime (`test_support::FakeCri`): the apply step's
+//! CRI calls, crash-loop restarts, teardown and adoption, with no container runtime. The same
+//! behaviour on a real containerd is in `tests/containerd.rs`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use node_runtime::test_support::{CriCall, FakeCri};
+use node_runtime::{
+    ClientOptions, ContainerState, CriClient, NodePaths, PodInfo, PodManager, PodPhase,
+    StaticPodSource, SyncOptions,
+};
+
+const NODE: &str = "n1";
+const IMAGE: &str = "busybox:local";
+
+struct Node {
+    dir: tempfile::TempDir,
+    cri: FakeCri,
+}
+
+impl Node {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("manifests")).unwrap();
+        let cri = FakeCri::start(dir.path()).unwrap();
+        Self { dir, cri }
+    }
+
+    fn manifest(&self, file: &str) -> std::path::PathBuf {
+        self.dir.path().join("manifests").join(file)
+    }
+
+    /// A pod with an explicit UID, `init` init containers and `containers`.
+    fn write_pod(&self, file: &str, name: &str, policy: &str, init: &[&str], containers: &[&str]) {
+        let list = |names: &[&str]| -> String {
+            names
+                .iter()
+                .map(|n| {
+                    format!("  - name: {n}\n    image: {IMAGE}\n    command: [\"/bin/true\"]\n")
+                })
+                .collect()
+        };
+        let init = if init.is_empty() {
+            String::new()
+        } else {
+            format!("  initContainers:\n{}", list(init))
+        };
+        let manifest = format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  uid: uid-{name}\nspec:\n  hostNetwork: true\n  restartPolicy: {policy}\n{init}  containers:\n{}",
+            list(containers)
+        );
+        std::fs::write(self.manifest(file), manifest).unwrap();
+    }
+
+    async fn manager(&self) -> PodManager {
+        let client = CriClient::connect(&self.cri.endpoint(), &ClientOptions::default())
+            .await
+            .unwrap();
+        let paths = NodePaths {
+            root_dir: self.dir.path().join("root"),
+            pod_logs_dir: self.dir.path().join("logs"),
+        };
+        let mut options = SyncOptions::new(NODE, paths);
+        // Short crash-loop back-offs (the fake runs on the wall clock), long enough that a
+        // pass right after another never sees one run out on a busy machine.
+        options.backoff_initial = Duration::from_secs(1);
+        options.backoff_max = Duration::from_secs(5);
+        PodManager::new(
+            client,
+            StaticPodSource::new(self.dir.path().join("manifests"), NODE),
+            options,
+        )
+    }
+}
+
+fn methods(calls: &[CriCall]) -> Vec<&str> {
+    calls.iter().map(|c| c.method).collect()
+}
+
+fn pod(m: &PodManager, name: &str) -> PodInfo {
+    m.registry()
+        .get("default", &format!("{name}-{NODE}"))
+        .unwrap_or_else(|| panic!("no pod {name}"))
+}
+
+#[tokio::test]
+async fn a_crashing_container_restarts_with_growing_backoff() {
+    let started = Instant::now();
+    let node = Node::new();
+    node.write_pod("crash.yaml", "crash", "Always", &[], &["app"]);
+    node.cri.exit_on_start("app", Some(1));
+    let mut m = node.manager().await;
+
+    // Pass 1: sandbox, image, first attempt (which exits at once).
+    let report = m.sync_once().await;
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(report.sandboxes_created, ["default/crash-n1"]);
+    assert_eq!(report.containers_started, ["default/crash-n1/app"]);
+    let calls = node.cri.take_calls();
+    assert_eq!(
+        methods(&calls),
+        [
+            "Version",
+            "ListPodSandbox",
+            "ListContainers",
+            "ImageStatus",
+            "PullImage",
+            "RunPodSandbox",
+            "ImageStatus",
+            "CreateContainer",
+            "StartContainer",
+            "ContainerStatus",
+        ]
+    );
+    let app = &pod(&m, "crash").containers[0];
+    assert!(
+        matches!(&app.state, ContainerState::Terminated { exit_code: 1, reason, .. } if reason == "Error"),
+        "{app:?}"
+    );
+    let first = app.container_id.clone().unwrap();
+
+    // Pass 2: the first restart of a crash loop is immediate; the old instance goes.
+    let report = m.sync_once().await;
+    assert_eq!(report.containers_started, ["default/crash-n1/app"]);
+    let calls = node.cri.take_calls();
+    let second = node.cri.containers()[0].id.clone();
+    assert_eq!(
+        calls,
+        [
+            call("ListPodSandbox", ""),
+            call("ListContainers", ""),
+            call("ContainerStatus", &first),
+            call("ImageStatus", IMAGE),
+            call("CreateContainer", "app"),
+            call("RemoveContainer", &first),
+            call("StartContainer", &second),
+            call("ContainerStatus", &second),
+        ]
+    );
+    assert_eq!(pod(&m, "crash").containers[0].restart_count, 1);
+
+    // Pass 3: back-off (the first delay): waiting, nothing created.
+    let report = m.sync_once().await;
+    assert!(report.containers_started.is_empty() && !report.settled);
+    let app = &pod(&m, "crash").containers[0];
+    assert_eq!(
+        app.state,
+        ContainerState::Waiting {
+            reason: "CrashLoopBackOff".into(),
+            message: "back-off 1s restarting failed container=app pod=crash-n1_default(uid-crash)"
+                .into()
+        }
+    );
+    assert_eq!(app.container_id.as_deref(), Some(second.as_str()));
+    assert!(!methods(&node.cri.take_calls()).contains(&"CreateContainer"));
+
+    // Once it ran out: the third attempt, then twice the delay.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let report = m.sync_once().await;
+    assert_eq!(report.containers_started, ["default/crash-n1/app"]);
+    m.sync_once().await;
+    let app = &pod(&m, "crash").containers[0];
+    assert_eq!(app.restart_count, 2);
+    assert!(
+        matches!(&app.state, ContainerState::Waiting { message, .. } if message.starts_with("back-off 2s ")),
+        "{app:?}"
+    );
+    // Only the latest instance is kept.
+    assert_eq!(node.cri.containers().len(), 1);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+fn call(method: &'static str, target: &str) -> CriCall {
+    CriCall {
+        method,
+        target: target.to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn a_removed_manifest_tears_the_pod_down() {
+    let node = Node::new();
+    node.write_pod("web.yaml", "web", "Always", &[], &["app", "side"]);
+    node.write_pod("keep.yaml", "keep", "Always", &[], &["app"]);
+    let mut m = node.manager().await;
+    m.sync_once().await;
+    assert_eq!(pod(&m, "web").phase, PodPhase::Running);
+    assert_eq!(node.cri.sandboxes().len(), 2);
+    let web_sandbox = pod(&m, "web").sandbox_id.unwrap();
+    node.cri.take_calls();
+
+    std::fs::remove_file(node.manifest("web.yaml")).unwrap();
+    let report = m.sync_once().await;
+    assert_eq!(report.pods_removed, ["default/web-n1"]);
+    let calls = node.cri.take_calls();
+    let stops: Vec<&CriCall> = calls
+        .iter()
+        .filter(|c| c.method.starts_with("Stop") || c.method.starts_with("Remove"))
+        .collect();
+    assert_eq!(stops.len(), 6, "{calls:?}");
+    // The containers go first, then the sandbox.
+    let at = |c: &CriCall| calls.iter().position(|x| x == c).unwrap();
+    let sandbox_stop = at(&call("StopPodSandbox", &web_sandbox));
+    assert_eq!(
+        calls[sandbox_stop + 1],
+        call("RemovePodSandbox", &web_sandbox)
+    );
+    assert!(stops.iter().all(|c| at(c) <= sandbox_stop + 1));
+    assert!(m.registry().get("default", "web-n1").is_none());
+    let left = node.cri.sandboxes();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].metadata.name, "keep-n1");
+    assert!(
+        node.cri
+            .containers()
+            .iter()
+            .all(|c| c.sandbox_id == left[0].id)
+    );
+    assert!(!node.dir.path().join("root/pods/uid-web").exists());
+}
+
+#[tokio::test]
+async fn a_restarted_agent_adopts_its_pods() {
+    let node = Node::new();
+    node.write_pod("web.yaml", "web", "Always", &["setup"], &["app"]);
+    node.cri.exit_on_start("setup", Some(0));
+    let before = {
+        let mut m = node.manager().await;
+        // The init container completes as it starts: the app starts in the same pass.
+        let report = m.sync_once().await;
+        assert_eq!(
+            report.containers_started,
+            ["default/web-n1/setup", "default/web-n1/app"]
+        );
+        pod(&m, "web")
+        // The agent stops here; its pods keep running.
+    };
+    assert_eq!(before.phase, PodPhase::Running);
+    node.cri.take_calls();
+
+    let mut m = node.manager().await;
+    let report = m.sync_once().await;
+    assert!(report.settled, "{report:?}");
+    assert!(report.sandboxes_created.is_empty() && report.containers_started.is_empty());
+    let calls = node.cri.take_calls();
+    assert_eq!(
+        methods(&calls),
+        [
+            "Version",
+            "ListPodSandbox",
+            "ListContainers",
+            "ContainerStatus",
+            "ContainerStatus"
+        ]
+    );
+    let after = pod(&m, "web");
+    assert_eq!(after.sandbox_id, before.sandbox_id);
+    assert_eq!(after.containers, before.containers);
+    assert_eq!(after.phase, PodPhase::Running);
+}
+
+#[tokio::test]
+async fn a_sandbox_that_died_is_replaced_with_everything_in_it() {
+    let node = Node::new();
+    node.write_pod("web.yaml", "web", "Always", &[], &["app"]);
+    let mut m = node.manager().await;
+    m.sync_once().await;
+    let old = pod(&m, "web");
+    node.cri
+        .set_sandbox_ready(old.sandbox_id.as_deref().unwrap(), false);
+    node.cri.take_calls();
+
+    let report = m.sync_once().await;
+    assert_eq!(report.sandboxes_created, ["default/web-n1"]);
+    let calls = node.cri.take_calls();
+    let calls = methods(&calls);
+    let run = calls.iter().position(|c| *c == "RunPodSandbox").unwrap();
+    let removed = calls.iter().position(|c| *c == "RemovePodSandbox").unwrap();
+    assert!(removed < run, "{calls:?}");
+    let new = pod(&m, "web");
+    assert_ne!(new.sandbox_id, old.sandbox_id);
+    assert_eq!(new.containers[0].restart_count, 0);
+    assert_eq!(node.cri.sandboxes().len(), 1);
+}
+
+#[tokio::test]
+async fn a_failing_create_is_reported_and_retried() {
+    let node = Node::new();
+    node.write_pod("web.yaml", "web", "Always", &[], &["app"]);
+    node.cri.fail(
+        "CreateContainer",
+        Some((tonic::Code::Internal, "no space left on device")),
+    );
+    let mut m = node.manager().await;
+    let report = m.sync_once().await;
+    assert_eq!(report.errors.len(), 1, "{report:?}");
+    assert!(
+        report.errors[0].contains("no space left on device"),
+        "{report:?}"
+    );
+    let app = &pod(&m, "web").containers[0];
+    assert!(
+        matches!(app.state, ContainerState::Waiting { .. }),
+        "{app:?}"
+    );
+    assert_eq!(app.container_id, None);
+
+    node.cri.fail("CreateContainer", None);
+    let report = m.sync_once().await;
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(report.containers_started, ["default/web-n1/app"]);
+    assert_eq!(pod(&m, "web").phase, PodPhase::Running);
+}
