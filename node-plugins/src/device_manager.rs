@@ -54,10 +54,7 @@ pub const KUBELET_SOCKET_NAME: &str = "kubelet.sock";
 pub const DEPRECATION_FILE: &str = "DEPRECATION";
 /// The only device plugin API version the kubelet accepts.
 pub const DEVICE_PLUGIN_VERSION: &str = "v1beta1";
-/// `Device.health` of a usable device.
-pub const HEALTHY: &str = "Healthy";
-/// `Device.health` of a device that must not be allocated.
-pub const UNHEALTHY: &str = "Unhealthy";
+pub use crate::device::{DeviceInfo, HEALTHY, UNHEALTHY};
 /// How long a resource whose plugin went away keeps its capacity (`endpointStopGracePeriod`).
 pub const ENDPOINT_STOP_GRACE_PERIOD: Duration = Duration::from_secs(5 * 60);
 /// The blocking dial-back to a plugin: the kubelet's `dial` in
@@ -128,17 +125,6 @@ impl Default for DeviceManagerOptions {
     fn default() -> Self {
         Self::new(DEFAULT_DEVICE_PLUGINS_DIR)
     }
-}
-
-/// One device as the plugin last reported it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeviceInfo {
-    /// `Device.ID`.
-    pub id: String,
-    /// `Device.health == "Healthy"` (and the plugin still connected).
-    pub healthy: bool,
-    /// NUMA nodes from `Device.topology`.
-    pub numa_nodes: Vec<i64>,
 }
 
 /// Node capacity and allocatable per extended resource (`GetCapacity`).

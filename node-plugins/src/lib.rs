@@ -40,6 +40,7 @@
 
 mod allocator;
 mod container;
+mod device;
 pub mod device_manager;
 mod error;
 pub mod fake_plugin;

@@ -25,7 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path};
 
-use crate::device_manager::{DeviceInfo, HEALTHY};
+use crate::device::{DeviceInfo, HEALTHY};
 use crate::proto::deviceplugin::{ContainerAllocateResponse, Device};
 
 /// The largest gRPC message accepted from a plugin: grpc-go's default receive limit, which is

@@ -14,8 +14,8 @@ use rustls::server::danger::ClientCertVerifier;
 use rustls_pki_types::{CertificateDer, UnixTime};
 use sha2::{Digest, Sha256};
 
+use crate::contract::PeerCertificates;
 use crate::error::ServerError;
-use crate::serve::PeerCertificates;
 
 /// The group every authenticated (non-anonymous) user gets, as the kubelet's
 /// `AuthenticatedGroupAdder` adds it.

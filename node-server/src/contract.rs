@@ -102,3 +102,9 @@ impl RequestAuth for AlwaysAllow {
         Box::pin(async { Ok(Decision::Allow) })
     }
 }
+
+/// The client certificate chain rustls verified for this connection (leaf first), in every
+/// request's extensions; empty when the client sent none (or client certificates are not
+/// requested).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerCertificates(pub Vec<rustls_pki_types::CertificateDer<'static>>);

@@ -20,7 +20,7 @@ use crate::authn::Authenticator;
 use crate::authz::Authorizer;
 use crate::contract::{Attributes, AuthFuture, Decision, RequestAuth, UserInfo};
 use crate::error::ServerError;
-use crate::guard::{loggable_path, text_response as text};
+use crate::guard::{BodyLimit, CatchPanic, loggable_path, text_response as text};
 
 /// The configured authenticator and authorizer, as one [`RequestAuth`] for [`auth_layer`]
 /// and [`crate::secured`].
@@ -378,6 +378,37 @@ where
             }
         })
     }
+}
+
+/// The kubelet's secured port in front of `routes`: [`CatchPanic`], then the auth filter
+/// ([`auth_layer`]: 401, 403, 500), then [`BodyLimit`] ([`crate::MAX_REQUEST_BODY_BYTES`]), then
+/// `routes`. The filter sees every request before any route matching, so unknown paths and
+/// wrong methods are 401 for an unauthenticated client and 404/405 only for an authorized one.
+/// Give `routes` its fallback (e.g. [`crate::page_not_found`]) before passing it in.
+///
+/// The filter uses the 1.35 defaults ([`FilterOptions::default`]: `KubeletFineGrainedAuthz`
+/// on); [`secured_with`] takes the agent's effective options.
+pub fn secured(
+    routes: axum::Router,
+    auth: Arc<dyn RequestAuth>,
+    node_name: impl Into<String>,
+) -> axum::Router {
+    secured_with(routes, auth, node_name, FilterOptions::default())
+}
+
+/// [`secured`] with the filter's `options` (the `KubeletFineGrainedAuthz` gate, see
+/// [`FilterOptions::from_gates`]).
+pub fn secured_with(
+    routes: axum::Router,
+    auth: Arc<dyn RequestAuth>,
+    node_name: impl Into<String>,
+    options: FilterOptions,
+) -> axum::Router {
+    let filtered = tower::Layer::layer(
+        &auth_layer(auth, node_name.into(), options),
+        BodyLimit::new(routes),
+    );
+    axum::Router::new().fallback_service(CatchPanic::new(filtered))
 }
 
 #[cfg(test)]

@@ -6,10 +6,10 @@
 //! * [`BodyLimit`]: a request declaring a body larger than the cap is refused with 413 before
 //!   any handler runs, and a handler that reads the body never gets more than the cap (an
 //!   extractor answers 413 too).
-//! * [`secured`]: the kubelet's order on the secured port: catch panics, then authenticate
-//!   and authorize **every** request (any method, any path, known or not), then cap the body,
-//!   then route. An unauthenticated request therefore always gets 401, never a 404 or 405
-//!   that would tell it which paths exist.
+//! * [`crate::secured`] (in the filter module): the kubelet's order on the secured port: catch
+//!   panics, then authenticate and authorize **every** request (any method, any path, known or
+//!   not), then cap the body, then route. An unauthenticated request therefore always gets 401,
+//!   never a 404 or 405 that would tell it which paths exist.
 //! * [`guarded`]: the same without authentication, for the plain healthz port.
 
 use std::any::Any;
@@ -17,7 +17,6 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::Router;
@@ -25,9 +24,6 @@ use axum::body::{Body, Bytes};
 use axum::response::{IntoResponse, Response};
 use http::{Method, Request, StatusCode};
 use hyper::body::Frame;
-
-use crate::contract::RequestAuth;
-use crate::filter::{FilterOptions, auth_layer};
 
 /// The most request body bytes a handler can read (1 MiB); a request that declares more is
 /// refused with 413. No kubelet route this server carries reads a body at all.
@@ -64,33 +60,6 @@ pub(crate) fn loggable_path(path: &str) -> String {
         end -= 1;
     }
     format!("{}...", &path[..end])
-}
-
-/// The kubelet's secured port in front of `routes`: [`CatchPanic`], then the auth filter
-/// ([`auth_layer`]: 401, 403, 500), then [`BodyLimit`] ([`MAX_REQUEST_BODY_BYTES`]), then
-/// `routes`. The filter sees every request before any route matching, so unknown paths and
-/// wrong methods are 401 for an unauthenticated client and 404/405 only for an authorized one.
-/// Give `routes` its fallback (e.g. [`page_not_found`]) before passing it in.
-///
-/// The filter uses the 1.35 defaults ([`FilterOptions::default`]: `KubeletFineGrainedAuthz`
-/// on); [`secured_with`] takes the agent's effective options.
-pub fn secured(routes: Router, auth: Arc<dyn RequestAuth>, node_name: impl Into<String>) -> Router {
-    secured_with(routes, auth, node_name, FilterOptions::default())
-}
-
-/// [`secured`] with the filter's `options` (the `KubeletFineGrainedAuthz` gate, see
-/// [`FilterOptions::from_gates`]).
-pub fn secured_with(
-    routes: Router,
-    auth: Arc<dyn RequestAuth>,
-    node_name: impl Into<String>,
-    options: FilterOptions,
-) -> Router {
-    let filtered = tower::Layer::layer(
-        &auth_layer(auth, node_name.into(), options),
-        BodyLimit::new(routes),
-    );
-    Router::new().fallback_service(CatchPanic::new(filtered))
 }
 
 /// A port without authentication (the kubelet's healthz port) in front of `routes`:

@@ -71,12 +71,11 @@ pub use contract::{AlwaysAllow, Attributes, AuthFuture, Decision, RequestAuth, U
 pub use error::ServerError;
 pub use filter::{
     AuthLayer, AuthService, FINE_GRAINED_AUTHZ_GATE, FilterOptions, KubeletAuth, auth_layer, check,
-    request_attributes, subresources_for, verb_for,
+    request_attributes, secured, secured_with, subresources_for, verb_for,
 };
 pub use guard::{
     BodyLimit, CatchPanic, CatchPanicFuture, CatchPanicLayer, INTERNAL_SERVER_ERROR,
-    MAX_REQUEST_BODY_BYTES, PAGE_NOT_FOUND, guarded, page_not_found, secured, secured_with,
-    text_response,
+    MAX_REQUEST_BODY_BYTES, PAGE_NOT_FOUND, guarded, page_not_found, text_response,
 };
 pub use serve::{
     HANDSHAKE_TIMEOUT, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, MAX_HEADER_BYTES, PeerCertificates,

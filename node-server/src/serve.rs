@@ -17,7 +17,6 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -68,11 +67,7 @@ impl Default for ServeOptions {
     }
 }
 
-/// The client certificate chain rustls verified for this connection (leaf first), in every
-/// request's extensions; empty when the client sent none (or client certificates are not
-/// requested).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PeerCertificates(pub Vec<CertificateDer<'static>>);
+pub use crate::contract::PeerCertificates;
 
 /// Serves `app` over TLS on `listener` until `shutdown` resolves, with the default
 /// [`ServeOptions`].
