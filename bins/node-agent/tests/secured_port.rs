@@ -6,6 +6,8 @@
 //! behind the filter), panics answered 500 while the server keeps serving, and bounded
 //! heads, bodies, connections and idle time.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,10 +27,6 @@ use node_server::{
     INTERNAL_SERVER_ERROR, KubeletAuth, RequestAuth, ServeOptions, UserInfo, guarded,
     page_not_found, secured, serve_http_with, serve_https_with, serving_cert, tls_config,
 };
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -38,40 +36,11 @@ use tokio::task::JoinHandle;
 
 const NODE: &str = "node-1";
 
-/// Files curl needs: the serving CA, a client CA and one client certificate (CN alice).
-struct Pki {
-    client_ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
+/// Files curl needs: a client CA and one client certificate (CN alice).
+type Pki = common::ClientCerts;
 
 fn pki(dir: &Path) -> Pki {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::default();
-    ca.distinguished_name
-        .push(DnType::CommonName, "hardening-client-ca");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::default();
-    params.distinguished_name.push(DnType::CommonName, "alice");
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    let out = Pki {
-        client_ca: dir.join("client-ca.crt"),
-        cert: dir.join("alice.crt"),
-        key: dir.join("alice.key"),
-    };
-    std::fs::write(&out.client_ca, ca_cert.pem()).unwrap();
-    std::fs::write(&out.cert, cert.pem()).unwrap();
-    std::fs::write(&out.key, key.serialize_pem()).unwrap();
-    out
+    common::client_certs(dir, "alice", &[])
 }
 
 fn pod_registry() -> PodRegistry {
@@ -151,13 +120,13 @@ impl Server {
         let mut cfg = KubeletConfiguration::default();
         cfg.authentication.anonymous.enabled = Some(false);
         cfg.authentication.webhook.enabled = Some(false);
-        cfg.authentication.x509.client_ca_file = pki.client_ca.display().to_string();
+        cfg.authentication.x509.client_ca_file = pki.ca_file.display().to_string();
         cfg.authorization.mode = "AlwaysAllow".to_owned();
         tweak(&mut cfg, &pki);
         let cert = serving_cert(&cfg, &dir.path().join("pki"), NODE, &[]).unwrap();
         let tls = tls_config(
             &cert,
-            Some(&pki.client_ca),
+            Some(&pki.ca_file),
             &cfg.tls_min_version,
             &cfg.tls_cipher_suites,
         )
@@ -547,8 +516,8 @@ async fn a_panicking_handler_is_500_and_the_server_keeps_serving() {
         .unwrap();
 }
 
-/// A rustls client for bytes curl will not send.
-async fn raw_tls(server: &Server, request: &[u8]) -> String {
+/// A finished TLS handshake with `server` (trusting its serving CA), no request sent.
+async fn tls_connect(server: &Server) -> tokio_rustls::client::TlsStream<TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(&server.serving_ca).unwrap() {
         roots.add(c.unwrap()).unwrap();
@@ -561,10 +530,15 @@ async fn raw_tls(server: &Server, request: &[u8]) -> String {
     .with_root_certificates(roots)
     .with_no_client_auth();
     let tcp = TcpStream::connect(server.addr).await.unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// A rustls client for bytes curl will not send.
+async fn raw_tls(server: &Server, request: &[u8]) -> String {
+    let mut tls = tls_connect(server).await;
     tls.write_all(request).await.unwrap();
     let mut answer = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut answer)).await;
@@ -670,22 +644,7 @@ async fn connections_and_idle_clients_are_bounded() {
     }
     // An idle TLS connection (handshake done, no request) is closed after the header read
     // timeout.
-    let mut roots = rustls::RootCertStore::empty();
-    for c in CertificateDer::pem_file_iter(&server.serving_ca).unwrap() {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
-    let mut idle = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
+    let mut idle = tls_connect(&server).await;
     let start = Instant::now();
     assert!(eof_within(&mut idle, Duration::from_secs(5)).await);
     assert!(
