@@ -234,6 +234,22 @@ mod tests {
         assert_eq!(pod["status"]["conditions"][0]["status"], "True");
     }
 
+    /// A pod with no sandbox or containers yet, from `manifest`.
+    fn pending(namespace: &str, name: &str, manifest: PathBuf) -> PodInfo {
+        PodInfo {
+            namespace: namespace.into(),
+            name: name.into(),
+            uid: "u".into(),
+            manifest,
+            sandbox_id: None,
+            phase: PodPhase::Pending,
+            reason: None,
+            message: None,
+            conditions: vec![],
+            containers: vec![],
+        }
+    }
+
     /// The class comes from node-runtime's quantity-aware rule: `1` CPU and `1000m` are equal.
     #[test]
     fn qos_class_from_the_manifest() {
@@ -245,18 +261,7 @@ mod tests {
                 format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: a\n    image: busybox\n{resources}"),
             )
             .unwrap();
-            let info = PodInfo {
-                namespace: "default".into(),
-                name: "p-node1".into(),
-                uid: "u".into(),
-                manifest,
-                sandbox_id: None,
-                phase: PodPhase::Pending,
-                reason: None,
-                message: None,
-                conditions: vec![],
-                containers: vec![],
-            };
+            let info = pending("default", "p-node1", manifest);
             pod_list(&[info], "node1", None)["items"][0]["status"]["qosClass"].clone()
         };
         assert_eq!(class(""), "BestEffort");
@@ -280,18 +285,11 @@ mod tests {
 
     #[test]
     fn a_pod_whose_manifest_is_gone_still_lists() {
-        let info = PodInfo {
-            namespace: "kube-system".into(),
-            name: "gone-node1".into(),
-            uid: "u".into(),
-            manifest: PathBuf::from("/nonexistent/gone.yaml"),
-            sandbox_id: None,
-            phase: PodPhase::Pending,
-            reason: None,
-            message: None,
-            conditions: vec![],
-            containers: vec![],
-        };
+        let info = pending(
+            "kube-system",
+            "gone-node1",
+            PathBuf::from("/nonexistent/gone.yaml"),
+        );
         let list = pod_list(&[info], "node1", None);
         assert_eq!(list["items"][0]["metadata"]["namespace"], "kube-system");
         assert_eq!(list["items"][0]["status"]["phase"], "Pending");
