@@ -158,15 +158,13 @@ pub async fn run(
 /// Writes the state file (write, fsync, rename) on the blocking pool.
 async fn store(state: &GracefulShutdownState, path: &Path) {
     let (state, owned) = (*state, path.to_path_buf());
-    let result = tokio::task::spawn_blocking(move || state.store(&owned)).await;
-    match result {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            tracing::error!(path = %path.display(), error = %e, "writing graceful node shutdown state");
-        }
-        Err(e) => {
-            tracing::error!(path = %path.display(), error = %e, "writing graceful node shutdown state did not finish");
-        }
+    let written = crate::blocking::run("writing graceful node shutdown state", move || {
+        Ok(state.store(&owned))
+    })
+    .await;
+    // A blocking-pool failure is logged by `blocking::run` itself.
+    if let Ok(Err(e)) = written {
+        tracing::error!(path = %path.display(), error = %e, "writing graceful node shutdown state");
     }
 }
 
