@@ -21,5 +21,5 @@ async fn main() -> anyhow::Result<()> {
         .context("usage: fake_device_plugin --kubelet-socket PATH [--devices N] [--health-file PATH] [--resource NAME]")?;
     run(config)
         .await
-        .map_err(|e| anyhow::anyhow!(node_plugins::error_chain(&e)))
+        .map_err(|e| anyhow::anyhow!(node_util::error_chain(&e)))
 }

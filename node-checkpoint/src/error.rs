@@ -139,18 +139,6 @@ impl CheckpointError {
             source,
         }
     }
-
-    /// This error and its causes on one line (`a: b: c`), for HTTP bodies and logs.
-    pub fn chain(&self) -> String {
-        let mut msg = self.to_string();
-        let mut src = std::error::Error::source(self);
-        while let Some(s) = src {
-            msg.push_str(": ");
-            msg.push_str(&s.to_string());
-            src = s.source();
-        }
-        msg
-    }
 }
 
 /// The name Go's gRPC gives a status code (`codes.Code.String()`), so messages read exactly

@@ -40,15 +40,6 @@ pub fn router(service: Arc<CheckpointService>) -> Router {
         .with_state(service)
 }
 
-fn text(status: StatusCode, body: String) -> Response {
-    (
-        status,
-        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
-    )
-        .into_response()
-}
-
 async fn checkpoint(
     State(service): State<Arc<CheckpointService>>,
     path: Result<Path<(String, String, String)>, PathRejection>,
@@ -56,7 +47,7 @@ async fn checkpoint(
 ) -> Response {
     // A segment that does not even decode to UTF-8 names no pod.
     let Ok(Path((namespace, pod, container))) = path else {
-        return text(StatusCode::NOT_FOUND, "pod does not exist".to_owned());
+        return node_util::text(StatusCode::NOT_FOUND, "pod does not exist").into_response();
     };
     let result = async {
         let target = service.resolve(&namespace, &pod, &container)?;
@@ -87,14 +78,15 @@ pub fn error_response(
 ) -> Response {
     let status = err.http_status();
     if status == StatusCode::NOT_FOUND {
-        return text(status, err.to_string());
+        return node_util::text(status, err.to_string()).into_response();
     }
-    tracing::warn!(%namespace, %pod, %container, error = %err.chain(), "checkpoint failed");
-    text(
+    tracing::warn!(%namespace, %pod, %container, error = %node_util::error_chain(err), "checkpoint failed");
+    node_util::text(
         status,
         format!(
             "checkpointing of {namespace}/{pod}/{container} failed ({})",
-            err.chain()
+            node_util::error_chain(err)
         ),
     )
+    .into_response()
 }

@@ -277,7 +277,7 @@ impl CheckpointService {
             if retention.is_enabled()
                 && let Err(err) = retention.enforce(&dir, &path)
             {
-                tracing::warn!(error = %err.chain(), "checkpoint retention");
+                tracing::warn!(error = %node_util::error_chain(&err), "checkpoint retention");
             }
             Ok(path)
         })
@@ -561,8 +561,7 @@ fn remove_if_present(path: &Path) -> Result<(), CheckpointError> {
 }
 
 fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
+    node_state::store::fsync_dir(dir)
         .map_err(|e| CheckpointError::io("syncing checkpoint directory", dir, e))
 }
 

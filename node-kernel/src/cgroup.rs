@@ -158,7 +158,7 @@ pub fn probe_cgroups(root: &HostRoot) -> CgroupFacts {
     let mounts = match root.read("/proc/mounts") {
         Ok(t) => parse_mounts(&t),
         Err(e) => {
-            problems.push(crate::kconfig::error_chain(&e));
+            problems.push(node_util::error_chain(&e));
             Vec::new()
         }
     };
@@ -186,7 +186,7 @@ pub fn probe_cgroups(root: &HostRoot) -> CgroupFacts {
                 "statfs /sys/fs/cgroup: ENOENT, treated as v1 like runc (live)".to_string(),
             ),
             Some(Err(e)) => {
-                problems.push(crate::kconfig::error_chain(&e));
+                problems.push(node_util::error_chain(&e));
                 let (v, m) = from_mounts.unzip();
                 (v, m, "/proc/mounts (statfs failed)".to_string())
             }
@@ -253,7 +253,7 @@ fn probe_v2_mount(root: &HostRoot, mp: &str, allow_temp_child: bool) -> V2Info {
         Ok(t) => info
             .controllers
             .extend(t.split_whitespace().map(str::to_string)),
-        Err(e) => info.problems.push(crate::kconfig::error_chain(&e)),
+        Err(e) => info.problems.push(node_util::error_chain(&e)),
     }
     let children = child_dirs(root, mp);
     let freeze_child = children
@@ -276,10 +276,8 @@ fn probe_v2_mount(root: &HostRoot, mp: &str, allow_temp_child: bool) -> V2Info {
                 );
             }
             Err(e) => {
-                info.freezer_evidence = format!(
-                    "temporary child cgroup: {}",
-                    crate::kconfig::error_chain(&e)
-                );
+                info.freezer_evidence =
+                    format!("temporary child cgroup: {}", node_util::error_chain(&e));
             }
         }
     } else {
@@ -325,7 +323,7 @@ fn fill_v1(root: &HostRoot, mounts: &[MountEntry], facts: &mut CgroupFacts) {
                 }
             }
         }
-        Err(e) => facts.problems.push(crate::kconfig::error_chain(&e)),
+        Err(e) => facts.problems.push(node_util::error_chain(&e)),
     }
     let has = |c: &str| facts.controllers.iter().any(|x| x == c);
     let freezer = has("freezer");

@@ -4,13 +4,14 @@ use serde::Serialize;
 
 use crate::cgroup::{CgroupFacts, probe_cgroups};
 use crate::cmdline::KernelCmdline;
-use crate::kconfig::{ConfigLookup, ConfigValue, error_chain, find_kernel_config};
+use crate::kconfig::{ConfigLookup, ConfigValue, find_kernel_config};
 use crate::live::{self, LiveAnswer};
 use crate::nft::{NftFacts, probe_nft};
 use crate::psi::{PsiFacts, assess_psi, probe_pressure};
 use crate::root::HostRoot;
 use crate::swap::{SwapFacts, probe_swap};
 use crate::version::{KernelVersion, constants};
+use node_util::error_chain;
 
 /// What to probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -177,7 +177,7 @@ pub fn find_kernel_config(root: &HostRoot, release: &str) -> ConfigLookup {
                     errors,
                 };
             }
-            Err(e) => errors.push(error_chain(&e)),
+            Err(e) => errors.push(node_util::error_chain(&e)),
         }
     }
     ConfigLookup {
@@ -229,18 +229,6 @@ pub fn gunzip_text(path: &Path, gz: &[u8]) -> Result<String> {
         path: path.to_path_buf(),
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
     })
-}
-
-/// `error: cause: cause` on one line.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -59,7 +59,7 @@ pub fn probe_pressure(root: &HostRoot) -> PressureProbe {
         match root.read(&rel) {
             Ok(text) => {
                 if let Err(e) = check_pressure_text(root, &rel, &text) {
-                    return PressureProbe::Failed(crate::kconfig::error_chain(&e));
+                    return PressureProbe::Failed(node_util::error_chain(&e));
                 }
             }
             Err(Error::Read { source, path }) => {
@@ -71,7 +71,7 @@ pub fn probe_pressure(root: &HostRoot) -> PressureProbe {
                     _ => PressureProbe::Failed(format!("reading {}: {source}", path.display())),
                 };
             }
-            Err(e) => return PressureProbe::Failed(crate::kconfig::error_chain(&e)),
+            Err(e) => return PressureProbe::Failed(node_util::error_chain(&e)),
         }
     }
     PressureProbe::Readable

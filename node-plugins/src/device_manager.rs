@@ -19,6 +19,7 @@
 //! * device lists and `Allocate` answers are checked and bounded ([`crate::limits`]) before
 //!   they reach a CRI config or the checkpoint.
 
+use node_util::error_chain;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -1503,22 +1504,6 @@ fn reuse(
     }
     state.unverified.remove(&marker);
     Ok(Some(existing))
-}
-
-/// The error and its causes on one line (what a plugin sees in the gRPC status).
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        // Errors that print their source in their own message (`"...: {0}"`) would repeat it.
-        let text = s.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = s.source();
-    }
-    message
 }
 
 /// The checkpoint content for `state`.

@@ -25,7 +25,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use crate::device_manager::{DEVICE_PLUGIN_VERSION, HEALTHY, UNHEALTHY, error_chain};
+use crate::device_manager::{DEVICE_PLUGIN_VERSION, HEALTHY, UNHEALTHY};
 use crate::error::{PluginError, Result};
 use crate::proto::deviceplugin::device_plugin_server::{DevicePlugin, DevicePluginServer};
 use crate::proto::deviceplugin::registration_client::RegistrationClient;
@@ -41,6 +41,7 @@ use crate::proto::pluginregistration::registration_server::{
 use crate::proto::pluginregistration::{
     InfoRequest, PluginInfo, RegistrationStatus, RegistrationStatusResponse,
 };
+use node_util::error_chain;
 
 /// How often the plugin polls its health file and the kubelet socket.
 const POLL: Duration = Duration::from_millis(100);

@@ -68,8 +68,3 @@ pub use pod_resources::{
 pub use registry::{PluginWatcher, RegisteredPlugin, RegistryOptions};
 pub use resource_name::is_extended_resource_name;
 pub use uds::connect;
-
-/// The error and its causes on one line, outermost first.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    device_manager::error_chain(err)
-}

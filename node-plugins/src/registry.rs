@@ -21,11 +21,12 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::device_manager::{DEVICE_PLUGIN_VERSION, DeviceManager, create_dir, error_chain};
+use crate::device_manager::{DEVICE_PLUGIN_VERSION, DeviceManager, create_dir};
 use crate::error::{PluginError, Result};
 use crate::proto::pluginregistration::registration_client::RegistrationClient;
 use crate::proto::pluginregistration::{InfoRequest, PluginInfo, RegistrationStatus};
 use crate::resource_name::is_extended_resource_name;
+use node_util::error_chain;
 
 /// `PluginInfo.type` of a device plugin.
 pub const DEVICE_PLUGIN_TYPE: &str = "DevicePlugin";

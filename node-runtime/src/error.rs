@@ -88,7 +88,7 @@ pub enum RuntimeError {
         detail: String,
     },
     /// A seccomp profile could not be resolved for a container.
-    #[error("pod {pod} container {container}: CreateContainerError: {source}")]
+    #[error("pod {pod} container {container}: CreateContainerError")]
     Seccomp {
         /// `namespace/name`.
         pod: String,
@@ -155,20 +155,19 @@ impl RuntimeError {
             Self::VolumeSetup { message, .. } | Self::ContainerConfig { message, .. } => {
                 message.clone()
             }
-            other => other.to_string(),
+            other => node_util::error_chain(other),
         }
     }
 
-    /// The message with the OS error of an [`RuntimeError::Io`] (its `Display` names only the
-    /// action and path; the cause stays in `source()`) or the node's detail of a
-    /// [`RuntimeError::ContainerConfig`] appended, for one-line reports and logs.
+    /// The message with its causes (`source()`, as [`node_util::error_chain`] prints them) or
+    /// the node's detail of a [`RuntimeError::ContainerConfig`] appended, for one-line reports
+    /// and logs.
     pub fn with_cause(&self) -> String {
         match self {
-            Self::Io { source, .. } => format!("{self}: {source}"),
             Self::ContainerConfig { detail, .. } if !detail.is_empty() => {
                 format!("{self} ({detail})")
             }
-            other => other.to_string(),
+            other => node_util::error_chain(other),
         }
     }
 

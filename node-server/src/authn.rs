@@ -462,7 +462,7 @@ mod tests {
         cfg.x509.client_ca_file = "/nonexistent/ca.crt".into();
         let err = Authenticator::new(&cfg, None).unwrap_err();
         assert!(
-            crate::error_chain(&err).contains("/nonexistent/ca.crt"),
+            node_util::error_chain(&err).contains("/nonexistent/ca.crt"),
             "{err}"
         );
     }

@@ -2,9 +2,8 @@
 //! self-signed `<cert-dir>/kubelet.crt` + `kubelet.key`, generated when missing or unusable.
 
 use std::fs;
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -171,7 +170,7 @@ pub fn serving_cert(
                 "self-signed serving certificate expired, generating a new one"
             ),
             Err(err) => tracing::warn!(
-                error = %crate::error_chain(&err),
+                error = %node_util::error_chain(&err),
                 "self-signed serving certificate unusable, generating a new one"
             ),
         }
@@ -275,40 +274,26 @@ fn sans(hostname: &str, addresses: &[IpAddr]) -> Result<Vec<SanType>, rcgen::Err
     Ok(out)
 }
 
-/// Writes `data` to `path` through a temporary file in the same directory (fsync, rename,
-/// fsync of the directory), with `mode`.
-pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), ServerError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(|e| ServerError::io("creating", &tmp, e))?;
-        // The umask may have narrowed the mode; set it exactly.
-        f.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(|e| ServerError::io("setting permissions of", &tmp, e))?;
-        f.write_all(data)
-            .map_err(|e| ServerError::io("writing", &tmp, e))?;
-        f.sync_all()
-            .map_err(|e| ServerError::io("syncing", &tmp, e))?;
-        fs::rename(&tmp, path).map_err(|e| ServerError::io("renaming into", path, e))?;
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+/// Writes `data` to `path` with exactly `mode`, durably and atomically
+/// ([`node_state::store::write_atomic`]).
+fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), ServerError> {
+    let fail = |source| ServerError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Err(ServerError::io(
+            "writing",
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file path"),
+        ));
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    node_state::store::write_atomic(dir, name, data, mode).map_err(fail)
 }
 
 #[cfg(test)]

@@ -16,6 +16,15 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// A generated file (the self-signed serving certificate or its key) could not be written.
+    #[error("writing {path}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The durable write's error.
+        #[source]
+        source: node_state::Error,
+    },
     /// A PEM file held no usable certificate or key, or a certificate did not parse.
     #[error("{path}: {reason}")]
     BadPem {

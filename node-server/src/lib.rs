@@ -82,15 +82,3 @@ pub use serve::{
     SHUTDOWN_GRACE, ServeOptions, serve_http, serve_http_with, serve_https, serve_https_with,
 };
 pub use tls::{cipher_suites, protocol_versions, tls_config};
-
-/// `err` and its sources, `: `-separated, for logs.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}

@@ -6,7 +6,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use node_config::KubeletConfiguration;
-use node_server::{ServerError, error_chain, serving_cert, tls_config};
+use node_server::{ServerError, serving_cert, tls_config};
+use node_util::error_chain;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use x509_parser::extensions::GeneralName;

@@ -27,7 +27,7 @@ pub enum Error {
 
     /// A directory of the root dir layout could not be created or written
     /// ([`crate::layout::Layout::create`]), in the kubelet's words.
-    #[error("{what}: {path}: {source}")]
+    #[error("{what}: {path}")]
     Layout {
         /// The kubelet's wording, e.g. `error creating root directory`.
         what: &'static str,

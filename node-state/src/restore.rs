@@ -101,17 +101,7 @@ mod tests {
 
     use super::*;
 
-    /// The error and its causes, as an agent prints them.
-    fn chain(e: &dyn std::error::Error) -> String {
-        let mut out = e.to_string();
-        let mut source = e.source();
-        while let Some(s) = source {
-            out.push_str(": ");
-            out.push_str(&s.to_string());
-            source = s.source();
-        }
-        out
-    }
+    use node_util::error_chain as chain;
 
     #[test]
     fn fresh_root_gets_checkpoints_and_a_restart_reuses_them() {

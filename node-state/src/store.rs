@@ -13,7 +13,7 @@ use std::collections::hash_map::RandomState;
 use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -103,8 +103,10 @@ fn random_suffix() -> u64 {
     h.finish()
 }
 
-/// Writes `data` to `dir/name` atomically: temp file (`mode`), write, fsync, close, rename,
-/// fsync of the directory. Readers see the old or the new content, never a mix.
+/// Writes `data` to `dir/name` atomically: temp file (exactly `mode`, whatever the umask),
+/// write, fsync, close, rename, fsync of the directory. Readers see the old or the new content,
+/// never a mix. The workspace's one durable write: state files, serving certificates and
+/// anything else that must survive a crash whole go through it.
 pub fn write_atomic(dir: &Path, name: &str, data: &[u8], mode: u32) -> Result<()> {
     write_atomic_with(dir, name, data, mode, true)
 }
@@ -112,6 +114,9 @@ pub fn write_atomic(dir: &Path, name: &str, data: &[u8], mode: u32) -> Result<()
 fn write_atomic_with(dir: &Path, name: &str, data: &[u8], mode: u32, dir_sync: bool) -> Result<()> {
     let (tmp_path, mut file) = create_temp(dir, mode)?;
     let result = (|| {
+        // The umask may have narrowed the mode given at creation; set it exactly.
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io(&tmp_path, "setting permissions of temp file", e))?;
         file.write_all(data)
             .map_err(|e| Error::io(&tmp_path, "writing temp file", e))?;
         file.sync_all()
@@ -154,9 +159,12 @@ fn create_temp(dir: &Path, mode: u32) -> Result<(PathBuf, File)> {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, "syncing directory", e))
+    fsync_dir(dir).map_err(|e| Error::io(dir, "syncing directory", e))
+}
+
+/// fsyncs the directory `dir`, so a rename, link or create in it survives a crash.
+pub fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir).and_then(|d| d.sync_all())
 }
 
 /// A directory of checkpoints, one file per key.

@@ -146,7 +146,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     ));
     let device_registration = devices.start().map_err(|e| AgentError::Server {
         what: "device plugin registration server",
-        message: node_plugins::error_chain(&e),
+        message: node_util::error_chain(&e),
     })?;
     // The pod manager is built now (it has no side effects until it runs) so the servers can
     // share its registry; it starts syncing after the servers are up.
@@ -211,7 +211,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     .serve(&node_plugins::pod_resources_socket(&layout.root))
     .map_err(|e| AgentError::Server {
         what: "pod resources server",
-        message: node_plugins::error_chain(&e),
+        message: node_util::error_chain(&e),
     })?;
     let watcher = start_plugin_watcher(&layout, &devices)?;
 
@@ -488,7 +488,7 @@ async fn connect_runtime(cfg: &KubeletConfiguration) -> Result<CriClient, AgentE
         e => AgentError::Runtime {
             api: "runtime",
             endpoint: cfg.container_runtime_endpoint.clone(),
-            message: node_plugins::error_chain(&e),
+            message: node_util::error_chain(&e),
         },
     })
 }
@@ -545,7 +545,7 @@ fn start_plugin_watcher(
         .start()
         .map_err(|e| AgentError::Server {
             what: "plugins_registry watcher",
-            message: node_plugins::error_chain(&e),
+            message: node_util::error_chain(&e),
         })
 }
 
@@ -578,8 +578,8 @@ impl KubeClients {
             message,
         };
         // Capped, regular files only, and odd input refused before kube's parser sees it.
-        let kc = node_heartbeat::read_kubeconfig(path)
-            .map_err(|e| fail(node_plugins::error_chain(&e)))?;
+        let kc =
+            node_heartbeat::read_kubeconfig(path).map_err(|e| fail(node_util::error_chain(&e)))?;
         let config =
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await
@@ -667,7 +667,7 @@ async fn runtime_health_loop(
                 Some(h)
             }
             Err(e) => {
-                tracing::warn!(error = %node_plugins::error_chain(&e), "container runtime status check failed");
+                tracing::warn!(error = %node_util::error_chain(&e), "container runtime status check failed");
                 None
             }
         };
@@ -706,7 +706,7 @@ fn warn_not_acted_on(cfg: &KubeletConfiguration) {
         }
         Ok(_) => {}
         Err(e) => {
-            tracing::warn!(error = %node_plugins::error_chain(&e), "cannot compare the configuration with the defaults")
+            tracing::warn!(error = %node_util::error_chain(&e), "cannot compare the configuration with the defaults")
         }
     }
 }

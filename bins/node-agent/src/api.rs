@@ -151,7 +151,7 @@ async fn secured_api(
     let server_err = |what: &'static str| {
         move |e: node_server::ServerError| AgentError::Server {
             what,
-            message: node_plugins::error_chain(&e),
+            message: node_util::error_chain(&e),
         }
     };
     let cert = node_server::serving_cert(cfg, &layout.cert_dir, &state.node_name, addresses)
@@ -187,7 +187,7 @@ async fn secured_api(
         .await
         .map_err(|e| AgentError::Server {
             what: "checkpoint service",
-            message: node_plugins::error_chain(&e),
+            message: node_util::error_chain(&e),
         })?
     } else {
         CheckpointService::disabled(checkpoint_config, state.registry.clone())
@@ -205,7 +205,7 @@ async fn log_exit(
     server: impl std::future::Future<Output = Result<(), node_server::ServerError>>,
 ) {
     if let Err(e) = server.await {
-        tracing::error!(server = what, error = %node_plugins::error_chain(&e), "server failed");
+        tracing::error!(server = what, error = %node_util::error_chain(&e), "server failed");
     }
 }
 
@@ -243,14 +243,14 @@ fn healthz_router(state: ApiState) -> Router {
 /// `ok`, or 500 listing the failed check, like the kubelet's healthz handler.
 async fn healthz(State(state): State<ApiState>) -> Response {
     match state.sync_health.check(state.sync_threshold) {
-        Ok(()) => text(StatusCode::OK, "ok".to_owned()),
+        Ok(()) => node_util::text(StatusCode::OK, "ok").into_response(),
         Err(reason) => {
             tracing::warn!(%reason, "healthz check failed");
-            text(
+            node_util::text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "[+]ping ok\n[+]log ok\n[-]syncloop failed: reason withheld\nhealthz check failed\n"
                     .to_owned(),
-            )
+            ).into_response()
         }
     }
 }
@@ -287,15 +287,6 @@ fn json(value: serde_json::Value) -> Response {
         StatusCode::OK,
         [(http::header::CONTENT_TYPE, "application/json")],
         value.to_string(),
-    )
-        .into_response()
-}
-
-fn text(status: StatusCode, body: String) -> Response {
-    (
-        status,
-        [(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
     )
         .into_response()
 }

@@ -1,5 +1,7 @@
 //! The agent's one error type: one variant per startup step, so a fatal error says which step
-//! failed and why ("acquiring the lock file ...", "validate service connection: ...").
+//! failed and why ("acquiring the lock file ...", "validate service connection: ..."). A
+//! variant's message is its own context only; the cause stays in `source()`, and the one line
+//! the operator sees is [`node_util::error_chain`] of the error.
 
 use std::path::PathBuf;
 
@@ -8,7 +10,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     /// `--config`, `--config-dir` or a flag is wrong.
-    #[error("failed to load kubelet configuration: {0}")]
+    #[error("failed to load kubelet configuration")]
     Config(#[from] node_config::ConfigError),
     /// The lock file could not be taken.
     #[error("failed to acquire the lock file {path}: {message}")]
@@ -19,15 +21,15 @@ pub enum AgentError {
         message: String,
     },
     /// Inconsistent lock flags (`--exit-on-lock-contention` without `--lock-file`).
-    #[error("{0}")]
-    LockFlags(#[source] node_state::Error),
+    #[error(transparent)]
+    LockFlags(node_state::Error),
     /// A hard node requirement failed (swap with failSwapOn, cgroup v1 with failCgroupV1).
     #[error("{0}")]
     Preflight(String),
     /// The root dir layout could not be created, or a state file could not be restored (a
     /// corrupted checkpoint, a policy mismatch).
-    #[error("{0}")]
-    State(#[source] node_state::Error),
+    #[error(transparent)]
+    State(node_state::Error),
     /// The container runtime (or the separate image service) is unreachable or speaks no CRI v1.
     #[error(
         "validate service connection: validate CRI v1 {api} API for endpoint {endpoint:?}: {message}"
@@ -41,7 +43,7 @@ pub enum AgentError {
         message: String,
     },
     /// A listener could not be bound (port in use, address not available).
-    #[error("failed to listen on {what}: listen tcp {address}: bind: {source}")]
+    #[error("failed to listen on {what}: listen tcp {address}: bind")]
     Listen {
         /// `the kubelet API (port)` or `healthz (healthzPort)`.
         what: &'static str,
@@ -67,13 +69,13 @@ pub enum AgentError {
         message: String,
     },
     /// Node status inputs (machine facts) could not be read.
-    #[error("failed to read the node's status inputs: {0}")]
+    #[error("failed to read the node's status inputs")]
     Status(#[source] node_heartbeat::Error),
     /// `allowedUnsafeSysctls` holds an entry the kubelet refuses (not a valid pattern, or not
     /// namespaced).
-    #[error("invalid allowedUnsafeSysctls: {0}")]
+    #[error("invalid allowedUnsafeSysctls")]
     Sysctls(#[source] node_kernel::Error),
     /// The systemd watchdog is misconfigured (`configure watchdog: ...`).
-    #[error("configure watchdog: {0}")]
+    #[error("configure watchdog")]
     Watchdog(#[source] node_heartbeat::Error),
 }

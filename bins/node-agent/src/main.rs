@@ -41,7 +41,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            let message = node_plugins::error_chain(&e);
+            let message = node_util::error_chain(&e);
             tracing::error!(error = %message, "command failed");
             eprintln!("node-agent: {message}");
             std::process::ExitCode::FAILURE

@@ -23,7 +23,7 @@ async fn main() -> ExitCode {
     match run(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("fake-device-plugin: {}", node_plugins::error_chain(&err));
+            eprintln!("fake-device-plugin: {}", node_util::error_chain(&err));
             ExitCode::FAILURE
         }
     }
