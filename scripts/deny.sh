@@ -3,10 +3,11 @@
 # for the fuzz workspace (fuzz/Cargo.toml, its own Cargo.lock):
 #   bash scripts/deny.sh
 # Installs the pinned cargo-deny when it is missing or another version (`cargo install
-# --locked`, about 3 minutes on 2 cores, once per machine), downloads the crates both lock files
-# name from crates.io (`cargo fetch --locked`: cargo-deny reads every crate's manifest through
-# `cargo metadata`, which needs them, Windows-only ones included), then checks with --offline:
-# no network, and no advisory database (deny.toml says why advisories are not checked).
+# --locked`, once per machine: 3 minutes on 2 idle cores, 6 on busy ones), downloads the crates
+# both lock files name from crates.io (`cargo fetch --locked`: cargo-deny reads every crate's
+# manifest through `cargo metadata`, which needs them, Windows-only ones included), then checks
+# with --offline: no network, and no advisory database (deny.toml says why advisories are not
+# checked).
 # The checks take about 2 seconds; any error fails the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
