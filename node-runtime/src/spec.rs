@@ -704,7 +704,8 @@ fn quantity(
 }
 
 /// Requests and limits as Linux resources, the kubelet's way: CPU limit -> CFS quota over a
-/// 100 ms period, CPU request -> shares (1024 per CPU, at least 2), memory limit -> bytes.
+/// 100 ms period, CPU request -> shares (1024 per CPU, at least 2), memory limit -> bytes,
+/// rounded up as the kubelet's `Quantity.Value()` (`500m` of memory is 1 byte, not 0 = no limit).
 fn resources(
     id: &PodIdentity,
     c: &Container,
@@ -732,7 +733,7 @@ fn resources(
         r.cpu_quota = ((cpus * CFS_PERIOD_US as f64).round() as i64).max(1000);
     }
     if let Some(q) = res.limits.as_ref().and_then(|m| m.get("memory")) {
-        r.memory_limit_in_bytes = quantity(id, c, "memory limit", q)? as i64;
+        r.memory_limit_in_bytes = quantity(id, c, "memory limit", q)?.ceil() as i64;
     }
     Ok(r)
 }
@@ -1034,6 +1035,18 @@ mod tests {
         // The last definition of a name wins, as in the container's environment.
         let e = env(&[("X", "one"), ("X", "two")]);
         assert_eq!(expand_sub_path_expr("$(X)", &e).unwrap(), "two");
+    }
+
+    #[test]
+    fn a_fractional_memory_limit_rounds_up_instead_of_becoming_no_limit() {
+        // A plain `as i64` truncated 0.5 bytes to 0, which the CRI reads as "no limit"; the
+        // kubelet's `Quantity.Value()` rounds up.
+        for (limit, bytes) in [("500m", 1), ("1.5", 2), ("1m", 1), ("2Mi", 2 << 20)] {
+            let (pod, id) = swap_pod("", "", &format!("{{limits: {{memory: {limit}}}}}"));
+            let c = &pod.spec.as_ref().unwrap().containers[0];
+            let r = resources(&id, c).unwrap();
+            assert_eq!(r.memory_limit_in_bytes, bytes, "{limit}");
+        }
     }
 
     fn swap_pod(annotations: &str, priority: &str, resources: &str) -> (Pod, PodIdentity) {
