@@ -138,16 +138,17 @@ struct Pages {
 
 impl std::io::Read for Pages {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = buf.len().min((self.len - self.pos) as usize);
+        let n = buf
+            .len()
+            .min(usize::try_from(self.len - self.pos).unwrap_or(usize::MAX));
         for (i, b) in buf[..n].iter_mut().enumerate() {
             let at = self.pos + i as u64;
             let s = at.wrapping_sub(PAGE_SIZE + 1000);
-            *b = if (s as usize) < self.secret.len() {
-                self.secret[s as usize]
-            } else {
+            *b = match usize::try_from(s).ok().and_then(|s| self.secret.get(s)) {
+                Some(&c) => c,
                 // Noise with the high bit set: no NULs (a search must really scan) and never
                 // printable ASCII (so the secret's context ends where the secret does).
-                (at.wrapping_mul(2_654_435_761) >> 13) as u8 | 0x80
+                None => (at.wrapping_mul(2_654_435_761) >> 13) as u8 | 0x80,
             };
         }
         self.pos += n as u64;

@@ -428,8 +428,9 @@ fn debug(st: &mut State, method: &str, path: &str) -> (u16, Value) {
                 json!({
                     "leases": st.renewals.len(),
                     "renewals": renewals,
-                    "maxGapMs": max_gap.as_millis() as u64,
-                    "longestSinceLastMs": longest_since_last.as_millis() as u64,
+                    "maxGapMs": u64::try_from(max_gap.as_millis()).unwrap_or(u64::MAX),
+                    "longestSinceLastMs":
+                        u64::try_from(longest_since_last.as_millis()).unwrap_or(u64::MAX),
                     "nodes": st.nodes.len(),
                     "requestsTotal": st.requests_total,
                 }),

@@ -116,7 +116,7 @@ fn devices(unhealthy_every: usize) -> ListAndWatchResponse {
 }
 
 fn expected_allocatable(unhealthy_every: usize) -> i64 {
-    (DEVICES - DEVICES.div_ceil(unhealthy_every)) as i64
+    i64::try_from(DEVICES - DEVICES.div_ceil(unhealthy_every)).unwrap()
 }
 
 struct Setup {

@@ -223,7 +223,7 @@ fn run_program_child(
             if n <= 0 {
                 break;
             }
-            bytes.extend_from_slice(&buf[..n as usize]);
+            bytes.extend_from_slice(&buf[..usize::try_from(n).unwrap()]);
         }
         libc::close(fds[0]);
         let mut status = 0;

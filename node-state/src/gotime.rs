@@ -145,7 +145,7 @@ impl GoTime {
             if n == 0 || n > 9 {
                 return None;
             }
-            nanos = digits(frac, n)? * 10u32.pow(9 - n as u32);
+            nanos = digits(frac, n)? * 10u32.pow(9 - u32::try_from(n).ok()?);
             rest = &frac[n..];
         }
         let offset_secs = match rest {

@@ -22,10 +22,13 @@ const KILLS: usize = 200;
 /// Generation `generation` of the state: about 4 KiB, every byte depending on the generation
 /// (the default cpuset *is* the generation number).
 fn state_for(generation: u64) -> CpuManagerState {
-    let mut s = CpuManagerState::new("static", &CpuSet::from_ids([generation as i64]));
+    let mut s = CpuManagerState::new(
+        "static",
+        &CpuSet::from_ids([i64::try_from(generation).unwrap()]),
+    );
     for pod in 0..24u64 {
         for c in 0..3u64 {
-            let first = ((generation + pod * 3 + c) % 60) as i64;
+            let first = i64::try_from((generation + pod * 3 + c) % 60).unwrap();
             s.set_container_cpus(
                 &format!("pod-{pod:02}-0c9f1e2a-uid-{generation}"),
                 &format!("container-{c}"),
