@@ -96,6 +96,10 @@ fn append(b: &mut tar::Builder<impl Write>, path: &str, data: &[u8]) -> std::io:
     b.append_data(&mut h, path, data)
 }
 
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "protobuf varint: each byte takes the low 7 bits"
+)]
 fn varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -105,6 +109,10 @@ fn varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 fn criu_entry(out: &mut Vec<u8>, msg: &[u8]) {
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "the messages written here are a few bytes long"
+    )]
     out.extend_from_slice(&(msg.len() as u32).to_le_bytes());
     out.extend_from_slice(msg);
 }
@@ -137,6 +145,10 @@ struct Pages {
 }
 
 impl std::io::Read for Pages {
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "the noise byte keeps the low bits of a hash on purpose"
+    )]
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = buf
             .len()
@@ -194,6 +206,10 @@ pub fn write_archive(w: impl Write, spec: &ArchiveSpec) -> std::io::Result<()> {
     append(&mut b, "checkpoint/inventory.img", &inventory)?;
     append(&mut b, "checkpoint/pstree.img", &[0u8; 64])?;
     for (i, p) in spec.processes.iter().enumerate() {
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "a test archive has a handful of processes"
+        )]
         let pages_id = i as u32 + 1;
         let nr = p.memory_bytes.div_ceil(PAGE_SIZE);
         append(

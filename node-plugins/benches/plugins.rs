@@ -202,6 +202,11 @@ async fn one_bare(
 
 fn percentiles(mut v: Vec<Duration>) -> (Duration, Duration) {
     v.sort();
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "an index into `v`: `q` is in 0..=1"
+    )]
     let p = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
     (p(0.5), p(0.99))
 }

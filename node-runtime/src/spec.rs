@@ -706,6 +706,11 @@ fn quantity(
 /// Requests and limits as Linux resources, the kubelet's way: CPU limit -> CFS quota over a
 /// 100 ms period, CPU request -> shares (1024 per CPU, at least 2), memory limit -> bytes,
 /// rounded up as the kubelet's `Quantity.Value()` (`500m` of memory is 1 byte, not 0 = no limit).
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "a float-to-int `as` saturates, and validation keeps these quantities finite, \
+              non-negative and below 2^63: no wrap-around, only the intended rounding"
+)]
 fn resources(
     id: &PodIdentity,
     c: &Container,
@@ -829,8 +834,12 @@ fn qos_resources(id: &PodIdentity, c: &Container) -> Result<ContainerResources, 
             None => Ok(None),
             Some(q) => {
                 let v = quantity(id, c, what, q)? * scale;
-                // Saturating float-to-int: the quantity is at most 2^63.
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    reason = "saturating float-to-int of a value clamped at 0: the quantity is at \
+                              most 2^63"
+                )]
                 let rounded = v.ceil().max(0.0) as u64;
                 Ok(Some(rounded))
             }

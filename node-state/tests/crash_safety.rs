@@ -93,6 +93,10 @@ fn sigkill_at_random_moments_leaves_old_or_new_state() {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "a seed: the clock's low 64 bits are enough"
+    )]
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
