@@ -263,7 +263,6 @@ pub fn observe_root(root: &Path, nodefs: &Path) -> Result<Observations> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -379,7 +379,6 @@ pub fn node_resources(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::pressure::EvictionThresholds;

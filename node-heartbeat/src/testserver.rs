@@ -812,7 +812,6 @@ fn patch_status(st: &mut State, name: &str, body: Option<&Value>) -> (u16, Value
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
     use k8s_openapi::api::authentication::v1::TokenReviewSpec;

@@ -9,7 +9,7 @@
 //!
 //! Besides criterion's output, p50/p99 over 200 samples and the process RSS are printed to
 //! stderr.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 

@@ -937,7 +937,6 @@ pub fn expand_sub_path_expr(expr: &str, env: &[cri::KeyValue]) -> Result<String,
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

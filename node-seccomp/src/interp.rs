@@ -189,7 +189,6 @@ pub fn run_traced(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -229,7 +229,6 @@ impl Serialize for GoTime {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -5,7 +5,7 @@
 //!
 //! The child is this test binary re-executed with `NODE_STATE_CRASH_CHILD_DIR` set, running
 //! only the `crash_child` test.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
