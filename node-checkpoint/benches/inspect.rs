@@ -1,6 +1,6 @@
 //! Inspector throughput on a 1 GiB synthetic checkpoint archive (generated in a temporary
 //! directory at bench time), against `tar -tvf` on the same file as the reference.
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
 use std::io::Write;

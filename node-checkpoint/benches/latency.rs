@@ -1,7 +1,7 @@
 //! The service's added latency: a checkpoint through `CheckpointService` and through the
 //! HTTP router, against a direct CRI `CheckpointContainer` call to the same CRI test server
 //! (a real tonic server on a Unix socket writing the same archive).
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -56,7 +56,6 @@ pub fn archive_file_name(pod: &str, namespace: &str, container: &str, timestamp:
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -73,7 +73,6 @@ impl Retention {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use std::time::{Duration, SystemTime};

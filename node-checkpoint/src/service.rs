@@ -566,7 +566,6 @@ fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

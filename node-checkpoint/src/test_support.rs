@@ -96,6 +96,10 @@ fn append(b: &mut tar::Builder<impl Write>, path: &str, data: &[u8]) -> std::io:
     b.append_data(&mut h, path, data)
 }
 
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "protobuf varint: each byte takes the low 7 bits"
+)]
 fn varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -105,6 +109,10 @@ fn varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 fn criu_entry(out: &mut Vec<u8>, msg: &[u8]) {
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "the messages written here are a few bytes long"
+    )]
     out.extend_from_slice(&(msg.len() as u32).to_le_bytes());
     out.extend_from_slice(msg);
 }
@@ -137,17 +145,22 @@ struct Pages {
 }
 
 impl std::io::Read for Pages {
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "the noise byte keeps the low bits of a hash on purpose"
+    )]
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = buf.len().min((self.len - self.pos) as usize);
+        let n = buf
+            .len()
+            .min(usize::try_from(self.len - self.pos).unwrap_or(usize::MAX));
         for (i, b) in buf[..n].iter_mut().enumerate() {
             let at = self.pos + i as u64;
             let s = at.wrapping_sub(PAGE_SIZE + 1000);
-            *b = if (s as usize) < self.secret.len() {
-                self.secret[s as usize]
-            } else {
+            *b = match usize::try_from(s).ok().and_then(|s| self.secret.get(s)) {
+                Some(&c) => c,
                 // Noise with the high bit set: no NULs (a search must really scan) and never
                 // printable ASCII (so the secret's context ends where the secret does).
-                (at.wrapping_mul(2_654_435_761) >> 13) as u8 | 0x80
+                None => (at.wrapping_mul(2_654_435_761) >> 13) as u8 | 0x80,
             };
         }
         self.pos += n as u64;
@@ -193,6 +206,10 @@ pub fn write_archive(w: impl Write, spec: &ArchiveSpec) -> std::io::Result<()> {
     append(&mut b, "checkpoint/inventory.img", &inventory)?;
     append(&mut b, "checkpoint/pstree.img", &[0u8; 64])?;
     for (i, p) in spec.processes.iter().enumerate() {
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "a test archive has a handful of processes"
+        )]
         let pages_id = i as u32 + 1;
         let nr = p.memory_bytes.div_ceil(PAGE_SIZE);
         append(

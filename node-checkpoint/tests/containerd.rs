@@ -3,12 +3,6 @@
 //! CRI checkpoint support, so the kubelet's answer is a 500 carrying the runtime's
 //! "not implemented" message, and nothing may be left in the checkpoints directory. Without
 //! the variable the test prints a skip line; with `CI` set, its absence is a failure.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::print_stderr
-)]
 
 mod common;
 

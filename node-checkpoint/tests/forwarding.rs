@@ -3,12 +3,7 @@
 //! answered by containerd, errors keep containerd's code and message, and only
 //! `CheckpointContainer` is answered by the test server. Without the variable the containerd
 //! tests print a skip line; with `CI` set, its absence is a failure.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::print_stderr
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
 use std::io::ErrorKind;

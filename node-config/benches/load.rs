@@ -1,7 +1,7 @@
 //! Loading a kubeadm-style base config plus 100 drop-ins, against a reference measured in the
 //! same run: reading the same 101 files and parsing each into a JSON value (the floor for any
 //! YAML loader, before merging, typing, defaulting and validating).
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -180,7 +180,6 @@ pub(crate) fn from_merged(json: Value) -> Result<KubeletConfiguration, ConfigErr
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     const HEAD: &str = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";

@@ -233,7 +233,6 @@ pub fn default_eviction_hard_if_unset(kc: &mut KubeletConfiguration) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn defaulted(kc: KubeletConfiguration) -> KubeletConfiguration {

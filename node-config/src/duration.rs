@@ -302,7 +302,6 @@ impl<'de> Deserialize<'de> for TimeOrMetaDuration {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -539,7 +539,6 @@ fn parse_value(spec: &FlagSpec, value: &str) -> Result<Value, ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

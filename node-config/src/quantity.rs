@@ -39,7 +39,6 @@ impl ParseQuantityError {
 impl Quantity {
     /// The largest magnitude a quantity may have, in base units: `i64::MAX` (the kubelet keeps
     /// amounts as int64), as the nearest `f64` (2^63).
-    #[allow(clippy::cast_precision_loss)]
     pub const MAX_ABS_VALUE: f64 = i64::MAX as f64;
 
     /// Parses `<sign><digits>[.<digits>]<suffix>` where the suffix is a binary SI suffix
@@ -192,7 +191,6 @@ impl<'de> Deserialize<'de> for Quantity {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -242,7 +242,6 @@ pub fn not_acted_on_set(config: &KubeletConfiguration) -> Result<Vec<NotActedOn>
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::Strictness;

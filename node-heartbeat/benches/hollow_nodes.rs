@@ -232,7 +232,7 @@ fn main() {
         let o = measure(n, warmup, Duration::from_secs(secs), &url, child.id());
         drop(child.stdin.take());
         let _ = child.wait();
-        let on_time = o.max_gap_ms <= 11_000 && o.leases as usize == o.nodes;
+        let on_time = o.max_gap_ms <= 11_000 && usize::try_from(o.leases).unwrap() == o.nodes;
         println!(
             "| {} | {:.1} | {:.3} | {:.3} | {:.3} | {:.2} | {:.1} | {:.1} | {} | {} | {} |",
             o.nodes,
@@ -252,7 +252,11 @@ fn main() {
             if on_time { "yes" } else { "NO" }
         );
         if !full {
-            assert_eq!(o.leases as usize, n, "every hollow node must hold a lease");
+            assert_eq!(
+                usize::try_from(o.leases).unwrap(),
+                n,
+                "every hollow node must hold a lease"
+            );
             assert!(on_time, "leases late in the smoke run: {} ms", o.max_gap_ms);
         }
     }

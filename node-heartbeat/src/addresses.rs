@@ -247,7 +247,6 @@ pub fn probe_network(root: &Path) -> (Vec<IpAddr>, Vec<IpAddr>) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -207,7 +207,6 @@ pub fn condition_status<'a>(conditions: &'a [NodeCondition], type_: &str) -> Opt
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -232,7 +232,6 @@ pub fn ensure_os_arch_labels(labels: &mut BTreeMap<String, String>) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -82,7 +82,6 @@ pub fn apply_node_status_patch(node: &Node, patch: &Value) -> Result<Node, Strin
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use serde_json::json;

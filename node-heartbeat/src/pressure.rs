@@ -35,7 +35,11 @@ impl ThresholdValue {
     pub fn resolve(&self, capacity: u64) -> i128 {
         match self {
             ThresholdValue::Quantity(q) => *q,
-            #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+            #[expect(
+                clippy::cast_possible_truncation,
+                reason = "the kubelet's truncation; `p` is in 0..=1, so at most a u64 capacity, \
+                          which fits in i128"
+            )]
             ThresholdValue::Percentage(p) => (capacity as f64 * f64::from(*p)) as i128,
         }
     }
@@ -75,7 +79,10 @@ impl EvictionThresholds {
                 if q.value() < 0.0 {
                     return Err(err("must be non-negative"));
                 }
-                #[allow(clippy::cast_possible_truncation)]
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    reason = "a quantity is finite and at most 2^63: it fits in i128"
+                )]
                 ThresholdValue::Quantity(q.value().ceil() as i128)
             };
             thresholds.insert(k.clone(), value);
@@ -256,7 +263,6 @@ pub fn observe_root(root: &Path, nodefs: &Path) -> Result<Observations> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

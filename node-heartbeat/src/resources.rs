@@ -207,7 +207,10 @@ fn parse_reserved(field: &'static str, map: &BTreeMap<String, String>) -> Result
             q.value()
         };
         // Round up: a reservation of 0.5 bytes still reserves a byte.
-        #[allow(clippy::cast_possible_truncation)]
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "a quantity is finite and at most 2^63 (times 1000 for cpu): it fits in i128"
+        )]
         out.insert(k.clone(), base.ceil() as i128);
     }
     Ok(out)
@@ -244,7 +247,10 @@ pub fn reservation(cap: &ResourceList, r: &Reservations) -> Result<ResourceList>
             ThresholdValue::Percentage(p) => {
                 let capv = cap.get(resource).copied().unwrap_or(0);
                 // The kubelet multiplies as float64 and truncates.
-                #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    reason = "the kubelet's truncation; at most a u64 capacity, which fits in i128"
+                )]
                 let v = (capv as f64 * f64::from(*p)) as i128;
                 v
             }
@@ -345,7 +351,11 @@ pub fn node_resources(
                 } else {
                     parsed.value()
                 };
-                #[allow(clippy::cast_possible_truncation)]
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    reason = "a quantity is finite and at most 2^63 (times 1000 for cpu): it fits \
+                              in i128"
+                )]
                 let left = (base as i128).saturating_sub(*res).max(0);
                 let one: ResourceList = [(k.clone(), left)].into();
                 to_quantities(&one).remove(k).unwrap_or_else(|| v.clone())
@@ -369,7 +379,6 @@ pub fn node_resources(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::pressure::EvictionThresholds;
@@ -433,6 +442,7 @@ mod tests {
         );
         // 100Gi - 1Gi - 10% of 100Gi, where 10% is a float32 (0.100000001...) as in the kubelet,
         // so the reservation is 10737418400 bytes, 160 more than 10Gi.
+        #[expect(clippy::cast_possible_truncation, reason = "10% of 100 GiB")]
         let ten_percent = ((100u64 << 30) as f64 * f64::from(0.1f32)) as i128;
         assert_eq!(ten_percent, 10_737_418_400);
         assert_eq!(

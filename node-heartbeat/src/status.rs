@@ -295,7 +295,6 @@ pub fn normalize_declared_features(features: &[String]) -> Vec<String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use std::time::Duration;
@@ -590,7 +589,6 @@ pub fn inputs_for_root(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod root_tests {
     use super::*;
 

@@ -428,8 +428,9 @@ fn debug(st: &mut State, method: &str, path: &str) -> (u16, Value) {
                 json!({
                     "leases": st.renewals.len(),
                     "renewals": renewals,
-                    "maxGapMs": max_gap.as_millis() as u64,
-                    "longestSinceLastMs": longest_since_last.as_millis() as u64,
+                    "maxGapMs": u64::try_from(max_gap.as_millis()).unwrap_or(u64::MAX),
+                    "longestSinceLastMs":
+                        u64::try_from(longest_since_last.as_millis()).unwrap_or(u64::MAX),
                     "nodes": st.nodes.len(),
                     "requestsTotal": st.requests_total,
                 }),
@@ -811,7 +812,6 @@ fn patch_status(st: &mut State, name: &str, body: Option<&Value>) -> (u16, Value
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
     use k8s_openapi::api::authentication::v1::TokenReviewSpec;

@@ -3,7 +3,7 @@
 //!
 //! Run: `CARGO_TARGET_DIR=target-node-kernel cargo bench -p node-kernel --bench probe`
 
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
 

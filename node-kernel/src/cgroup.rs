@@ -365,7 +365,6 @@ fn child_dirs(root: &HostRoot, rel: &str) -> Vec<String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -232,7 +232,6 @@ pub fn gunzip_text(path: &Path, gz: &[u8]) -> Result<String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use std::io::Write;

@@ -100,7 +100,6 @@ pub fn probe_nft(root: &HostRoot, config: Option<&KernelConfig>, run_nft: bool) 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

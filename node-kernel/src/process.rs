@@ -73,7 +73,6 @@ impl Collector for ProcessCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         // Clock ticks per second and the page size, with Linux's usual values as the fallback
         // when sysconf cannot say.
-        #[allow(clippy::cast_precision_loss)]
         let sysconf = |var, fallback: f64| {
             nix::unistd::sysconf(var)
                 .ok()
@@ -91,7 +90,6 @@ impl Collector for ProcessCollector {
             ),
             Err(_) => ProcessFacts::default(),
         };
-        #[allow(clippy::cast_precision_loss)]
         if let Ok(dir) = std::fs::read_dir(self.root.join("proc/self/fd")) {
             facts.open_fds = Some(dir.count() as f64);
         }
@@ -139,7 +137,6 @@ impl Collector for ProcessCollector {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use super::*;
 

@@ -141,7 +141,6 @@ pub fn swap_summary(policy: &SwapPolicy) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use super::*;
 

@@ -135,7 +135,6 @@ pub fn check_fail_swap_on(facts: &SwapFacts, fail_swap_on: bool) -> Result<()> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

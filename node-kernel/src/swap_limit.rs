@@ -444,11 +444,11 @@ impl SwapPolicy {
                 ),
             });
         }
-        // Same float arithmetic and truncation as the kubelet, so limits match to the byte.
-        #[allow(
-            clippy::cast_precision_loss,
+        #[expect(
             clippy::cast_possible_truncation,
-            clippy::cast_sign_loss
+            clippy::cast_sign_loss,
+            reason = "the kubelet's float arithmetic and truncation, so limits match to the byte; \
+                      the operands are non-negative and the result at most the node's swap"
         )]
         let limit =
             (request_bytes as f64 / node_memory_bytes as f64 * node_swap_bytes as f64) as u64;
@@ -479,7 +479,6 @@ impl SwapPolicy {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -1,8 +1,6 @@
 //! Preflight against the machine the tests run on, checked against `uname -r` and `/proc`
 //! read directly (not through the crate).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use node_kernel::{DecidedBy, HostRoot, PreflightOptions, ProbeOptions, preflight, probe};
 
 fn read(path: &str) -> Option<String> {

@@ -9,7 +9,7 @@
 //!
 //! Besides criterion's output, p50/p99 over 200 samples and the process RSS are printed to
 //! stderr.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 
@@ -116,7 +116,7 @@ fn devices(unhealthy_every: usize) -> ListAndWatchResponse {
 }
 
 fn expected_allocatable(unhealthy_every: usize) -> i64 {
-    (DEVICES - DEVICES.div_ceil(unhealthy_every)) as i64
+    i64::try_from(DEVICES - DEVICES.div_ceil(unhealthy_every)).unwrap()
 }
 
 struct Setup {
@@ -202,6 +202,11 @@ async fn one_bare(
 
 fn percentiles(mut v: Vec<Duration>) -> (Duration, Duration) {
     v.sort();
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "an index into `v`: `q` is in 0..=1"
+    )]
     let p = |q: f64| v[((v.len() as f64 - 1.0) * q).round() as usize];
     (p(0.5), p(0.99))
 }

@@ -48,7 +48,6 @@ pub fn apply_to_container_config(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::proto::deviceplugin::Mount;

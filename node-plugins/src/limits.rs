@@ -319,7 +319,6 @@ pub(crate) fn shown(value: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::proto::deviceplugin::{CdiDevice, DeviceSpec, Mount, NumaNode, TopologyInfo};

@@ -399,7 +399,6 @@ impl Drop for PodResourcesHandle {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use std::time::Duration;

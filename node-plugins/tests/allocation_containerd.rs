@@ -2,12 +2,6 @@
 //! `example.com/fake`, a static pod asks for one device, and the container started on the test
 //! harness's containerd sees the plugin's `FAKE_DEVICES` variable. Needs `NODE_TEST_CRI_ENDPOINT`
 //! (skip line without it; a failure when `CI` is set).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::print_stderr
-)]
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

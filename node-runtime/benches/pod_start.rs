@@ -4,12 +4,7 @@
 //!    same CRI calls issued directly (ImageStatus, RunPodSandbox, CreateContainer,
 //!    StartContainer, ContainerStatus) in the same run;
 //! 2. CPU used by the sync loop (1 s period) with 50 running pods and nothing to do.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::print_stdout,
-    missing_docs
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::time::{Duration, Instant};
 

@@ -50,7 +50,6 @@ pub fn admit(pod: &Pod, sysctls: Option<&SysctlPolicy>) -> Result<(), Rejection>
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -178,7 +178,6 @@ fn running(pods: &[PodInfo]) -> (i64, [(&'static str, i64); 4]) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use std::path::PathBuf;
 

@@ -646,7 +646,9 @@ fn plan_one(
                 reason: "CrashLoopBackOff".to_owned(),
                 message: format!(
                     "back-off {} restarting failed container={} pod={}_{}({})",
-                    node_config::Duration::from_nanos(delay.as_nanos() as i64),
+                    node_config::Duration::from_nanos(
+                        i64::try_from(delay.as_nanos()).unwrap_or(i64::MAX)
+                    ),
                     container.name,
                     id.name,
                     id.namespace,
@@ -1252,9 +1254,10 @@ mod tests {
             };
             assert!(m.starts_with(message), "{m}");
             // Exited exactly the delay ago: restarted, one more restart in the loop.
+            let ago = i64::try_from(secs).unwrap();
             let a = World::default()
                 .sandbox("s1", true, 1)
-                .exited("a", "s1", "app", restarts, 1, secs as i64, 1)
+                .exited("a", "s1", "app", restarts, 1, ago, 1)
                 .plan(&spec, &backoff("app", restarts));
             assert_eq!(actions(&a), [("app", restart(restarts + 1))]);
             assert_eq!(

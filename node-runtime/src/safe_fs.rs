@@ -656,12 +656,6 @@ mod sys {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    #![allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::print_stderr
-    )]
 
     use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 

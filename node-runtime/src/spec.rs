@@ -704,7 +704,13 @@ fn quantity(
 }
 
 /// Requests and limits as Linux resources, the kubelet's way: CPU limit -> CFS quota over a
-/// 100 ms period, CPU request -> shares (1024 per CPU, at least 2), memory limit -> bytes.
+/// 100 ms period, CPU request -> shares (1024 per CPU, at least 2), memory limit -> bytes,
+/// rounded up as the kubelet's `Quantity.Value()` (`500m` of memory is 1 byte, not 0 = no limit).
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "a float-to-int `as` saturates, and validation keeps these quantities finite, \
+              non-negative and below 2^63: no wrap-around, only the intended rounding"
+)]
 fn resources(
     id: &PodIdentity,
     c: &Container,
@@ -732,7 +738,7 @@ fn resources(
         r.cpu_quota = ((cpus * CFS_PERIOD_US as f64).round() as i64).max(1000);
     }
     if let Some(q) = res.limits.as_ref().and_then(|m| m.get("memory")) {
-        r.memory_limit_in_bytes = quantity(id, c, "memory limit", q)? as i64;
+        r.memory_limit_in_bytes = quantity(id, c, "memory limit", q)?.ceil() as i64;
     }
     Ok(r)
 }
@@ -828,8 +834,12 @@ fn qos_resources(id: &PodIdentity, c: &Container) -> Result<ContainerResources, 
             None => Ok(None),
             Some(q) => {
                 let v = quantity(id, c, what, q)? * scale;
-                // Saturating float-to-int: the quantity is at most 2^63.
-                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    reason = "saturating float-to-int of a value clamped at 0: the quantity is at \
+                              most 2^63"
+                )]
                 let rounded = v.ceil().max(0.0) as u64;
                 Ok(Some(rounded))
             }
@@ -927,7 +937,6 @@ pub fn expand_sub_path_expr(expr: &str, env: &[cri::KeyValue]) -> Result<String,
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -1034,6 +1043,18 @@ mod tests {
         // The last definition of a name wins, as in the container's environment.
         let e = env(&[("X", "one"), ("X", "two")]);
         assert_eq!(expand_sub_path_expr("$(X)", &e).unwrap(), "two");
+    }
+
+    #[test]
+    fn a_fractional_memory_limit_rounds_up_instead_of_becoming_no_limit() {
+        // A plain `as i64` truncated 0.5 bytes to 0, which the CRI reads as "no limit"; the
+        // kubelet's `Quantity.Value()` rounds up.
+        for (limit, bytes) in [("500m", 1), ("1.5", 2), ("1m", 1), ("2Mi", 2 << 20)] {
+            let (pod, id) = swap_pod("", "", &format!("{{limits: {{memory: {limit}}}}}"));
+            let c = &pod.spec.as_ref().unwrap().containers[0];
+            let r = resources(&id, c).unwrap();
+            assert_eq!(r.memory_limit_in_bytes, bytes, "{limit}");
+        }
     }
 
     fn swap_pod(annotations: &str, priority: &str, resources: &str) -> (Pod, PodIdentity) {

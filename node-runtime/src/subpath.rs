@@ -719,12 +719,6 @@ impl Target<'_> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::print_stderr
-    )]
 
     use std::os::unix::fs::{PermissionsExt, symlink};
 

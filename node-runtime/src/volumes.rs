@@ -286,12 +286,6 @@ fn make_file(path: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::print_stderr
-    )]
 
     use std::os::unix::fs::{PermissionsExt, symlink};
 

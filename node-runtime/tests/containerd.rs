@@ -1,12 +1,7 @@
 //! Static pods on a real containerd (private instance started by `scripts/test.sh`, endpoint in
 //! `NODE_TEST_CRI_ENDPOINT`). Without the variable the tests print a skip line; with `CI` set,
 //! its absence is a failure.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::print_stderr
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

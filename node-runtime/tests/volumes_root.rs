@@ -5,12 +5,7 @@
 //! permissions for a non-root user, and hostPath types against real special files.
 //!
 //! Without root the tests print a skip line; with `CI` set they fail instead.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::print_stderr
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::fs;
 use std::os::fd::AsFd;

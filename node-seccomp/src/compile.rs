@@ -219,6 +219,11 @@ struct Interval {
 fn intervals(parts: &[(u32, u32, BTreeMap<u32, Leaf>, Action)]) -> Vec<Interval> {
     let mut out: Vec<Interval> = Vec::new();
     let mut push = |lo: u64, hi: u64, leaf: Leaf| {
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "every bound pushed below is a syscall number or one next to one inside a \
+                      part's u32 range [lo, hi]"
+        )]
         let (lo, hi) = (lo as u32, hi as u32);
         if let Some(last) = out.last_mut()
             && last.leaf == leaf
@@ -346,7 +351,7 @@ impl Emitter {
                     l
                 } else {
                     let off = self.len() - l; // the trampoline's own label is len + 1
-                    self.push(Insn::ja(off as u32))
+                    self.push(ja(off))
                 }
             }
         }
@@ -393,13 +398,23 @@ impl Emitter {
                     let l = self.reach(next, 1);
                     if l != self.len() {
                         let off = self.len() - l;
-                        self.push(Insn::ja(off as u32));
+                        self.push(ja(off));
                     }
                 }
             }
         }
         Target::Label(self.push(i))
     }
+}
+
+/// An unconditional jump over `off` instructions.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "an offset within the emitted program, which stops growing near EMIT_LIMIT \
+              (`check_len` after every rule): far below u32::MAX"
+)]
+fn ja(off: usize) -> Insn {
+    Insn::ja(off as u32)
 }
 
 /// Emits one argument condition; returns its entry.
@@ -412,10 +427,18 @@ fn emit_cond(
 ) -> Result<Target> {
     let (lo_off, hi_off) = (data::arg_lo(c.index), data::arg_hi(c.index));
     let v = c.value;
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "splits the 64-bit value into the two 32-bit words BPF compares"
+    )]
     let (vh, vl) = ((v >> 32) as u32, v as u32);
     let load = |e: &mut Emitter, off: u32, next: Target| e.stmt(Insn::load(off), next);
     if c.op == Operator::MaskedEqual {
         let d = c.value_two.unwrap_or(0);
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "splits the 64-bit mask and datum into the 32-bit words BPF compares"
+        )]
         let parts: Vec<(u32, u32, u32)> = if wide {
             vec![
                 (hi_off, (v >> 32) as u32, (d >> 32) as u32),

@@ -70,7 +70,10 @@ pub(crate) fn read_regular(file: &mut File, path: &Path) -> Result<Vec<u8>> {
     if meta.len() > MAX_PROFILE_BYTES {
         return Err(too_large(meta.len()));
     }
-    // `meta.len()` is at most 1 MiB here, so the conversion cannot truncate.
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "`meta.len()` is at most MAX_PROFILE_BYTES (1 MiB) here"
+    )]
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.take(MAX_PROFILE_BYTES + 1)
         .read_to_end(&mut bytes)

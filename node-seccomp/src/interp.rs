@@ -29,6 +29,10 @@ impl SeccompData {
         if !off.is_multiple_of(4) || off.checked_add(4).is_none_or(|end| end > data::SIZE) {
             return None;
         }
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "one 32-bit half of a 64-bit field, as the kernel's struct lays it out"
+        )]
         let lo_hi = |v: u64, high: bool| if high { (v >> 32) as u32 } else { v as u32 };
         Some(match off {
             0 => self.nr,
@@ -185,7 +189,6 @@ pub fn run_traced(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -52,7 +52,11 @@ impl Filter {
 
     /// Sets `no_new_privs` and installs the filter on the calling thread. Irreversible.
     pub fn install(&self) -> Result<()> {
-        // `new` checked that the length fits.
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "`new` rejects programs longer than u16::MAX; no fallible conversion here, \
+                      where nothing may allocate"
+        )]
         let prog = SockFprog {
             len: self.insns.len() as libc::c_ushort,
             filter: self.insns.as_ptr(),

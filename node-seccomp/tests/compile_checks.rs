@@ -1,6 +1,5 @@
 //! `compile()` refuses every profile `validate` refuses, with the same error, and refuses
 //! options and inputs that would otherwise give a wrong filter or unbounded work.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use node_seccomp::{
     Action, ActionName, Arch, ArgCondition, CompileOptions, Error, MAX_INSNS, Operator, Profile,

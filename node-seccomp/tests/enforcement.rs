@@ -192,7 +192,7 @@ fn run_program_child(
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork");
     if pid == 0 {
-        // SAFETY (whole block): raw syscalls on valid descriptors and stack buffers.
+        // SAFETY: each call in this block is a raw syscall on valid descriptors and stack buffers.
         unsafe {
             libc::close(fds[0]);
             if filter.install().is_err() {
@@ -223,7 +223,7 @@ fn run_program_child(
             if n <= 0 {
                 break;
             }
-            bytes.extend_from_slice(&buf[..n as usize]);
+            bytes.extend_from_slice(&buf[..usize::try_from(n).unwrap()]);
         }
         libc::close(fds[0]);
         let mut status = 0;

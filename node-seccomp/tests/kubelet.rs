@@ -1,5 +1,4 @@
 //! The kubelet's resolution rules and the Localhost escape matrix.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use node_seccomp::{
     ContainerKind, ContainerSeccomp, CriProfileType, Error, SeccompProfile, SeccompProfileType,

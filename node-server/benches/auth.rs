@@ -2,7 +2,7 @@
 //! without it: anonymous + AlwaysAllow, a client certificate (re-verified against the client
 //! CA and mapped to a user) + AlwaysAllow, and a bearer token + Webhook with both answers
 //! cached (TokenReview and SubjectAccessReview served once by the test API server).
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 

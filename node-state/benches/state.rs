@@ -1,6 +1,6 @@
 //! Benchmarks: atomic state-file writes against a bare write+fsync+rename of the same bytes,
 //! and checksum rendering throughput against hashing an already-rendered string.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs::{self, File};
 use std::hint::black_box;

@@ -232,7 +232,6 @@ impl StateFile for AllocationState {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

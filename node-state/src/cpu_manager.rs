@@ -528,7 +528,6 @@ impl StateFile for CpuManagerState {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::spew::render_value;

@@ -55,7 +55,10 @@ impl CpuSet {
                         return Err(format!("invalid range {r:?} ({start} > {end})"));
                     }
                     let span = end.abs_diff(start);
-                    if span >= MAX_CPUS as u64 || set.len() + span as usize >= MAX_CPUS {
+                    let too_many = usize::try_from(span).map_or(true, |span| {
+                        span >= MAX_CPUS || set.len() + span >= MAX_CPUS
+                    });
+                    if too_many {
                         return Err(format!("range {r:?} has more than {MAX_CPUS} CPUs"));
                     }
                     set.extend(start..=end);
@@ -141,7 +144,6 @@ impl Serialize for CpuSet {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -216,7 +216,6 @@ impl StateFile for DeviceManagerState {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::spew::render_value;

@@ -283,7 +283,6 @@ pub fn claim_with_devices(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

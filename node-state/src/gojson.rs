@@ -361,7 +361,6 @@ pub(crate) mod ser {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -35,6 +35,11 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "the algorithm gives a day in 1..=31 and a month in 1..=12 for every z"
+)]
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
@@ -145,7 +150,7 @@ impl GoTime {
             if n == 0 || n > 9 {
                 return None;
             }
-            nanos = digits(frac, n)? * 10u32.pow(9 - n as u32);
+            nanos = digits(frac, n)? * 10u32.pow(9 - u32::try_from(n).ok()?);
             rest = &frac[n..];
         }
         let offset_secs = match rest {
@@ -224,7 +229,6 @@ impl Serialize for GoTime {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -510,7 +510,6 @@ fn list<T: StateFile>(dir: &Path) -> Result<Vec<T>> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -310,7 +310,6 @@ pub fn checksum_of_file(path: &Path, kind: Option<StateKind>) -> Result<(StateKi
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

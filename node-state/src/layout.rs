@@ -180,7 +180,6 @@ fn mode_of(path: &Path) -> std::io::Result<u32> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use super::*;
 

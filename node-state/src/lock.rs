@@ -345,7 +345,6 @@ impl Drop for ContentionWatch {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -394,7 +394,6 @@ impl StateFile for MemoryManagerState {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::spew::render_value;

@@ -97,7 +97,6 @@ fn restore_error(manager: &'static str, root: &Path, file: &str, e: Error) -> Er
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use super::*;
 

@@ -87,7 +87,6 @@ impl StateFile for GracefulShutdownState {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -310,7 +310,6 @@ fn compare_keys(a: &GoValue, b: &GoValue) -> Ordering {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

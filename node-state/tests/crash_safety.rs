@@ -5,7 +5,7 @@
 //!
 //! The child is this test binary re-executed with `NODE_STATE_CRASH_CHILD_DIR` set, running
 //! only the `crash_child` test.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -22,10 +22,13 @@ const KILLS: usize = 200;
 /// Generation `generation` of the state: about 4 KiB, every byte depending on the generation
 /// (the default cpuset *is* the generation number).
 fn state_for(generation: u64) -> CpuManagerState {
-    let mut s = CpuManagerState::new("static", &CpuSet::from_ids([generation as i64]));
+    let mut s = CpuManagerState::new(
+        "static",
+        &CpuSet::from_ids([i64::try_from(generation).unwrap()]),
+    );
     for pod in 0..24u64 {
         for c in 0..3u64 {
-            let first = ((generation + pod * 3 + c) % 60) as i64;
+            let first = i64::try_from((generation + pod * 3 + c) % 60).unwrap();
             s.set_container_cpus(
                 &format!("pod-{pod:02}-0c9f1e2a-uid-{generation}"),
                 &format!("container-{c}"),
@@ -90,6 +93,10 @@ fn sigkill_at_random_moments_leaves_old_or_new_state() {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "a seed: the clock's low 64 bits are enough"
+    )]
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()

@@ -3,7 +3,7 @@
 //!
 //! The second process is this test binary re-executed with `NODE_STATE_LOCK_CHILD` set to
 //! `blocking` or `try`, running only the `lock_child` test.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;

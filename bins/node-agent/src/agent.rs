@@ -310,7 +310,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     }
     metrics.record_startup(started.elapsed());
     tracing::info!(
-        took_ms = started.elapsed().as_millis() as u64,
+        took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         https = ?servers.https_addr,
         healthz = ?servers.healthz_addr,
         "node agent started"

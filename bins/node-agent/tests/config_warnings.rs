@@ -1,6 +1,5 @@
 //! Settings the agent accepts without acting on them are named at startup, once, in one
 //! warning (`nodectl config --explain` gives the reasons).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

@@ -7,7 +7,6 @@
 //! kept) is not run here: the agent's grace period is the kubelet's fixed 5 minutes
 //! (`node_plugins::ENDPOINT_STOP_GRACE_PERIOD`, not configurable). It is covered against the
 //! test API server by node-heartbeat's `device_plugin_resources_on_the_server`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

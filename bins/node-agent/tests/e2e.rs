@@ -3,7 +3,6 @@
 //! anonymous off, bearer tokens and a denying Webhook authorizer on the test API server), the
 //! checkpoint endpoint (containerd's 500; an archive through the CRI test server), device
 //! plugins in pod-resources, lock file contention, adoption after kill -9, SIGTERM.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 

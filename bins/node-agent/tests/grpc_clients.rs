@@ -232,6 +232,10 @@ enum Outcome {
 }
 
 /// HPACK: an integer with an `n`-bit prefix (RFC 7541 §5.1), first byte ORed with `flags`.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "every byte pushed is below 256: `value` < `max` <= 255, `% 128`, then < 128"
+)]
 fn hpack_int(out: &mut Vec<u8>, flags: u8, n: u32, mut value: usize) {
     let max = (1usize << n) - 1;
     if value < max {

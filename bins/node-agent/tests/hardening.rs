@@ -466,6 +466,11 @@ async fn a_listing_error_keeps_the_pods_and_only_a_missing_path_empties_them() {
     let real = dir.path().join("manifests.real");
     std::fs::rename(&manifests, &real).unwrap();
     std::os::unix::fs::symlink(&manifests, &manifests).unwrap();
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a counter: a small non-negative whole number"
+    )]
     let metric = |agent: &common::Agent| -> u64 {
         let body = curl(&[&agent.url("/metrics")]).body;
         body.lines()

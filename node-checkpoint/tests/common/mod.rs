@@ -1,7 +1,7 @@
 //! Shared set-up: a CRI test server on a Unix socket, a registry with one pod, the service
 //! and its router (plain routing, as the agent mounts it behind its auth filter), with a
 //! fallback answering like the agent's for paths no route serves.
-#![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

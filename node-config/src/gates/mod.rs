@@ -215,7 +215,6 @@ impl FeatureGates {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

@@ -114,7 +114,6 @@ pub fn x86_multiplexed(name: &str) -> Option<Multiplexed> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

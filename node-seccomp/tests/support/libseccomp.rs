@@ -164,7 +164,7 @@ fn finish(
                         ctx.0,
                         action.ret(),
                         nr,
-                        set.len() as c_uint,
+                        c_uint::try_from(set.len()).unwrap(),
                         set.as_ptr(),
                     );
                     assert_eq!(rc, 0, "seccomp_rule_add {name} {action}");

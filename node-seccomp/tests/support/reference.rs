@@ -128,7 +128,7 @@ fn mux(name: &str) -> Option<(u32, u32)> {
         "accept4",
     ];
     if let Some(i) = socket.iter().position(|s| *s == name) {
-        return Some((102, i as u32 + 1));
+        return Some((102, u32::try_from(i).unwrap() + 1));
     }
     let ipc = [
         ("semop", 1),

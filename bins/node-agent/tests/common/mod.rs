@@ -207,7 +207,7 @@ impl Agent {
     }
 
     pub fn pid(&self) -> i32 {
-        self.child.as_ref().unwrap().id() as i32
+        i32::try_from(self.child.as_ref().unwrap().id()).unwrap()
     }
 
     /// `https://127.0.0.1:<port><path>`.
