@@ -77,11 +77,9 @@ async fn main() -> anyhow::Result<()> {
         .path();
     let report = inspect_file(
         &archive,
-        &InspectOptions {
-            files: false,
-            memory: true,
-            search: Some(b"PASSWORD=".to_vec()),
-        },
+        &InspectOptions::default()
+            .with_memory(true)
+            .with_search(b"PASSWORD="),
     )?;
     println!(
         "\n{}: container {:?}, image {:?}, engine {}, {} bytes of memory pages",

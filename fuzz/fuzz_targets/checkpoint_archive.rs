@@ -12,11 +12,10 @@ use libfuzzer_sys::fuzz_target;
 use node_checkpoint::{InspectOptions, inspect_reader};
 
 fuzz_target!(|data: &[u8]| {
-    let options = InspectOptions {
-        files: true,
-        memory: true,
-        search: Some(b"secret".to_vec()),
-    };
+    let options = InspectOptions::default()
+        .with_files(true)
+        .with_memory(true)
+        .with_search(b"secret");
     let path = Path::new("/var/lib/kubelet/checkpoints/fuzz.tar");
     let Ok(report) = inspect_reader(Cursor::new(data), path, &options) else {
         return;

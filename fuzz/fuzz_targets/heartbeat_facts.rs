@@ -85,18 +85,15 @@ fuzz_target!(|data: &[u8]| {
     let Ok(eviction_hard) = EvictionThresholds::parse(&eviction) else {
         return;
     };
-    let cfg = CapacityConfig {
-        ephemeral_storage_bytes: Some(100 << 30),
-        pods_per_core: 10,
-        ..CapacityConfig::default()
-    };
+    let cfg = CapacityConfig::default()
+        .with_ephemeral_storage_bytes(100 << 30)
+        .with_pods_per_core(10);
     let cap = capacity(&facts, &cfg);
     let _ = to_quantities(&cap);
-    let r = Reservations {
-        system,
-        kube,
-        eviction_hard,
-    };
+    let r = Reservations::default()
+        .with_system(system)
+        .with_kube(kube)
+        .with_eviction_hard(eviction_hard);
     if let Ok(alloc) = allocatable(&cap, &r) {
         for (k, v) in &alloc {
             assert!(*v >= 0, "allocatable {k} = {v}");

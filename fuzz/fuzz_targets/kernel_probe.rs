@@ -53,15 +53,14 @@ fuzz_target!(|data: &[u8]| {
     for fail in [true, false] {
         let report = preflight(
             &root,
-            PreflightOptions {
-                fail_swap_on: fail,
-                fail_cgroup_v1: fail,
-                probe: ProbeOptions {
-                    run_nft: false,
-                    live_probes: false,
-                },
-                ..PreflightOptions::default()
-            },
+            PreflightOptions::default()
+                .with_fail_swap_on(fail)
+                .with_fail_cgroup_v1(fail)
+                .with_probe(
+                    ProbeOptions::default()
+                        .with_run_nft(false)
+                        .with_live_probes(false),
+                ),
         );
         let _ = report.to_text();
         let _ = report.bad_checks();

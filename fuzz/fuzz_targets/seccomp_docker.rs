@@ -16,11 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let mut aarch64 = DockerContext::docker_defaults(Arch::Aarch64);
     aarch64.kernel = Some((5, 10));
     aarch64.capabilities.push("CAP_SYS_ADMIN".to_string());
-    let bare = DockerContext {
-        arch: Arch::X86,
-        capabilities: Vec::new(),
-        kernel: Some((3, 0)),
-    };
+    let bare = DockerContext::new(Arch::X86).with_kernel((3, 0));
     for ctx in [DockerContext::docker_defaults(Arch::X86_64), aarch64, bare] {
         let Ok(profile) = docker.resolve(&ctx) else {
             continue;

@@ -55,19 +55,14 @@ fn bench(c: &mut Criterion) {
         });
     });
     g.bench_function("inspect_show_files_memory", |b| {
-        let o = InspectOptions {
-            files: true,
-            memory: true,
-            search: None,
-        };
+        let o = InspectOptions::default().with_files(true).with_memory(true);
         b.iter(|| black_box(inspect_file(&path, &o).unwrap()));
     });
     g.bench_function("inspect_search_all_pages", |b| {
-        let o = InspectOptions {
-            files: true,
-            memory: true,
-            search: Some(b"hunter2".to_vec()),
-        };
+        let o = InspectOptions::default()
+            .with_files(true)
+            .with_memory(true)
+            .with_search(b"hunter2");
         b.iter(|| {
             let r = inspect_file(&path, &o).unwrap();
             assert_eq!(r.search.as_ref().unwrap().total_matches, 1);

@@ -31,6 +31,7 @@ const CHUNK: usize = 1 << 20;
 
 /// What to gather besides the summary.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct InspectOptions {
     /// List every member.
     pub files: bool,
@@ -38,6 +39,29 @@ pub struct InspectOptions {
     pub memory: bool,
     /// Search the memory pages for these bytes.
     pub search: Option<Vec<u8>>,
+}
+
+impl InspectOptions {
+    /// Sets [`files`](Self::files).
+    #[must_use]
+    pub fn with_files(mut self, files: bool) -> Self {
+        self.files = files;
+        self
+    }
+
+    /// Sets [`memory`](Self::memory).
+    #[must_use]
+    pub fn with_memory(mut self, memory: bool) -> Self {
+        self.memory = memory;
+        self
+    }
+
+    /// Searches the memory pages for `search` ([`search`](Self::search)).
+    #[must_use]
+    pub fn with_search(mut self, search: impl Into<Vec<u8>>) -> Self {
+        self.search = Some(search.into());
+        self
+    }
 }
 
 /// One archive member.

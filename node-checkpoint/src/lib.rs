@@ -39,7 +39,14 @@ pub mod service;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
-pub use error::{CheckpointError, go_code_name};
+/// The crate's error type, returned through [`Result`]. Also exported as [`CheckpointError`], its
+/// older name.
+#[doc(inline)]
+pub use error::CheckpointError as Error;
+/// The older name of [`Error`] (the same type), kept so existing code compiles; new code
+/// names `Error`.
+pub use error::CheckpointError;
+pub use error::go_code_name;
 pub use http::{ROUTE, error_response, router};
 pub use inspect::{
     InspectOptions, Inspection, Match, Member, ProcessMemory, Search, inspect_file, inspect_reader,
@@ -50,3 +57,6 @@ pub use service::{
     CheckpointConfig, CheckpointService, DEFAULT_RUNTIME_REQUEST_TIMEOUT, MAX_DEADLINE,
     MAX_TIMEOUT_SECONDS, Target, effective_deadline, parse_timeout_query,
 };
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

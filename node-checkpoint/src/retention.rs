@@ -10,6 +10,7 @@ use crate::error::CheckpointError;
 /// Limits for the checkpoints directory. Only regular files named `checkpoint-*.tar` count;
 /// the archive just written is never removed, even when it alone exceeds a limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Retention {
     /// Keep at most this many archives.
     pub max_count: Option<usize>,
@@ -69,6 +70,21 @@ impl Retention {
             removed.push(path);
         }
         Ok(removed)
+    }
+
+    /// Keeps at most `max_count` archives ([`max_count`](Self::max_count)).
+    #[must_use]
+    pub fn with_max_count(mut self, max_count: usize) -> Self {
+        self.max_count = Some(max_count);
+        self
+    }
+
+    /// Keeps at most `max_total_bytes` bytes of archives
+    /// ([`max_total_bytes`](Self::max_total_bytes)).
+    #[must_use]
+    pub fn with_max_total_bytes(mut self, max_total_bytes: u64) -> Self {
+        self.max_total_bytes = Some(max_total_bytes);
+        self
     }
 }
 

@@ -49,6 +49,7 @@ pub const TEMP_PREFIX: &str = ".checkpoint-tmp-";
 
 /// How the service is set up.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct CheckpointConfig {
     /// The kubelet's `--root-dir` (default `/var/lib/kubelet`); archives go to
     /// `<root_dir>/checkpoints`.
@@ -77,6 +78,27 @@ impl CheckpointConfig {
             runtime_request_timeout: DEFAULT_RUNTIME_REQUEST_TIMEOUT,
             retention: Retention::default(),
         }
+    }
+
+    /// Sets [`enabled`](Self::enabled).
+    #[must_use]
+    pub fn with_enabled(mut self, enabled: bool) -> Self {
+        self.enabled = enabled;
+        self
+    }
+
+    /// Sets [`runtime_request_timeout`](Self::runtime_request_timeout).
+    #[must_use]
+    pub fn with_runtime_request_timeout(mut self, runtime_request_timeout: Duration) -> Self {
+        self.runtime_request_timeout = runtime_request_timeout;
+        self
+    }
+
+    /// Sets [`retention`](Self::retention).
+    #[must_use]
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
     }
 
     /// `<root_dir>/checkpoints`.
@@ -140,10 +162,7 @@ impl CheckpointService {
         endpoint: &str,
         registry: PodRegistry,
     ) -> Result<Self, CheckpointError> {
-        let options = ClientOptions {
-            request_timeout: config.runtime_request_timeout,
-            ..ClientOptions::default()
-        };
+        let options = ClientOptions::default().with_request_timeout(config.runtime_request_timeout);
         let client = CriClient::connect(endpoint, &options)
             .await
             .map_err(|source| CheckpointError::Connect { source })?;

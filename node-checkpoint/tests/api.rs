@@ -242,14 +242,7 @@ async fn twenty_concurrent_requests_give_twenty_intact_archives() {
         );
         whole += usize::from(!ts.contains('.'));
         assert_eq!(std::fs::metadata(p).unwrap().mode() & 0o7777, 0o600);
-        let report = inspect_file(
-            p,
-            &InspectOptions {
-                search: Some(b"hunter2".to_vec()),
-                ..InspectOptions::default()
-            },
-        )
-        .unwrap();
+        let report = inspect_file(p, &InspectOptions::default().with_search(b"hunter2")).unwrap();
         assert_eq!(
             report.search.unwrap().total_matches,
             1,
@@ -430,13 +423,7 @@ async fn the_route_ignores_credentials_and_bodies() {
 
 #[tokio::test]
 async fn retention_keeps_the_newest_archives() {
-    let env = Env::new(|c| {
-        c.retention = Retention {
-            max_count: Some(2),
-            max_total_bytes: None,
-        }
-    })
-    .await;
+    let env = Env::new(|c| c.retention = Retention::default().with_max_count(2)).await;
     let mut made = Vec::new();
     for _ in 0..3 {
         let (status, body) = env.post("/checkpoint/default/web/app").await;

@@ -17,11 +17,10 @@ fn shows_what_checkpointctl_shows_plus_files_memory_and_secrets() {
     let tmp = tempfile::tempdir().unwrap();
     let spec = ArchiveSpec::new("default", "web", "app", "0123456789abcdef0123");
     let p = write(tmp.path(), "a.tar", &spec);
-    let all = InspectOptions {
-        files: true,
-        memory: true,
-        search: Some(b"hunter2".to_vec()),
-    };
+    let all = InspectOptions::default()
+        .with_files(true)
+        .with_memory(true)
+        .with_search(b"hunter2");
     let r = inspect_file(&p, &all).unwrap();
     assert_eq!(r.container.as_deref(), Some("app"));
     assert_eq!(r.pod.as_deref(), Some("web"));
@@ -99,11 +98,9 @@ fn search_finds_strings_across_chunk_boundaries() {
     b.into_inner().unwrap().flush().unwrap();
     let r = inspect_file(
         &p,
-        &InspectOptions {
-            search: Some(needle.to_vec()),
-            memory: true,
-            ..InspectOptions::default()
-        },
+        &InspectOptions::default()
+            .with_search(needle)
+            .with_memory(true),
     )
     .unwrap();
     assert_eq!(r.engine, "CRI-O");
@@ -132,10 +129,7 @@ fn truncated_and_foreign_archives_give_clear_errors() {
     let bytes = std::fs::read(&good).unwrap();
     let len = bytes.len();
     let opts = InspectOptions::default();
-    let search = InspectOptions {
-        search: Some(b"x".to_vec()),
-        ..InspectOptions::default()
-    };
+    let search = InspectOptions::default().with_search(b"x");
     // Cut in a header, in the pages, right after the last member, inside the first end block.
     // (A missing second zero block is tolerated: every member is complete.)
     for cut in [100, 5000, len / 2, len - 1024, len - 1023, len - 600] {

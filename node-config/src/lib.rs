@@ -57,7 +57,15 @@ pub use defaults::{
     DEFAULT_VOLUME_PLUGIN_DIR, apply_legacy_flag_defaults, default_eviction_hard, set_defaults,
 };
 pub use duration::{Duration, ParseDurationError, TimeOrMetaDuration};
-pub use error::{ConfigError, Position, Violation};
+/// The crate's error type, returned through [`Result`] (loading, decoding, merging and
+/// validating a configuration). Also exported as [`ConfigError`], its older name. Parsing one
+/// value has its own small errors: [`ParseDurationError`], [`ParseQuantityError`], [`GateError`].
+#[doc(inline)]
+pub use error::ConfigError as Error;
+/// The older name of [`Error`] (the same type), kept so existing code compiles; new code
+/// names `Error`.
+pub use error::ConfigError;
+pub use error::{Position, Violation};
 pub use flags::{
     DEFAULT_CERT_DIR, DEFAULT_ROOT_DIR, FlagKind, FlagOverrides, FlagSpec, FlagTarget,
     KUBELET_FLAGS, KubeletFlags, flag_spec,
@@ -67,6 +75,9 @@ pub use loader::{DROP_IN_EXTENSION, LoadedConfig, Loader, MAX_CONFIG_FILE_BYTES,
 pub use quantity::{ParseQuantityError, Quantity};
 pub use types::*;
 pub use validate::validate;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The Kubernetes version whose kubelet this toolkit implements, as a string literal, for
 /// `concat!` (binaries' `--version` texts). [`KUBERNETES_VERSION`] is the same as a constant.

@@ -55,6 +55,7 @@ pub fn jitter(d: Duration, factor: f64) -> Duration {
 
 /// Lease settings.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct LeaseConfig {
     /// Node name = lease name = holder identity.
     pub node_name: String,
@@ -73,6 +74,13 @@ impl LeaseConfig {
             duration_seconds,
             renew_interval: Duration::from_secs_f64(secs * RENEW_INTERVAL_FRACTION),
         }
+    }
+
+    /// Sets [`renew_interval`](Self::renew_interval).
+    #[must_use]
+    pub fn with_renew_interval(mut self, renew_interval: Duration) -> Self {
+        self.renew_interval = renew_interval;
+        self
     }
 }
 

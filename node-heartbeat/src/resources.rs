@@ -70,6 +70,7 @@ pub fn to_quantities(list: &ResourceList) -> BTreeMap<String, Quantity> {
 
 /// Inputs of the capacity computation besides the machine facts.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CapacityConfig {
     /// `maxPods` (110 by default).
     pub max_pods: i64,
@@ -103,6 +104,28 @@ impl Default for CapacityConfig {
 }
 
 impl CapacityConfig {
+    /// Sets [`max_pods`](Self::max_pods).
+    #[must_use]
+    pub fn with_max_pods(mut self, max_pods: i64) -> Self {
+        self.max_pods = max_pods;
+        self
+    }
+
+    /// Sets [`pods_per_core`](Self::pods_per_core).
+    #[must_use]
+    pub fn with_pods_per_core(mut self, pods_per_core: i64) -> Self {
+        self.pods_per_core = pods_per_core;
+        self
+    }
+
+    /// Sets the size of the root dir's filesystem
+    /// ([`ephemeral_storage_bytes`](Self::ephemeral_storage_bytes)).
+    #[must_use]
+    pub fn with_ephemeral_storage_bytes(mut self, ephemeral_storage_bytes: u64) -> Self {
+        self.ephemeral_storage_bytes = Some(ephemeral_storage_bytes);
+        self
+    }
+
     /// Takes one `GetCapacity` result of the device manager: `capacity` (healthy + unhealthy
     /// devices), `allocatable` (healthy devices) and `deleted` (resources removed by that
     /// call after their grace period).
@@ -218,6 +241,7 @@ fn parse_reserved(field: &'static str, map: &BTreeMap<String, String>) -> Result
 
 /// What is held back from capacity: `systemReserved + kubeReserved + hard eviction`.
 #[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
 pub struct Reservations {
     /// `systemReserved`.
     pub system: BTreeMap<String, String>,
@@ -225,6 +249,29 @@ pub struct Reservations {
     pub kube: BTreeMap<String, String>,
     /// Hard eviction thresholds (`evictionHard`).
     pub eviction_hard: EvictionThresholds,
+}
+
+impl Reservations {
+    /// Sets [`system`](Self::system).
+    #[must_use]
+    pub fn with_system(mut self, system: BTreeMap<String, String>) -> Self {
+        self.system = system;
+        self
+    }
+
+    /// Sets [`kube`](Self::kube).
+    #[must_use]
+    pub fn with_kube(mut self, kube: BTreeMap<String, String>) -> Self {
+        self.kube = kube;
+        self
+    }
+
+    /// Sets [`eviction_hard`](Self::eviction_hard).
+    #[must_use]
+    pub fn with_eviction_hard(mut self, eviction_hard: EvictionThresholds) -> Self {
+        self.eviction_hard = eviction_hard;
+        self
+    }
 }
 
 /// `GetNodeAllocatableReservation`: system + kube reserved + the hard eviction reservation

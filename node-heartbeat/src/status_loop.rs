@@ -175,6 +175,7 @@ pub fn reconcile_existing(initial: &Node, existing: &Node) -> Option<serde_json:
 
 /// Status loop settings.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct StatusConfig {
     /// The node name.
     pub node_name: String,
@@ -196,6 +197,27 @@ impl StatusConfig {
             report_frequency: Duration::from_secs(300),
             register_node: true,
         }
+    }
+
+    /// Sets [`update_frequency`](Self::update_frequency).
+    #[must_use]
+    pub fn with_update_frequency(mut self, update_frequency: Duration) -> Self {
+        self.update_frequency = update_frequency;
+        self
+    }
+
+    /// Sets [`report_frequency`](Self::report_frequency).
+    #[must_use]
+    pub fn with_report_frequency(mut self, report_frequency: Duration) -> Self {
+        self.report_frequency = report_frequency;
+        self
+    }
+
+    /// Sets [`register_node`](Self::register_node).
+    #[must_use]
+    pub fn with_register_node(mut self, register_node: bool) -> Self {
+        self.register_node = register_node;
+        self
     }
 }
 

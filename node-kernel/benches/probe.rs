@@ -52,10 +52,9 @@ fn files_probed() -> Vec<String> {
 
 fn bench(c: &mut Criterion) {
     let root = HostRoot::live();
-    let opts = ProbeOptions {
-        run_nft: false,
-        live_probes: true,
-    };
+    let opts = ProbeOptions::default()
+        .with_run_nft(false)
+        .with_live_probes(true);
     let files = files_probed();
     let mut g = c.benchmark_group("probe_live");
     g.bench_function("bare_read_same_files", |b| {
@@ -72,10 +71,7 @@ fn bench(c: &mut Criterion) {
             let facts = probe(&root, opts);
             black_box(Report::from_facts(
                 &facts,
-                PreflightOptions {
-                    probe: opts,
-                    ..Default::default()
-                },
+                PreflightOptions::default().with_probe(opts),
             ))
         });
     });

@@ -15,6 +15,7 @@ use node_util::error_chain;
 
 /// What to probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProbeOptions {
     /// Run `nft --version` (live root only). It forks a process, so it dominates probe time.
     pub run_nft: bool,
@@ -28,6 +29,22 @@ impl Default for ProbeOptions {
             run_nft: true,
             live_probes: true,
         }
+    }
+}
+
+impl ProbeOptions {
+    /// Sets [`run_nft`](Self::run_nft).
+    #[must_use]
+    pub fn with_run_nft(mut self, run_nft: bool) -> Self {
+        self.run_nft = run_nft;
+        self
+    }
+
+    /// Sets [`live_probes`](Self::live_probes).
+    #[must_use]
+    pub fn with_live_probes(mut self, live_probes: bool) -> Self {
+        self.live_probes = live_probes;
+        self
     }
 }
 

@@ -13,6 +13,7 @@ use crate::verdict::DecidedBy;
 
 /// Preflight settings (kubelet options that change the verdict, and what to probe).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PreflightOptions {
     /// The kubelet's `failSwapOn` (default true): swap on is an error.
     pub fail_swap_on: bool,
@@ -32,6 +33,36 @@ impl Default for PreflightOptions {
             eval: EvalOptions::default(),
             probe: ProbeOptions::default(),
         }
+    }
+}
+
+impl PreflightOptions {
+    /// Sets [`fail_swap_on`](Self::fail_swap_on).
+    #[must_use]
+    pub fn with_fail_swap_on(mut self, fail_swap_on: bool) -> Self {
+        self.fail_swap_on = fail_swap_on;
+        self
+    }
+
+    /// Sets [`fail_cgroup_v1`](Self::fail_cgroup_v1).
+    #[must_use]
+    pub fn with_fail_cgroup_v1(mut self, fail_cgroup_v1: bool) -> Self {
+        self.fail_cgroup_v1 = fail_cgroup_v1;
+        self
+    }
+
+    /// Sets [`eval`](Self::eval).
+    #[must_use]
+    pub fn with_eval(mut self, eval: EvalOptions) -> Self {
+        self.eval = eval;
+        self
+    }
+
+    /// Sets [`probe`](Self::probe).
+    #[must_use]
+    pub fn with_probe(mut self, probe: ProbeOptions) -> Self {
+        self.probe = probe;
+        self
     }
 }
 

@@ -186,6 +186,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
 
 /// Settings that change the evaluation.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EvalOptions {
     /// `KUBE_PROXY_NFTABLES_SKIP_KERNEL_VERSION_CHECK` is set (non-empty).
     pub nftables_skip_kernel_check: bool,
@@ -199,6 +200,13 @@ impl EvalOptions {
             nftables_skip_kernel_check: std::env::var_os(NFTABLES_SKIP_ENV)
                 .is_some_and(|v| !v.is_empty()),
         }
+    }
+
+    /// Sets [`nftables_skip_kernel_check`](Self::nftables_skip_kernel_check).
+    #[must_use]
+    pub fn with_nftables_skip_kernel_check(mut self, nftables_skip_kernel_check: bool) -> Self {
+        self.nftables_skip_kernel_check = nftables_skip_kernel_check;
+        self
     }
 }
 

@@ -5,11 +5,9 @@
 //!
 //! ```no_run
 //! use node_kernel::{HostRoot, StartupRequirements, check_startup};
-//! let requirements = StartupRequirements {
-//!     fail_swap_on: true,
-//!     fail_cgroup_v1: true,
-//!     swap_behavior: String::new(),
-//! };
+//! let requirements = StartupRequirements::default()
+//!     .with_fail_swap_on(false)
+//!     .with_swap_behavior("LimitedSwap");
 //! let swap_policy = check_startup(&HostRoot::live(), &requirements)?;
 //! # Ok::<(), node_kernel::Error>(())
 //! ```
@@ -22,6 +20,7 @@ use crate::swap_limit::{SwapBehavior, SwapPolicy, probe_swap_controller};
 
 /// The settings the startup check reads (from `KubeletConfiguration`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StartupRequirements {
     /// `failSwapOn` (default true).
     pub fail_swap_on: bool,
@@ -39,6 +38,29 @@ impl Default for StartupRequirements {
             fail_cgroup_v1: true,
             swap_behavior: String::new(),
         }
+    }
+}
+
+impl StartupRequirements {
+    /// Sets [`fail_swap_on`](Self::fail_swap_on).
+    #[must_use]
+    pub fn with_fail_swap_on(mut self, fail_swap_on: bool) -> Self {
+        self.fail_swap_on = fail_swap_on;
+        self
+    }
+
+    /// Sets [`fail_cgroup_v1`](Self::fail_cgroup_v1).
+    #[must_use]
+    pub fn with_fail_cgroup_v1(mut self, fail_cgroup_v1: bool) -> Self {
+        self.fail_cgroup_v1 = fail_cgroup_v1;
+        self
+    }
+
+    /// Sets [`swap_behavior`](Self::swap_behavior).
+    #[must_use]
+    pub fn with_swap_behavior(mut self, swap_behavior: impl Into<String>) -> Self {
+        self.swap_behavior = swap_behavior.into();
+        self
     }
 }
 

@@ -173,6 +173,7 @@ impl Validation {
 
 /// Settings of the validation that mirror kubelet options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ValidationOptions {
     /// The kubelet's `failCgroupV1` (default true in 1.35): a v1 host is an error.
     pub fail_cgroup_v1: bool,
@@ -183,6 +184,15 @@ impl Default for ValidationOptions {
         Self {
             fail_cgroup_v1: true,
         }
+    }
+}
+
+impl ValidationOptions {
+    /// Sets [`fail_cgroup_v1`](Self::fail_cgroup_v1).
+    #[must_use]
+    pub fn with_fail_cgroup_v1(mut self, fail_cgroup_v1: bool) -> Self {
+        self.fail_cgroup_v1 = fail_cgroup_v1;
+        self
     }
 }
 

@@ -112,13 +112,9 @@ fn cgroup_v1_host() {
     );
     let skip = preflight(
         &fixture("cgroup-v1-host"),
-        PreflightOptions {
-            eval: EvalOptions {
-                nftables_skip_kernel_check: true,
-            },
-            fail_cgroup_v1: false,
-            ..Default::default()
-        },
+        PreflightOptions::default()
+            .with_eval(EvalOptions::default().with_nftables_skip_kernel_check(true))
+            .with_fail_cgroup_v1(false),
     );
     assert_eq!(feature(&skip, "nftables-kube-proxy").0, None);
     assert!(skip.passed, "{:?}", skip.errors);
@@ -387,10 +383,7 @@ fn host_with_swap_on() {
     // With failSwapOn: false the node passes and LimitedSwap is usable (cgroup v2, memory.swap.max).
     let ok = preflight(
         &fixture("swap-on"),
-        PreflightOptions {
-            fail_swap_on: false,
-            ..Default::default()
-        },
+        PreflightOptions::default().with_fail_swap_on(false),
     );
     assert!(ok.passed, "{:?}", ok.errors);
     assert_eq!(feature(&ok, "node-swap").0, Some(true));

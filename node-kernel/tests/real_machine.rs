@@ -123,10 +123,9 @@ fn report_matches_uname_and_proc() {
     // The facts agree with themselves and with max_user_namespaces.
     let facts = probe(
         &root,
-        ProbeOptions {
-            run_nft: false,
-            live_probes: false,
-        },
+        ProbeOptions::default()
+            .with_run_nft(false)
+            .with_live_probes(false),
     );
     assert_eq!(facts.live_probes.note, "not run: disabled");
     let max_userns: Option<u64> =

@@ -338,11 +338,9 @@ fn bench_pod_resources(c: &mut Criterion) {
         }
     });
     // The bench measures the server, not the limiter: lift the limit.
-    let options = PodResourcesOptions {
-        qps: 1e9,
-        burst: 1_000_000,
-        ..PodResourcesOptions::default()
-    };
+    let options = PodResourcesOptions::default()
+        .with_qps(1e9)
+        .with_burst(1_000_000);
     let server = PodResourcesServer::new(registry, s.manager.clone(), options);
     let socket = pod_resources_socket(s.dir.path());
     let handle = rt.block_on(async { server.serve(&socket).unwrap() });

@@ -87,6 +87,7 @@ pub const ALLOCATE_TIMEOUT: Duration = Duration::from_secs(10);
 /// plugin has a deadline, so a plugin that hangs costs its own resource the deadline and
 /// nothing else.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct DeviceManagerOptions {
     /// The device-plugins directory: `kubelet.sock`, the plugins' sockets and the checkpoint.
     pub socket_dir: PathBuf,
@@ -119,6 +120,58 @@ impl DeviceManagerOptions {
             allocate_timeout: ALLOCATE_TIMEOUT,
             pre_start_timeout: PRE_START_TIMEOUT,
         }
+    }
+
+    /// Sets [`grace_period`](Self::grace_period).
+    #[must_use]
+    pub fn with_grace_period(mut self, grace_period: Duration) -> Self {
+        self.grace_period = grace_period;
+        self
+    }
+
+    /// Sets [`dial_timeout`](Self::dial_timeout).
+    #[must_use]
+    pub fn with_dial_timeout(mut self, dial_timeout: Duration) -> Self {
+        self.dial_timeout = dial_timeout;
+        self
+    }
+
+    /// Sets [`options_timeout`](Self::options_timeout).
+    #[must_use]
+    pub fn with_options_timeout(mut self, options_timeout: Duration) -> Self {
+        self.options_timeout = options_timeout;
+        self
+    }
+
+    /// Sets [`list_and_watch_timeout`](Self::list_and_watch_timeout).
+    #[must_use]
+    pub fn with_list_and_watch_timeout(mut self, list_and_watch_timeout: Duration) -> Self {
+        self.list_and_watch_timeout = list_and_watch_timeout;
+        self
+    }
+
+    /// Sets [`preferred_allocation_timeout`](Self::preferred_allocation_timeout).
+    #[must_use]
+    pub fn with_preferred_allocation_timeout(
+        mut self,
+        preferred_allocation_timeout: Duration,
+    ) -> Self {
+        self.preferred_allocation_timeout = preferred_allocation_timeout;
+        self
+    }
+
+    /// Sets [`allocate_timeout`](Self::allocate_timeout).
+    #[must_use]
+    pub fn with_allocate_timeout(mut self, allocate_timeout: Duration) -> Self {
+        self.allocate_timeout = allocate_timeout;
+        self
+    }
+
+    /// Sets [`pre_start_timeout`](Self::pre_start_timeout).
+    #[must_use]
+    pub fn with_pre_start_timeout(mut self, pre_start_timeout: Duration) -> Self {
+        self.pre_start_timeout = pre_start_timeout;
+        self
     }
 }
 

@@ -60,7 +60,14 @@ pub use device_manager::{
     OPTIONS_TIMEOUT, PRE_START_TIMEOUT, PREFERRED_ALLOCATION_TIMEOUT, RegistrationHandle,
     ResourceCapacity, UNHEALTHY,
 };
-pub use error::{PluginError, Result};
+/// The crate's error type, returned through [`Result`]. Also exported as [`PluginError`], its
+/// older name.
+#[doc(inline)]
+pub use error::PluginError as Error;
+/// The older name of [`Error`] (the same type), kept so existing code compiles; new code
+/// names `Error`.
+pub use error::PluginError;
+pub use error::Result;
 pub use pod_resources::{
     CpuMemoryProvider, PodResourcesHandle, PodResourcesOptions, PodResourcesServer, TokenBucket,
     pod_resources_socket,

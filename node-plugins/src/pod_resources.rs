@@ -70,6 +70,7 @@ impl CpuMemoryProvider for () {}
 
 /// Server settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct PodResourcesOptions {
     /// `KubeletPodResourcesGet` (beta, on by default since 1.34).
     pub get_enabled: bool,
@@ -86,6 +87,29 @@ impl Default for PodResourcesOptions {
             qps: DEFAULT_QPS,
             burst: DEFAULT_BURST,
         }
+    }
+}
+
+impl PodResourcesOptions {
+    /// Sets [`get_enabled`](Self::get_enabled).
+    #[must_use]
+    pub fn with_get_enabled(mut self, get_enabled: bool) -> Self {
+        self.get_enabled = get_enabled;
+        self
+    }
+
+    /// Sets [`qps`](Self::qps).
+    #[must_use]
+    pub fn with_qps(mut self, qps: f64) -> Self {
+        self.qps = qps;
+        self
+    }
+
+    /// Sets [`burst`](Self::burst).
+    #[must_use]
+    pub fn with_burst(mut self, burst: u32) -> Self {
+        self.burst = burst;
+        self
     }
 }
 

@@ -45,6 +45,7 @@ pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Watcher settings.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RegistryOptions {
     /// The watched directory (`<root-dir>/plugins_registry`).
     pub dir: PathBuf,
@@ -68,6 +69,41 @@ impl RegistryOptions {
             get_info_timeout: GET_INFO_TIMEOUT,
             notify_timeout: NOTIFY_TIMEOUT,
         }
+    }
+
+    /// Sets [`dir`](Self::dir).
+    #[must_use]
+    pub fn with_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = dir.into();
+        self
+    }
+
+    /// Sets [`interval`](Self::interval).
+    #[must_use]
+    pub fn with_interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Sets [`dial_timeout`](Self::dial_timeout).
+    #[must_use]
+    pub fn with_dial_timeout(mut self, dial_timeout: Duration) -> Self {
+        self.dial_timeout = dial_timeout;
+        self
+    }
+
+    /// Sets [`get_info_timeout`](Self::get_info_timeout).
+    #[must_use]
+    pub fn with_get_info_timeout(mut self, get_info_timeout: Duration) -> Self {
+        self.get_info_timeout = get_info_timeout;
+        self
+    }
+
+    /// Sets [`notify_timeout`](Self::notify_timeout).
+    #[must_use]
+    pub fn with_notify_timeout(mut self, notify_timeout: Duration) -> Self {
+        self.notify_timeout = notify_timeout;
+        self
     }
 }
 

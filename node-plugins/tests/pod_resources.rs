@@ -326,10 +326,7 @@ async fn get_is_refused_when_its_gate_is_off() {
         PodPhase::Running,
         vec![container("c", ContainerKind::Regular)],
     ));
-    let options = PodResourcesOptions {
-        get_enabled: false,
-        ..PodResourcesOptions::default()
-    };
+    let options = PodResourcesOptions::default().with_get_enabled(false);
     let server = PodResourcesServer::new(pods, devices, options);
     let socket = pod_resources_socket(dir.path());
     let handle = server.serve(&socket).unwrap();

@@ -25,6 +25,7 @@ pub const MAX_DEADLINE: Duration = Duration::from_secs(i64::MAX.unsigned_abs() /
 
 /// How to reach the runtime.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientOptions {
     /// How long to keep retrying while the socket is missing or refuses connections.
     pub connect_timeout: Duration,
@@ -62,6 +63,22 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(120),
         }
+    }
+}
+
+impl ClientOptions {
+    /// Sets [`connect_timeout`](Self::connect_timeout).
+    #[must_use]
+    pub fn with_connect_timeout(mut self, connect_timeout: Duration) -> Self {
+        self.connect_timeout = connect_timeout;
+        self
+    }
+
+    /// Sets [`request_timeout`](Self::request_timeout).
+    #[must_use]
+    pub fn with_request_timeout(mut self, request_timeout: Duration) -> Self {
+        self.request_timeout = request_timeout;
+        self
     }
 }
 

@@ -25,7 +25,7 @@
 //!
 //! ```no_run
 //! use node_runtime::{ClientOptions, CriClient, NodePaths, PodManager, StaticPodSource, SyncOptions};
-//! # async fn run() -> Result<(), node_runtime::RuntimeError> {
+//! # async fn run() -> Result<(), node_runtime::Error> {
 //! let client = CriClient::connect("unix:///run/containerd/containerd.sock", &ClientOptions::default()).await?;
 //! let paths = NodePaths { root_dir: "/var/lib/kubelet".into(), pod_logs_dir: "/var/log/pods".into() };
 //! let source = StaticPodSource::new("/etc/kubernetes/manifests", "node-1");
@@ -72,6 +72,12 @@ pub use client::{
     RuntimeVersion, call_deadline, image_spec, socket_path,
 };
 pub use dir_watch::DirWatch;
+/// The crate's error type, returned through [`Result`]. Also exported as [`RuntimeError`], its
+/// older name.
+#[doc(inline)]
+pub use error::RuntimeError as Error;
+/// The older name of [`Error`] (the same type), kept so existing code compiles; new code
+/// names `Error`.
 pub use error::RuntimeError;
 pub use hook::{ContainerHook, ContainerRequest, HookFuture};
 pub use manifest::{
@@ -91,3 +97,6 @@ pub use sync::{PodManager, SyncOptions, SyncReport, default_pull_policy};
 pub use watch::{
     CONTAINERD_CRI_NAMESPACE, ESTABLISHED_AFTER, RESUBSCRIBE_AFTER, RuntimeWatch, WatchState,
 };
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -31,6 +31,7 @@ use crate::spec::{
 
 /// How the sync loop behaves.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SyncOptions {
     /// Node name (static pods are named `<name>-<node>`).
     pub node_name: String,
@@ -69,6 +70,48 @@ impl SyncOptions {
             sysctl_policy: node_kernel::SysctlPolicy::new(None, &[]).ok(),
             swap: None,
         }
+    }
+
+    /// Sets [`seccomp_default`](Self::seccomp_default).
+    #[must_use]
+    pub fn with_seccomp_default(mut self, seccomp_default: bool) -> Self {
+        self.seccomp_default = seccomp_default;
+        self
+    }
+
+    /// Sets [`sync_period`](Self::sync_period).
+    #[must_use]
+    pub fn with_sync_period(mut self, sync_period: Duration) -> Self {
+        self.sync_period = sync_period;
+        self
+    }
+
+    /// Sets [`backoff_initial`](Self::backoff_initial).
+    #[must_use]
+    pub fn with_backoff_initial(mut self, backoff_initial: Duration) -> Self {
+        self.backoff_initial = backoff_initial;
+        self
+    }
+
+    /// Sets [`backoff_max`](Self::backoff_max).
+    #[must_use]
+    pub fn with_backoff_max(mut self, backoff_max: Duration) -> Self {
+        self.backoff_max = backoff_max;
+        self
+    }
+
+    /// Sets [`sysctl_policy`](Self::sysctl_policy).
+    #[must_use]
+    pub fn with_sysctl_policy(mut self, sysctl_policy: Option<node_kernel::SysctlPolicy>) -> Self {
+        self.sysctl_policy = sysctl_policy;
+        self
+    }
+
+    /// Sets [`swap`](Self::swap).
+    #[must_use]
+    pub fn with_swap(mut self, swap: Option<node_kernel::SwapPolicy>) -> Self {
+        self.swap = swap;
+        self
     }
 }
 

@@ -22,11 +22,8 @@
 //! use std::time::Duration;
 //! use node_runtime::sync_loop::{self, SyncHealth, Timing};
 //!
-//! let timing = Timing {
-//!     static_pod_path: "/etc/kubernetes/manifests".into(),
-//!     file_check: Duration::from_secs(20),
-//!     resync: Duration::from_secs(60),
-//! };
+//! // `fileCheckFrequency` 20 s and `syncFrequency` 1 min unless set.
+//! let timing = Timing::new("/etc/kubernetes/manifests").with_resync(Duration::from_secs(30));
 //! let health = Arc::new(SyncHealth::default());
 //! let (stop_tx, stop) = tokio::sync::watch::channel(false);
 //! let on_pass = |report: &node_runtime::SyncReport, took: Duration| {
@@ -64,6 +61,7 @@ const EVENT_FOLLOW_UP: Duration = Duration::from_secs(3);
 
 /// When passes run.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Timing {
     /// The static pod directory to watch (empty: none).
     pub static_pod_path: PathBuf,
@@ -71,6 +69,32 @@ pub struct Timing {
     pub file_check: Duration,
     /// `syncFrequency`: the longest wait between passes while runtime events are followed.
     pub resync: Duration,
+}
+
+impl Timing {
+    /// Watches `static_pod_path` (empty: none) with the kubelet's default
+    /// `fileCheckFrequency` (20 s) and `syncFrequency` (1 min).
+    pub fn new(static_pod_path: impl Into<PathBuf>) -> Self {
+        Self {
+            static_pod_path: static_pod_path.into(),
+            file_check: Duration::from_secs(20),
+            resync: Duration::from_secs(60),
+        }
+    }
+
+    /// Sets [`file_check`](Self::file_check).
+    #[must_use]
+    pub fn with_file_check(mut self, file_check: Duration) -> Self {
+        self.file_check = file_check;
+        self
+    }
+
+    /// Sets [`resync`](Self::resync).
+    #[must_use]
+    pub fn with_resync(mut self, resync: Duration) -> Self {
+        self.resync = resync;
+        self
+    }
 }
 
 /// What `/healthz` and the watchdog's `syncloop` check read: the kubelet's

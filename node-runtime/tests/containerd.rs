@@ -411,10 +411,7 @@ async fn bad_manifests_are_reported_and_leave_other_pods_running() {
 async fn unreachable_endpoint_gives_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("nothing.sock");
-    let options = ClientOptions {
-        connect_timeout: Duration::from_millis(300),
-        ..Default::default()
-    };
+    let options = ClientOptions::default().with_connect_timeout(Duration::from_millis(300));
     let err = CriClient::connect(&format!("unix://{}", sock.display()), &options)
         .await
         .unwrap_err();
@@ -583,10 +580,7 @@ async fn a_call_past_its_deadline_is_deadline_exceeded() {
             held.push(conn); // accepted, never read from or answered
         }
     });
-    let options = ClientOptions {
-        request_timeout: Duration::from_millis(300),
-        ..ClientOptions::default()
-    };
+    let options = ClientOptions::default().with_request_timeout(Duration::from_millis(300));
     let started = Instant::now();
     let err = CriClient::connect(&format!("unix://{}", socket.display()), &options)
         .await

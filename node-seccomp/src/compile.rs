@@ -46,6 +46,7 @@ const EMIT_LIMIT: usize = 16 * MAX_INSNS;
 
 /// What to compile for.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CompileOptions {
     /// Architectures (ABIs) the filter handles, native first. Others get `bad_arch_action`.
     pub arches: Vec<Arch>,
@@ -106,6 +107,13 @@ impl CompileOptions {
             arches: arches.to_vec(),
             bad_arch_action: Action::KillThread,
         }
+    }
+
+    /// Sets [`bad_arch_action`](Self::bad_arch_action).
+    #[must_use]
+    pub fn with_bad_arch_action(mut self, bad_arch_action: Action) -> Self {
+        self.bad_arch_action = bad_arch_action;
+        self
     }
 }
 

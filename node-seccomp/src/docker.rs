@@ -20,6 +20,7 @@ use crate::profile::{
 
 /// What a Docker-format profile is resolved for.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DockerContext {
     /// The native architecture: selects the `archMap` entry and is matched against
     /// `includes.arches`/`excludes.arches` by its Go name (`amd64`, `arm64`, `386`).
@@ -31,6 +32,15 @@ pub struct DockerContext {
 }
 
 impl DockerContext {
+    /// `arch` alone: no capabilities, kernel unknown.
+    pub fn new(arch: Arch) -> DockerContext {
+        DockerContext {
+            arch,
+            capabilities: Vec::new(),
+            kernel: None,
+        }
+    }
+
     /// Docker's default capability set, for the given architecture, kernel unknown.
     pub fn docker_defaults(arch: Arch) -> DockerContext {
         let caps = [
@@ -54,6 +64,20 @@ impl DockerContext {
             capabilities: caps.iter().map(|c| c.to_string()).collect(),
             kernel: None,
         }
+    }
+
+    /// Sets [`capabilities`](Self::capabilities).
+    #[must_use]
+    pub fn with_capabilities(mut self, capabilities: Vec<String>) -> Self {
+        self.capabilities = capabilities;
+        self
+    }
+
+    /// Sets the kernel version `(major, minor)` ([`kernel`](Self::kernel)).
+    #[must_use]
+    pub fn with_kernel(mut self, kernel: (u32, u32)) -> Self {
+        self.kernel = Some(kernel);
+        self
     }
 }
 

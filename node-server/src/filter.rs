@@ -80,6 +80,7 @@ pub fn verb_for(method: &Method) -> &'static str {
 /// Options of the auth filter that come from the agent's configuration rather than from the
 /// authenticator or authorizer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FilterOptions {
     /// The `KubeletFineGrainedAuthz` feature gate (Beta and on by default in 1.35): `/pods`,
     /// `/runningpods/`, `/healthz`, `/configz` and `/statusz` are authorized against their own
@@ -103,6 +104,13 @@ impl FilterOptions {
         Self {
             fine_grained_authz: gates.enabled(FINE_GRAINED_AUTHZ_GATE),
         }
+    }
+
+    /// Sets [`fine_grained_authz`](Self::fine_grained_authz).
+    #[must_use]
+    pub fn with_fine_grained_authz(mut self, fine_grained_authz: bool) -> Self {
+        self.fine_grained_authz = fine_grained_authz;
+        self
     }
 }
 

@@ -68,6 +68,12 @@ pub use authn::{
 pub use authz::{Authorizer, WebhookAuthorizer, access_review_spec};
 pub use cert::{GENERATED_CERT_FILE, GENERATED_KEY_FILE, ServingCert, serving_cert};
 pub use contract::{AlwaysAllow, Attributes, AuthFuture, Decision, RequestAuth, UserInfo};
+/// The crate's error type, returned through [`Result`]. Also exported as [`ServerError`], its
+/// older name.
+#[doc(inline)]
+pub use error::ServerError as Error;
+/// The older name of [`Error`] (the same type), kept so existing code compiles; new code
+/// names `Error`.
 pub use error::ServerError;
 pub use filter::{
     AuthLayer, AuthService, FINE_GRAINED_AUTHZ_GATE, FilterOptions, KubeletAuth, auth_layer, check,
@@ -82,3 +88,6 @@ pub use serve::{
     SHUTDOWN_GRACE, ServeOptions, serve_http, serve_http_with, serve_https, serve_https_with,
 };
 pub use tls::{cipher_suites, protocol_versions, tls_config};
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -45,6 +45,7 @@ const MIN_BUFFER: usize = 8192;
 
 /// Limits of an accept loop; [`Default`] is what [`serve_https`] and [`serve_http`] use.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServeOptions {
     /// Open connections at most ([`MAX_CONNECTIONS`]); 0 is taken as 1.
     pub max_connections: usize,
@@ -64,6 +65,36 @@ impl Default for ServeOptions {
             header_read_timeout: HEADER_READ_TIMEOUT,
             handshake_timeout: HANDSHAKE_TIMEOUT,
         }
+    }
+}
+
+impl ServeOptions {
+    /// Sets [`max_connections`](Self::max_connections).
+    #[must_use]
+    pub fn with_max_connections(mut self, max_connections: usize) -> Self {
+        self.max_connections = max_connections;
+        self
+    }
+
+    /// Sets [`max_header_bytes`](Self::max_header_bytes).
+    #[must_use]
+    pub fn with_max_header_bytes(mut self, max_header_bytes: usize) -> Self {
+        self.max_header_bytes = max_header_bytes;
+        self
+    }
+
+    /// Sets [`header_read_timeout`](Self::header_read_timeout).
+    #[must_use]
+    pub fn with_header_read_timeout(mut self, header_read_timeout: Duration) -> Self {
+        self.header_read_timeout = header_read_timeout;
+        self
+    }
+
+    /// Sets [`handshake_timeout`](Self::handshake_timeout).
+    #[must_use]
+    pub fn with_handshake_timeout(mut self, handshake_timeout: Duration) -> Self {
+        self.handshake_timeout = handshake_timeout;
+        self
     }
 }
 

@@ -578,7 +578,12 @@ async fn fine_grained_server(
     cfg.authentication.x509.client_ca_file = ca.write(dir);
     cfg.authorization.webhook.cache_authorized_ttl = node_config::Duration::from_secs(0);
     cfg.authorization.webhook.cache_unauthorized_ttl = node_config::Duration::from_secs(0);
-    Server::start_with(&cfg, Some(api), FilterOptions { fine_grained_authz }).await
+    Server::start_with(
+        &cfg,
+        Some(api),
+        FilterOptions::default().with_fine_grained_authz(fine_grained_authz),
+    )
+    .await
 }
 
 fn reviews(user: &str, subresources: &[&str]) -> Vec<(String, String, String)> {

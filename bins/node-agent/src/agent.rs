@@ -82,11 +82,10 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     };
 
     // 3. Preflight.
-    let requirements = node_kernel::StartupRequirements {
-        fail_swap_on: cfg.fail_swap_on.unwrap_or(true),
-        fail_cgroup_v1: cfg.fail_cgroup_v1.unwrap_or(true),
-        swap_behavior: cfg.memory_swap.swap_behavior.clone(),
-    };
+    let requirements = node_kernel::StartupRequirements::default()
+        .with_fail_swap_on(cfg.fail_swap_on.unwrap_or(true))
+        .with_fail_cgroup_v1(cfg.fail_cgroup_v1.unwrap_or(true))
+        .with_swap_behavior(cfg.memory_swap.swap_behavior.clone());
     let swap_policy = node_kernel::check_startup(&HostRoot::live(), &requirements)
         .map_err(|e| AgentError::Preflight(e.to_string()))?;
 
@@ -222,11 +221,9 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
             api_state.sync_health.clone(),
             stop_rx.clone(),
         );
-        let timing = node_runtime::sync_loop::Timing {
-            static_pod_path: PathBuf::from(&static_pod_path),
-            file_check: cfg.file_check_frequency.to_std(),
-            resync: cfg.sync_frequency.to_std(),
-        };
+        let timing = node_runtime::sync_loop::Timing::new(PathBuf::from(&static_pod_path))
+            .with_file_check(cfg.file_check_frequency.to_std())
+            .with_resync(cfg.sync_frequency.to_std());
         let events = RuntimeWatch::start(&runtime);
         let on_pass = move |report: &node_runtime::SyncReport, took: Duration| {
             metrics.record_pass(report, took);
@@ -466,10 +463,9 @@ fn layout(
 }
 
 async fn connect_runtime(cfg: &KubeletConfiguration) -> Result<CriClient, AgentError> {
-    let options = ClientOptions {
-        connect_timeout: RUNTIME_CONNECT_TIMEOUT,
-        request_timeout: cfg.runtime_request_timeout.to_std(),
-    };
+    let options = ClientOptions::default()
+        .with_connect_timeout(RUNTIME_CONNECT_TIMEOUT)
+        .with_request_timeout(cfg.runtime_request_timeout.to_std());
     // `imageServiceEndpoint`: a second connection for the ImageService when it names another
     // socket; empty means the runtime's (pkg/kubelet/kubelet.go PreInitRuntimeService).
     let image_endpoint = Some(cfg.image_service_endpoint.as_str()).filter(|e| !e.is_empty());

@@ -171,13 +171,9 @@ async fn secured_api(
             .map_err(server_err("authentication/authorization"))?,
     );
 
-    let checkpoint_config = CheckpointConfig {
-        root_dir: layout.root.clone(),
-        enabled: gates.enabled("ContainerCheckpoint"),
-        node_name: state.node_name.clone(),
-        runtime_request_timeout: cfg.runtime_request_timeout.to_std(),
-        retention: node_checkpoint::Retention::default(),
-    };
+    let checkpoint_config = CheckpointConfig::new(layout.root.clone(), state.node_name.clone())
+        .with_enabled(gates.enabled("ContainerCheckpoint"))
+        .with_runtime_request_timeout(cfg.runtime_request_timeout.to_std());
     let checkpoint = if checkpoint_config.enabled {
         CheckpointService::connect(
             checkpoint_config,

@@ -610,12 +610,10 @@ async fn eof_within(stream: &mut (impl AsyncReadExt + Unpin), limit: Duration) -
 /// between keep-alive requests) is closed after its timeout, and freed slots are reused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_and_idle_clients_are_bounded() {
-    let options = ServeOptions {
-        max_connections: 2,
-        header_read_timeout: Duration::from_secs(1),
-        handshake_timeout: Duration::from_secs(5),
-        ..ServeOptions::default()
-    };
+    let options = ServeOptions::default()
+        .with_max_connections(2)
+        .with_header_read_timeout(Duration::from_secs(1))
+        .with_handshake_timeout(Duration::from_secs(5));
     let server = Server::start(|_, _| {}, None, options).await;
     // Two silent TCP connections take both slots...
     let mut a = TcpStream::connect(server.addr).await.unwrap();

@@ -52,11 +52,10 @@ fn inspect(a: InspectArgs) -> anyhow::Result<()> {
     if a.search.as_deref() == Some("") {
         anyhow::bail!("--search: expected a non-empty string");
     }
-    let options = InspectOptions {
-        files: a.files,
-        memory: a.memory,
-        search: a.search.map(String::into_bytes),
-    };
+    let mut options = InspectOptions::default()
+        .with_files(a.files)
+        .with_memory(a.memory);
+    options.search = a.search.map(String::into_bytes);
     let report = inspect_file(&a.archive, &options)
         .with_context(|| format!("inspecting {}", a.archive.display()))?;
     match a.output {

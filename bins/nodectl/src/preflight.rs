@@ -37,15 +37,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("--root {}: not a directory", args.root.display());
     }
     let root = HostRoot::new(&args.root);
-    let opts = PreflightOptions {
-        fail_swap_on: args.fail_swap_on,
-        fail_cgroup_v1: args.fail_cgroup_v1,
-        eval: EvalOptions::from_env(),
-        probe: ProbeOptions {
-            run_nft: !args.no_nft,
-            live_probes: true,
-        },
-    };
+    let opts = PreflightOptions::default()
+        .with_fail_swap_on(args.fail_swap_on)
+        .with_fail_cgroup_v1(args.fail_cgroup_v1)
+        .with_eval(EvalOptions::from_env())
+        .with_probe(
+            ProbeOptions::default()
+                .with_run_nft(!args.no_nft)
+                .with_live_probes(true),
+        );
     let report = preflight(&root, opts);
     match args.output {
         Format::Text => print_text(&report.to_text())?,
