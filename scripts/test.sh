@@ -54,3 +54,13 @@ echo "== cargo build"
 cargo build --workspace --all-targets --locked
 echo "== cargo test"
 cargo test --workspace --locked
+
+# 5. The embedding proof (examples/embedder; README "Embedding the crates"): a crate outside the
+#    workspace, with its own Cargo.lock, that uses the library crates the way a user's agent
+#    does. Its test runs its binary against this run's containerd and node-heartbeat's test API
+#    server. It builds into the workspace's target dir: the registry crates whose features and
+#    dependencies match the workspace build's are reused (about 240 of 300 units; path crates,
+#    the patched h2 and whatever depends on them are built again): 40 s instead of 73 s with a
+#    target dir of its own, measured on 2 cores right after the workspace build.
+echo "== embedder"
+cargo test --manifest-path examples/embedder/Cargo.toml --locked --target-dir "${CARGO_TARGET_DIR:-$PWD/target}"
