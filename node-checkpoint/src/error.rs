@@ -87,7 +87,7 @@ pub enum CheckpointError {
     Internal {
         /// What was being done.
         action: &'static str,
-        /// `panicked` or `cancelled`.
+        /// `panicked` or `was cancelled`.
         reason: &'static str,
     },
     /// A connection to the runtime could not be made.

@@ -417,23 +417,19 @@ fn publish(
     Err(CheckpointError::NameExhausted { path: first })
 }
 
-/// Runs blocking filesystem work on tokio's blocking pool.
+/// Runs blocking filesystem work on tokio's blocking pool ([`node_util::run_blocking`]).
 async fn blocking<T: Send + 'static>(
     action: &'static str,
     work: impl FnOnce() -> Result<T, CheckpointError> + Send + 'static,
 ) -> Result<T, CheckpointError> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result,
-        Err(err) => {
-            tracing::error!(%action, error = %err, "checkpoint work failed");
-            Err(CheckpointError::Internal {
-                action,
-                reason: if err.is_panic() {
-                    "panicked"
-                } else {
-                    "cancelled"
-                },
-            })
+    node_util::run_blocking(action, work).await
+}
+
+impl From<node_util::BlockingFailed> for CheckpointError {
+    fn from(e: node_util::BlockingFailed) -> Self {
+        CheckpointError::Internal {
+            action: e.action,
+            reason: e.reason,
         }
     }
 }

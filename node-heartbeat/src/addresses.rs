@@ -181,11 +181,7 @@ pub fn dns_lookup(name: &str) -> Vec<IpAddr> {
 
 /// Name of the interface with the IPv4 default route, from `<root>/proc/net/route`.
 pub fn default_route_interface_v4(root: &Path) -> Option<String> {
-    let text = crate::machine::read_capped(
-        &root.join("proc/net/route"),
-        crate::machine::MAX_FACT_FILE_BYTES,
-    )
-    .ok()?;
+    let text = crate::machine::read(root, "proc/net/route").ok()?;
     text.lines().skip(1).find_map(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
         (f.len() > 7 && f[1] == "00000000" && f[7] == "00000000").then(|| f[0].to_owned())
@@ -194,11 +190,7 @@ pub fn default_route_interface_v4(root: &Path) -> Option<String> {
 
 /// Name of the interface with the IPv6 default route, from `<root>/proc/net/ipv6_route`.
 pub fn default_route_interface_v6(root: &Path) -> Option<String> {
-    let text = crate::machine::read_capped(
-        &root.join("proc/net/ipv6_route"),
-        crate::machine::MAX_FACT_FILE_BYTES,
-    )
-    .ok()?;
+    let text = crate::machine::read(root, "proc/net/ipv6_route").ok()?;
     text.lines().find_map(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();
         (f.len() == 10

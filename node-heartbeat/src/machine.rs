@@ -30,35 +30,35 @@ pub struct MachineFacts {
 /// 16 MiB. `/proc/cpuinfo` of a 1,024-CPU machine is about 1.5 MiB.
 pub const MAX_FACT_FILE_BYTES: u64 = 16 << 20;
 
-/// Reads `path` as UTF-8, at most `limit` bytes; a longer file is [`Error::TooLarge`] and the
-/// excess is never read (a runaway file or `/dev/zero` cannot exhaust memory).
-pub(crate) fn read_capped(path: &Path, limit: u64) -> Result<String> {
-    use std::io::Read;
-    let read_err = |source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(read_err)?;
-    let mut bytes = Vec::new();
-    file.take(limit.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(read_err)?;
-    if bytes.len() as u64 > limit {
-        return Err(Error::TooLarge {
-            path: path.to_path_buf(),
-            limit,
-        });
-    }
-    String::from_utf8(bytes).map_err(|e| {
-        read_err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            e.utf8_error(),
-        ))
-    })
+/// Reads `<root>/<rel>` through node-kernel's bounded reader ([`node_kernel::HostRoot`]), at
+/// most [`MAX_FACT_FILE_BYTES`].
+pub(crate) fn read(root: &Path, rel: &str) -> Result<String> {
+    node_kernel::HostRoot::new(root)
+        .read_at_most(rel, MAX_FACT_FILE_BYTES)
+        .map_err(|e| from_host(root, rel, e))
 }
 
-fn read(root: &Path, rel: &str) -> Result<String> {
-    read_capped(&root.join(rel), MAX_FACT_FILE_BYTES)
+/// node-kernel's read errors as this crate's ([`Error::Read`], [`Error::TooLarge`],
+/// [`Error::Parse`]), so callers match one enum.
+fn from_host(root: &Path, rel: &str, e: node_kernel::Error) -> Error {
+    match e {
+        node_kernel::Error::Read { path, source } => Error::Read { path, source },
+        node_kernel::Error::TooLarge { path, limit, .. } => Error::TooLarge { path, limit },
+        node_kernel::Error::Parse {
+            path,
+            field,
+            value,
+            expected,
+        } => Error::Parse {
+            path,
+            field,
+            reason: format!("expected {expected}, got {value:?}"),
+        },
+        other => Error::Read {
+            path: root.join(rel),
+            source: std::io::Error::other(node_util::error_chain(&other)),
+        },
+    }
 }
 
 fn read_optional(root: &Path, rel: &str) -> Result<Option<String>> {
@@ -102,39 +102,17 @@ pub fn parse_cpuinfo(root: &Path) -> Result<u32> {
     u32::try_from(n).map_err(|_| parse_err(root, "proc/cpuinfo", "processor", "too many"))
 }
 
-/// Reads one `/proc/meminfo` field (`MemTotal`, `MemAvailable`...) in bytes.
+/// Reads one `/proc/meminfo` field (`MemTotal`, `MemAvailable`...) in bytes, with
+/// node-kernel's parser ([`node_kernel::meminfo_bytes`]).
+///
+/// # Errors
+/// [`Error::Read`]/[`Error::TooLarge`] for the file; [`Error::Parse`] when the field is missing
+/// or is not `N kB`.
 pub fn meminfo_field(root: &Path, field: &str) -> Result<u64> {
     let text = read(root, "proc/meminfo")?;
-    for line in text.lines() {
-        let Some((k, v)) = line.split_once(':') else {
-            continue;
-        };
-        if k.trim() != field {
-            continue;
-        }
-        let mut parts = v.split_whitespace();
-        let num: u64 = parts.next().and_then(|n| n.parse().ok()).ok_or_else(|| {
-            parse_err(
-                root,
-                "proc/meminfo",
-                field,
-                format!("expected a number, got {v:?}"),
-            )
-        })?;
-        return Ok(match parts.next() {
-            Some("kB") => num.saturating_mul(1024),
-            None => num,
-            Some(unit) => {
-                return Err(parse_err(
-                    root,
-                    "proc/meminfo",
-                    field,
-                    format!("unknown unit {unit:?}"),
-                ));
-            }
-        });
-    }
-    Err(parse_err(root, "proc/meminfo", field, "field missing"))
+    node_kernel::meminfo_bytes(&node_kernel::HostRoot::new(root), &text, field)
+        .map_err(|e| from_host(root, "proc/meminfo", e))?
+        .ok_or_else(|| parse_err(root, "proc/meminfo", field, "field missing"))
 }
 
 /// Lists `/sys/kernel/mm/hugepages/hugepages-<size>kB/nr_hugepages` as (page bytes, pages).
@@ -433,9 +411,15 @@ pub(crate) mod tests {
         );
         let small = dir.path().join("small");
         std::fs::write(&small, "1234").unwrap();
-        assert_eq!(read_capped(&small, 4).unwrap(), "1234");
+        let host = node_kernel::HostRoot::new(dir.path());
+        assert_eq!(host.read_at_most("small", 4).unwrap(), "1234");
         assert_eq!(
-            read_capped(&small, 3).unwrap_err().to_string(),
+            from_host(
+                dir.path(),
+                "small",
+                host.read_at_most("small", 3).unwrap_err()
+            )
+            .to_string(),
             format!(
                 "reading {}: larger than the 3 bytes read at most",
                 small.display()

@@ -91,7 +91,17 @@ impl HostRoot {
     /// # Errors
     /// [`Error::Read`] with the full path; [`Error::TooLarge`] for a longer file.
     pub fn read(&self, rel: &str) -> Result<String> {
-        let bytes = read_capped(&self.join(rel), Self::MAX_FILE_BYTES)?;
+        self.read_at_most(rel, Self::MAX_FILE_BYTES)
+    }
+
+    /// Like [`HostRoot::read`] with a smaller (or larger) cap than
+    /// [`HostRoot::MAX_FILE_BYTES`]: the one bounded reader of host files the workspace shares
+    /// (node-heartbeat's machine facts use it too).
+    ///
+    /// # Errors
+    /// [`Error::Read`] with the full path; [`Error::TooLarge`] for a file longer than `limit`.
+    pub fn read_at_most(&self, rel: &str, limit: u64) -> Result<String> {
+        let bytes = read_capped(&self.join(rel), limit)?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 

@@ -6,6 +6,9 @@
 //!   plain walk prints each cause once.
 //! - [`text`] (feature `http`): a `200`/`4xx`/`5xx` `text/plain; charset=utf-8` response, the
 //!   body type Go's `http.Error` writes.
+//! - [`run_blocking`] (feature `tokio`): filesystem work on tokio's blocking pool, awaited; a
+//!   panic in the work (a bug) or a runtime shutting down becomes the caller's error
+//!   ([`BlockingFailed`]), never a panic of the awaiting task.
 //!
 //! The other shared helpers live with the crate whose subject they are: durable atomic writes
 //! in `node_state::write_atomic` (temp file, fsync, rename, fsync of the directory), reads of
@@ -67,6 +70,46 @@ pub fn text(status: http::StatusCode, body: impl Into<String>) -> http::Response
     response
 }
 
+/// Blocking work that did not finish: it panicked, or the runtime was shutting down.
+#[cfg(feature = "tokio")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockingFailed {
+    /// What was being done, e.g. `removing pod directory`.
+    pub action: &'static str,
+    /// `panicked` or `was cancelled`.
+    pub reason: &'static str,
+}
+
+/// Runs `work` on tokio's blocking pool and waits for it, so the executor thread keeps serving
+/// health endpoints, heartbeats and the watchdog while a directory is removed or a file
+/// fsynced (the kubelet gets the same from goroutines). A panic in `work` or a runtime
+/// shutting down is logged and returned as `E::from(BlockingFailed { action, .. })`.
+///
+/// # Errors
+/// `work`'s own error, or the [`BlockingFailed`] conversion.
+#[cfg(feature = "tokio")]
+pub async fn run_blocking<T, E>(
+    action: &'static str,
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<BlockingFailed> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(err) => {
+            let reason = if err.is_panic() {
+                "panicked"
+            } else {
+                "was cancelled"
+            };
+            tracing::error!(%action, reason, "blocking work did not finish");
+            Err(E::from(BlockingFailed { action, reason }))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +142,52 @@ mod tests {
         // A third-party error that formats its source into its own message.
         let e = Wrap("connect: refused", Some(Box::new(Wrap("refused", None))));
         assert_eq!(error_chain(&e), "connect: refused");
+    }
+
+    #[cfg(feature = "tokio")]
+    #[derive(Debug, PartialEq)]
+    enum TestError {
+        Failed(BlockingFailed),
+        Work(&'static str),
+    }
+    #[cfg(feature = "tokio")]
+    impl From<BlockingFailed> for TestError {
+        fn from(e: BlockingFailed) -> Self {
+            Self::Failed(e)
+        }
+    }
+
+    /// On a single-threaded runtime, the work waits for a message that only another task on
+    /// that same thread sends: run inline, it would hold the thread and never get it.
+    #[cfg(feature = "tokio")]
+    #[tokio::test(flavor = "current_thread")]
+    async fn work_runs_while_the_executor_thread_keeps_running_tasks() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let work = run_blocking("waiting for the executor", move || {
+            rx.recv_timeout(std::time::Duration::from_secs(120))
+                .map_err(|_| TestError::Work("held the executor thread"))
+        });
+        let other_task = async move {
+            tokio::task::yield_now().await;
+            tx.send(()).expect("the work is waiting");
+        };
+        let (result, ()) = tokio::join!(work, other_task);
+        assert_eq!(result, Ok(()));
+    }
+
+    #[cfg(feature = "tokio")]
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_panic_in_the_work_is_an_error_naming_the_action() {
+        let err = run_blocking::<(), TestError>("removing pod directory", || panic!("bug"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            TestError::Failed(BlockingFailed {
+                action: "removing pod directory",
+                reason: "panicked"
+            })
+        );
     }
 
     #[cfg(feature = "http")]

@@ -201,7 +201,7 @@ impl FakeCri {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 
     /// `unix:///.../fake-cri.sock`.
@@ -283,6 +283,11 @@ impl FakeCri {
     }
 }
 
+/// The shared state, also after a panicking holder (a failed assertion in another task).
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl Drop for FakeCri {
     fn drop(&mut self) {
         self.task.abort();
@@ -296,7 +301,7 @@ struct Service {
 
 impl Service {
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 }
 
