@@ -241,6 +241,23 @@ pub fn not_acted_on_set(config: &KubeletConfiguration) -> Result<Vec<NotActedOn>
         .collect())
 }
 
+/// The startup warning naming every field of `config` that is accepted without being acted on
+/// (`None` when there is none), pointing at `nodectl config --explain` for why.
+///
+/// # Errors
+/// As [`not_acted_on_set`].
+pub fn not_acted_on_warning(config: &KubeletConfiguration) -> Result<Option<String>, ConfigError> {
+    let fields = not_acted_on_set(config)?;
+    if fields.is_empty() {
+        return Ok(None);
+    }
+    let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+    Ok(Some(format!(
+        "accepted but not acted on: {} (`nodectl config --explain` says why)",
+        names.join(", ")
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,6 +303,7 @@ mod tests {
         let defaults = Loader::new().config_file(&path).load().unwrap().config;
         assert_eq!(set_fields(&defaults).unwrap(), Vec::<String>::new());
         assert!(not_acted_on_set(&defaults).unwrap().is_empty());
+        assert_eq!(not_acted_on_warning(&defaults).unwrap(), None);
         let mut c = defaults;
         c.image_gc_high_threshold_percent = Some(90);
         c.port = 10251;
@@ -301,5 +319,12 @@ mod tests {
             .collect();
         // In the table's (the kubelet's) order; `port` is acted on.
         assert_eq!(names, ["clusterDNS", "imageGCHighThresholdPercent"]);
+        assert_eq!(
+            not_acted_on_warning(&c).unwrap().as_deref(),
+            Some(
+                "accepted but not acted on: clusterDNS, imageGCHighThresholdPercent \
+                 (`nodectl config --explain` says why)"
+            )
+        );
     }
 }

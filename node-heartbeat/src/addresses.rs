@@ -30,6 +30,61 @@ pub fn normalize_hostname(name: &str) -> String {
     name.trim().to_lowercase()
 }
 
+/// The node's host name as the kubelet computes it (`GetHostname` of
+/// `k8s.io/component-helpers/node/util`): `--hostname-override` when given, else the kernel's
+/// host name; trimmed and lower-cased. Without a cloud provider the node name is this name.
+///
+/// # Errors
+/// [`Error::Hostname`] when the kernel's name cannot be read; [`Error::EmptyHostname`] when
+/// the name is blank (an override of only spaces included, as upstream).
+pub fn hostname(hostname_override: Option<&str>) -> Result<String> {
+    let name = match hostname_override.filter(|o| !o.is_empty()) {
+        Some(name) => name.to_owned(),
+        None => nix::unistd::gethostname()
+            .map_err(|source| Error::Hostname { source })?
+            .to_string_lossy()
+            .into_owned(),
+    };
+    let name = normalize_hostname(&name);
+    if name.is_empty() {
+        return Err(Error::EmptyHostname);
+    }
+    Ok(name)
+}
+
+impl AddressInputs {
+    /// The inputs for the live host: `node_ips` from `--node-ip` ([`parse_node_ips`]), the
+    /// interfaces and default routes probed under `root` ([`probe_network`]).
+    #[must_use]
+    pub fn probe(
+        root: &Path,
+        node_name: &str,
+        hostname: &str,
+        hostname_overridden: bool,
+        node_ips: Vec<IpAddr>,
+    ) -> Self {
+        let (interface_ips, default_route_ips) = probe_network(root);
+        AddressInputs {
+            node_name: node_name.to_owned(),
+            hostname: hostname.to_owned(),
+            hostname_overridden,
+            node_ips,
+            interface_ips,
+            default_route_ips,
+        }
+    }
+}
+
+/// The IPs among `addresses` (the `InternalIP`/`ExternalIP` entries; host names are skipped),
+/// e.g. for the serving certificate's IP SANs.
+#[must_use]
+pub fn address_ips(addresses: &[NodeAddress]) -> Vec<IpAddr> {
+    addresses
+        .iter()
+        .filter_map(|a| a.address.parse().ok())
+        .collect()
+}
+
 /// Parses `--node-ip`: comma-separated, at most two, and two must be one of each family.
 pub fn parse_node_ips(flag: &str) -> Result<Vec<IpAddr>> {
     if flag.trim().is_empty() {
@@ -357,5 +412,38 @@ mod tests {
         assert_eq!(default_route_interface_v6(dir.path()), None);
         let (all, _defaults) = probe_network(Path::new("/"));
         assert!(all.contains(&ip("127.0.0.1")));
+    }
+
+    #[test]
+    fn hostname_follows_the_kubelet() {
+        assert_eq!(
+            hostname(Some("  Node-A.Example ")).unwrap(),
+            "node-a.example"
+        );
+        // Only spaces is an error, as upstream; an empty override means "not given".
+        assert!(matches!(hostname(Some("   ")), Err(Error::EmptyHostname)));
+        let kernel = hostname(None).unwrap();
+        assert_eq!(hostname(Some("")).unwrap(), kernel);
+        assert_eq!(kernel, normalize_hostname(&kernel));
+    }
+
+    #[test]
+    fn address_ips_skip_host_names() {
+        let a = |t: &str, v: &str| NodeAddress {
+            type_: t.into(),
+            address: v.into(),
+        };
+        let ips = address_ips(&[
+            a("InternalIP", "10.0.0.5"),
+            a("Hostname", "node-a"),
+            a("InternalIP", "fd00::5"),
+        ]);
+        assert_eq!(
+            ips,
+            [
+                "10.0.0.5".parse::<IpAddr>().unwrap(),
+                "fd00::5".parse().unwrap()
+            ]
+        );
     }
 }

@@ -148,6 +148,24 @@ pub fn read_kubeconfig(path: &Path) -> Result<kube::config::Kubeconfig> {
     kube::config::Kubeconfig::read_from(path).map_err(|e| fail(Box::new(e)))
 }
 
+/// The client configuration of a kubeconfig file (`--kubeconfig`): [`read_kubeconfig`]'s
+/// checks, then kube's resolution of its current context (credentials, CA, exec plugins). One
+/// configuration serves the heartbeat ([`KubeBackend::from_config`], with its timeouts) and
+/// the agent's other API clients (`kube::Client::try_from`).
+///
+/// # Errors
+/// [`Error::Kubeconfig`] / [`Error::TooLarge`] as [`read_kubeconfig`]; [`Error::Kubeconfig`]
+/// when the context cannot be resolved.
+pub async fn load_kubeconfig(path: &Path) -> Result<kube::Config> {
+    let kc = read_kubeconfig(path)?;
+    kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await
+        .map_err(|e| Error::Kubeconfig {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })
+}
+
 impl KubeBackend {
     /// Builds the backend from a kube config, applying the heartbeat timeout.
     pub fn from_config(mut config: kube::Config, timeout: Duration) -> Result<Self> {
@@ -173,17 +191,9 @@ impl KubeBackend {
         Self::from_config(kube::Config::new(uri), timeout)
     }
 
-    /// A backend from a kubeconfig file (`--kubeconfig`), read with [`read_kubeconfig`].
+    /// A backend from a kubeconfig file (`--kubeconfig`), read with [`load_kubeconfig`].
     pub async fn from_kubeconfig(path: &Path, timeout: Duration) -> Result<Self> {
-        let kc = read_kubeconfig(path)?;
-        let config =
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| Error::Kubeconfig {
-                    path: path.to_path_buf(),
-                    source: Box::new(e),
-                })?;
-        Self::from_config(config, timeout)
+        Self::from_config(load_kubeconfig(path).await?, timeout)
     }
 
     fn build(config: &kube::Config) -> Result<(Api<Lease>, Api<Node>)> {

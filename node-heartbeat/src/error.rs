@@ -63,6 +63,16 @@ pub enum Error {
         /// The kubelet's message.
         message: String,
     },
+    /// The kernel's host name could not be read.
+    #[error("couldn't determine hostname")]
+    Hostname {
+        /// The errno of `gethostname(2)`.
+        #[source]
+        source: nix::Error,
+    },
+    /// The host name (an override, or the kernel's) is blank.
+    #[error("empty hostname is invalid")]
+    EmptyHostname,
     /// A `--node-ip` value was not usable.
     #[error("node IP: {ip:?} {reason}")]
     NodeIp {

@@ -53,6 +53,7 @@ mod addresses;
 mod backend;
 pub mod conditions;
 mod error;
+mod heartbeat;
 mod labels;
 mod lease;
 mod machine;
@@ -67,14 +68,16 @@ pub mod testserver;
 pub mod watchdog;
 
 pub use addresses::{
-    AddressInputs, default_route_interface_v4, default_route_interface_v6, dns_lookup,
-    node_addresses, normalize_hostname, parse_node_ips, probe_network, validate_node_ip,
+    AddressInputs, address_ips, default_route_interface_v4, default_route_interface_v6, dns_lookup,
+    hostname, node_addresses, normalize_hostname, parse_node_ips, probe_network, validate_node_ip,
 };
 pub use backend::{
-    Backend, KubeBackend, LEASE_NAMESPACE, MAX_KUBECONFIG_BYTES, StandaloneBackend, read_kubeconfig,
+    Backend, KubeBackend, LEASE_NAMESPACE, MAX_KUBECONFIG_BYTES, StandaloneBackend,
+    load_kubeconfig, read_kubeconfig,
 };
 pub use conditions::{RuntimeHealth, aggregate, set_condition};
 pub use error::{ApiErrorKind, Error, Result};
+pub use heartbeat::Heartbeat;
 pub use labels::{
     KUBELET_LABEL_NAMESPACES, KUBELET_LABELS, default_labels, ensure_os_arch_labels, go_arch,
     go_os, is_kubelet_label, is_kubernetes_label, validate_node_labels,

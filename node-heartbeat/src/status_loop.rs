@@ -13,7 +13,7 @@ use k8s_openapi::jiff::Timestamp;
 use tokio::time::Instant;
 
 use crate::backend::Backend;
-use crate::conditions::READY;
+use crate::conditions::{READY, RuntimeHealth};
 use crate::error::{ApiErrorKind, Error, Result};
 use crate::labels::ensure_os_arch_labels;
 use crate::lease::{JITTER_FACTOR, jitter};
@@ -85,6 +85,20 @@ impl SharedInputs {
                 wall.checked_add(span).unwrap_or(wall)
             }
         }
+    }
+
+    /// Records that the container runtime answered its `Status` at `now` (the kubelet's
+    /// `updateRuntimeUp`): `runtime_not_ready` is its `RuntimeReady` condition when false.
+    /// The shutdown errors already recorded stay.
+    pub fn runtime_answered(&self, now: std::time::Instant, runtime_not_ready: Option<String>) {
+        self.update(|i| {
+            let shutdown_errors = std::mem::take(&mut i.runtime_health.shutdown_errors);
+            i.runtime_health = RuntimeHealth {
+                runtime_not_ready,
+                shutdown_errors,
+                ..RuntimeHealth::healthy(now)
+            };
+        });
     }
 
     /// Runs `f` on the inputs (e.g. to set pressure or runtime health).

@@ -262,6 +262,27 @@ pub struct SysctlPolicy {
 }
 
 impl SysctlPolicy {
+    /// The allowlist for the kernel running under `root` (its `/proc/sys/kernel/osrelease`)
+    /// plus `allowed_unsafe`: what the kubelet's sysctl admission handler builds at startup.
+    /// When the kernel version cannot be read, only the sysctls safe on every kernel are
+    /// allowed (and a warning says so).
+    ///
+    /// # Errors
+    /// As [`SysctlPolicy::new`]: an invalid `allowedUnsafeSysctls` entry, which stops the
+    /// kubelet's startup.
+    pub fn for_host(root: &crate::HostRoot, allowed_unsafe: &[String]) -> Result<Self> {
+        let kernel = root
+            .read("proc/sys/kernel/osrelease")
+            .ok()
+            .and_then(|r| KernelVersion::parse(r.trim()).ok());
+        if kernel.is_none() {
+            tracing::warn!(
+                "cannot read the kernel version: only the sysctls safe on every kernel are allowed"
+            );
+        }
+        Self::new(kernel.as_ref(), allowed_unsafe)
+    }
+
     /// Builds the allowlist: the safe sysctls for `kernel` plus `allowed_unsafe` (names or
     /// patterns ending in `*`, as in `allowedUnsafeSysctls`).
     ///

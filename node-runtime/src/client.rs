@@ -304,6 +304,17 @@ impl CriClient {
         Ok(resp.status.map(|s| s.conditions).unwrap_or_default())
     }
 
+    /// `Status`, reduced to what the kubelet's `updateRuntimeUp` feeds the Ready condition:
+    /// `None` when the runtime is ready, else its `RuntimeReady` condition as the kubelet
+    /// prints it ([`runtime_not_ready`]).
+    ///
+    /// # Errors
+    /// The `Status` call failed: the runtime did not answer (the caller keeps the last
+    /// answer's time, so the node turns NotReady once it is too old).
+    pub async fn runtime_not_ready(&self) -> Result<Option<String>, RuntimeError> {
+        Ok(runtime_not_ready(&self.status().await?))
+    }
+
     /// `RunPodSandbox`.
     pub async fn run_pod_sandbox(
         &self,
@@ -637,6 +648,26 @@ async fn connect_once(path: &Path) -> Result<Channel, String> {
         })
 }
 
+/// The runtime's `RuntimeReady` condition when it is false, in the kubelet's words
+/// (`RuntimeReady=false reason:... message:...`, pkg/kubelet/kubelet.go `updateRuntimeUp`);
+/// `None` when the runtime reports itself ready. A missing condition counts as ready here:
+/// the kubelet treats it as not ready, but containerd 1.6 always sends it, and the agent's
+/// Ready condition then still follows whether the runtime answers at all. `NetworkReady` is
+/// not consulted: the agent runs host-network pods only (README, differences from the
+/// kubelet).
+#[must_use]
+pub fn runtime_not_ready(conditions: &[cri::RuntimeCondition]) -> Option<String> {
+    conditions
+        .iter()
+        .find(|c| c.r#type == "RuntimeReady" && !c.status)
+        .map(|c| {
+            format!(
+                "{}=false reason:{} message:{}",
+                c.r#type, c.reason, c.message
+            )
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -703,5 +734,23 @@ mod tests {
         // tonic accepts the cap (it panics beyond 99,999,999 hours).
         let r = bounded_request((), Some(Duration::MAX));
         assert!(r.metadata().get("grpc-timeout").is_some());
+    }
+
+    #[test]
+    fn runtime_not_ready_reads_the_runtime_ready_condition_only() {
+        let c = |t: &str, status: bool| cri::RuntimeCondition {
+            r#type: t.to_owned(),
+            status,
+            reason: "R".to_owned(),
+            message: "m".to_owned(),
+        };
+        assert_eq!(
+            runtime_not_ready(&[c("RuntimeReady", true), c("NetworkReady", false)]),
+            None
+        );
+        assert_eq!(
+            runtime_not_ready(&[c("NetworkReady", true), c("RuntimeReady", false)]).as_deref(),
+            Some("RuntimeReady=false reason:R message:m")
+        );
     }
 }

@@ -69,7 +69,7 @@ mod watch;
 
 pub use client::{
     ClientOptions, CriClient, KUBE_RUNTIME_API_VERSION, MAX_DEADLINE, MAX_MESSAGE_SIZE,
-    RuntimeVersion, call_deadline, image_spec, socket_path,
+    RuntimeVersion, call_deadline, image_spec, runtime_not_ready, socket_path,
 };
 pub use dir_watch::DirWatch;
 /// The crate's error type, returned through [`Result`]. Also exported as [`RuntimeError`], its

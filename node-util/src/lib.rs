@@ -9,6 +9,8 @@
 //! - [`run_blocking`] (feature `tokio`): filesystem work on tokio's blocking pool, awaited; a
 //!   panic in the work (a bug) or a runtime shutting down becomes the caller's error
 //!   ([`BlockingFailed`]), never a panic of the awaiting task.
+//! - [`stopped`] (feature `tokio`): the stop signal every long-lived loop shares, a
+//!   `watch::Receiver<bool>` turned into a future that resolves when it turns true.
 //!
 //! The other shared helpers live with the crate whose subject they are: durable atomic writes
 //! in `node_state::write_atomic` (temp file, fsync, rename, fsync of the directory), reads of
@@ -110,6 +112,18 @@ where
     }
 }
 
+/// Resolves once `rx` holds `true`, or once its sender is gone (nothing can stop the loop any
+/// more, so it stops now rather than never). The shape every loop's shutdown argument takes:
+/// `loop.run(node_util::stopped(stop_rx.clone()))`.
+#[cfg(feature = "tokio")]
+pub async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +202,23 @@ mod tests {
                 reason: "panicked"
             })
         );
+    }
+
+    #[cfg(feature = "tokio")]
+    #[tokio::test(flavor = "current_thread")]
+    async fn stopped_resolves_on_true_or_a_dropped_sender_only() {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let waiting = tokio::spawn(stopped(rx.clone()));
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "still false: not stopped");
+        tx.send(true).unwrap();
+        waiting.await.unwrap();
+        // Already true: resolves at once.
+        stopped(rx).await;
+        // A sender gone while false: resolves too.
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        drop(tx);
+        stopped(rx).await;
     }
 
     #[cfg(feature = "http")]

@@ -7,7 +7,6 @@
 //! stop pods per the graceful shutdown settings, write `graceful_node_shutdown_state`,
 //! STOPPING=1, keep renewing the lease until the end.
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,9 +14,8 @@ use std::time::{Duration, Instant};
 
 use node_config::{FeatureGates, KubeletConfiguration, KubeletFlags, LoadedConfig, Loader};
 use node_heartbeat::{
-    AddressInputs, Backend, KubeBackend, LeaseConfig, LeaseController, NodeStatusReporter,
-    Notifier, RuntimeHealth, SharedInputs, StatusConfig, Watchdog, dns_lookup, inputs_for_root,
-    node_addresses, probe_network,
+    AddressInputs, KubeBackend, LeaseConfig, Notifier, RuntimeHealth, SharedInputs, StatusConfig,
+    Watchdog, dns_lookup, inputs_for_root, node_addresses,
 };
 use node_kernel::HostRoot;
 use node_runtime::{
@@ -30,9 +28,10 @@ use crate::api::{self, ApiState};
 use crate::cli::Cli;
 use crate::error::AgentError;
 use crate::metrics::Metrics;
-use crate::stop::{StopReason, stopped, wait_for_stop};
+use crate::stop::{StopReason, wait_for_stop};
 use node_runtime::shutdown::{self, ShutdownPlan};
 use node_state::layout::Layout;
+use node_util::stopped;
 
 /// How long the runtime may take to answer `Version` at startup before it counts as
 /// unreachable.
@@ -50,19 +49,30 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     let loaded = load_config(&cli)?;
     let cfg = Arc::new(loaded.config.clone());
     let flags = loaded.flags.clone();
-    let hostname = hostname(&flags)?;
-    let node_name = node_name(&hostname)?;
+    let hostname = node_heartbeat::hostname(flags.hostname_override.as_deref())
+        .map_err(|e| AgentError::Preflight(node_util::error_chain(&e)))?;
+    // Without a cloud provider the node name is the host name.
+    let node_name = hostname.clone();
     node_heartbeat::validate_node_labels(&flags.node_labels)
         .map_err(|e| AgentError::Preflight(format!("failed to validate kubelet flags: {e}")))?;
     // The sysctl allowlist for pod admission: an invalid allowedUnsafeSysctls entry stops the
     // agent before anything happens.
-    let sysctls = sysctl_policy(&cfg)?;
+    let sysctls =
+        node_kernel::SysctlPolicy::for_host(&HostRoot::live(), &cfg.allowed_unsafe_sysctls)
+            .map_err(AgentError::Sysctls)?;
     tracing::info!(node = %node_name, sources = ?loaded.sources, "configuration loaded");
-    warn_not_acted_on(&cfg);
+    // One warning naming every field set that the agent accepts without acting on.
+    match node_config::support::not_acted_on_warning(&cfg) {
+        Ok(Some(warning)) => tracing::warn!("{warning}"),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(error = %node_util::error_chain(&e), "cannot compare the configuration with the defaults")
+        }
+    }
     // The API server client is built from --kubeconfig now (no request is made yet), so a
     // missing or broken kubeconfig stops the agent before anything else happens.
     let kube = match &flags.kubeconfig {
-        Some(path) => Some(KubeClients::load(path).await?),
+        Some(path) => Some(kube_clients(path).await?),
         None => None,
     };
     // A misconfigured watchdog is fatal early, as in the kubelet.
@@ -178,7 +188,15 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     )));
     let registry = manager.registry();
     let metrics = Arc::new(Metrics::new(&node_name, &pod_metrics, registry.clone()));
-    let addresses = addresses(&node_name, &hostname, &flags)?;
+    let node_ips = node_heartbeat::parse_node_ips(flags.node_ip.as_deref().unwrap_or_default())
+        .map_err(|e| AgentError::Preflight(e.to_string()))?;
+    let overridden = flags
+        .hostname_override
+        .as_ref()
+        .is_some_and(|h| !h.is_empty());
+    let inputs = AddressInputs::probe(Path::new("/"), &node_name, &hostname, overridden, node_ips);
+    let addresses =
+        node_addresses(&inputs, &dns_lookup).map_err(|e| AgentError::Preflight(e.to_string()))?;
     let host_ip = addresses
         .iter()
         .find(|a| a.type_ == "InternalIP")
@@ -197,8 +215,8 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         &layout,
         &loaded.feature_gates,
         &api_state,
-        kube.as_ref().map(|k| k.client.clone()),
-        &addresses_ips(&addresses),
+        kube.as_ref().map(|(client, _)| client.clone()),
+        &node_heartbeat::address_ips(&addresses),
         stop_rx.clone(),
     )
     .await?;
@@ -248,27 +266,21 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     shared.node_labels = flags.node_labels.clone();
     shared.taints = node_heartbeat::registration_taints(&cfg.register_with_taints, true);
     let (heartbeat_stop_tx, heartbeat_stop_rx) = watch::channel(false);
-    let heartbeat = match &kube {
-        Some(k) => start_heartbeat(
-            k.backend.clone(),
-            &cfg,
-            &node_name,
-            &shared,
+    // Standalone (no --kubeconfig), as a kubelet without an API server: no Node object to keep
+    // up to date, no lease. (node-heartbeat's StandaloneBackend serves embedders that want the
+    // status computed locally; `nodectl node-status` shows it.)
+    let heartbeat = kube.as_ref().map(|(_, backend)| {
+        node_heartbeat::Heartbeat::start(
+            backend.clone(),
+            shared.clone(),
+            StatusConfig::from_kubelet_config(&node_name, &cfg),
+            LeaseConfig::from_kubelet_config(&node_name, &cfg),
             &heartbeat_stop_rx,
-        ),
-        // Standalone, as a kubelet without an API server: no Node object to keep up to date,
-        // no lease. (node-heartbeat's StandaloneBackend serves embedders that want the status
-        // computed locally; `nodectl node-status` shows it.)
-        None => {
-            tracing::info!(
-                "standalone mode (no --kubeconfig): node status and lease are not reported"
-            );
-            Heartbeat {
-                status: None,
-                lease: None,
-            }
-        }
-    };
+        )
+    });
+    if heartbeat.is_none() {
+        tracing::info!("standalone mode (no --kubeconfig): node status and lease are not reported");
+    }
     // The runtime's health (always: it also tells the sync loop's health check that a long
     // pass is making progress) and the device plugins' resources feed the Node's status; the
     // eviction signals (MemoryPressure, DiskPressure, PIDPressure against `evictionHard`,
@@ -368,7 +380,9 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     let _ = device_registration.stop().await;
     devices.shutdown();
     let _ = heartbeat_stop_tx.send(true);
-    heartbeat.wait().await;
+    if let Some(heartbeat) = heartbeat {
+        heartbeat.wait().await;
+    }
     drop(lock);
     tracing::info!("node agent stopped");
     Ok(())
@@ -387,31 +401,6 @@ fn load_config(cli: &Cli) -> Result<LoadedConfig, AgentError> {
         tracing::warn!("{warning}");
     }
     Ok(loaded)
-}
-
-/// The host name: `--hostname-override` or the kernel's, lower-cased as the kubelet does.
-fn hostname(flags: &KubeletFlags) -> Result<String, AgentError> {
-    if let Some(name) = flags
-        .hostname_override
-        .as_deref()
-        .filter(|n| !n.trim().is_empty())
-    {
-        return Ok(name.trim().to_lowercase());
-    }
-    let name = nix::unistd::gethostname()
-        .map_err(|e| AgentError::Preflight(format!("couldn't determine hostname: {e}")))?;
-    Ok(name.to_string_lossy().trim().to_lowercase())
-}
-
-/// The node name. Without a cloud provider it is the host name.
-fn node_name(hostname: &str) -> Result<String, AgentError> {
-    let name = hostname.to_owned();
-    if name.is_empty() {
-        return Err(AgentError::Preflight(
-            "empty node name: set --hostname-override".to_owned(),
-        ));
-    }
-    Ok(name)
 }
 
 async fn acquire_lock(path: &Path) -> Result<LockFile, AgentError> {
@@ -489,42 +478,6 @@ async fn connect_runtime(cfg: &KubeletConfiguration) -> Result<CriClient, AgentE
     })
 }
 
-fn addresses(
-    node_name: &str,
-    hostname: &str,
-    flags: &KubeletFlags,
-) -> Result<Vec<k8s_openapi::api::core::v1::NodeAddress>, AgentError> {
-    let node_ips = match &flags.node_ip {
-        Some(list) => list
-            .split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(|s| {
-                s.trim()
-                    .parse::<IpAddr>()
-                    .map_err(|e| AgentError::Preflight(format!("invalid --node-ip {s:?}: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        None => Vec::new(),
-    };
-    let (interface_ips, default_route_ips) = probe_network(Path::new("/"));
-    let inputs = AddressInputs {
-        node_name: node_name.to_owned(),
-        hostname: hostname.to_owned(),
-        hostname_overridden: flags.hostname_override.is_some(),
-        node_ips,
-        interface_ips,
-        default_route_ips,
-    };
-    node_addresses(&inputs, &dns_lookup).map_err(|e| AgentError::Preflight(e.to_string()))
-}
-
-fn addresses_ips(addresses: &[k8s_openapi::api::core::v1::NodeAddress]) -> Vec<IpAddr> {
-    addresses
-        .iter()
-        .filter_map(|a| a.address.parse().ok())
-        .collect()
-}
-
 /// How often the plugins_registry tree is rescanned on top of change notifications for the
 /// directory itself (sockets in subdirectories are found by the rescan).
 const PLUGIN_RESCAN: Duration = Duration::from_secs(5);
@@ -545,92 +498,20 @@ fn start_plugin_watcher(
         })
 }
 
-/// The sysctl allowlist for pod admission: the safe sysctls for the running kernel plus
-/// `allowedUnsafeSysctls` (an invalid entry stops startup, as with the kubelet). When the
-/// kernel version cannot be read, only the safe sysctls every kernel has are allowed.
-fn sysctl_policy(cfg: &KubeletConfiguration) -> Result<node_kernel::SysctlPolicy, AgentError> {
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .ok()
-        .and_then(|r| node_kernel::KernelVersion::parse(r.trim()).ok());
-    if kernel.is_none() {
-        tracing::warn!(
-            "cannot read the kernel version: only the sysctls safe on every kernel are allowed"
-        );
-    }
-    node_kernel::SysctlPolicy::new(kernel.as_ref(), &cfg.allowed_unsafe_sysctls)
-        .map_err(AgentError::Sysctls)
-}
-
-/// The API server clients built from `--kubeconfig`.
-struct KubeClients {
-    client: kube::Client,
-    backend: Arc<KubeBackend>,
-}
-
-impl KubeClients {
-    async fn load(path: &Path) -> Result<Self, AgentError> {
-        let fail = |message: String| AgentError::Kubeconfig {
-            path: path.to_path_buf(),
-            message,
-        };
-        // Capped, regular files only, and odd input refused before kube's parser sees it.
-        let kc =
-            node_heartbeat::read_kubeconfig(path).map_err(|e| fail(node_util::error_chain(&e)))?;
-        let config =
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-        let client = kube::Client::try_from(config.clone()).map_err(|e| fail(e.to_string()))?;
-        let backend =
-            KubeBackend::from_config(config, HEARTBEAT_TIMEOUT).map_err(|e| fail(e.to_string()))?;
-        Ok(Self {
-            client,
-            backend: Arc::new(backend),
-        })
-    }
-}
-
-/// The running heartbeat tasks.
-struct Heartbeat {
-    /// `None` in standalone mode, with the lease.
-    status: Option<tokio::task::JoinHandle<()>>,
-    /// `None` in standalone mode: there is no control plane to hold a lease.
-    lease: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Heartbeat {
-    async fn wait(self) {
-        for task in [self.status, self.lease].into_iter().flatten() {
-            let _ = task.await;
-        }
-    }
-}
-
-fn start_heartbeat<B: Backend>(
-    backend: Arc<B>,
-    cfg: &KubeletConfiguration,
-    node_name: &str,
-    shared: &SharedInputs,
-    heartbeat_stop: &watch::Receiver<bool>,
-) -> Heartbeat {
-    let mut status_cfg = StatusConfig::new(node_name);
-    status_cfg.update_frequency = cfg.node_status_update_frequency.to_std();
-    status_cfg.report_frequency = cfg.node_status_report_frequency.to_std();
-    status_cfg.register_node = cfg.register_node.unwrap_or(true);
-    let reporter = NodeStatusReporter::new(backend.clone(), shared.clone(), status_cfg);
-    let lease = backend.supports_lease().then(|| {
-        let controller = LeaseController::new(
-            backend,
-            LeaseConfig::new(node_name, cfg.node_lease_duration_seconds),
-        );
-        tokio::spawn(controller.run(stopped(heartbeat_stop.clone())))
-    });
-    Heartbeat {
-        // Status and lease run until the very end, so the API server sees the node go
-        // NotReady ("node is shutting down") while its pods stop.
-        status: Some(tokio::spawn(reporter.run(stopped(heartbeat_stop.clone())))),
-        lease,
-    }
+/// The API server clients of `--kubeconfig`: one for the agent's API checks (webhook
+/// authentication and authorization) and the heartbeat's, with its own timeouts and pool.
+async fn kube_clients(path: &Path) -> Result<(kube::Client, Arc<KubeBackend>), AgentError> {
+    let fail = |message: String| AgentError::Kubeconfig {
+        path: path.to_path_buf(),
+        message,
+    };
+    let config = node_heartbeat::load_kubeconfig(path)
+        .await
+        .map_err(|e| fail(node_util::error_chain(&e)))?;
+    let client = kube::Client::try_from(config.clone()).map_err(|e| fail(e.to_string()))?;
+    let backend = KubeBackend::from_config(config, HEARTBEAT_TIMEOUT)
+        .map_err(|e| fail(node_util::error_chain(&e)))?;
+    Ok((client, Arc::new(backend)))
 }
 
 /// Feeds the Ready condition (the runtime's `Status` and the device plugins' capacity) and the
@@ -643,39 +524,19 @@ async fn runtime_health_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
-        let health = match runtime.status().await {
-            Ok(conditions) => {
+        match runtime.runtime_not_ready().await {
+            Ok(not_ready) => {
                 sync_health
                     .runtime_ok
                     .store(node_runtime::sync_loop::now_millis(), Ordering::Relaxed);
-                let mut h = RuntimeHealth::healthy(Instant::now());
-                let bad: Vec<String> = conditions
-                    .iter()
-                    .filter(|c| c.r#type == "RuntimeReady" && !c.status)
-                    .map(|c| {
-                        format!(
-                            "{}=false reason:{} message:{}",
-                            c.r#type, c.reason, c.message
-                        )
-                    })
-                    .collect();
-                h.runtime_not_ready = bad.into_iter().next();
-                Some(h)
+                shared.runtime_answered(Instant::now(), not_ready);
             }
             Err(e) => {
                 tracing::warn!(error = %node_util::error_chain(&e), "container runtime status check failed");
-                None
             }
-        };
+        }
         let capacity = devices.capacity();
         shared.update(|i| {
-            if let Some(h) = health {
-                let shutdown = std::mem::take(&mut i.runtime_health.shutdown_errors);
-                i.runtime_health = RuntimeHealth {
-                    shutdown_errors: shutdown,
-                    ..h
-                };
-            }
             i.capacity.set_device_resources(
                 &capacity.capacity,
                 &capacity.allocatable,
@@ -685,24 +546,6 @@ async fn runtime_health_loop(
         tokio::select! {
             _ = stop.changed() => return,
             () = tokio::time::sleep(RUNTIME_STATUS_PERIOD) => {}
-        }
-    }
-}
-
-/// One warning naming every field the configuration sets that the agent accepts without
-/// acting on (node_config::support; `nodectl config --explain` lists them all with notes).
-fn warn_not_acted_on(cfg: &KubeletConfiguration) {
-    match node_config::support::not_acted_on_set(cfg) {
-        Ok(fields) if !fields.is_empty() => {
-            let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
-            tracing::warn!(
-                "accepted but not acted on: {} (`nodectl config --explain` says why)",
-                names.join(", ")
-            );
-        }
-        Ok(_) => {}
-        Err(e) => {
-            tracing::warn!(error = %node_util::error_chain(&e), "cannot compare the configuration with the defaults")
         }
     }
 }

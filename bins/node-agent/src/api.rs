@@ -28,8 +28,8 @@ use tokio::task::JoinHandle;
 
 use crate::error::AgentError;
 use crate::metrics::Metrics;
-use crate::stop::stopped;
 use node_state::layout::Layout;
+use node_util::stopped;
 
 /// What the handlers read.
 #[derive(Clone)]

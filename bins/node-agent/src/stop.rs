@@ -1,16 +1,6 @@
 //! How the agent stops: SIGTERM/SIGINT (a graceful node shutdown) or lock-file contention
-//! (`--exit-on-lock-contention`: exit and leave the pods), and the stop signal the loops share.
-
-use tokio::sync::watch;
-
-/// A future that resolves once `rx` turns true (or its sender is gone).
-pub async fn stopped(mut rx: watch::Receiver<bool>) {
-    while !*rx.borrow() {
-        if rx.changed().await.is_err() {
-            return;
-        }
-    }
-}
+//! (`--exit-on-lock-contention`: exit and leave the pods). The loops share one stop signal,
+//! a `watch` channel awaited with [`node_util::stopped`].
 
 /// Why the agent stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
