@@ -308,23 +308,10 @@ async fn runtime_health(cri: &CriClient, shared: &SharedInputs) {
             return;
         }
     };
-    let not_ready = conditions
-        .iter()
-        .find(|c| c.r#type == "RuntimeReady" && !c.status)
-        .map(|c| {
-            format!(
-                "{}=false reason:{} message:{}",
-                c.r#type, c.reason, c.message
-            )
-        });
-    shared.update(|i| {
-        let shutdown_errors = std::mem::take(&mut i.runtime_health.shutdown_errors);
-        i.runtime_health = RuntimeHealth {
-            runtime_not_ready: not_ready,
-            shutdown_errors,
-            ..RuntimeHealth::healthy(std::time::Instant::now())
-        };
-    });
+    shared.runtime_answered(
+        std::time::Instant::now(),
+        node_runtime::runtime_not_ready(&conditions),
+    );
 }
 
 /// Resolves once `rx` turns true (or its sender is gone).
