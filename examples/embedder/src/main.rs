@@ -24,9 +24,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use node_heartbeat::{
-    AddressInputs, KubeBackend, LeaseConfig, LeaseController, NodeStatusReporter, RuntimeHealth,
-    RuntimeVersion, SharedInputs, StatusConfig, dns_lookup, inputs_for_root, node_addresses,
-    normalize_hostname, probe_network,
+    AddressInputs, Heartbeat, KubeBackend, LeaseConfig, RuntimeHealth, RuntimeVersion,
+    SharedInputs, StatusConfig, dns_lookup, inputs_for_root, node_addresses, normalize_hostname,
 };
 use node_runtime::{
     ClientOptions, CriClient, DirWatch, NodePaths, PodManager, PodRegistry, RuntimeWatch,
@@ -34,7 +33,6 @@ use node_runtime::{
 };
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 /// Pod sync passes while a pod has work to do, or when the runtime reports no events.
@@ -126,10 +124,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let hostname = match nix::unistd::gethostname() {
-        Ok(h) => normalize_hostname(&h.to_string_lossy()),
-        Err(e) => anyhow::bail!("cannot read the host name: {e}"),
-    };
+    let hostname = node_heartbeat::hostname(None)?;
     let node = match &args.node_name {
         Some(n) => normalize_hostname(n),
         None => hostname.clone(),
@@ -180,17 +175,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // thresholds), the runtime's version and health, registered and renewed by two tasks.
     let status = node_inputs(&node, &hostname, &args.root_dir, &version)?;
     let shared = SharedInputs::new(status, hostname.clone());
-    let mut status_cfg = StatusConfig::new(&node);
-    status_cfg.update_frequency = args.node_status_update_frequency.to_std();
-    let reporter = NodeStatusReporter::new(backend.clone(), shared.clone(), status_cfg);
-    let lease = LeaseController::new(
-        backend,
-        LeaseConfig::new(&node, args.node_lease_duration_seconds),
-    );
     let (heartbeat_stop, heartbeat_stopped) = watch::channel(false);
-    let mut heartbeat = JoinSet::new();
-    heartbeat.spawn(reporter.run(stopped(heartbeat_stopped.clone())));
-    heartbeat.spawn(lease.run(stopped(heartbeat_stopped)));
+    let heartbeat = Heartbeat::start(
+        backend,
+        shared.clone(),
+        StatusConfig::new(&node).with_update_frequency(args.node_status_update_frequency.to_std()),
+        LeaseConfig::new(&node, args.node_lease_duration_seconds),
+        &heartbeat_stopped,
+    );
 
     // The main loop: a pod sync pass when it is due (sooner after a runtime event or a
     // manifest change), the runtime's health every few seconds, until a signal.
@@ -203,14 +195,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut last_rescan = Instant::now();
     let mut last_event: Option<Instant> = None;
     let mut pods = PodLog::default();
-    let failure = loop {
+    loop {
         tokio::select! {
-            _ = sigterm.recv() => break None,
-            _ = sigint.recv() => break None,
-            // The heartbeat tasks only end when told to: one ending now is a bug to report.
-            ended = heartbeat.join_next() => {
-                break Some(anyhow::anyhow!("a heartbeat task ended unexpectedly: {ended:?}"));
-            }
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
             _ = runtime_tick.tick() => runtime_health(&cri, &shared).await,
             () = events.changed() => {
                 last_event = Some(Instant::now());
@@ -237,7 +225,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 next_pass = Instant::now() + period;
             }
         }
-    };
+    }
 
     // Shutdown: NotReady first, then the pods, then the heartbeat (the Lease is renewed while
     // the pods stop).
@@ -249,15 +237,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     });
     let removed = tokio::time::timeout(SHUTDOWN_TIMEOUT, manager.remove_all()).await;
     let _ = heartbeat_stop.send(true);
-    while heartbeat.join_next().await.is_some() {}
+    heartbeat.wait().await;
     match removed {
-        Ok(Ok(())) => tracing::info!("pods removed; stopped"),
-        Ok(Err(e)) => return Err(anyhow::Error::new(e).context("removing the pods")),
+        Ok(Ok(())) => {
+            tracing::info!("pods removed; stopped");
+            Ok(())
+        }
+        Ok(Err(e)) => Err(anyhow::Error::new(e).context("removing the pods")),
         Err(_) => anyhow::bail!("the pods did not stop within {SHUTDOWN_TIMEOUT:?}"),
-    }
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(()),
     }
 }
 
@@ -275,18 +262,8 @@ fn node_inputs(
     node_config::set_defaults(&mut config, &node_config::FeatureGates::default());
     let mut inputs = inputs_for_root(Path::new("/"), root_dir, node, &config)
         .context("reading the node's facts")?;
-    let (interface_ips, default_route_ips) = probe_network(Path::new("/"));
-    inputs.addresses = node_addresses(
-        &AddressInputs {
-            node_name: node.to_owned(),
-            hostname: hostname.to_owned(),
-            interface_ips,
-            default_route_ips,
-            ..Default::default()
-        },
-        &dns_lookup,
-    )
-    .context("the node's addresses")?;
+    let addresses = AddressInputs::probe(Path::new("/"), node, hostname, false, Vec::new());
+    inputs.addresses = node_addresses(&addresses, &dns_lookup).context("the node's addresses")?;
     inputs.runtime_version = Some(RuntimeVersion {
         name: version.runtime_name.clone(),
         version: version.runtime_version.clone(),
@@ -312,15 +289,6 @@ async fn runtime_health(cri: &CriClient, shared: &SharedInputs) {
         std::time::Instant::now(),
         node_runtime::runtime_not_ready(&conditions),
     );
-}
-
-/// Resolves once `rx` turns true (or its sender is gone).
-async fn stopped(mut rx: watch::Receiver<bool>) {
-    while !*rx.borrow() {
-        if rx.changed().await.is_err() {
-            return;
-        }
-    }
 }
 
 /// Logs what each pass did and each pod's state when it changes.
