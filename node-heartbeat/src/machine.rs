@@ -109,8 +109,11 @@ pub fn parse_cpuinfo(root: &Path) -> Result<u32> {
 /// [`Error::Read`]/[`Error::TooLarge`] for the file; [`Error::Parse`] when the field is missing
 /// or is not `N kB`.
 pub fn meminfo_field(root: &Path, field: &str) -> Result<u64> {
-    let text = read(root, "proc/meminfo")?;
-    node_kernel::meminfo_bytes(&node_kernel::HostRoot::new(root), &text, field)
+    let host = node_kernel::HostRoot::new(root);
+    let text = host
+        .read_at_most("proc/meminfo", MAX_FACT_FILE_BYTES)
+        .map_err(|e| from_host(root, "proc/meminfo", e))?;
+    node_kernel::meminfo_bytes(&host, &text, field)
         .map_err(|e| from_host(root, "proc/meminfo", e))?
         .ok_or_else(|| parse_err(root, "proc/meminfo", field, "field missing"))
 }
