@@ -49,13 +49,25 @@ if ! "$venv/bin/python3" -c 'import grpc, grpc_tools' 2>/dev/null; then
 fi
 export NODE_TEST_PYTHON="$venv/bin/python3"
 
-# 4. Build every target once, then run the tests (unit, integration, doc).
+# 4. No test double in a shipped binary: the normal (non-dev) dependency trees of node-agent and
+#    nodectl must enable none of the test-double features (node-runtime and node-checkpoint's
+#    `test-support`, node-heartbeat's `test-server`); dev-dependencies turn them on for tests only.
+#    README "Architecture" has the `nm` check of a release binary.
+echo "== no test doubles in the binaries"
+for bin in node-agent nodectl; do
+  if cargo tree --locked -p "$bin" -e no-dev -f '{p} {f}' | grep -E 'test-support|test-server'; then
+    echo "$bin links a test double (above)" >&2
+    exit 1
+  fi
+done
+
+# 5. Build every target once, then run the tests (unit, integration, doc).
 echo "== cargo build"
 cargo build --workspace --all-targets --locked
 echo "== cargo test"
 cargo test --workspace --locked
 
-# 5. The embedding proof (examples/embedder; README "Embedding the crates"): a crate outside the
+# 6. The embedding proof (examples/embedder; README "Embedding the crates"): a crate outside the
 #    workspace, with its own Cargo.lock, that uses the library crates the way a user's agent
 #    does. Its test runs its binary against this run's containerd and node-heartbeat's test API
 #    server. It builds into the workspace's target dir: the registry crates whose features and
