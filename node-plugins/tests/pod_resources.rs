@@ -69,7 +69,10 @@ fn pod(
         namespace: namespace.to_owned(),
         name: name.to_owned(),
         uid: uid.to_owned(),
-        manifest: format!("/etc/kubernetes/manifests/{name}.yaml").into(),
+        source: node_runtime::PodSource::File(
+            format!("/etc/kubernetes/manifests/{name}.yaml").into(),
+        ),
+        pod: None,
         sandbox_id: Some(format!("sandbox-{uid}")),
         phase,
         reason: None,

@@ -42,6 +42,7 @@
 #![deny(missing_docs)]
 
 pub mod admission;
+mod api_source;
 mod blocking;
 mod client;
 mod containerd_events;
@@ -67,6 +68,7 @@ pub mod validation;
 pub mod volumes;
 mod watch;
 
+pub use api_source::{ApiPods, TerminatedPod, api_pod, deletion_grace};
 pub use client::{
     ClientOptions, CriClient, KUBE_RUNTIME_API_VERSION, MAX_DEADLINE, MAX_MESSAGE_SIZE,
     RuntimeVersion, call_deadline, image_spec, runtime_not_ready, socket_path,
@@ -82,8 +84,10 @@ pub use error::RuntimeError;
 pub use hook::{ContainerHook, ContainerRequest, HookFuture};
 pub use manifest::{
     ANNOTATION_CONFIG_HASH, ANNOTATION_CONFIG_SEEN, ANNOTATION_CONFIG_SOURCE, MAX_MANIFEST_BYTES,
-    StaticPod, parse_manifest, read_manifest,
+    PodSource, SourcePod, parse_manifest, read_manifest,
 };
+/// The older name of [`SourcePod`], from when every pod came from a manifest.
+pub type StaticPod = SourcePod;
 pub use registry::{
     ContainerInfo, ContainerKind, ContainerState, PodCondition, PodInfo, PodPhase, PodRegistry,
 };

@@ -1,4 +1,4 @@
-//! Static pod manifests: reading one file into a [`StaticPod`], named and identified the way
+//! Static pod manifests: reading one file into a [`SourcePod`], named and identified the way
 //! the kubelet names static pods (`<name>-<nodeName>`, a content-derived UID, the
 //! `kubernetes.io/config.*` annotations), and checked before anything reaches the runtime.
 
@@ -25,14 +25,54 @@ pub const ANNOTATION_CONFIG_SOURCE: &str = "kubernetes.io/config.source";
 /// `kubernetes.io/config.seen`: when the agent first saw this version of the manifest.
 pub const ANNOTATION_CONFIG_SEEN: &str = "kubernetes.io/config.seen";
 
-/// A validated static pod.
+/// Where a pod came from: the kubelet's config sources (`kubernetes.io/config.source`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PodSource {
+    /// A static pod: a manifest file of `staticPodPath` (source `file`).
+    File(PathBuf),
+    /// A pod the API server assigned to this node (source `api`).
+    Api,
+}
+
+impl PodSource {
+    /// The `kubernetes.io/config.source` value: `file` or `api`.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            PodSource::File(_) => "file",
+            PodSource::Api => "api",
+        }
+    }
+
+    /// The manifest file of a static pod.
+    #[must_use]
+    pub fn manifest(&self) -> Option<&Path> {
+        match self {
+            PodSource::File(path) => Some(path),
+            PodSource::Api => None,
+        }
+    }
+
+    /// Whether the pod is a static pod (from a file), which the API server only sees through
+    /// its mirror pod.
+    #[must_use]
+    pub fn is_static(&self) -> bool {
+        matches!(self, PodSource::File(_))
+    }
+}
+
+/// A validated pod from one of the agent's config sources, ready to sync: a static pod read
+/// from a manifest ([`read_manifest`]) or a pod from the API server
+/// ([`crate::api_source::ApiPods`]).
 #[derive(Debug, Clone)]
-pub struct StaticPod {
-    /// The manifest file.
-    pub path: PathBuf,
-    /// The pod with the kubelet's defaults for static pods applied (name, namespace, UID,
-    /// annotations).
-    pub pod: Pod,
+pub struct SourcePod {
+    /// Where it came from.
+    pub source: PodSource,
+    /// The pod: for a static pod, with the kubelet's defaults for static pods applied (name,
+    /// namespace, UID, annotations); for an API pod, as the API server sent it. Shared, as
+    /// every sync pass hands it to the pod's record ([`crate::PodInfo::pod`]).
+    pub pod: std::sync::Arc<Pod>,
     /// `metadata.namespace` (default `default`).
     pub namespace: String,
     /// `<manifest name>-<node name>`.
@@ -41,7 +81,7 @@ pub struct StaticPod {
     pub uid: String,
 }
 
-impl StaticPod {
+impl SourcePod {
     /// `namespace/name`.
     pub fn full_name(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
@@ -49,7 +89,7 @@ impl StaticPod {
 }
 
 /// Reads and validates one manifest file for node `node_name`.
-pub fn read_manifest(path: &Path, node_name: &str) -> Result<StaticPod, RuntimeError> {
+pub fn read_manifest(path: &Path, node_name: &str) -> Result<SourcePod, RuntimeError> {
     let bad = |reason: String| RuntimeError::Manifest {
         path: path.to_path_buf(),
         reason,
@@ -87,7 +127,7 @@ pub fn read_manifest(path: &Path, node_name: &str) -> Result<StaticPod, RuntimeE
 }
 
 /// Parses and validates manifest `text` (YAML or JSON) as if read from `path`.
-pub fn parse_manifest(path: &Path, text: &str, node_name: &str) -> Result<StaticPod, RuntimeError> {
+pub fn parse_manifest(path: &Path, text: &str, node_name: &str) -> Result<SourcePod, RuntimeError> {
     let bad = |reason: String| RuntimeError::Manifest {
         path: path.to_path_buf(),
         reason,
@@ -145,9 +185,9 @@ pub fn parse_manifest(path: &Path, text: &str, node_name: &str) -> Result<Static
             )));
         }
     }
-    Ok(StaticPod {
-        path: path.to_path_buf(),
-        pod,
+    Ok(SourcePod {
+        source: PodSource::File(path.to_path_buf()),
+        pod: std::sync::Arc::new(pod),
         namespace,
         name,
         uid,

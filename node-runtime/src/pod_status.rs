@@ -13,8 +13,8 @@ use serde_json::{Map, Value, json};
 use crate::registry::{ContainerInfo, ContainerKind, ContainerState, PodInfo, PodPhase};
 use crate::spec::{PodIdentity, pod_qos};
 
-/// The `PodList` for `pods`, with each manifest read (bounded, as the source reads it) against
-/// `node_name`. `host_ip` is the node's address (static pods run with the host's network).
+/// The `PodList` for `pods`, each with the spec its source gave (a static pod's manifest read
+/// again against `node_name` when its record has none). `host_ip` is the node's address (static pods run with the host's network).
 pub fn pod_list(pods: &[PodInfo], node_name: &str, host_ip: Option<&str>) -> Value {
     let items: Vec<Value> = pods
         .iter()
@@ -29,20 +29,20 @@ pub fn pod_list(pods: &[PodInfo], node_name: &str, host_ip: Option<&str>) -> Val
 }
 
 fn pod_object(info: &PodInfo, node_name: &str, host_ip: Option<&str>) -> Value {
-    let manifest = crate::manifest::read_manifest(&info.manifest, node_name).ok();
-    // The QoS class the runtime side computes for cgroups and swap (BestEffort when the
-    // manifest is gone: the pod is being torn down).
-    let qos = manifest.as_ref().map_or(QosClass::BestEffort, |m| {
+    let desired = desired_pod(info, node_name);
+    // The QoS class the runtime side computes for cgroups and swap (BestEffort when the pod
+    // is not known: the pod is being torn down).
+    let qos = desired.as_ref().map_or(QosClass::BestEffort, |p| {
         let id = PodIdentity {
             namespace: info.namespace.clone(),
             name: info.name.clone(),
             uid: info.uid.clone(),
             node_name: node_name.to_owned(),
         };
-        pod_qos(&m.pod, &id).unwrap_or(QosClass::BestEffort)
+        pod_qos(p, &id).unwrap_or(QosClass::BestEffort)
     });
-    let mut pod = manifest
-        .and_then(|m| serde_json::to_value(&m.pod).ok())
+    let mut pod = desired
+        .and_then(|p| serde_json::to_value(&*p).ok())
         .unwrap_or_else(|| {
             json!({
                 "metadata": { "name": info.name, "namespace": info.namespace, "uid": info.uid },
@@ -62,6 +62,21 @@ fn pod_object(info: &PodInfo, node_name: &str, host_ip: Option<&str>) -> Value {
         obj.insert("status".into(), status);
     }
     pod
+}
+
+/// The pod behind `info`: the one its source gave, or for a hand-built record of a static
+/// pod, its manifest read again (bounded, as the source reads it).
+pub(crate) fn desired_pod(
+    info: &PodInfo,
+    node_name: &str,
+) -> Option<std::sync::Arc<k8s_openapi::api::core::v1::Pod>> {
+    if let Some(pod) = &info.pod {
+        return Some(pod.clone());
+    }
+    let path = info.source.manifest()?;
+    crate::manifest::read_manifest(path, node_name)
+        .ok()
+        .map(|m| m.pod)
 }
 
 /// The API's name of a QoS class (`status.qosClass`).
@@ -196,7 +211,8 @@ mod tests {
             namespace: "default".into(),
             name: "web-node1".into(),
             uid: "abc".into(),
-            manifest,
+            source: crate::PodSource::File(manifest),
+            pod: None,
             sandbox_id: Some("s1".into()),
             phase: PodPhase::Running,
             reason: None,
@@ -240,7 +256,8 @@ mod tests {
             namespace: namespace.into(),
             name: name.into(),
             uid: "u".into(),
-            manifest,
+            source: crate::PodSource::File(manifest),
+            pod: None,
             sandbox_id: None,
             phase: PodPhase::Pending,
             reason: None,

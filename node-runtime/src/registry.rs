@@ -87,7 +87,7 @@ pub struct PodCondition {
 }
 
 /// Everything known about one pod.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodInfo {
     /// Namespace.
@@ -96,8 +96,13 @@ pub struct PodInfo {
     pub name: String,
     /// UID.
     pub uid: String,
-    /// The manifest it came from.
-    pub manifest: PathBuf,
+    /// The config source it came from (the manifest file of a static pod).
+    pub source: crate::PodSource,
+    /// The pod as its source gave it (the static pod with the kubelet's defaults, or the API
+    /// server's object), when known: the spec behind `/pods`, the status sent to the API
+    /// server and the shutdown priority. `None` in records built by hand (tools, tests).
+    #[serde(skip)]
+    pub pod: Option<std::sync::Arc<k8s_openapi::api::core::v1::Pod>>,
     /// Runtime ID of the ready sandbox.
     pub sandbox_id: Option<String>,
     /// Phase.

@@ -126,9 +126,8 @@ pub async fn run(
     store(&state, state_path).await;
     let mut buckets: Vec<BTreeSet<String>> = vec![BTreeSet::new(); plan.groups.len()];
     for pod in registry.list() {
-        let priority = crate::manifest::read_manifest(&pod.manifest, node_name)
-            .map(|m| pod_priority(&m.pod))
-            .unwrap_or(0);
+        let priority =
+            crate::pod_status::desired_pod(&pod, node_name).map_or(0, |p| pod_priority(&p));
         if let Some(bucket) = buckets.get_mut(plan.group_of(priority)) {
             bucket.insert(pod.uid);
         }

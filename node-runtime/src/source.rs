@@ -6,13 +6,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::RuntimeError;
-use crate::manifest::{StaticPod, read_manifest};
+use crate::manifest::{SourcePod, read_manifest};
 
 /// The manifests found by one scan.
 #[derive(Debug, Default)]
 pub struct Scan {
     /// Valid pods, keyed by UID.
-    pub pods: HashMap<String, StaticPod>,
+    pub pods: HashMap<String, SourcePod>,
     /// One error per manifest that could not be used.
     pub errors: Vec<RuntimeError>,
     /// The static pod path could not be listed (any error but "does not exist": EACCES, EIO,
@@ -27,7 +27,7 @@ pub struct Scan {
 struct Cached {
     len: u64,
     modified: Option<std::time::SystemTime>,
-    result: Result<StaticPod, String>,
+    result: Result<SourcePod, String>,
 }
 
 /// Reads static pods from a path. Unchanged files are not parsed again.
@@ -106,7 +106,7 @@ impl StaticPodSource {
             }
         };
         self.cache.retain(|path, _| files.contains(path));
-        let mut read: Vec<(PathBuf, StaticPod)> = Vec::new();
+        let mut read: Vec<(PathBuf, SourcePod)> = Vec::new();
         for file in files {
             match self.read_cached(&file) {
                 Ok(pod) => read.push((file, pod)),
@@ -176,12 +176,12 @@ impl StaticPodSource {
         self.owners = scan
             .pods
             .iter()
-            .map(|(uid, pod)| (uid.clone(), pod.path.clone()))
+            .filter_map(|(uid, pod)| Some((uid.clone(), pod.source.manifest()?.to_path_buf())))
             .collect();
         scan
     }
 
-    fn read_cached(&mut self, file: &Path) -> Result<StaticPod, String> {
+    fn read_cached(&mut self, file: &Path) -> Result<SourcePod, String> {
         let meta = match std::fs::metadata(file) {
             Ok(meta) => Some(meta),
             // A file that cannot even be inspected right now (EIO, EMFILE, ...) is not a
@@ -262,7 +262,7 @@ mod tests {
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         std::fs::write(dir.path().join("sub/c.yaml"), POD.replace("NAME", "c")).unwrap();
         let scan = StaticPodSource::new(dir.path(), "n1").scan();
-        let mut names: Vec<String> = scan.pods.values().map(StaticPod::full_name).collect();
+        let mut names: Vec<String> = scan.pods.values().map(SourcePod::full_name).collect();
         names.sort();
         assert_eq!(names, ["default/a-n1", "default/b-n1"]);
         assert_eq!(scan.errors.len(), 2, "{:?}", scan.errors);

@@ -15,7 +15,7 @@ use crate::client::CriClient;
 use crate::cri;
 use crate::error::RuntimeError;
 use crate::hook::{ContainerHook, ContainerRequest};
-use crate::manifest::StaticPod;
+use crate::manifest::SourcePod;
 use crate::plan::{
     self, Backoff, BackoffPolicy, BackoffState, ContainerAction, ContainerStep, DesiredPod,
     Instance, SandboxAction, StartReason,
@@ -164,13 +164,17 @@ pub struct PodManager {
     last_errors: Vec<String>,
     hook: Option<std::sync::Arc<dyn ContainerHook>>,
     /// The pods of the last manifest scan, reused by passes that do not rescan.
-    last_scan: Option<HashMap<String, crate::manifest::StaticPod>>,
+    last_scan: Option<HashMap<String, crate::manifest::SourcePod>>,
     /// The static pod path has been listed successfully at least once: until then the agent
     /// does not know which pods should run, so it removes none (the kubelet waits for every
     /// source to be seen before it cleans up pods).
     source_seen: bool,
     /// The last listing error, logged once until it changes.
     last_listing_error: Option<String>,
+    /// Pods from the API server, when the agent has one ([`PodManager::with_api_pods`]).
+    api: Option<crate::ApiPods>,
+    /// The API pods that could not run in the last pass, logged once each.
+    last_api_errors: Vec<String>,
 }
 
 fn now_nanos() -> i64 {
@@ -200,7 +204,21 @@ impl PodManager {
             last_scan: None,
             source_seen: false,
             last_listing_error: None,
+            api: None,
+            last_api_errors: Vec::new(),
         }
+    }
+
+    /// Also runs the pods the API server assigned to this node, merged with the static pods
+    /// as the kubelet merges its config sources: a static pod keeps its UID and its name
+    /// against an API pod claiming either. Until `api` has been listed once, no pod unknown to
+    /// the sources is removed. A pod the API server is deleting (`deletionTimestamp`) is
+    /// stopped with its `deletionGracePeriodSeconds` and then reported through
+    /// [`crate::ApiPods::terminated`] for the final DELETE.
+    #[must_use]
+    pub fn with_api_pods(mut self, api: crate::ApiPods) -> Self {
+        self.api = Some(api);
+        self
     }
 
     /// Adds a hook called before each `CreateContainer` and after each pod removal (the device
@@ -296,14 +314,47 @@ impl PodManager {
                 }
             }
         };
-        let manifest_errors = self.last_errors.clone();
+        let mut manifest_errors = self.last_errors.clone();
+
+        // The API server's pods, merged after the static pods (`pkg/kubelet/config/config.go`
+        // merges per source; names and UIDs are unique across them here).
+        let api_synced = self.api.as_ref().is_none_or(crate::ApiPods::is_synced);
+        let all_seen = self.source_seen && api_synced;
+        let mut desired = pods.clone();
+        let mut terminating: Vec<SourcePod> = Vec::new();
+        if let Some(api) = &self.api {
+            let mut errors = api.errors();
+            let static_names: std::collections::HashSet<String> =
+                pods.values().map(SourcePod::full_name).collect();
+            let mut api_pods: Vec<SourcePod> = api.pods().into_values().collect();
+            api_pods.sort_by_key(SourcePod::full_name);
+            for pod in api_pods {
+                if desired.contains_key(&pod.uid) || static_names.contains(&pod.full_name()) {
+                    errors.push(format!(
+                        "{}: UID {} or name taken by a static pod",
+                        pod.full_name(),
+                        pod.uid
+                    ));
+                } else if crate::deletion_grace(&pod.pod).is_some() {
+                    terminating.push(pod);
+                } else {
+                    desired.insert(pod.uid.clone(), pod);
+                }
+            }
+            for e in errors.iter().filter(|e| !self.last_api_errors.contains(e)) {
+                tracing::error!(error = %e, "pod from the API server not run");
+            }
+            self.last_api_errors.clone_from(&errors);
+            report.errors.extend(errors.iter().cloned());
+            manifest_errors.extend(errors);
+        }
         let manifest_error_count = report.errors.len();
 
         // Admission: a refused pod never gets a sandbox; whatever the runtime still has of it
         // (an agent restarted with a stricter allowlist) is removed like an orphan.
         let mut rejected: HashMap<String, PodInfo> = HashMap::new();
-        let mut admitted: HashMap<String, StaticPod> = HashMap::new();
-        for (uid, pod) in &pods {
+        let mut admitted: HashMap<String, SourcePod> = HashMap::new();
+        for (uid, pod) in &desired {
             match crate::admission::admit(&pod.pod, self.options.sysctl_policy.as_ref()) {
                 Ok(()) => {
                     admitted.insert(uid.clone(), pod.clone());
@@ -350,9 +401,35 @@ impl PodManager {
             .chain(containers_by_uid.keys())
             .cloned()
             .collect();
-        // Pods whose manifest is gone (or changed: a new UID) are stopped and removed, once the
-        // source has been listed: before that every pod would look like an orphan.
-        let orphans: Vec<String> = if self.source_seen {
+        // Pods the API server is deleting: stopped with their deletion grace period, then
+        // reported for the final DELETE (the kubelet's SyncTerminatingPod, then
+        // SyncTerminatedPod and the status manager's delete).
+        for pod in terminating {
+            let sandboxes = sandboxes_by_uid.remove(&pod.uid).unwrap_or_default();
+            let containers = containers_by_uid.remove(&pod.uid).unwrap_or_default();
+            let label = pod.full_name();
+            if !sandboxes.is_empty() || !containers.is_empty() {
+                let grace = crate::deletion_grace(&pod.pod);
+                if let Err(e) = self.teardown_capped(&sandboxes, &containers, grace).await {
+                    report.errors.push(format!("stopping {label}: {e}"));
+                    continue;
+                }
+                tracing::info!(pod = %label, "stopped pod being deleted");
+                report.pods_removed.push(label);
+            }
+            self.backoff.retain(|(u, _), _| *u != pod.uid);
+            self.pod_removed(&pod.uid).await;
+            if let Err(e) = self.remove_pod_dir(&pod.uid).await {
+                report.errors.push(e.with_cause());
+            }
+            if let Some(api) = &self.api {
+                api.mark_terminated(&pod.uid);
+            }
+        }
+
+        // Pods whose manifest is gone (or changed: a new UID) are stopped and removed, once
+        // every source has been listed: before that every pod would look like an orphan.
+        let orphans: Vec<String> = if all_seen {
             sandboxes_by_uid
                 .keys()
                 .chain(containers_by_uid.keys())
@@ -389,7 +466,7 @@ impl PodManager {
         // Pod directories of pods that are neither wanted nor in the runtime (a pod whose
         // volumes never came up, a teardown interrupted by a restart) are removed on manifest
         // rescans, as the kubelet's cleanupOrphanedPodDirs does.
-        if self.source_seen && rescan_manifests {
+        if all_seen && rescan_manifests {
             let paths = self.options.paths.clone();
             match crate::blocking::run("listing pod directories", move || paths.pod_dir_uids())
                 .await
@@ -443,6 +520,12 @@ impl PodManager {
         self.registry.replace(infos, manifest_errors);
         self.last_scan = Some(pods);
         report
+    }
+
+    /// The API server's pods this manager runs, if any ([`PodManager::with_api_pods`]).
+    #[must_use]
+    pub fn api_pods(&self) -> Option<crate::ApiPods> {
+        self.api.clone()
     }
 
     /// Stops and removes every pod this agent manages (used on shutdown by tests and tools).
@@ -593,7 +676,7 @@ impl PodManager {
     /// `pkg/kubelet/kuberuntime/kuberuntime_manager.go`).
     async fn sync_pod(
         &mut self,
-        pod: &StaticPod,
+        pod: &SourcePod,
         sandboxes: Vec<cri::PodSandbox>,
         containers: Vec<cri::Container>,
         report: &mut SyncReport,
@@ -696,7 +779,8 @@ impl PodManager {
             namespace: id.namespace.clone(),
             name: id.name.clone(),
             uid: id.uid.clone(),
-            manifest: pod.path.clone(),
+            source: pod.source.clone(),
+            pod: Some(pod.pod.clone()),
             sandbox_id: Some(sandbox_id),
             phase,
             reason: None,
@@ -936,7 +1020,7 @@ impl PodManager {
 
 /// Where a pod's containers go: the parts of a pod sync every container step needs.
 struct Target<'a> {
-    pod: &'a StaticPod,
+    pod: &'a SourcePod,
     desired: &'a DesiredPod<'a>,
     sandbox_id: &'a str,
     sandbox_cfg: &'a cri::PodSandboxConfig,
@@ -973,7 +1057,7 @@ pub fn default_pull_policy(image: &str) -> &'static str {
 
 /// A pod refused at admission, as the kubelet's `rejectPod` leaves it: phase Failed with the
 /// reason and message, no containers started.
-fn rejected_info(pod: &StaticPod, r: &crate::admission::Rejection) -> PodInfo {
+fn rejected_info(pod: &SourcePod, r: &crate::admission::Rejection) -> PodInfo {
     let mut info = pending_info(pod, "", &r.message);
     info.phase = PodPhase::Failed;
     info.reason = Some(r.reason.clone());
@@ -983,7 +1067,7 @@ fn rejected_info(pod: &StaticPod, r: &crate::admission::Rejection) -> PodInfo {
     info
 }
 
-fn pending_info(pod: &StaticPod, reason: &str, message: &str) -> PodInfo {
+fn pending_info(pod: &SourcePod, reason: &str, message: &str) -> PodInfo {
     let spec = pod.pod.spec.clone().unwrap_or_default();
     let containers = spec
         .init_containers
@@ -1000,7 +1084,8 @@ fn pending_info(pod: &StaticPod, reason: &str, message: &str) -> PodInfo {
         namespace: pod.namespace.clone(),
         name: pod.name.clone(),
         uid: pod.uid.clone(),
-        manifest: pod.path.clone(),
+        source: pod.source.clone(),
+        pod: Some(pod.pod.clone()),
         sandbox_id: None,
         phase: PodPhase::Pending,
         reason: None,

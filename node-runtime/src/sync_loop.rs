@@ -9,7 +9,9 @@
 //!   re-established), for a few seconds after an event, and while some pod still has work (a
 //!   container waiting for its crash-loop back-off, a failed call): the kubelet's relist period;
 //! * when the static pod directory changes (inotify), or every `fileCheckFrequency`, as the
-//!   kubelet's file source re-reads it; on a node without pods only then.
+//!   kubelet's file source re-reads it; on a node without pods only then;
+//! * when the API server's pods change ([`crate::ApiPods::changed`], with
+//!   [`crate::PodManager::with_api_pods`]).
 //!
 //! Each pass is stamped in a [`SyncHealth`] (for `/healthz` and the watchdog's `syncloop`
 //! check) and handed to the caller's pass observer (the agent counts it in `/metrics`). Passes
@@ -187,6 +189,7 @@ pub async fn run(
     let mut last_rescan = Instant::now();
     let mut last_event: Option<Instant> = None;
     let mut last_errors: HashSet<String> = HashSet::new();
+    let api = manager.api_pods();
     loop {
         if *stop.borrow() {
             return manager;
@@ -248,9 +251,17 @@ pub async fn run(
                 None => std::future::pending().await,
             }
         };
+        let api_changed = async {
+            match &api {
+                Some(a) => a.changed().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = stop.changed() => return manager,
             () = tokio::time::sleep(wait) => {}
+            // A pod added, changed or deleted on the API server (or a re-list).
+            () = api_changed => tokio::time::sleep(SETTLE).await,
             () = changed => {
                 tokio::time::sleep(SETTLE).await;
                 rescan = true;

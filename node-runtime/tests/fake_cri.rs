@@ -320,3 +320,79 @@ async fn a_failing_create_is_reported_and_retried() {
     assert_eq!(report.containers_started, ["default/web-n1/app"]);
     assert_eq!(pod(&m, "web").phase, PodPhase::Running);
 }
+
+/// An API server pod bound to this node, with host networking (the fake has no CNI).
+fn api_pod(name: &str, uid: &str) -> k8s_openapi::api::core::v1::Pod {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "uid": uid},
+        "spec": {
+            "nodeName": NODE, "hostNetwork": true, "terminationGracePeriodSeconds": 30,
+            "containers": [{"name": "app", "image": IMAGE, "command": ["/bin/sleep", "1000"]}]
+        }
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn api_pods_run_beside_static_pods_and_stop_when_deleted() {
+    let node = Node::new();
+    node.write_pod("web.yaml", "web", "Always", &[], &["app"]);
+    let api = node_runtime::ApiPods::new(NODE);
+    let mut m = node.manager().await.with_api_pods(api.clone());
+    let report = m.sync_once().await;
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(report.sandboxes_created, ["default/web-n1"]);
+
+    // The API server's list arrives: its pod runs beside the static pod.
+    api.replace(vec![api_pod("api1", "uid-api1")]);
+    let report = m.sync_once().await;
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(report.sandboxes_created, ["default/api1"]);
+    let info = m.registry().get("default", "api1").unwrap();
+    assert_eq!(info.source, node_runtime::PodSource::Api);
+    assert_eq!(info.uid, "uid-api1");
+    assert!(info.pod.is_some());
+
+    // An API pod claiming the static pod's name is not run.
+    let mut clash = api_pod("web-n1", "uid-clash");
+    clash.metadata.name = Some("web-n1".into());
+    api.apply(clash);
+    let report = m.sync_once().await;
+    assert_eq!(
+        report.errors,
+        ["default/web-n1: UID uid-clash or name taken by a static pod"]
+    );
+
+    // Graceful deletion: the pod is stopped with its deletion grace period (capped at 7 s
+    // here), its sandbox removed, and it is reported for the final DELETE.
+    let mut deleting = api_pod("api1", "uid-api1");
+    deleting.metadata.deletion_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
+    );
+    deleting.metadata.deletion_grace_period_seconds = Some(7);
+    api.apply(deleting.clone());
+    node.cri.take_calls();
+    let report = m.sync_once().await;
+    assert_eq!(report.pods_removed, ["default/api1"]);
+    let calls = node.cri.take_calls();
+    let stops = node.cri.stop_timeouts();
+    assert_eq!(stops.len(), 1, "{calls:?}");
+    assert_eq!(stops[0].1, 7);
+    assert!(methods(&calls).contains(&"RemovePodSandbox"));
+    assert!(m.registry().get("default", "api1").is_none());
+    assert_eq!(
+        api.terminated(),
+        [node_runtime::TerminatedPod {
+            namespace: "default".into(),
+            name: "api1".into(),
+            uid: "uid-api1".into()
+        }]
+    );
+    // The final DELETE went through: the pod is gone from the source, nothing else changes.
+    api.delete(&deleting);
+    let report = m.sync_once().await;
+    assert!(report.pods_removed.is_empty());
+    assert!(api.terminated().is_empty());
+    assert!(m.registry().get("default", "web-n1").is_some());
+}

@@ -123,7 +123,7 @@ mod tests {
         let pod = node_runtime::parse_manifest(&path, text, "node-a")
             .unwrap()
             .pod;
-        let spec = pod.spec.unwrap();
+        let spec = pod.spec.clone().unwrap();
         assert_eq!(spec.hostname_override.as_deref(), Some("web-1"));
         let rules = spec.containers[0].restart_policy_rules.as_ref().unwrap();
         assert_eq!(rules[0].action, "Restart");

@@ -88,6 +88,8 @@ struct State {
     containers: BTreeMap<String, FakeContainer>,
     images: BTreeSet<String>,
     calls: Vec<CriCall>,
+    /// `(container ID, timeout)` of every `StopContainer`, in order.
+    stop_timeouts: Vec<(String, i64)>,
     /// Container name -> exit code of every instance as soon as it starts.
     exit_on_start: HashMap<String, i32>,
     /// Method -> the error it answers.
@@ -217,6 +219,11 @@ impl FakeCri {
     /// The calls so far, forgetting them (the next `take_calls` returns only newer ones).
     pub fn take_calls(&self) -> Vec<CriCall> {
         std::mem::take(&mut self.state().calls)
+    }
+
+    /// `(container ID, timeout in seconds)` of every `StopContainer` call so far, in order.
+    pub fn stop_timeouts(&self) -> Vec<(String, i64)> {
+        self.state().stop_timeouts.clone()
     }
 
     /// The sandboxes, in creation order.
@@ -538,9 +545,11 @@ impl RuntimeService for Service {
         &self,
         r: Request<cri::StopContainerRequest>,
     ) -> Result<Response<cri::StopContainerResponse>, Status> {
-        let id = r.into_inner().container_id;
+        let r = r.into_inner();
+        let id = r.container_id;
         let mut state = self.state();
         state.call("StopContainer", &id)?;
+        state.stop_timeouts.push((id.clone(), r.timeout));
         state.container(&id)?;
         // SIGTERM, as a shell running `sleep` answers it.
         state.exit(&id, 143);
