@@ -215,6 +215,7 @@ mod tests {
             )]
             .into(),
             Vec::new(),
+            true,
         );
         let metrics = PodMetrics::default();
         let mut registry = Registry::default();

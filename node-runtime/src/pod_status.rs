@@ -28,11 +28,23 @@ pub fn pod_list(pods: &[PodInfo], node_name: &str, host_ip: Option<&str>) -> Val
     })
 }
 
-fn pod_object(info: &PodInfo, node_name: &str, host_ip: Option<&str>) -> Value {
+/// The pod's `status` as the API shows it (phase, reason, message, conditions, hostIP and
+/// podIP, container and init container statuses, `qosClass`), from the runtime as the
+/// registry has it: what `/pods` shows and what is sent to the API server.
+pub fn api_status(info: &PodInfo, node_name: &str, host_ip: Option<&str>) -> Value {
     let desired = desired_pod(info, node_name);
+    status_with_qos(info, node_name, host_ip, desired.as_deref())
+}
+
+fn status_with_qos(
+    info: &PodInfo,
+    node_name: &str,
+    host_ip: Option<&str>,
+    desired: Option<&k8s_openapi::api::core::v1::Pod>,
+) -> Value {
     // The QoS class the runtime side computes for cgroups and swap (BestEffort when the pod
     // is not known: the pod is being torn down).
-    let qos = desired.as_ref().map_or(QosClass::BestEffort, |p| {
+    let qos = desired.map_or(QosClass::BestEffort, |p| {
         let id = PodIdentity {
             namespace: info.namespace.clone(),
             name: info.name.clone(),
@@ -41,6 +53,16 @@ fn pod_object(info: &PodInfo, node_name: &str, host_ip: Option<&str>) -> Value {
         };
         pod_qos(p, &id).unwrap_or(QosClass::BestEffort)
     });
+    let mut status = pod_status(info, host_ip);
+    if let Some(st) = status.as_object_mut() {
+        st.insert("qosClass".into(), qos_name(qos).into());
+    }
+    status
+}
+
+fn pod_object(info: &PodInfo, node_name: &str, host_ip: Option<&str>) -> Value {
+    let desired = desired_pod(info, node_name);
+    let status = status_with_qos(info, node_name, host_ip, desired.as_deref());
     let mut pod = desired
         .and_then(|p| serde_json::to_value(&*p).ok())
         .unwrap_or_else(|| {
@@ -54,10 +76,6 @@ fn pod_object(info: &PodInfo, node_name: &str, host_ip: Option<&str>) -> Value {
         obj.insert("apiVersion".into(), "v1".into());
         if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
             spec.insert("nodeName".into(), node_name.into());
-        }
-        let mut status = pod_status(info, host_ip);
-        if let Some(st) = status.as_object_mut() {
-            st.insert("qosClass".into(), qos_name(qos).into());
         }
         obj.insert("status".into(), status);
     }

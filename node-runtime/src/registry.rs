@@ -131,6 +131,8 @@ impl PodInfo {
 struct Inner {
     pods: HashMap<String, PodInfo>,
     manifest_errors: Vec<String>,
+    /// A pass has run with every pod source listed.
+    synced: bool,
 }
 
 /// A cheap-to-clone, thread-safe view of the agent's pods.
@@ -224,12 +226,28 @@ impl PodRegistry {
         inner.pods.remove(uid)
     }
 
-    pub(crate) fn replace(&self, pods: HashMap<String, PodInfo>, manifest_errors: Vec<String>) {
+    pub(crate) fn replace(
+        &self,
+        pods: HashMap<String, PodInfo>,
+        manifest_errors: Vec<String>,
+        synced: bool,
+    ) {
         let mut inner = self
             .inner
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         inner.pods = pods;
         inner.manifest_errors = manifest_errors;
+        inner.synced |= synced;
+    }
+
+    /// Whether a sync pass has run with every pod source listed (the static pod path and,
+    /// with an API server, its first pod list): from then on the registry has every pod the
+    /// node should run, so what is missing from it can be cleaned up (orphaned mirror pods).
+    pub fn is_synced(&self) -> bool {
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .synced
     }
 }

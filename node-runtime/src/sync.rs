@@ -517,7 +517,7 @@ impl PodManager {
                     .all(|c| !matches!(c.state, ContainerState::Waiting { .. }))
             });
         infos.extend(rejected);
-        self.registry.replace(infos, manifest_errors);
+        self.registry.replace(infos, manifest_errors, all_seen);
         self.last_scan = Some(pods);
         report
     }
@@ -542,7 +542,7 @@ impl PodManager {
                 tracing::warn!(error = %e, "removing pod directory");
             }
         }
-        self.registry.replace(HashMap::new(), Vec::new());
+        self.registry.replace(HashMap::new(), Vec::new(), false);
         Ok(())
     }
 

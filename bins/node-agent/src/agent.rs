@@ -160,8 +160,8 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     // The pod manager is built now (it has no side effects until it runs) so the servers can
     // share its registry; it starts syncing after the servers are up.
     let static_pod_path = cfg.static_pod_path.clone();
-    if static_pod_path.is_empty() {
-        tracing::info!("no staticPodPath: this agent runs no pods of its own");
+    if static_pod_path.is_empty() && kube.is_none() {
+        tracing::info!("no staticPodPath and no --kubeconfig: this agent runs no pods");
     }
     let mut options = SyncOptions::new(
         node_name.clone(),
@@ -186,6 +186,14 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     .with_container_hook(Arc::new(node_plugins::DeviceAllocator::new(
         devices.clone(),
     )));
+    // With an API server, the pods it binds to this node run beside the static pods.
+    let api_pods = kube
+        .as_ref()
+        .map(|_| node_runtime::ApiPods::new(node_name.clone()));
+    let manager = match &api_pods {
+        Some(pods) => manager.with_api_pods(pods.clone()),
+        None => manager,
+    };
     let registry = manager.registry();
     let metrics = Arc::new(Metrics::new(&node_name, &pod_metrics, registry.clone()));
     let node_ips = node_heartbeat::parse_node_ips(flags.node_ip.as_deref().unwrap_or_default())
@@ -281,6 +289,37 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     if heartbeat.is_none() {
         tracing::info!("standalone mode (no --kubeconfig): node status and lease are not reported");
     }
+    // The API server's pods: listed and watched into the pod manager's source, their status
+    // (and the static pods', through their mirror pods) sent back, their deletions finished. Stopped with the heartbeat (last), so statuses and
+    // final deletes go on while the pods stop.
+    let cluster_tasks: Vec<tokio::task::JoinHandle<()>> = match (&kube, &api_pods) {
+        (Some((client, _)), Some(pods)) => vec![
+            tokio::spawn(
+                node_cluster::PodWatcher::new(client.clone(), node_name.clone(), pods.clone())
+                    .run(heartbeat_stop_rx.clone()),
+            ),
+            tokio::spawn(
+                node_cluster::StatusManager::new(
+                    client.clone(),
+                    node_name.clone(),
+                    registry.clone(),
+                    pods.clone(),
+                    node_cluster::node_host_ips(&shared.update(|i| i.addresses.clone())),
+                )
+                .run(heartbeat_stop_rx.clone()),
+            ),
+            tokio::spawn(
+                node_cluster::MirrorPods::new(
+                    client.clone(),
+                    node_name.clone(),
+                    registry.clone(),
+                    pods.clone(),
+                )
+                .run(heartbeat_stop_rx.clone()),
+            ),
+        ],
+        _ => Vec::new(),
+    };
     // The runtime's health (always: it also tells the sync loop's health check that a long
     // pass is making progress) and the device plugins' resources feed the Node's status; the
     // eviction signals (MemoryPressure, DiskPressure, PIDPressure against `evictionHard`,
@@ -382,6 +421,9 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     let _ = heartbeat_stop_tx.send(true);
     if let Some(heartbeat) = heartbeat {
         heartbeat.wait().await;
+    }
+    for task in cluster_tasks {
+        let _ = task.await;
     }
     drop(lock);
     tracing::info!("node agent stopped");

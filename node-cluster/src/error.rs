@@ -1,0 +1,48 @@
+//! The crate's error type.
+
+/// What went wrong talking to the API server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An API request failed (transport, TLS, or an error status).
+    #[error("{action}")]
+    Api {
+        /// What was being done, e.g. `listing the pods of node n1`.
+        action: String,
+        /// The client's error.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// The API server answered something this client cannot use.
+    #[error("{action}: {reason}")]
+    Protocol {
+        /// What was being done.
+        action: String,
+        /// What was wrong with the answer.
+        reason: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn api(action: impl Into<String>, source: kube::Error) -> Self {
+        Error::Api {
+            action: action.into(),
+            source: Box::new(source),
+        }
+    }
+
+    /// The HTTP status of an API error answer (`404`, `409`, `410`, ...), if it was one.
+    #[must_use]
+    pub fn status_code(&self) -> Option<u16> {
+        match self {
+            Error::Api { source, .. } => match source.as_ref() {
+                kube::Error::Api(status) => Some(status.code),
+                _ => None,
+            },
+            Error::Protocol { .. } => None,
+        }
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,43 @@
+//! `node-cluster`: the node's cluster side, for an agent registered with an API server.
+//!
+//! * [`PodWatcher`] lists and watches the pods the scheduler bound to this node
+//!   (`fieldSelector=spec.nodeName=<node>`) into a [`node_runtime::ApiPods`] store, resuming
+//!   from the last resource version after a dropped watch and listing again after `410 Gone`;
+//!   [`node_runtime::PodManager::with_api_pods`] runs those pods beside the static pods.
+//! * [`StatusManager`] sends each API pod's status (phase, conditions, container statuses,
+//!   `hostIP`s, `startTime`, `qosClass`) with a strategic-merge `PATCH` of `pods/status` when it
+//!   changes, and finishes a deletion the agent carried out: the terminal status, then the
+//!   `DELETE` with grace period 0. A static pod's status goes to its mirror pod.
+//! * [`MirrorPods`] keeps a mirror pod on the API server for each static pod (created, replaced
+//!   when stale, deleted when its static pod is gone).
+//!
+//! Decisions are pure functions ([`apply_event`], [`pod_status_patch`], [`terminal_status`],
+//! [`mirror_actions`], [`Backoff`]); the loops only send.
+//!
+//! ```no_run
+//! # async fn run(client: kube::Client, manager: node_runtime::PodManager) {
+//! let (stop_tx, stop) = tokio::sync::watch::channel(false);
+//! let pods = node_runtime::ApiPods::new("node-1");
+//! let manager = manager.with_api_pods(pods.clone());
+//! tokio::spawn(node_cluster::PodWatcher::new(client.clone(), "node-1", pods.clone()).run(stop.clone()));
+//! let status = node_cluster::StatusManager::new(
+//!     client, "node-1", manager.registry(), pods, vec!["10.0.0.5".into()],
+//! );
+//! tokio::spawn(status.run(stop));
+//! // ... run `manager` (node_runtime::sync_loop::run); on shutdown:
+//! let _ = stop_tx.send(true);
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+mod backoff;
+mod error;
+pub mod mirror;
+pub mod status;
+pub mod watcher;
+
+pub use backoff::Backoff;
+pub use error::{Error, Result};
+pub use mirror::{MirrorAction, MirrorPods, StaticPodRef, mirror_actions, mirror_of};
+pub use status::{StatusManager, desired_status, node_host_ips, pod_status_patch, terminal_status};
+pub use watcher::{PodWatcher, Step, WatchOptions, apply_event};
