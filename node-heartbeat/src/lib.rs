@@ -90,9 +90,9 @@ pub use pressure::{
     ThresholdValue, observe_root, thresholds_met,
 };
 pub use resources::{
-    CapacityConfig, QuantityList, Reservations, ResourceList, allocatable, capacity,
-    format_binary_si, format_cpu_millis, is_extended_resource_name, node_resources, reservation,
-    to_quantities,
+    CapacityConfig, QuantityList, Reservations, ResourceList, admission_allocatable, allocatable,
+    capacity, format_binary_si, format_cpu_millis, is_extended_resource_name, node_resources,
+    reservation, to_quantities,
 };
 pub use status::{
     ATTACH_DETACH_ANNOTATION, KUBELET_PORT, NodeStatusInputs, RuntimeVersion, find_condition,

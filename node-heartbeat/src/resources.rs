@@ -166,6 +166,23 @@ impl CapacityConfig {
     }
 }
 
+/// The node's allocatable resources for pod admission, in admission units (`cpu` in
+/// millicores, bytes, counts): capacity minus reservations ([`allocatable`]) with the device
+/// plugins' healthy devices as the extended resources. `None` when a reservation does not
+/// parse (the status reports that error).
+#[must_use]
+pub fn admission_allocatable(inputs: &crate::NodeStatusInputs) -> Option<ResourceList> {
+    let mut alloc = allocatable(
+        &capacity(&inputs.machine, &inputs.capacity),
+        &inputs.reservations,
+    )
+    .ok()?;
+    for (name, count) in &inputs.capacity.extended_allocatable {
+        alloc.insert(name.clone(), i128::from(*count));
+    }
+    Some(alloc)
+}
+
 /// `IsExtendedResourceName` as far as the node status needs it: domain-qualified, not in
 /// the `kubernetes.io/` namespace, not starting with `requests.`. Names reaching here were
 /// validated already (by the device manager at registration, or by the API server for

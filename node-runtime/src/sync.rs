@@ -53,6 +53,32 @@ pub struct SyncOptions {
     /// container's swap settings are derived from it the kubelet's way. `None` writes nothing
     /// swap-related (as the kubelet without a swap controller).
     pub swap: Option<node_kernel::SwapPolicy>,
+    /// The node's allocatable resources, asked for when a new pod is admitted: with it, a
+    /// pod that does not fit is refused (`OutOfcpu`, `OutOfmemory`, `OutOfpods`, ...,
+    /// [`crate::admission::fits`]); `None` (the default) checks no resources.
+    pub allocatable: Option<AllocatableFn>,
+}
+
+/// Where admission reads the node's allocatable resources from (they change with device
+/// plugins and reservations): `None` when not known yet (no check then).
+#[derive(Clone)]
+pub struct AllocatableFn(
+    pub std::sync::Arc<dyn Fn() -> Option<crate::admission::Allocatable> + Send + Sync>,
+);
+
+impl AllocatableFn {
+    /// Wraps `f`.
+    pub fn new(
+        f: impl Fn() -> Option<crate::admission::Allocatable> + Send + Sync + 'static,
+    ) -> Self {
+        Self(std::sync::Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for AllocatableFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AllocatableFn")
+    }
 }
 
 impl SyncOptions {
@@ -69,7 +95,15 @@ impl SyncOptions {
             // configured `allowedUnsafeSysctls` replace it.
             sysctl_policy: node_kernel::SysctlPolicy::new(None, &[]).ok(),
             swap: None,
+            allocatable: None,
         }
+    }
+
+    /// Sets [`allocatable`](Self::allocatable).
+    #[must_use]
+    pub fn with_allocatable(mut self, allocatable: Option<AllocatableFn>) -> Self {
+        self.allocatable = allocatable;
+        self
     }
 
     /// Sets [`seccomp_default`](Self::seccomp_default).
@@ -175,6 +209,8 @@ pub struct PodManager {
     api: Option<crate::ApiPods>,
     /// The API pods that could not run in the last pass, logged once each.
     last_api_errors: Vec<String>,
+    /// Admission decisions by pod UID, kept while the pod is wanted.
+    decided: HashMap<String, Result<(), crate::admission::Rejection>>,
 }
 
 fn now_nanos() -> i64 {
@@ -206,6 +242,7 @@ impl PodManager {
             last_listing_error: None,
             api: None,
             last_api_errors: Vec::new(),
+            decided: HashMap::new(),
         }
     }
 
@@ -351,11 +388,14 @@ impl PodManager {
         let manifest_error_count = report.errors.len();
 
         // Admission: a refused pod never gets a sandbox; whatever the runtime still has of it
-        // (an agent restarted with a stricter allowlist) is removed like an orphan.
+        // (an agent restarted with a stricter allowlist) is removed like an orphan. Each pod is
+        // decided once, in creation order (the kubelet's HandlePodAdditions), the resource fit
+        // against the pods admitted before it.
+        let decisions = self.admit(&desired);
         let mut rejected: HashMap<String, PodInfo> = HashMap::new();
         let mut admitted: HashMap<String, SourcePod> = HashMap::new();
         for (uid, pod) in &desired {
-            match crate::admission::admit(&pod.pod, self.options.sysctl_policy.as_ref()) {
+            match decisions.get(uid).cloned().unwrap_or(Ok(())) {
                 Ok(()) => {
                     admitted.insert(uid.clone(), pod.clone());
                 }
@@ -520,6 +560,58 @@ impl PodManager {
         self.registry.replace(infos, manifest_errors, all_seen);
         self.last_scan = Some(pods);
         report
+    }
+
+    /// Admission decisions for `desired`, by UID: sticky for pods already decided, made now for
+    /// new ones in creation order (then name), each new pod's resources checked against the
+    /// admitted active pods' ([`crate::admission::fits`], with [`SyncOptions::allocatable`];
+    /// critical pods skip that check, as the kubelet would preempt for them, which this agent
+    /// does not).
+    fn admit(
+        &mut self,
+        desired: &HashMap<String, SourcePod>,
+    ) -> HashMap<String, Result<(), crate::admission::Rejection>> {
+        self.decided.retain(|uid, _| desired.contains_key(uid));
+        let allocatable = self.options.allocatable.as_ref().and_then(|f| (f.0)());
+        let mut new: Vec<&SourcePod> = desired
+            .values()
+            .filter(|p| !self.decided.contains_key(&p.uid))
+            .collect();
+        new.sort_by(|a, b| {
+            let created = |p: &SourcePod| p.pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            created(a)
+                .cmp(&created(b))
+                .then_with(|| a.full_name().cmp(&b.full_name()))
+        });
+        for pod in new {
+            let mut decision =
+                crate::admission::admit(&pod.pod, self.options.sysctl_policy.as_ref());
+            if decision.is_ok()
+                && let Some(alloc) = &allocatable
+                && !crate::spec::is_critical_pod(&pod.pod)
+            {
+                let mut used = std::collections::BTreeMap::new();
+                let mut used_pods = 0i128;
+                for (uid, d) in &self.decided {
+                    let active = self
+                        .registry
+                        .get_by_uid(uid)
+                        .is_none_or(|p| !matches!(p.phase, PodPhase::Succeeded | PodPhase::Failed));
+                    if d.is_ok()
+                        && active
+                        && let Some(other) = desired.get(uid)
+                    {
+                        for (k, v) in crate::admission::pod_requests(&other.pod) {
+                            *used.entry(k).or_insert(0) += v;
+                        }
+                        used_pods += 1;
+                    }
+                }
+                decision = crate::admission::fits(&pod.pod, &used, used_pods, alloc);
+            }
+            self.decided.insert(pod.uid.clone(), decision);
+        }
+        self.decided.clone()
     }
 
     /// The API server's pods this manager runs, if any ([`PodManager::with_api_pods`]).

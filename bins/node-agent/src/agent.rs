@@ -173,6 +173,17 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     options.seccomp_default = cfg.seccomp_default.unwrap_or(false);
     options.sysctl_policy = Some(sysctls);
     options.swap = Some(swap_policy);
+    // Admission checks resources against the node's allocatable as the heartbeat computes it.
+    // The inputs are built at the heartbeat step: static pods admitted by the passes before
+    // that are not checked for resources (API pods arrive after it).
+    let admission_inputs: Arc<std::sync::OnceLock<SharedInputs>> = Arc::default();
+    options.allocatable = Some(node_runtime::AllocatableFn::new({
+        let cell = admission_inputs.clone();
+        move || {
+            cell.get()?
+                .update(|i| node_heartbeat::admission_allocatable(i))
+        }
+    }));
     if let Some(max) = cfg.crash_loop_back_off.max_container_restart_period {
         // As the kubelet: a cap below the first back-off lowers that too.
         options.backoff_max = max.to_std();
@@ -273,6 +284,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     let mut shared = SharedInputs::new(inputs, hostname.clone());
     shared.node_labels = flags.node_labels.clone();
     shared.taints = node_heartbeat::registration_taints(&cfg.register_with_taints, true);
+    let _ = admission_inputs.set(shared.clone());
     let (heartbeat_stop_tx, heartbeat_stop_rx) = watch::channel(false);
     // Standalone (no --kubeconfig), as a kubelet without an API server: no Node object to keep
     // up to date, no lease. (node-heartbeat's StandaloneBackend serves embedders that want the
