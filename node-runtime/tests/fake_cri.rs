@@ -396,3 +396,63 @@ async fn api_pods_run_beside_static_pods_and_stop_when_deleted() {
     assert!(api.terminated().is_empty());
     assert!(m.registry().get("default", "web-n1").is_some());
 }
+
+#[tokio::test]
+async fn pods_that_do_not_fit_are_refused_in_creation_order() {
+    let node = Node::new();
+    let api = node_runtime::ApiPods::new(NODE);
+    let client = CriClient::connect(&node.cri.endpoint(), &ClientOptions::default())
+        .await
+        .unwrap();
+    let paths = NodePaths {
+        root_dir: node.dir.path().join("root"),
+        pod_logs_dir: node.dir.path().join("logs"),
+    };
+    let options =
+        SyncOptions::new(NODE, paths).with_allocatable(Some(node_runtime::AllocatableFn::new(
+            || Some([("cpu".to_owned(), 1000), ("pods".to_owned(), 110)].into()),
+        )));
+    let mut m = PodManager::new(
+        client,
+        StaticPodSource::new(node.dir.path().join("manifests"), NODE),
+        options,
+    )
+    .with_api_pods(api.clone());
+    let sized = |name: &str, uid: &str, created: &str| {
+        let mut p = api_pod(name, uid);
+        p.spec.as_mut().unwrap().containers[0].resources =
+            Some(serde_json::from_value(serde_json::json!({"requests": {"cpu": "600m"}})).unwrap());
+        p.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            created.parse().unwrap(),
+        ));
+        p
+    };
+    // "second" sorts first by name but was created later: "first" is admitted.
+    api.replace(vec![
+        sized("second", "uid-2", "2026-01-01T00:00:02Z"),
+        sized("first", "uid-1", "2026-01-01T00:00:01Z"),
+    ]);
+    let report = m.sync_once().await;
+    assert_eq!(report.sandboxes_created, ["default/first"]);
+    let refused = m.registry().get("default", "second").unwrap();
+    assert_eq!(refused.phase, PodPhase::Failed);
+    assert_eq!(refused.reason.as_deref(), Some("OutOfcpu"));
+    assert_eq!(
+        refused.message.as_deref(),
+        Some(
+            "Pod was rejected: Node didn't have enough resource: cpu, requested: 600, used: 600, capacity: 1000"
+        )
+    );
+    // The decision sticks: the first pod leaving does not admit the refused one.
+    api.delete(&sized("first", "uid-1", "2026-01-01T00:00:01Z"));
+    let report = m.sync_once().await;
+    assert!(report.sandboxes_created.is_empty());
+    assert_eq!(
+        m.registry()
+            .get("default", "second")
+            .unwrap()
+            .reason
+            .as_deref(),
+        Some("OutOfcpu")
+    );
+}
