@@ -8,6 +8,9 @@
 //!   `hostIP`s, `startTime`, `qosClass`) with a strategic-merge `PATCH` of `pods/status` when it
 //!   changes, and finishes a deletion the agent carried out: the terminal status, then the
 //!   `DELETE` with grace period 0. A static pod's status goes to its mirror pod.
+//! * [`EventRecorder`] sends the pod sync passes' events ([`node_runtime::PodEvent`]: `Pulling`,
+//!   `Pulled`, `Created`, `Started`, `Killing`, `BackOff`, `Failed`) as core/v1 Events, counted
+//!   and spam-filtered as client-go's recorder does.
 //! * [`MirrorPods`] keeps a mirror pod on the API server for each static pod (created, replaced
 //!   when stale, deleted when its static pod is gone).
 //!
@@ -32,12 +35,14 @@
 
 mod backoff;
 mod error;
+pub mod events;
 pub mod mirror;
 pub mod status;
 pub mod watcher;
 
 pub use backoff::Backoff;
 pub use error::{Error, Result};
+pub use events::{EventRecorder, EventSink, recorder};
 pub use mirror::{MirrorAction, MirrorPods, StaticPodRef, mirror_actions, mirror_of};
 pub use status::{StatusManager, desired_status, node_host_ips, pod_status_patch, terminal_status};
 pub use watcher::{PodWatcher, Step, WatchOptions, apply_event};

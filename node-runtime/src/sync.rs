@@ -159,6 +159,54 @@ impl SyncOptions {
     }
 }
 
+/// Something that happened to a pod or one of its containers, with the kubelet's event reason
+/// and message (`pkg/kubelet/events/event.go`; the texts of `images/image_manager.go` and
+/// `kuberuntime/kuberuntime_container.go`), for an event recorder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodEvent {
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod's name.
+    pub name: String,
+    /// The pod's UID.
+    pub uid: String,
+    /// The container's reference inside the pod (`spec.containers{app}`,
+    /// `spec.initContainers{init}`); `None` for the pod itself.
+    pub field_path: Option<String>,
+    /// A `Warning` (else `Normal`).
+    pub warning: bool,
+    /// `Pulling`, `Pulled`, `Created`, `Started`, `Killing`, `BackOff`, `Failed`, ...
+    pub reason: String,
+    /// What happened, for humans.
+    pub message: String,
+}
+
+fn field_path(kind: ContainerKind, name: &str) -> String {
+    match kind {
+        ContainerKind::Init => format!("spec.initContainers{{{name}}}"),
+        _ => format!("spec.containers{{{name}}}"),
+    }
+}
+
+fn container_event(
+    id: &PodIdentity,
+    kind: ContainerKind,
+    container: &str,
+    warning: bool,
+    reason: &str,
+    message: String,
+) -> PodEvent {
+    PodEvent {
+        namespace: id.namespace.clone(),
+        name: id.name.clone(),
+        uid: id.uid.clone(),
+        field_path: Some(field_path(kind, container)),
+        warning,
+        reason: reason.to_owned(),
+        message,
+    }
+}
+
 /// One pass's findings, for tests and logs.
 #[derive(Debug, Default, Clone)]
 pub struct SyncReport {
@@ -175,6 +223,9 @@ pub struct SyncReport {
     pub listing_error: Option<String>,
     /// Pods refused at admission (`namespace/name: reason`), never started.
     pub rejected: Vec<String>,
+    /// What happened to pods and containers this pass, as the kubelet reports it in events
+    /// (`Pulling`, `Pulled`, `Created`, `Started`, `Killing`, `BackOff`, `Failed`, ...).
+    pub events: Vec<PodEvent>,
     /// Nothing is left to do until something changes: no errors (rejected manifests aside:
     /// they wait for their file to change), nothing started or removed this pass, and no
     /// container waiting (to be created, or restarted after its crash-loop back-off). A loop
@@ -211,6 +262,8 @@ pub struct PodManager {
     last_api_errors: Vec<String>,
     /// Admission decisions by pod UID, kept while the pod is wanted.
     decided: HashMap<String, Result<(), crate::admission::Rejection>>,
+    /// `Killing` events of the teardowns of the running pass (they run behind `&self`).
+    kill_events: std::sync::Mutex<Vec<PodEvent>>,
 }
 
 fn now_nanos() -> i64 {
@@ -243,6 +296,7 @@ impl PodManager {
             api: None,
             last_api_errors: Vec::new(),
             decided: HashMap::new(),
+            kill_events: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -417,6 +471,20 @@ impl PodManager {
                 .is_some_and(|p| p.reason == info.reason);
             if !known {
                 tracing::warn!(pod = %format!("{}/{}", info.namespace, info.name), reason = info.reason.as_deref().unwrap_or_default(), message = info.message.as_deref().unwrap_or_default(), "pod rejected at admission");
+                // `rejectPod`: a Warning event with the reason and the bare message.
+                let message = info.message.as_deref().unwrap_or_default();
+                report.events.push(PodEvent {
+                    namespace: info.namespace.clone(),
+                    name: info.name.clone(),
+                    uid: info.uid.clone(),
+                    field_path: None,
+                    warning: true,
+                    reason: info.reason.clone().unwrap_or_default(),
+                    message: message
+                        .strip_prefix("Pod was rejected: ")
+                        .unwrap_or(message)
+                        .to_owned(),
+                });
             }
         }
         let scan = crate::source::Scan {
@@ -558,6 +626,9 @@ impl PodManager {
             });
         infos.extend(rejected);
         self.registry.replace(infos, manifest_errors, all_seen);
+        report
+            .events
+            .extend(std::mem::take(&mut *lock(&self.kill_events)));
         self.last_scan = Some(pods);
         report
     }
@@ -715,6 +786,17 @@ impl PodManager {
             let grace = max_grace.map_or(grace, |cap| {
                 grace.min(i64::try_from(cap.as_secs()).unwrap_or(i64::MAX))
             });
+            let label = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
+            let name = label(LABEL_CONTAINER_NAME);
+            lock(&self.kill_events).push(PodEvent {
+                namespace: label(crate::LABEL_POD_NAMESPACE),
+                name: label(crate::LABEL_POD_NAME),
+                uid: label(LABEL_POD_UID),
+                field_path: Some(field_path(ContainerKind::Regular, &name)),
+                warning: false,
+                reason: "Killing".to_owned(),
+                message: format!("Stopping container {name}"),
+            });
             stops.spawn(async move { client.stop_container(&id, grace).await });
         }
         while let Some(result) = stops.join_next().await {
@@ -734,18 +816,63 @@ impl PodManager {
         Ok(())
     }
 
-    async fn ensure_image(&self, container: &Container) -> Result<(), RuntimeError> {
+    /// Pulls the container's image as its pull policy says, reporting the kubelet's image
+    /// events for the container.
+    async fn ensure_image(
+        &self,
+        id: &PodIdentity,
+        kind: ContainerKind,
+        container: &Container,
+        report: &mut SyncReport,
+    ) -> Result<(), RuntimeError> {
         let image = container.image.clone().unwrap_or_default();
         let policy = container
             .image_pull_policy
             .clone()
             .unwrap_or_else(|| default_pull_policy(&image).to_owned());
+        let event = |warning: bool, reason: &str, message: String| {
+            container_event(id, kind, &container.name, warning, reason, message)
+        };
+        let pull = async |report: &mut SyncReport| -> Result<(), RuntimeError> {
+            report
+                .events
+                .push(event(false, "Pulling", format!("Pulling image {image:?}")));
+            let started = std::time::Instant::now();
+            match self.client.pull_image(&image).await {
+                Ok(_) => {
+                    report.events.push(event(
+                        false,
+                        "Pulled",
+                        format!(
+                            "Successfully pulled image {image:?} in {:.3}s",
+                            started.elapsed().as_secs_f64()
+                        ),
+                    ));
+                    Ok(())
+                }
+                Err(e) => {
+                    report.events.push(event(
+                        true,
+                        "Failed",
+                        format!("Failed to pull image {image:?}: {}", e.with_cause()),
+                    ));
+                    Err(e)
+                }
+            }
+        };
         match policy.as_str() {
             "Always" => {
-                self.client.pull_image(&image).await?;
+                pull(report).await?;
             }
             "Never" => {
                 if !self.client.image_present(&image).await? {
+                    report.events.push(event(
+                        true,
+                        "ErrImageNeverPull",
+                        format!(
+                            "Container image {image:?} is not present with pull policy of Never"
+                        ),
+                    ));
                     return Err(RuntimeError::PodSpec {
                         pod: String::new(),
                         reason: format!(
@@ -755,8 +882,24 @@ impl PodManager {
                 }
             }
             _ => {
-                if !self.client.image_present(&image).await? {
-                    self.client.pull_image(&image).await?;
+                if self.client.image_present(&image).await? {
+                    // Once per container start: not again after this pass pulled it (before
+                    // the sandbox was created).
+                    let present = event(
+                        false,
+                        "Pulled",
+                        format!("Container image {image:?} already present on machine"),
+                    );
+                    let pulled_now = report.events.iter().any(|e| {
+                        e.reason == "Pulled"
+                            && e.uid == present.uid
+                            && e.field_path == present.field_path
+                    });
+                    if !pulled_now {
+                        report.events.push(present);
+                    }
+                } else {
+                    pull(report).await?;
                 }
             }
         }
@@ -819,8 +962,10 @@ impl PodManager {
         let sandbox_id = match &sandbox_plan.action {
             SandboxAction::Keep { sandbox_id } => sandbox_id.clone(),
             SandboxAction::Create { reason } => {
-                for (_, c) in desired.containers() {
-                    self.ensure_image(c).await.map_err(|e| with_pod(e, &id))?;
+                for (kind, c) in desired.containers() {
+                    self.ensure_image(&id, kind, c, report)
+                        .await
+                        .map_err(|e| with_pod(e, &id))?;
                 }
                 let (paths, log_id) = (self.options.paths.clone(), id.clone());
                 crate::blocking::run("creating pod log directory", move || {
@@ -940,9 +1085,23 @@ impl PodManager {
         report: &mut SyncReport,
     ) -> (ContainerInfo, Option<Instance>) {
         let result = match step.action {
-            ContainerAction::Keep
-            | ContainerAction::WaitForInit
-            | ContainerAction::BackOff { .. } => {
+            ContainerAction::Keep | ContainerAction::WaitForInit => {
+                return (step.info.clone(), None);
+            }
+            ContainerAction::BackOff { .. } => {
+                // `kuberuntime_manager.go doBackOff`.
+                let id = target.desired.id;
+                report.events.push(container_event(
+                    id,
+                    step.kind,
+                    &step.container.name,
+                    true,
+                    "BackOff",
+                    format!(
+                        "Back-off restarting failed container {} in pod {}_{}({})",
+                        step.container.name, id.name, id.namespace, id.uid
+                    ),
+                ));
                 return (step.info.clone(), None);
             }
             ContainerAction::StartCreated => match &step.instance {
@@ -960,6 +1119,17 @@ impl PodManager {
         };
         result.unwrap_or_else(|e| {
             report.errors.push(e.with_cause());
+            // Image failures have their own events (`ensure_image`).
+            if !matches!(e.waiting_reason(), "ErrImagePull" | "ErrImageNeverPull") {
+                report.events.push(container_event(
+                    target.desired.id,
+                    step.kind,
+                    &step.container.name,
+                    true,
+                    "Failed",
+                    format!("Error: {}", e.waiting_message()),
+                ));
+            }
             let state = ContainerState::Waiting {
                 reason: e.waiting_reason().to_owned(),
                 message: e.waiting_message(),
@@ -1004,7 +1174,7 @@ impl PodManager {
             tracing::info!(pod = %id.full_name(), container = %container.name, "container spec changed; restarting it");
             self.client.stop_container(&inst.id, grace_seconds).await?;
         }
-        self.ensure_image(container)
+        self.ensure_image(id, kind, container, report)
             .await
             .map_err(|e| with_pod(e, id))?;
         // subPath mounts, directories and Localhost seccomp profiles: filesystem work.
@@ -1060,10 +1230,26 @@ impl PodManager {
             .client
             .create_container(target.sandbox_id, config, target.sandbox_cfg.clone())
             .await?;
+        report.events.push(container_event(
+            id,
+            kind,
+            &container.name,
+            false,
+            "Created",
+            "Container created".to_owned(),
+        ));
         if let Some(old) = &step.instance {
             let _ = self.client.remove_container(&old.id).await;
         }
         self.client.start_container(&cid).await?;
+        report.events.push(container_event(
+            id,
+            kind,
+            &container.name,
+            false,
+            "Started",
+            "Container started".to_owned(),
+        ));
         tracing::info!(pod = %id.full_name(), container = %container.name, attempt = attempt, "started container");
         report
             .containers_started

@@ -343,12 +343,48 @@ async fn api_pods_run_beside_static_pods_and_stop_when_deleted() {
     let report = m.sync_once().await;
     assert!(report.errors.is_empty(), "{report:?}");
     assert_eq!(report.sandboxes_created, ["default/web-n1"]);
+    // A first pull: once before the sandbox, not again at the container's start.
+    let reasons: Vec<&str> = report.events.iter().map(|e| e.reason.as_str()).collect();
+    assert_eq!(reasons, ["Pulling", "Pulled", "Created", "Started"]);
+    let pulled = &report.events[1].message;
+    assert!(pulled.starts_with(&format!("Successfully pulled image {IMAGE:?} in ")));
 
     // The API server's list arrives: its pod runs beside the static pod.
     api.replace(vec![api_pod("api1", "uid-api1")]);
     let report = m.sync_once().await;
     assert!(report.errors.is_empty(), "{report:?}");
     assert_eq!(report.sandboxes_created, ["default/api1"]);
+    // The kubelet's events for what happened, on the container's reference.
+    let events: Vec<(String, String, String)> = report
+        .events
+        .iter()
+        .map(|e| {
+            (
+                e.reason.clone(),
+                e.message.clone(),
+                e.field_path.clone().unwrap(),
+            )
+        })
+        .collect();
+    let app = || "spec.containers{app}".to_owned();
+    assert_eq!(
+        events,
+        [
+            (
+                "Pulled".into(),
+                format!("Container image {IMAGE:?} already present on machine"),
+                app()
+            ),
+            ("Created".into(), "Container created".into(), app()),
+            ("Started".into(), "Container started".into(), app()),
+        ]
+    );
+    assert!(
+        report
+            .events
+            .iter()
+            .all(|e| e.uid == "uid-api1" && !e.warning)
+    );
     let info = m.registry().get("default", "api1").unwrap();
     assert_eq!(info.source, node_runtime::PodSource::Api);
     assert_eq!(info.uid, "uid-api1");
@@ -375,6 +411,14 @@ async fn api_pods_run_beside_static_pods_and_stop_when_deleted() {
     node.cri.take_calls();
     let report = m.sync_once().await;
     assert_eq!(report.pods_removed, ["default/api1"]);
+    assert_eq!(report.events.len(), 1, "{:?}", report.events);
+    assert_eq!(
+        (
+            report.events[0].reason.as_str(),
+            report.events[0].message.as_str()
+        ),
+        ("Killing", "Stopping container app")
+    );
     let calls = node.cri.take_calls();
     let stops = node.cri.stop_timeouts();
     assert_eq!(stops.len(), 1, "{calls:?}");

@@ -251,6 +251,14 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     })?;
     let watcher = start_plugin_watcher(&layout, &devices)?;
 
+    // The cluster side's tasks stop last (with the heartbeat), so statuses, events and final
+    // deletes go on while the pods stop.
+    let (heartbeat_stop_tx, heartbeat_stop_rx) = watch::channel(false);
+    let recorder = kube.as_ref().map(|(client, _)| {
+        let (sink, recorder) = node_cluster::recorder(client.clone(), node_name.clone());
+        (sink, tokio::spawn(recorder.run(heartbeat_stop_rx.clone())))
+    });
+
     // 7. Pod sync.
     let sync_task = {
         let (metrics, health, stop) = (
@@ -262,8 +270,12 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
             .with_file_check(cfg.file_check_frequency.to_std())
             .with_resync(cfg.sync_frequency.to_std());
         let events = RuntimeWatch::start(&runtime);
+        let sink = recorder.as_ref().map(|(sink, _)| sink.clone());
         let on_pass = move |report: &node_runtime::SyncReport, took: Duration| {
             metrics.record_pass(report, took);
+            if let Some(sink) = &sink {
+                sink.record(&report.events);
+            }
         };
         tokio::spawn(node_runtime::sync_loop::run(
             manager, events, timing, on_pass, health, stop,
@@ -285,7 +297,6 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     shared.node_labels = flags.node_labels.clone();
     shared.taints = node_heartbeat::registration_taints(&cfg.register_with_taints, true);
     let _ = admission_inputs.set(shared.clone());
-    let (heartbeat_stop_tx, heartbeat_stop_rx) = watch::channel(false);
     // Standalone (no --kubeconfig), as a kubelet without an API server: no Node object to keep
     // up to date, no lease. (node-heartbeat's StandaloneBackend serves embedders that want the
     // status computed locally; `nodectl node-status` shows it.)
@@ -302,8 +313,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         tracing::info!("standalone mode (no --kubeconfig): node status and lease are not reported");
     }
     // The API server's pods: listed and watched into the pod manager's source, their status
-    // (and the static pods', through their mirror pods) sent back, their deletions finished. Stopped with the heartbeat (last), so statuses and
-    // final deletes go on while the pods stop.
+    // (and the static pods', through their mirror pods) sent back, their deletions finished.
     let cluster_tasks: Vec<tokio::task::JoinHandle<()>> = match (&kube, &api_pods) {
         (Some((client, _)), Some(pods)) => vec![
             tokio::spawn(
@@ -434,7 +444,10 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     if let Some(heartbeat) = heartbeat {
         heartbeat.wait().await;
     }
-    for task in cluster_tasks {
+    for task in cluster_tasks
+        .into_iter()
+        .chain(recorder.map(|(_, task)| task))
+    {
         let _ = task.await;
     }
     drop(lock);
