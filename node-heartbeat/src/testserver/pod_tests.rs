@@ -374,6 +374,21 @@ async fn break_watches_and_timeout_end_streams() {
     })
     .await;
     assert!(end.is_ok(), "timeoutSeconds did not end the stream");
+
+    // stop() ends open watches too (the connection goes away); restart() serves them again.
+    let mut w = open(&pods, &WatchParams::default(), "0").await;
+    assert!(matches!(next_event(&mut w).await, WatchEvent::Added(_)));
+    wait_for(|| server.watch_count() == 1).await;
+    server.stop();
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(Ok(_)) = w.next().await {}
+    })
+    .await;
+    assert!(end.is_ok(), "stop() did not end the stream");
+    assert_eq!(server.watch_count(), 0);
+    server.restart().await.unwrap();
+    let mut w = open(&pods, &WatchParams::default(), "0").await;
+    assert!(matches!(next_event(&mut w).await, WatchEvent::Added(_)));
 }
 
 #[tokio::test]
