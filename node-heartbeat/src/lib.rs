@@ -18,9 +18,10 @@
 //!   [`NodeStatusReporter`] (registration with back-off, status every 10 s, PATCH on change or
 //!   after 5 min, 100 ms fast updates until Ready). Neither panics; errors are logged and retried.
 //! * **Backends** behind [`Backend`]: [`KubeBackend`] (a real API server through `kube`) and
-//!   [`StandaloneBackend`] (no control plane, no lease). The `test-server` feature (default)
-//!   adds [`testserver::TestApiServer`], real HTTP speaking the real JSON types, with injected
-//!   409/500 answers and a down mode.
+//!   [`StandaloneBackend`] (no control plane, no lease). The non-default `test-server`
+//!   feature adds [`testserver::TestApiServer`], a test double speaking real HTTP and the real
+//!   JSON types (leases, nodes, pods with watches and graceful deletion, events, token and
+//!   access reviews), with injected 409/500 answers and a down mode.
 //! * **Taints** from conditions ([`controller_taints`]) and registration ([`registration_taints`]).
 //! * **systemd watchdog** ([`watchdog::Watchdog`]): READY=1, WATCHDOG=1 every WatchdogSec/2
 //!   while health checks pass, timeouts of 1 s or less refused, STOPPING=1.

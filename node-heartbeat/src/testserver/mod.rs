@@ -1,12 +1,97 @@
-//! A test-support Kubernetes API server: real HTTP/1.1 on 127.0.0.1 speaking the real JSON types
-//! for what the heartbeat needs (Lease get/create/update with `resourceVersion` conflicts, Node
-//! get/create/status patch), plus TokenReview and SubjectAccessReview for the kubelet's webhook
-//! authentication and authorization (configurable tokens and access policy). It can answer with
-//! injected errors (409/500/...) or be down (listener and every connection closed, so clients
-//! see connection refused).
+//! A test-support Kubernetes API server: real HTTP/1.1 on 127.0.0.1 speaking the real JSON types,
+//! so that a real `kube::Client` works against it unchanged. It is a test double (behind the
+//! `test-server` feature, never in a release binary), not an API server: no authentication, no
+//! admission, no validation beyond what is listed here.
 //!
-//! Used by this crate's tests, the hollow-node bench and by simulators; it is not a real API
-//! server (no auth, no watch, no validation beyond what the heartbeat exercises).
+//! # What is served
+//!
+//! * **Leases** (`coordination.k8s.io/v1`): get, create, update with `resourceVersion`
+//!   conflicts; **Nodes**: get, create, status patch (conditions merged by `type`, see
+//!   [`crate::apply_node_status_patch`]).
+//! * **TokenReview** and **SubjectAccessReview** for the kubelet's webhook authentication and
+//!   authorization (configurable tokens and access policy).
+//! * **Pods** (core/v1), stored by `namespace/name`; every write takes the next server-wide
+//!   resourceVersion (one counter for every kind, as etcd's revision):
+//!   * `POST .../namespaces/{ns}/pods`: 409 AlreadyExists if present; `metadata.namespace` from
+//!     the path (400 if the body names another); `generateName` honoured; `uid` set if absent
+//!     (the real server always generates one); `creationTimestamp`, `generation: 1`;
+//!     `status.phase: Pending` if the body has none (the real server resets the whole status and
+//!     computes `qosClass`, this one keeps a status it is given so tests can seed one); the
+//!     `SetDefaults_PodSpec` values an agent reads (`terminationGracePeriodSeconds: 30`,
+//!     `restartPolicy: Always`, `dnsPolicy: ClusterFirst`, `schedulerName: default-scheduler`).
+//!   * `GET` (404 NotFound Status, `details.kind: pods`), `PUT` (update: the status is kept, as
+//!     the pod update strategy does; `resourceVersion` optimistic concurrency with the real 409
+//!     Conflict message; a set `uid` that differs is a 409 precondition failure; `generation`
+//!     bumped when the spec changes; an update that changes nothing writes nothing), `PUT
+//!     .../status` (only the status is taken).
+//!   * `GET /api/v1/pods`, `GET .../namespaces/{ns}/pods`: a `PodList` at the current
+//!     resourceVersion, in key order. `fieldSelector` (`=`, `==`, `!=`, comma = AND) on the
+//!     pod field labels of the real server (`metadata.name`, `metadata.namespace`,
+//!     `spec.nodeName`, `spec.restartPolicy`, `spec.schedulerName`,
+//!     `spec.serviceAccountName`, `spec.hostNetwork`, `status.phase`, `status.podIP`,
+//!     `status.nominatedNodeName`); any other is 400 `field label not supported: <label>`.
+//!     `labelSelector` with `k=v`, `k==v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`.
+//!     Not implemented: `limit`/`continue` (everything is one page), `resourceVersion` on a
+//!     list (always the current state), backslash escapes in selectors.
+//!   * **Watch** (`watch=true`/`1` on the list URLs): a chunked `200`, `application/json`, one
+//!     `{"type":...,"object":...}` per line, as the watch cache serves it: `resourceVersion`
+//!     unset or `"0"` sends a synthetic ADDED per matching pod, then live events;
+//!     `resourceVersion=R` replays every kept event after `R`, then live events; `R` below the
+//!     compaction floor `F` gets one `ERROR` event (Status `Expired`, code 410, `too old
+//!     resource version: R (F)`) and the stream ends. Selectors filter events; an object that
+//!     stops matching after a change is sent as DELETED (its previous state at the new
+//!     resourceVersion), one that starts matching as ADDED. `allowWatchBookmarks=true`:
+//!     BOOKMARK events (`{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":..}}`)
+//!     on [`TestApiServer::send_bookmarks`] and every [`DEFAULT_BOOKMARK_PERIOD`] (1 s, far
+//!     more often than the real server's roughly once a minute, so tests see them quickly;
+//!     [`TestApiServer::set_bookmark_period`]). `sendInitialEvents=true` sends the current
+//!     state then a bookmark annotated `k8s.io/initial-events-end` (when bookmarks are
+//!     allowed); `sendInitialEvents=false` skips the synthetic events. `timeoutSeconds=T` ends
+//!     the stream after T s (without it the stream stays open; the real server picks 30-60
+//!     min). The history keeps the last 10 000 events ([`TestApiServer::compact`] drops it).
+//!     Guess: a `resourceVersion` newer than the server's is served as a watch from it (the
+//!     real server waits up to 3 s, then answers 504 `Too large resource version`).
+//!   * `PATCH .../pods/{name}/status` with `application/strategic-merge-patch+json` (what the
+//!     kubelet's status manager sends) or `application/merge-patch+json`: only `status` is
+//!     taken (the real status strategy also lets labels and annotations through), with the
+//!     strategic merge rules of the 1.35 `PodStatus` (conditions by `type`, `podIPs`/`hostIPs`
+//!     by `ip`, `resourceClaimStatuses` by `name`, container statuses atomic),
+//!     `$setElementOrder`, `$patch: delete|replace`, `$retainKeys`, `null` deleting a key. A
+//!     `metadata.uid` that differs from the object's is 409 `Precondition failed: UID in
+//!     precondition: X, UID in object meta: Y`; a `metadata.resourceVersion` that differs is a
+//!     409 Conflict. A patch that changes nothing writes nothing (no new resourceVersion, no
+//!     event), as the real server. Plain `PATCH .../pods/{name}` (strategic or JSON merge)
+//!     changes metadata and spec (a status in it is ignored). JSON patch and apply patch are
+//!     415.
+//!   * `DELETE .../pods/{name}` with an optional `DeleteOptions` body (or `gracePeriodSeconds`
+//!     in the query), as `rest.BeforeDelete` plus the pod strategy's `CheckGracefulDelete` and
+//!     the generic store: `preconditions.uid`/`resourceVersion` mismatch is 409 Conflict; grace
+//!     is the options' `gracePeriodSeconds`, else `spec.terminationGracePeriodSeconds`, else 30;
+//!     0 when the pod is unbound (no `spec.nodeName`) or Succeeded/Failed; negative means 1.
+//!     First delete: `deletionTimestamp` = now + grace, `deletionGracePeriodSeconds` = grace,
+//!     `generation` + 1, a MODIFIED event; with grace > 0 the answer is 200 with the pod.
+//!     With grace 0 that update is followed at once by the removal (DELETED, carrying the last
+//!     state at a new resourceVersion) and the answer is 200 with the object, so a watcher
+//!     sees MODIFIED then DELETED, as from the real store. Already being deleted: a shorter
+//!     grace moves `deletionTimestamp` back (not before now; a non-zero grace that has run out
+//!     becomes 1) with a MODIFIED event, 0 removes it; an equal or longer one changes nothing;
+//!     an object whose `deletionGracePeriodSeconds` is 0 is removed. Not implemented:
+//!     finalizers (a pod with finalizers is removed all the same), `propagationPolicy`,
+//!     `dryRun`.
+//! * **Events** (core/v1): `POST .../namespaces/{ns}/events` (201; 409 if the name exists),
+//!   `GET` one, list (`/api/v1/events`, `.../namespaces/{ns}/events`, with the events' field
+//!   labels and label selectors), `PATCH` (strategic or JSON merge: the recorder's `count`,
+//!   `lastTimestamp`, `message`). No watch, no delete.
+//!
+//! Faults: [`TestApiServer::fail_next`] and [`TestApiServer::fail_all`] answer with a Status of
+//! that code (watches too); [`TestApiServer::stop`] takes the server down (listener, every
+//! connection and every watch closed, so clients see connection refused) and
+//! [`TestApiServer::restart`] brings it back with its objects; [`TestApiServer::break_watches`]
+//! ends every open watch stream (clients see the end of the stream). Every request is recorded
+//! ([`TestApiServer::requests`]). Malformed input (bad JSON, queries, selectors, huge numbers)
+//! gets a 400/404/409/415/422 Status like the real server's; nothing panics.
+//!
+//! Used by this crate's tests, the hollow-node bench and by simulators.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
@@ -14,6 +99,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
@@ -22,7 +108,7 @@ use k8s_openapi::api::authorization::v1::{
     SubjectAccessReview, SubjectAccessReviewSpec, SubjectAccessReviewStatus,
 };
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
@@ -30,7 +116,15 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::error::{Error, Result};
+use crate::error::{ApiErrorKind, Error, Result};
+
+mod events;
+mod pods;
+mod query;
+mod watch;
+
+pub use watch::DEFAULT_BOOKMARK_PERIOD;
+use watch::{WatchBody, WatchHub};
 
 /// One request as the server saw it.
 #[derive(Debug, Clone)]
@@ -65,7 +159,7 @@ pub type AccessPolicy = Arc<dyn Fn(&SubjectAccessReviewSpec) -> (bool, String) +
 pub const DEFAULT_DENY_REASON: &str = "no access rule allows this request";
 
 #[derive(Default)]
-struct State {
+pub(crate) struct State {
     leases: BTreeMap<String, Lease>,
     nodes: BTreeMap<String, Node>,
     rv: u64,
@@ -81,6 +175,12 @@ struct State {
     allowed: Vec<(String, String)>,
     /// A policy that replaces `allowed` when set.
     policy: Option<AccessPolicy>,
+    /// Pods by `namespace/name`.
+    pods: BTreeMap<String, Pod>,
+    /// Pod event history and open pod watches.
+    pod_watch: WatchHub,
+    /// Events by `namespace/name`.
+    events: BTreeMap<String, Event>,
 }
 
 /// The running server. Dropping it stops serving.
@@ -180,8 +280,8 @@ impl TestApiServer {
         self.addr
     }
 
-    /// Takes the server down: the listener and every open connection are closed, so clients get
-    /// connection refused/reset. Objects are kept.
+    /// Takes the server down: the listener, every open connection and every watch stream are
+    /// closed, so clients get connection refused/reset. Objects are kept.
     pub fn stop(&self) {
         let mut g = match self.task.lock() {
             Ok(g) => g,
@@ -190,6 +290,8 @@ impl TestApiServer {
         if let Some(t) = g.take() {
             t.abort();
         }
+        drop(g);
+        lock(&self.state).pod_watch.close_all();
     }
 
     /// Brings the server back on the same port.
@@ -313,6 +415,133 @@ impl TestApiServer {
             None => false,
         }
     }
+
+    /// Creates a pod as `POST /api/v1/namespaces/{ns}/pods` does (namespace from the pod,
+    /// `default` if unset); returns the stored pod. Errors are [`Error::Api`] with the
+    /// Status message (409 AlreadyExists, 400, 422).
+    pub fn create_pod(&self, pod: Pod) -> Result<Pod> {
+        let ns = pod
+            .metadata
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "default".to_owned());
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let body = serde_json::to_value(&pod).unwrap_or(Value::Null);
+        let answer = pods::create(&mut lock(&self.state), &ns, Some(&body));
+        decode_answer("create pod", &name, answer)
+    }
+
+    /// The stored pod `namespace/name`.
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<Pod> {
+        lock(&self.state)
+            .pods
+            .get(&format!("{namespace}/{name}"))
+            .cloned()
+    }
+
+    /// Every stored pod, in `namespace/name` order.
+    pub fn pods(&self) -> Vec<Pod> {
+        lock(&self.state).pods.values().cloned().collect()
+    }
+
+    /// Changes a pod as another writer would (a controller, the scheduler, a user): `f` may
+    /// change anything but name, namespace and uid; a change gets a new resourceVersion and is
+    /// sent to watchers as MODIFIED (`None`: no such pod).
+    pub fn update_pod(&self, namespace: &str, name: &str, f: impl FnOnce(&mut Pod)) -> Option<Pod> {
+        pods::update_with(&mut lock(&self.state), namespace, name, f)
+    }
+
+    /// Deletes a pod with the semantics of `DELETE .../pods/{name}` and
+    /// `gracePeriodSeconds: grace` (see the module doc): returns what the HTTP DELETE answers
+    /// (the pod, with `deletionTimestamp` set when the deletion is graceful, its last state when
+    /// it is gone).
+    pub fn delete_pod(&self, namespace: &str, name: &str, grace: Option<i64>) -> Result<Pod> {
+        let opts = k8s_openapi::apimachinery::pkg::apis::meta::v1::DeleteOptions {
+            grace_period_seconds: grace,
+            ..Default::default()
+        };
+        let answer = pods::delete(&mut lock(&self.state), namespace, name, &opts);
+        decode_answer("delete pod", name, answer)
+    }
+
+    /// The current server-wide resourceVersion (the last write's).
+    pub fn resource_version(&self) -> u64 {
+        lock(&self.state).rv
+    }
+
+    /// Compacts the pod event history up to the current resourceVersion: a watch from an
+    /// older resourceVersion then gets the 410 Expired ERROR event (as after an etcd
+    /// compaction or a watch-cache window overrun).
+    pub fn compact(&self) {
+        let mut st = lock(&self.state);
+        let rv = st.rv;
+        st.pod_watch.compact(rv);
+    }
+
+    /// Ends every open watch stream, as a server-side disconnect: each stream sends what it
+    /// already has and ends; clients see the end of the stream and must re-watch.
+    pub fn break_watches(&self) {
+        lock(&self.state).pod_watch.close_all();
+    }
+
+    /// Sends a BOOKMARK at the current resourceVersion on every open watch that allowed
+    /// bookmarks (`allowWatchBookmarks=true`).
+    pub fn send_bookmarks(&self) {
+        let mut st = lock(&self.state);
+        let rv = st.rv;
+        st.pod_watch.bookmark(rv);
+    }
+
+    /// The period of the automatic BOOKMARK events of watches opened from now on
+    /// ([`DEFAULT_BOOKMARK_PERIOD`] by default; `None` or zero: only
+    /// [`TestApiServer::send_bookmarks`]).
+    pub fn set_bookmark_period(&self, period: Option<Duration>) {
+        lock(&self.state).pod_watch.bookmark_period = period;
+    }
+
+    /// Open watch streams (those whose client has not gone away).
+    pub fn watch_count(&self) -> usize {
+        lock(&self.state).pod_watch.open()
+    }
+
+    /// Every stored event, in `namespace/name` order.
+    pub fn events(&self) -> Vec<Event> {
+        lock(&self.state).events.values().cloned().collect()
+    }
+}
+
+/// A handler's answer as the typed object, or [`Error::Api`] with the Status message.
+fn decode_answer<T: serde::de::DeserializeOwned>(
+    op: &'static str,
+    object: &str,
+    (code, body): (u16, Value),
+) -> Result<T> {
+    let message = body
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let kind = match (code, body.get("reason").and_then(Value::as_str)) {
+        (200..=299, _) => {
+            return serde_json::from_value(body).map_err(|e| Error::Api {
+                op,
+                object: object.to_owned(),
+                kind: ApiErrorKind::Permanent,
+                message: e.to_string(),
+            });
+        }
+        (409, Some("AlreadyExists")) => ApiErrorKind::AlreadyExists,
+        (409, _) => ApiErrorKind::Conflict,
+        (404, _) => ApiErrorKind::NotFound,
+        _ => ApiErrorKind::Permanent,
+    };
+    Err(Error::Api {
+        op,
+        object: object.to_owned(),
+        kind,
+        message,
+    })
 }
 
 impl Drop for TestApiServer {
@@ -341,9 +570,30 @@ async fn serve(listener: TcpListener, state: Arc<Mutex<State>>) {
     }
 }
 
-fn respond(code: u16, body: &Value) -> Response<Full<Bytes>> {
+/// The response body: a whole JSON document, or a watch stream.
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// What a route answers.
+pub(crate) enum Reply {
+    /// A status code and a JSON body.
+    Json(u16, Value),
+    /// A `200` watch stream.
+    Watch(WatchBody),
+}
+
+impl From<(u16, Value)> for Reply {
+    fn from((code, body): (u16, Value)) -> Self {
+        Reply::Json(code, body)
+    }
+}
+
+fn respond(code: u16, body: &Value) -> Response<Body> {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
-    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    with_json_type(code, Full::new(Bytes::from(bytes)).boxed_unsync())
+}
+
+fn with_json_type(code: u16, body: Body) -> Response<Body> {
+    let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
@@ -352,12 +602,30 @@ fn respond(code: u16, body: &Value) -> Response<Full<Bytes>> {
     resp
 }
 
+/// One request, as the routes see it.
+pub(crate) struct Req<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: Option<&'a str>,
+    content_type: &'a str,
+    body: Option<&'a Value>,
+    /// The body was not empty but not JSON either.
+    body_invalid: bool,
+}
+
 async fn handle(
     state: Arc<Mutex<State>>,
     req: Request<Incoming>,
-) -> std::result::Result<Response<Full<Bytes>>, Infallible> {
+) -> std::result::Result<Response<Body>, Infallible> {
     let method = req.method().as_str().to_owned();
     let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(str::to_owned);
+    let content_type = req
+        .headers()
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => Bytes::new(),
@@ -377,8 +645,8 @@ async fn handle(
     }
     st.requests_total += 1;
     let injected = st.fail_next.pop_front().or(st.fail_all);
-    let (code, out) = match injected {
-        Some(code) => (
+    let reply = match injected {
+        Some(code) => Reply::Json(
             code,
             status_body(
                 code,
@@ -389,7 +657,21 @@ async fn handle(
                 "",
             ),
         ),
-        None => route(&mut st, &method, &path, json_body.as_ref()),
+        None => {
+            let r = Req {
+                method: &method,
+                path: &path,
+                query: query.as_deref(),
+                content_type: &content_type,
+                body: json_body.as_ref(),
+                body_invalid: !body.is_empty() && json_body.is_none(),
+            };
+            route(&mut st, &state, &r)
+        }
+    };
+    let code = match &reply {
+        Reply::Json(code, _) => *code,
+        Reply::Watch(_) => 200,
     };
     if st.record {
         st.log.push(RecordedRequest {
@@ -401,7 +683,10 @@ async fn handle(
         });
     }
     drop(st);
-    Ok(respond(code, &out))
+    Ok(match reply {
+        Reply::Json(code, out) => respond(code, &out),
+        Reply::Watch(w) => with_json_type(200, w.boxed_unsync()),
+    })
 }
 
 /// `GET /debug/renewals`: lease count, renewals, longest gap between renewals (ms) and how
@@ -484,7 +769,111 @@ fn bad_request(msg: String) -> (u16, Value) {
     (400, status_body(400, "BadRequest", msg, "", "", ""))
 }
 
-fn route(st: &mut State, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+fn route(st: &mut State, state: &Arc<Mutex<State>>, req: &Req<'_>) -> Reply {
+    if let Some(rest) = req.path.strip_prefix("/api/v1/")
+        && let Some(reply) = route_core(st, state, req, rest)
+    {
+        return reply;
+    }
+    Reply::from(route_legacy(st, req.method, req.path, req.body))
+}
+
+fn method_not_allowed(method: &str, path: &str) -> (u16, Value) {
+    (
+        405,
+        status_body(
+            405,
+            "MethodNotAllowed",
+            format!(
+                "the server does not allow this method on the requested resource ({method} {path})"
+            ),
+            "",
+            "",
+            "",
+        ),
+    )
+}
+
+/// Pods and events under `/api/v1/`; `None` for the other core paths (nodes).
+fn route_core(
+    st: &mut State,
+    state: &Arc<Mutex<State>>,
+    req: &Req<'_>,
+    rest: &str,
+) -> Option<Reply> {
+    let parts: Vec<&str> = rest.split('/').collect();
+    let resource = match parts.as_slice() {
+        [r, ..] | ["namespaces", _, r, ..] if *r == "pods" || *r == "events" => *r,
+        _ => return None,
+    };
+    if req.body_invalid {
+        return Some(Reply::from(bad_request(
+            "the request body is not valid JSON".into(),
+        )));
+    }
+    let (m, body) = (req.method, req.body);
+    let answer: (u16, Value) = match (resource, m, parts.as_slice()) {
+        ("pods", "GET", ["pods"]) => {
+            return Some(pods::list_or_watch(st, state, None, req.query));
+        }
+        ("pods", "GET", ["namespaces", ns, "pods"]) => {
+            return Some(pods::list_or_watch(st, state, Some(ns), req.query));
+        }
+        ("pods", "POST", ["namespaces", ns, "pods"]) => pods::create(st, ns, body),
+        (
+            "pods",
+            "GET",
+            ["namespaces", ns, "pods", name] | ["namespaces", ns, "pods", name, "status"],
+        ) => pods::get(st, ns, name),
+        ("pods", "PUT", ["namespaces", ns, "pods", name]) => {
+            pods::replace(st, ns, name, body, false)
+        }
+        ("pods", "PUT", ["namespaces", ns, "pods", name, "status"]) => {
+            pods::replace(st, ns, name, body, true)
+        }
+        ("pods", "PATCH", ["namespaces", ns, "pods", name]) => {
+            pods::patch(st, ns, name, req.content_type, body, false)
+        }
+        ("pods", "PATCH", ["namespaces", ns, "pods", name, "status"]) => {
+            pods::patch(st, ns, name, req.content_type, body, true)
+        }
+        ("pods", "DELETE", ["namespaces", ns, "pods", name]) => {
+            match query::Query::parse(req.query)
+                .map_err(bad_request)
+                .and_then(|q| pods::delete_options(body, &q))
+            {
+                Ok(opts) => pods::delete(st, ns, name, &opts),
+                Err(e) => e,
+            }
+        }
+        ("events", "GET", ["events"]) => events::list(st, None, req.query),
+        ("events", "GET", ["namespaces", ns, "events"]) => events::list(st, Some(ns), req.query),
+        ("events", "POST", ["namespaces", ns, "events"]) => events::create(st, ns, body),
+        ("events", "GET", ["namespaces", ns, "events", name]) => events::get(st, ns, name),
+        ("events", "PATCH", ["namespaces", ns, "events", name]) => {
+            events::patch(st, ns, name, req.content_type, body)
+        }
+        (_, _, ["pods" | "events"] | ["namespaces", _, _] | ["namespaces", _, _, _])
+        | ("pods", _, ["namespaces", _, _, _, "status"]) => method_not_allowed(m, req.path),
+        _ => (
+            404,
+            status_body(
+                404,
+                "NotFound",
+                format!(
+                    "the server could not find the requested resource ({m} {})",
+                    req.path
+                ),
+                "",
+                "",
+                "",
+            ),
+        ),
+    };
+    Some(Reply::from(answer))
+}
+
+fn route_legacy(st: &mut State, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
     if let Some(rest) = path.strip_prefix(LEASES) {
         let parts: Vec<&str> = rest.split('/').collect();
         return match (method, parts.as_slice()) {
@@ -809,6 +1198,9 @@ fn patch_status(st: &mut State, name: &str, body: Option<&Value>) -> (u16, Value
         Err(msg) => (422, status_body(422, "Invalid", msg, "nodes", "", name)),
     }
 }
+
+#[cfg(test)]
+mod pod_tests;
 
 #[cfg(test)]
 mod tests {
