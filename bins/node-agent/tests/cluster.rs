@@ -1,0 +1,209 @@
+//! The agent in a cluster, end to end: the real `node-agent` on the test run's containerd with
+//! node-heartbeat's test API server (real HTTP and watch protocol) as its API server. A pod
+//! created on the API server for this node runs and its status (Running, Ready, container IDs,
+//! restart counts, IPs) appears there; a static pod gets a mirror pod that comes back after
+//! being deleted; a pod refused at admission is Failed with the kubelet's reason; the agent
+//! killed and restarted adopts what runs; deleting a pod stops it within its grace period and
+//! removes it from the API server.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{AgentSpec, OPEN_AUTH, remove_pods, sandboxes, sleep_pod};
+use k8s_openapi::api::core::v1::Pod;
+use nix::sys::signal::Signal;
+use node_heartbeat::testserver::TestApiServer;
+
+const START: Duration = Duration::from_secs(60);
+const POD_UP: Duration = Duration::from_secs(60);
+
+/// Polls `f` every 100 ms until it gives a value, for at most `timeout`.
+async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An API pod for `node`: the sleep pod of the static tests (busybox exiting on SIGTERM,
+/// host networking).
+fn api_pod(name: &str, node: &str, extra_spec: &str) -> Pod {
+    let mut value = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "nodeName": node, "hostNetwork": true, "terminationGracePeriodSeconds": 2,
+            "containers": [{
+                "name": "app", "image": node_runtime::test_support::test_image(),
+                "imagePullPolicy": "Never",
+                "command": ["/bin/sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+            }]
+        }
+    });
+    if !extra_spec.is_empty() {
+        let extra: serde_json::Value = serde_json::from_str(extra_spec).unwrap();
+        for (k, v) in extra.as_object().unwrap() {
+            value["spec"][k] = v.clone();
+        }
+    }
+    serde_json::from_value(value).unwrap()
+}
+
+fn running_status(p: &Pod) -> Option<(String, String)> {
+    let st = p.status.as_ref()?;
+    let ready = st
+        .conditions
+        .as_ref()?
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    let c = st.container_statuses.as_ref()?.first()?;
+    (st.phase.as_deref() == Some("Running") && ready && c.ready)
+        .then(|| Some((c.container_id.clone()?, st.host_ip.clone()?)))
+        .flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_pods_run_report_status_survive_a_restart_and_are_deleted() {
+    let Some(endpoint) = node_runtime::test_support::cri_endpoint("cluster") else {
+        return;
+    };
+    let server = TestApiServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = common::write_kubeconfig(dir.path(), &server.url());
+    let spec = AgentSpec::new(dir.path(), "cluster", &endpoint)
+        .config(&format!(
+            "{OPEN_AUTH}nodeStatusUpdateFrequency: 2s\nevictionHard:\n  memory.available: 100Ti\n"
+        ))
+        .args(&["--kubeconfig", kubeconfig.to_str().unwrap()])
+        .manifest("static.yaml", &sleep_pod("static", ""));
+    let (node, config, args, port, healthz_port) = (
+        spec.node.clone(),
+        spec.config.clone(),
+        spec.args.clone(),
+        spec.port,
+        spec.healthz_port,
+    );
+    let mut agent = spec.spawn();
+    agent.wait_healthy(START);
+
+    // A pod the scheduler bound to this node, one bound elsewhere, and one the kubelet's
+    // admission refuses (an unsafe sysctl not in allowedUnsafeSysctls).
+    server.create_pod(api_pod("web", &node, "")).unwrap();
+    server
+        .create_pod(api_pod("elsewhere", "another-node", ""))
+        .unwrap();
+    server
+        .create_pod(api_pod(
+            "sysctl",
+            &node,
+            r#"{"securityContext": {"sysctls": [{"name": "kernel.msgmax", "value": "1"}]}}"#,
+        ))
+        .unwrap();
+    let (container_id, host_ip) = wait_for("web Running on the API server", POD_UP, || {
+        running_status(&server.pod("default", "web")?)
+    })
+    .await;
+    assert!(container_id.starts_with("containerd://"), "{container_id}");
+    let web = server.pod("default", "web").unwrap();
+    let st = web.status.clone().unwrap();
+    assert_eq!(st.pod_ip.as_deref(), Some(host_ip.as_str()));
+    assert_eq!(st.container_statuses.as_ref().unwrap()[0].restart_count, 0);
+    assert!(st.start_time.is_some());
+    assert_eq!(st.qos_class.as_deref(), Some("BestEffort"));
+    let refused = wait_for("the sysctl pod Failed", POD_UP, || {
+        let st = server.pod("default", "sysctl")?.status?;
+        (st.phase.as_deref() == Some("Failed")).then_some(st)
+    })
+    .await;
+    assert_eq!(refused.reason.as_deref(), Some("SysctlForbidden"));
+    assert!(
+        server
+            .pod("default", "elsewhere")
+            .unwrap()
+            .status
+            .is_none_or(|s| s.container_statuses.is_none())
+    );
+
+    // The static pod's mirror: created with the static pod's hash, Running, and back after a
+    // user deletes it.
+    let mirror_name = format!("static-{node}");
+    let mirror = wait_for("the mirror pod", POD_UP, || {
+        let p = server.pod("default", &mirror_name)?;
+        running_status(&p)?;
+        Some(p)
+    })
+    .await;
+    assert!(
+        mirror.metadata.annotations.as_ref().unwrap()["kubernetes.io/config.mirror"].len() > 10
+    );
+    server.delete_pod("default", &mirror_name, Some(0)).unwrap();
+    wait_for("the mirror pod back", POD_UP, || {
+        let p = server.pod("default", &mirror_name)?;
+        (p.metadata.uid != mirror.metadata.uid).then_some(())
+    })
+    .await;
+
+    // Killed and started again: the pod is adopted (same container, no restart) and its status
+    // stays.
+    agent.signal(Signal::SIGKILL);
+    agent.wait_exit(Duration::from_secs(10));
+    drop(agent);
+    let restarted = tokio::time::Instant::now();
+    let mut agent = AgentSpec {
+        config,
+        args,
+        port,
+        healthz_port,
+        node: node.clone(),
+        ..AgentSpec::new(dir.path(), "cluster", &endpoint)
+    }
+    .spawn();
+    agent.wait_healthy(START);
+    // The new process sends the pod's status once (its cache is empty): wait for that.
+    wait_for("the restarted agent's status patch", POD_UP, || {
+        server
+            .requests()
+            .iter()
+            .any(|r| {
+                r.method == "PATCH"
+                    && r.path == "/api/v1/namespaces/default/pods/web/status"
+                    && r.at > restarted
+            })
+            .then_some(())
+    })
+    .await;
+    let after = server.pod("default", "web").unwrap();
+    let (id_after, _) = running_status(&after).expect("still running");
+    assert_eq!(id_after, container_id);
+    assert_eq!(
+        after.status.unwrap().container_statuses.unwrap()[0].restart_count,
+        0
+    );
+
+    // Deleted with a 10 s grace period: the container (which exits on SIGTERM) stops, the
+    // terminal status and the final DELETE follow well within it.
+    let deleted_at = Instant::now();
+    server.delete_pod("default", "web", Some(10)).unwrap();
+    wait_for(
+        "web gone from the API server",
+        Duration::from_secs(10),
+        || server.pod("default", "web").is_none().then_some(()),
+    )
+    .await;
+    assert!(deleted_at.elapsed() < Duration::from_secs(10));
+    let left = sandboxes(&endpoint, &node).await;
+    assert_eq!(
+        left.len(),
+        1,
+        "only the static pod's sandbox is left: {left:?}"
+    );
+
+    agent.signal(Signal::SIGTERM);
+    agent.wait_exit(Duration::from_secs(60));
+    remove_pods(&endpoint, &node).await;
+}
