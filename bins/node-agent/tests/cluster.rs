@@ -5,6 +5,7 @@
 //! being deleted; a pod refused at admission is Failed with the kubelet's reason; the agent
 //! killed and restarted adopts what runs; deleting a pod stops it within its grace period and
 //! removes it from the API server.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
