@@ -25,8 +25,9 @@ use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 
-/// How often the registry is compared with what was sent.
-pub const STATUS_PERIOD: Duration = Duration::from_secs(1);
+/// How often every status is compared with what was sent, changes or not (the kubelet's
+/// status manager resyncs every 10 s).
+pub const STATUS_PERIOD: Duration = Duration::from_secs(10);
 
 /// The status to send for `info` (an API pod): the runtime's view ([`node_runtime::pod_status::
 /// api_status`]) with `startTime`, `hostIPs` and `observedGeneration`.
@@ -349,16 +350,25 @@ impl StatusManager {
         }
     }
 
-    /// Rounds every [`STATUS_PERIOD`] and on changes to the API pods, until `stop` turns true.
+    /// A round whenever a pod's record changes ([`PodRegistry::subscribe`]) and at least
+    /// every [`STATUS_PERIOD`] (the kubelet's status manager: on each change, and a 10 s
+    /// resync), until `stop` turns true.
     pub async fn run(mut self, stop: watch::Receiver<bool>) {
         let stopped = node_util::stopped(stop);
         tokio::pin!(stopped);
+        let mut changes = self.registry.subscribe();
         let mut tick = tokio::time::interval(STATUS_PERIOD);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = &mut stopped => return,
                 _ = tick.tick() => {}
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        // The registry is gone: only the resync is left.
+                        changes = self.registry.subscribe();
+                    }
+                }
             }
             self.sync_once().await;
         }

@@ -136,9 +136,20 @@ struct Inner {
 }
 
 /// A cheap-to-clone, thread-safe view of the agent's pods.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct PodRegistry {
     inner: Arc<RwLock<Inner>>,
+    /// Bumped whenever a pod's record changes ([`PodRegistry::subscribe`]).
+    version: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Default for PodRegistry {
+    fn default() -> Self {
+        Self {
+            inner: Arc::default(),
+            version: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
+    }
 }
 
 impl PodRegistry {
@@ -215,6 +226,20 @@ impl PodRegistry {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         inner.pods.insert(pod.uid.clone(), pod);
+        drop(inner);
+        self.bump();
+    }
+
+    fn bump(&self) {
+        self.version.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// A receiver that sees a new value each time a pod's record changes (a pass that changed
+    /// a phase, a container state, the set of pods; [`PodRegistry::upsert`],
+    /// [`PodRegistry::remove`]): for a status manager that reports changes as they happen
+    /// instead of polling.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.version.subscribe()
     }
 
     /// Removes the pod with `uid`, returning it if it was there (see [`PodRegistry::upsert`]).
@@ -223,7 +248,12 @@ impl PodRegistry {
             .inner
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        inner.pods.remove(uid)
+        let removed = inner.pods.remove(uid);
+        drop(inner);
+        if removed.is_some() {
+            self.bump();
+        }
+        removed
     }
 
     pub(crate) fn replace(
@@ -236,9 +266,14 @@ impl PodRegistry {
             .inner
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let changed = inner.pods != pods;
         inner.pods = pods;
         inner.manifest_errors = manifest_errors;
         inner.synced |= synced;
+        drop(inner);
+        if changed {
+            self.bump();
+        }
     }
 
     /// Whether a sync pass has run with every pod source listed (the static pod path and,
