@@ -3,8 +3,9 @@
 //! created on the API server for this node runs and its status (Running, Ready, container IDs,
 //! restart counts, IPs) appears there; a static pod gets a mirror pod that comes back after
 //! being deleted; a pod refused at admission is Failed with the kubelet's reason; the agent
-//! killed and restarted adopts what runs; deleting a pod stops it within its grace period and
-//! removes it from the API server.
+//! killed and restarted adopts what runs; a watch the server breaks (a disconnect, then 410
+//! Gone after a compaction) recovers without losing or duplicating pods; deleting a pod stops it
+//! within its grace period and removes it from the API server.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -186,6 +187,29 @@ async fn api_pods_run_report_status_survive_a_restart_and_are_deleted() {
         0
     );
 
+    // The server drops the watch: a pod created meanwhile still arrives. Then the server goes
+    // away, a pod is created and the history compacted while it is down: the agent's watch
+    // gets 410 Gone, it lists again, and that pod runs too. Each pod has one sandbox.
+    server.break_watches();
+    server.create_pod(api_pod("web2", &node, "")).unwrap();
+    wait_for("web2 Running", POD_UP, || {
+        running_status(&server.pod("default", "web2")?)
+    })
+    .await;
+    server.stop();
+    server.create_pod(api_pod("web3", &node, "")).unwrap();
+    server.compact();
+    server.restart().await.unwrap();
+    wait_for("web3 Running", POD_UP, || {
+        running_status(&server.pod("default", "web3")?)
+    })
+    .await;
+    assert_eq!(
+        sandboxes(&endpoint, &node).await.len(),
+        4,
+        "static, web, web2, web3"
+    );
+
     // Deleted with a 10 s grace period: the container (which exits on SIGTERM) stops, the
     // terminal status and the final DELETE follow well within it.
     let deleted_at = Instant::now();
@@ -200,8 +224,8 @@ async fn api_pods_run_report_status_survive_a_restart_and_are_deleted() {
     let left = sandboxes(&endpoint, &node).await;
     assert_eq!(
         left.len(),
-        1,
-        "only the static pod's sandbox is left: {left:?}"
+        3,
+        "the static pod's, web2's and web3's sandboxes are left: {left:?}"
     );
 
     agent.signal(Signal::SIGTERM);
