@@ -52,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
             restart_count: 0,
             ready: true,
             log_path: None,
+            image_id: None,
         }],
     });
 

@@ -51,6 +51,7 @@ fn bench(c: &mut Criterion) {
             restart_count: 0,
             ready: true,
             log_path: None,
+            image_id: None,
         }],
     });
     let service = Arc::new(

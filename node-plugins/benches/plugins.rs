@@ -306,6 +306,7 @@ fn pods() -> PodRegistry {
                 restart_count: 0,
                 ready: true,
                 log_path: None,
+                image_id: None,
             })
             .collect();
         registry.upsert(PodInfo {

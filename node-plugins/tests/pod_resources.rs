@@ -55,6 +55,7 @@ fn container(name: &str, kind: ContainerKind) -> ContainerInfo {
         restart_count: 0,
         ready: true,
         log_path: None,
+        image_id: None,
     }
 }
 

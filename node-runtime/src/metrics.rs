@@ -210,6 +210,7 @@ mod tests {
                         restart_count: 0,
                         ready: true,
                         log_path: None,
+                        image_id: None,
                     }],
                 },
             )]

@@ -706,6 +706,7 @@ pub fn info_from(
         state,
         restart_count: inst.attempt,
         log_path: Some(log_path),
+        image_id: (!s.image_ref.is_empty()).then(|| s.image_ref.clone()),
     }
 }
 
@@ -728,6 +729,7 @@ pub fn waiting_info(
         restart_count: 0,
         ready: false,
         log_path: None,
+        image_id: None,
     }
 }
 

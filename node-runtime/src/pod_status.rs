@@ -195,6 +195,9 @@ fn container_status(c: &ContainerInfo) -> Value {
     if let Some(id) = &c.container_id {
         obj.insert("containerID".into(), format!("containerd://{id}").into());
     }
+    if let Some(image_id) = &c.image_id {
+        obj.insert("imageID".into(), image_id.clone().into());
+    }
     obj.insert(
         "started".into(),
         matches!(c.state, ContainerState::Running { .. }).into(),
@@ -251,6 +254,7 @@ mod tests {
                 restart_count: 2,
                 ready: true,
                 log_path: Some(PathBuf::from("/var/log/pods/x/app/0.log")),
+                image_id: None,
             }],
         };
         let list = pod_list(&[info], "node1", Some("10.0.0.5"));

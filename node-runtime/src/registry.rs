@@ -72,6 +72,9 @@ pub struct ContainerInfo {
     pub ready: bool,
     /// Log file of the latest instance.
     pub log_path: Option<PathBuf>,
+    /// The image the latest instance runs, as the runtime names it (`status.imageID`: the
+    /// CRI `ContainerStatus.image_ref`, e.g. `sha256:...` or `repo@sha256:...`).
+    pub image_id: Option<String>,
 }
 
 /// A pod condition (`PodScheduled`, `Initialized`, `ContainersReady`, `Ready`).

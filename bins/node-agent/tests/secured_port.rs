@@ -65,6 +65,7 @@ fn pod_registry() -> PodRegistry {
             restart_count: 0,
             ready: true,
             log_path: None,
+            image_id: None,
         }],
     });
     registry

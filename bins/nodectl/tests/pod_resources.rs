@@ -57,6 +57,7 @@ fn registry() -> PodRegistry {
             restart_count: 0,
             ready: true,
             log_path: None,
+            image_id: None,
         }],
     });
     pods

@@ -33,6 +33,7 @@ pub fn container(name: &str, kind: ContainerKind, id: Option<&str>) -> Container
         restart_count: 0,
         ready: true,
         log_path: None,
+        image_id: None,
     }
 }
 
