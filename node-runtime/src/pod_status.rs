@@ -113,10 +113,17 @@ fn pod_status(info: &PodInfo, host_ip: Option<&str>) -> Value {
         PodPhase::Succeeded => "Succeeded",
         PodPhase::Failed => "Failed",
     };
-    let conditions: Vec<Value> = info
-        .conditions
-        .iter()
-        .map(|c| {
+    // `PodReadyToStartContainers` (beta, on in 1.35) first, as the kubelet orders it: true
+    // while the pod has a ready sandbox. Pods refused at admission have no conditions.
+    let sandbox_condition = (!info.conditions.is_empty()).then(|| {
+        json!({
+            "type": "PodReadyToStartContainers",
+            "status": if info.sandbox_id.is_some() { "True" } else { "False" },
+        })
+    });
+    let conditions: Vec<Value> = sandbox_condition
+        .into_iter()
+        .chain(info.conditions.iter().map(|c| {
             let mut obj = Map::new();
             obj.insert("type".into(), c.type_.clone().into());
             obj.insert(
@@ -127,7 +134,7 @@ fn pod_status(info: &PodInfo, host_ip: Option<&str>) -> Value {
                 obj.insert("reason".into(), reason.clone().into());
             }
             Value::Object(obj)
-        })
+        }))
         .collect();
     let statuses = |kind: ContainerKind| -> Vec<Value> {
         info.containers
@@ -269,7 +276,13 @@ mod tests {
         assert_eq!(c["containerID"], "containerd://c1");
         assert_eq!(c["restartCount"], 2);
         assert_eq!(c["state"]["running"]["startedAt"], "2023-11-14T22:13:20Z");
+        assert_eq!(
+            pod["status"]["conditions"][0]["type"],
+            "PodReadyToStartContainers"
+        );
         assert_eq!(pod["status"]["conditions"][0]["status"], "True");
+        assert_eq!(pod["status"]["conditions"][1]["type"], "Ready");
+        assert_eq!(pod["status"]["conditions"][1]["status"], "True");
     }
 
     /// A pod with no sandbox or containers yet, from `manifest`.
