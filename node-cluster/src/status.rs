@@ -7,10 +7,12 @@
 //!   pod deleted and recreated under the same name gets a `409`, and the status is dropped);
 //! * `startTime` is set once, when the agent first sends a status for the pod (kept from the
 //!   API server's status after an agent restart);
-//! * a pod the agent stopped for its deletion gets a terminal status first (non-terminal phases
-//!   become `Failed`; containers not known to have ended become `terminated` with reason
-//!   `ContainerStatusUnknown` and exit code 137, as the kubelet's `TerminatePod`), then the
-//!   `DELETE` with `gracePeriodSeconds: 0` and the UID as precondition.
+//! * a pod the agent stopped for its deletion gets a terminal status first: the pod manager's
+//!   final record (`Succeeded` when every container exited 0, else `Failed`, with how each
+//!   container ended), and as a safety net the kubelet's `TerminatePod` rule on what was sent
+//!   last (non-terminal phases become `Failed`; containers not known to have ended become
+//!   `terminated` with reason `ContainerStatusUnknown` and exit code 137); then the `DELETE`
+//!   with `gracePeriodSeconds: 0` and the UID as precondition.
 //!
 //! Deciding is pure ([`pod_status_patch`], [`terminal_status`]); [`StatusManager`] sends.
 

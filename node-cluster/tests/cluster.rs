@@ -214,7 +214,13 @@ async fn an_api_pod_runs_reports_its_status_and_is_deleted_gracefully() {
         .rev()
         .find(|r| r.method == "PATCH")
         .unwrap();
-    assert_eq!(terminal.body.unwrap()["status"]["phase"], "Failed");
+    let terminal = terminal.body.unwrap();
+    assert_eq!(terminal["status"]["phase"], "Failed");
+    // How the container ended: SIGTERM (the fake's 143).
+    assert_eq!(
+        terminal["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+        143
+    );
     wait_for("the store to forget the pod", || pods.is_empty()).await;
     let _ = c.stop.send(true);
     watcher.await.unwrap();

@@ -403,7 +403,7 @@ fn name_of(c: &cri::Container) -> &str {
         .map_or("", String::as_str)
 }
 
-fn attempt_of(c: &cri::Container) -> u32 {
+pub(crate) fn attempt_of(c: &cri::Container) -> u32 {
     c.annotations
         .get(ANNOTATION_RESTART_COUNT)
         .and_then(|a| a.parse().ok())

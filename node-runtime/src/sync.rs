@@ -262,6 +262,8 @@ pub struct PodManager {
     last_api_errors: Vec<String>,
     /// Admission decisions by pod UID, kept while the pod is wanted.
     decided: HashMap<String, Result<(), crate::admission::Rejection>>,
+    /// The final records of pods stopped for their deletion, until the API server deletes them.
+    finished: HashMap<String, PodInfo>,
     /// `Killing` events of the teardowns of the running pass (they run behind `&self`).
     kill_events: std::sync::Mutex<Vec<PodEvent>>,
 }
@@ -296,6 +298,7 @@ impl PodManager {
             api: None,
             last_api_errors: Vec::new(),
             decided: HashMap::new(),
+            finished: HashMap::new(),
             kill_events: std::sync::Mutex::new(Vec::new()),
         }
     }
@@ -511,20 +514,34 @@ impl PodManager {
             .collect();
         // Pods the API server is deleting: stopped with their deletion grace period, then
         // reported for the final DELETE (the kubelet's SyncTerminatingPod, then
-        // SyncTerminatedPod and the status manager's delete).
+        // SyncTerminatedPod and the status manager's delete). Their final record (phase and
+        // how each container ended) stays in the registry until the API server forgets them.
+        let mut finished: Vec<String> = Vec::new();
         for pod in terminating {
             let sandboxes = sandboxes_by_uid.remove(&pod.uid).unwrap_or_default();
             let containers = containers_by_uid.remove(&pod.uid).unwrap_or_default();
             let label = pod.full_name();
             if !sandboxes.is_empty() || !containers.is_empty() {
+                // Stopped, then read (how each container ended is the pod's final status),
+                // then removed.
                 let grace = crate::deletion_grace(&pod.pod);
-                if let Err(e) = self.teardown_capped(&sandboxes, &containers, grace).await {
+                self.stop_containers(&containers, grace).await;
+                let mut ended = Vec::new();
+                for c in &containers {
+                    if let Ok(status) = self.client.container_status(&c.id).await {
+                        ended.push((c.clone(), status));
+                    }
+                }
+                if let Err(e) = self.remove_stopped(&sandboxes, &containers).await {
                     report.errors.push(format!("stopping {label}: {e}"));
                     continue;
                 }
+                self.finished
+                    .insert(pod.uid.clone(), finished_info(&pod, &ended, &self.options));
                 tracing::info!(pod = %label, "stopped pod being deleted");
                 report.pods_removed.push(label);
             }
+            finished.push(pod.uid.clone());
             self.backoff.retain(|(u, _), _| *u != pod.uid);
             self.pod_removed(&pod.uid).await;
             if let Err(e) = self.remove_pod_dir(&pod.uid).await {
@@ -625,6 +642,10 @@ impl PodManager {
                     .all(|c| !matches!(c.state, ContainerState::Waiting { .. }))
             });
         infos.extend(rejected);
+        self.finished.retain(|uid, _| finished.contains(uid));
+        for (uid, info) in &self.finished {
+            infos.insert(uid.clone(), info.clone());
+        }
         self.registry.replace(infos, manifest_errors, all_seen);
         report
             .events
@@ -771,6 +792,13 @@ impl PodManager {
         containers: &[cri::Container],
         max_grace: Option<Duration>,
     ) -> Result<(), RuntimeError> {
+        self.stop_containers(containers, max_grace).await;
+        self.remove_stopped(sandboxes, containers).await
+    }
+
+    /// Stops the running `containers` in parallel, each with its grace period (capped at
+    /// `max_grace`), with a `Killing` event each.
+    async fn stop_containers(&self, containers: &[cri::Container], max_grace: Option<Duration>) {
         let mut stops = tokio::task::JoinSet::new();
         for c in containers
             .iter()
@@ -804,6 +832,14 @@ impl PodManager {
                 tracing::warn!(error = %e, "stopping container");
             }
         }
+    }
+
+    /// Removes `containers` (stopped), then stops and removes `sandboxes`.
+    async fn remove_stopped(
+        &self,
+        sandboxes: &[cri::PodSandbox],
+        containers: &[cri::Container],
+    ) -> Result<(), RuntimeError> {
         for c in containers {
             if let Err(e) = self.client.remove_container(&c.id).await {
                 tracing::warn!(error = %e, "removing container");
@@ -1331,6 +1367,91 @@ pub fn default_pull_policy(image: &str) -> &'static str {
         None | Some((_, "latest")) => "Always",
         Some(_) => "IfNotPresent",
     }
+}
+
+/// The final record of a pod stopped for its deletion, from how its containers ended: the
+/// kubelet's terminal phase (`getPhase` with the pod terminal: `Succeeded` when every regular
+/// container exited 0, else `Failed`), every container terminated, not ready.
+fn finished_info(
+    pod: &SourcePod,
+    ended: &[(cri::Container, cri::ContainerStatus)],
+    options: &SyncOptions,
+) -> PodInfo {
+    let spec = pod.pod.spec.clone().unwrap_or_default();
+    let log_dir = options
+        .paths
+        .pod_log_dir(&pod.namespace, &pod.name, &pod.uid);
+    let mut info = pending_info(pod, "", "");
+    info.containers = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| (ContainerKind::Init, c))
+        .chain(spec.containers.iter().map(|c| (ContainerKind::Regular, c)))
+        .map(|(kind, c)| {
+            // The latest instance of this container (highest attempt).
+            let last = ended
+                .iter()
+                .filter(|(rc, _)| rc.labels.get(LABEL_CONTAINER_NAME) == Some(&c.name))
+                .max_by_key(|(rc, _)| plan::attempt_of(rc));
+            match last {
+                Some((rc, status)) => {
+                    let inst = plan::Instance {
+                        id: rc.id.clone(),
+                        attempt: plan::attempt_of(rc),
+                        status: status.clone(),
+                    };
+                    let mut ci = plan::info_from(
+                        c,
+                        kind,
+                        &inst,
+                        plan::log_path(&log_dir, &c.name, inst.attempt),
+                    );
+                    ci.ready = false;
+                    ci
+                }
+                None => plan::waiting_info(c, kind, "", ""),
+            }
+        })
+        .collect();
+    let all_succeeded = info
+        .containers
+        .iter()
+        .filter(|c| c.kind == ContainerKind::Regular)
+        .all(|c| matches!(c.state, ContainerState::Terminated { exit_code: 0, .. }));
+    info.phase = if all_succeeded {
+        PodPhase::Succeeded
+    } else {
+        PodPhase::Failed
+    };
+    let reason = if all_succeeded {
+        "PodCompleted"
+    } else {
+        "PodFailed"
+    };
+    info.conditions = vec![
+        PodCondition {
+            type_: "PodScheduled".to_owned(),
+            status: true,
+            reason: None,
+        },
+        PodCondition {
+            type_: "Initialized".to_owned(),
+            status: true,
+            reason: None,
+        },
+        PodCondition {
+            type_: "ContainersReady".to_owned(),
+            status: false,
+            reason: Some(reason.to_owned()),
+        },
+        PodCondition {
+            type_: "Ready".to_owned(),
+            status: false,
+            reason: Some(reason.to_owned()),
+        },
+    ];
+    info
 }
 
 /// A pod refused at admission, as the kubelet's `rejectPod` leaves it: phase Failed with the

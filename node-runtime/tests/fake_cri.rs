@@ -424,7 +424,15 @@ async fn api_pods_run_beside_static_pods_and_stop_when_deleted() {
     assert_eq!(stops.len(), 1, "{calls:?}");
     assert_eq!(stops[0].1, 7);
     assert!(methods(&calls).contains(&"RemovePodSandbox"));
-    assert!(m.registry().get("default", "api1").is_none());
+    // Its final record stays until the API server forgets the pod: Failed, as its container
+    // ended on SIGTERM (143).
+    let last = m.registry().get("default", "api1").unwrap();
+    assert_eq!(last.phase, PodPhase::Failed);
+    assert!(matches!(
+        last.containers[0].state,
+        ContainerState::Terminated { exit_code: 143, .. }
+    ));
+    assert!(!last.containers[0].ready);
     assert_eq!(
         api.terminated(),
         [node_runtime::TerminatedPod {
@@ -438,6 +446,7 @@ async fn api_pods_run_beside_static_pods_and_stop_when_deleted() {
     let report = m.sync_once().await;
     assert!(report.pods_removed.is_empty());
     assert!(api.terminated().is_empty());
+    assert!(m.registry().get("default", "api1").is_none());
     assert!(m.registry().get("default", "web-n1").is_some());
 }
 

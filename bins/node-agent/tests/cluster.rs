@@ -221,6 +221,19 @@ async fn api_pods_run_report_status_survive_a_restart_and_are_deleted() {
     )
     .await;
     assert!(deleted_at.elapsed() < Duration::from_secs(10));
+    // Its last status: the container exited 0 on SIGTERM, so the pod Succeeded.
+    let last = server
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.method == "PATCH" && r.path == "/api/v1/namespaces/default/pods/web/status")
+        .and_then(|r| r.body)
+        .unwrap();
+    assert_eq!(last["status"]["phase"], "Succeeded", "{last}");
+    assert_eq!(
+        last["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"],
+        0
+    );
     let left = sandboxes(&endpoint, &node).await;
     assert_eq!(
         left.len(),
