@@ -669,6 +669,14 @@ impl RuntimeService for Server {
             .start_container(r.into_inner())
             .await
     }
+    async fn exec_sync(
+        &self,
+        r: Request<cri::ExecSyncRequest>,
+    ) -> Result<Response<cri::ExecSyncResponse>, Status> {
+        self.runtime("ExecSync", r.metadata())?
+            .exec_sync(r.into_inner())
+            .await
+    }
     async fn stop_container(
         &self,
         r: Request<cri::StopContainerRequest>,

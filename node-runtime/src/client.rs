@@ -429,6 +429,28 @@ impl CriClient {
         Ok(())
     }
 
+    /// `ExecSync`: runs `cmd` in the running container `id` and waits for it, at most
+    /// `timeout_seconds` (0: no limit but the call's own); returns its exit code and output.
+    pub async fn exec_sync(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        timeout_seconds: i64,
+    ) -> Result<cri::ExecSyncResponse, RuntimeError> {
+        let mut stub = self.runtime.clone();
+        let req = cri::ExecSyncRequest {
+            container_id: id.to_owned(),
+            cmd,
+            timeout: timeout_seconds,
+        };
+        let resp = self
+            .call("ExecSync", timeout_seconds, req, move |r| async move {
+                stub.exec_sync(r).await
+            })
+            .await?;
+        Ok(resp)
+    }
+
     /// `RemoveContainer`.
     pub async fn remove_container(&self, id: &str) -> Result<(), RuntimeError> {
         let mut stub = self.runtime.clone();

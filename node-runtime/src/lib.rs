@@ -50,6 +50,7 @@ pub mod cri;
 mod dir_watch;
 mod error;
 mod hook;
+pub mod lifecycle;
 mod manifest;
 pub mod metrics;
 pub mod plan;

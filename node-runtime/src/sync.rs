@@ -525,6 +525,7 @@ impl PodManager {
                 // Stopped, then read (how each container ended is the pod's final status),
                 // then removed.
                 let grace = crate::deletion_grace(&pod.pod);
+                let grace = self.pre_stop_hooks(&pod, &containers, grace).await;
                 self.stop_containers(&containers, grace).await;
                 let mut ended = Vec::new();
                 for c in &containers {
@@ -794,6 +795,87 @@ impl PodManager {
     ) -> Result<(), RuntimeError> {
         self.stop_containers(containers, max_grace).await;
         self.remove_stopped(sandboxes, containers).await
+    }
+
+    /// Runs the preStop hooks of `pod`'s running `containers` in parallel, for at most `grace`
+    /// ([`crate::lifecycle::run_pre_stop`]; a failure is a `FailedPreStopHook` event), and
+    /// returns the grace period left for stopping them: `grace` minus the time the hooks took,
+    /// at least [`crate::lifecycle::MIN_GRACE`] (as `killContainer`, per pod here rather than
+    /// per container).
+    async fn pre_stop_hooks(
+        &self,
+        pod: &SourcePod,
+        containers: &[cri::Container],
+        grace: Option<Duration>,
+    ) -> Option<Duration> {
+        let grace = grace?;
+        if grace.is_zero() {
+            return Some(grace);
+        }
+        let spec = pod.pod.spec.clone().unwrap_or_default();
+        let started = std::time::Instant::now();
+        let mut hooks = tokio::task::JoinSet::new();
+        for c in containers
+            .iter()
+            .filter(|c| c.state == cri::ContainerState::ContainerRunning as i32)
+        {
+            let name = c
+                .labels
+                .get(LABEL_CONTAINER_NAME)
+                .cloned()
+                .unwrap_or_default();
+            let found = spec
+                .init_containers
+                .iter()
+                .flatten()
+                .map(|s| (ContainerKind::Init, s))
+                .chain(spec.containers.iter().map(|s| (ContainerKind::Regular, s)))
+                .find(|(_, s)| s.name == name);
+            let Some((kind, container)) = found else {
+                continue;
+            };
+            if container
+                .lifecycle
+                .as_ref()
+                .and_then(|l| l.pre_stop.as_ref())
+                .is_none()
+            {
+                continue;
+            }
+            let (client, pod_obj, container, id) = (
+                self.client.clone(),
+                pod.pod.clone(),
+                container.clone(),
+                c.id.clone(),
+            );
+            hooks.spawn(async move {
+                let result =
+                    crate::lifecycle::run_pre_stop(&client, &pod_obj, &container, &id, grace).await;
+                (kind, container.name, result)
+            });
+        }
+        let id = PodIdentity {
+            namespace: pod.namespace.clone(),
+            name: pod.name.clone(),
+            uid: pod.uid.clone(),
+            node_name: self.options.node_name.clone(),
+        };
+        while let Some(done) = hooks.join_next().await {
+            if let Ok((kind, name, Err(e))) = done {
+                tracing::warn!(pod = %pod.full_name(), container = %name, error = %e, "preStop hook failed");
+                lock(&self.kill_events).push(container_event(
+                    &id,
+                    kind,
+                    &name,
+                    true,
+                    "FailedPreStopHook",
+                    "PreStopHook failed".to_owned(),
+                ));
+            }
+        }
+        // Whole seconds, as the kubelet subtracts them.
+        let took = Duration::from_secs(started.elapsed().as_secs());
+        Some(grace.saturating_sub(took).max(crate::lifecycle::MIN_GRACE))
     }
 
     /// Stops the running `containers` in parallel, each with its grace period (capped at

@@ -349,8 +349,17 @@ async fn api_pods_run_beside_static_pods_and_stop_when_deleted() {
     let pulled = &report.events[1].message;
     assert!(pulled.starts_with(&format!("Successfully pulled image {IMAGE:?} in ")));
 
-    // The API server's list arrives: its pod runs beside the static pod.
-    api.replace(vec![api_pod("api1", "uid-api1")]);
+    // The API server's list arrives: its pod (with a preStop hook) runs beside the static pod.
+    let with_hook = |mut p: k8s_openapi::api::core::v1::Pod| {
+        p.spec.as_mut().unwrap().containers[0].lifecycle = Some(
+            serde_json::from_value(serde_json::json!({
+                "preStop": {"exec": {"command": ["/bin/sh", "-c", "echo bye"]}}
+            }))
+            .unwrap(),
+        );
+        p
+    };
+    api.replace(vec![with_hook(api_pod("api1", "uid-api1"))]);
     let report = m.sync_once().await;
     assert!(report.errors.is_empty(), "{report:?}");
     assert_eq!(report.sandboxes_created, ["default/api1"]);
@@ -402,7 +411,7 @@ async fn api_pods_run_beside_static_pods_and_stop_when_deleted() {
 
     // Graceful deletion: the pod is stopped with its deletion grace period (capped at 7 s
     // here), its sandbox removed, and it is reported for the final DELETE.
-    let mut deleting = api_pod("api1", "uid-api1");
+    let mut deleting = with_hook(api_pod("api1", "uid-api1"));
     deleting.metadata.deletion_timestamp = Some(
         k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
     );
@@ -420,9 +429,19 @@ async fn api_pods_run_beside_static_pods_and_stop_when_deleted() {
         ("Killing", "Stopping container app")
     );
     let calls = node.cri.take_calls();
+    // The preStop hook ran in the container first, then the stop (the fake's hook takes no
+    // time, so the grace period left is still 7 s).
+    let execs = node.cri.execs();
+    assert_eq!(execs.len(), 1);
+    assert_eq!(execs[0].1, ["/bin/sh", "-c", "echo bye"]);
     let stops = node.cri.stop_timeouts();
     assert_eq!(stops.len(), 1, "{calls:?}");
+    assert_eq!(stops[0].0, execs[0].0);
     assert_eq!(stops[0].1, 7);
+    let order = methods(&calls);
+    let exec_at = order.iter().position(|m| *m == "ExecSync").unwrap();
+    let stop_at = order.iter().position(|m| *m == "StopContainer").unwrap();
+    assert!(exec_at < stop_at, "{order:?}");
     assert!(methods(&calls).contains(&"RemovePodSandbox"));
     // Its final record stays until the API server forgets the pod: Failed, as its container
     // ended on SIGTERM (143).

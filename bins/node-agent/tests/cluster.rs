@@ -95,7 +95,27 @@ async fn api_pods_run_report_status_survive_a_restart_and_are_deleted() {
 
     // A pod the scheduler bound to this node, one bound elsewhere, and one the kubelet's
     // admission refuses (an unsafe sysctl not in allowedUnsafeSysctls).
-    server.create_pod(api_pod("web", &node, "")).unwrap();
+    // web has a preStop hook that leaves a file in a hostPath volume.
+    let hook_dir = dir.path().join("hook");
+    std::fs::create_dir(&hook_dir).unwrap();
+    let mut web = api_pod("web", &node, "");
+    let spec = web.spec.as_mut().unwrap();
+    spec.volumes = Some(vec![
+        serde_json::from_value(serde_json::json!({
+            "name": "hook", "hostPath": {"path": hook_dir.to_str().unwrap(), "type": "Directory"}
+        }))
+        .unwrap(),
+    ]);
+    spec.containers[0] = serde_json::from_value({
+        let mut c = serde_json::to_value(&spec.containers[0]).unwrap();
+        c["volumeMounts"] = serde_json::json!([{"name": "hook", "mountPath": "/hook"}]);
+        c["lifecycle"] = serde_json::json!({
+            "preStop": {"exec": {"command": ["/bin/sh", "-c", "echo ran > /hook/prestop"]}}
+        });
+        c
+    })
+    .unwrap();
+    server.create_pod(web).unwrap();
     server
         .create_pod(api_pod("elsewhere", "another-node", ""))
         .unwrap();
@@ -221,6 +241,11 @@ async fn api_pods_run_report_status_survive_a_restart_and_are_deleted() {
     )
     .await;
     assert!(deleted_at.elapsed() < Duration::from_secs(10));
+    // The preStop hook ran in the container (through containerd's ExecSync) before it stopped.
+    assert_eq!(
+        std::fs::read_to_string(hook_dir.join("prestop")).unwrap(),
+        "ran\n"
+    );
     // Its last status: the container exited 0 on SIGTERM, so the pod Succeeded.
     let last = server
         .requests()

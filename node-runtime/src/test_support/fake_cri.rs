@@ -90,6 +90,8 @@ struct State {
     calls: Vec<CriCall>,
     /// `(container ID, timeout)` of every `StopContainer`, in order.
     stop_timeouts: Vec<(String, i64)>,
+    /// `(container ID, command)` of every `ExecSync` (which exits 0 with no output).
+    execs: Vec<(String, Vec<String>)>,
     /// Container name -> exit code of every instance as soon as it starts.
     exit_on_start: HashMap<String, i32>,
     /// Method -> the error it answers.
@@ -219,6 +221,11 @@ impl FakeCri {
     /// The calls so far, forgetting them (the next `take_calls` returns only newer ones).
     pub fn take_calls(&self) -> Vec<CriCall> {
         std::mem::take(&mut self.state().calls)
+    }
+
+    /// `(container ID, command)` of every `ExecSync` call so far, in order (each exits 0).
+    pub fn execs(&self) -> Vec<(String, Vec<String>)> {
+        self.state().execs.clone()
     }
 
     /// `(container ID, timeout in seconds)` of every `StopContainer` call so far, in order.
@@ -635,6 +642,18 @@ impl RuntimeService for Service {
             }),
             info: HashMap::new(),
         }))
+    }
+
+    async fn exec_sync(
+        &self,
+        r: Request<cri::ExecSyncRequest>,
+    ) -> Result<Response<cri::ExecSyncResponse>, Status> {
+        let r = r.into_inner();
+        let mut state = self.state();
+        state.call("ExecSync", &r.container_id)?;
+        state.container(&r.container_id)?;
+        state.execs.push((r.container_id, r.cmd));
+        Ok(Response::new(cri::ExecSyncResponse::default()))
     }
 
     async fn checkpoint_container(

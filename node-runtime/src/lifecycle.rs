@@ -1,0 +1,231 @@
+//! Container lifecycle hooks: the `preStop` hook a container runs before it is stopped
+//! (`pkg/kubelet/lifecycle/handlers.go`, `kuberuntime_container.go` `killContainer`):
+//!
+//! * `exec`: the command in the container (CRI `ExecSync`), failed when it exits non-zero;
+//! * `sleep`: waits `seconds`;
+//! * `httpGet`: `GET scheme://host:port/path` with the hook's headers and the kubelet's
+//!   `User-Agent: kube-lifecycle/1.35`, failed on a connection error or a status outside
+//!   200..=399; the host is the hook's `host` or, for a host-network pod, 127.0.0.1 (the pod's
+//!   IP is the node's); a named port is looked up in the container's ports. HTTPS hooks are not
+//!   supported (they fail, with an event).
+//!
+//! The hook runs for at most the grace period; the caller subtracts what it took from the grace
+//! period left for `StopContainer` (at least 2 s, the kubelet's `minimumGracePeriodInSeconds`).
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, HTTPGetAction, Pod};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::client::CriClient;
+
+/// The least grace period `StopContainer` gets after a hook (the kubelet's
+/// `minimumGracePeriodInSeconds`).
+pub const MIN_GRACE: Duration = Duration::from_secs(2);
+
+/// The most of an HTTP hook's answer that is read (its status line is all that counts).
+const MAX_HTTP_ANSWER: u64 = 4096;
+
+/// Runs `container`'s preStop hook, if it has one, in the running container `id` of `pod`, for
+/// at most `grace`. `Ok(false)` when there is no hook.
+///
+/// # Errors
+/// Why the hook failed (its exit code and output, the HTTP status, a timeout).
+pub async fn run_pre_stop(
+    client: &CriClient,
+    pod: &Pod,
+    container: &Container,
+    id: &str,
+    grace: Duration,
+) -> Result<bool, String> {
+    let Some(hook) = container
+        .lifecycle
+        .as_ref()
+        .and_then(|l| l.pre_stop.as_ref())
+    else {
+        return Ok(false);
+    };
+    let run = async {
+        if let Some(exec) = &hook.exec {
+            let cmd = exec.command.clone().unwrap_or_default();
+            let secs = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
+            let out = client
+                .exec_sync(id, cmd.clone(), secs)
+                .await
+                .map_err(|e| e.with_cause())?;
+            if out.exit_code != 0 {
+                return Err(format!(
+                    "command {cmd:?} exited with {}: {}",
+                    out.exit_code,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+        } else if let Some(sleep) = &hook.sleep {
+            let secs = u64::try_from(sleep.seconds).unwrap_or(0);
+            tokio::time::sleep(Duration::from_secs(secs).min(grace)).await;
+        } else if let Some(http) = &hook.http_get {
+            http_get(pod, container, http).await?;
+        } else if hook.tcp_socket.is_some() {
+            // Deprecated and never run by the kubelet either.
+            return Ok(());
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(grace, run).await {
+        Ok(Ok(())) => Ok(true),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(format!("timed out after {grace:?}")),
+    }
+}
+
+/// The port of an HTTP hook: a number, or a name from the container's ports.
+fn port_of(container: &Container, port: &IntOrString) -> Result<u16, String> {
+    match port {
+        IntOrString::Int(n) => u16::try_from(*n).map_err(|_| format!("invalid port {n}")),
+        IntOrString::String(name) => container
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some(name.as_str()))
+            .and_then(|p| u16::try_from(p.container_port).ok())
+            .ok_or_else(|| format!("couldn't find port {name:?} in the container's ports")),
+    }
+}
+
+/// The HTTP request line and headers of an HTTP hook (pure, for tests).
+fn http_request(http: &HTTPGetAction, host: &str, port: u16) -> String {
+    let path = http
+        .path
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .unwrap_or("/");
+    let path = if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
+    };
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n");
+    let mut agent = true;
+    for h in http.http_headers.iter().flatten() {
+        // Header names and values from the pod spec: no line breaks may reach the request.
+        if h.name.contains(['\r', '\n', ':']) || h.value.contains(['\r', '\n']) {
+            continue;
+        }
+        if h.name.eq_ignore_ascii_case("user-agent") {
+            agent = false;
+        }
+        req.push_str(&format!("{}: {}\r\n", h.name, h.value));
+    }
+    if agent {
+        req.push_str("User-Agent: kube-lifecycle/1.35\r\n");
+    }
+    req.push_str("Connection: close\r\n\r\n");
+    req
+}
+
+async fn http_get(pod: &Pod, container: &Container, http: &HTTPGetAction) -> Result<(), String> {
+    if http
+        .scheme
+        .as_deref()
+        .is_some_and(|s| s.eq_ignore_ascii_case("https"))
+    {
+        return Err("HTTPS preStop hooks are not supported by this agent".to_owned());
+    }
+    let host_network = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false);
+    let host = match http.host.as_deref().filter(|h| !h.is_empty()) {
+        Some(h) => h.to_owned(),
+        None if host_network => "127.0.0.1".to_owned(),
+        None => {
+            return Err(
+                "the pod has no IP this agent knows (pod networking is not supported)".to_owned(),
+            );
+        }
+    };
+    let port = port_of(container, &http.port)?;
+    let mut stream = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| format!("connecting to {host}:{port}: {e}"))?;
+    stream
+        .write_all(http_request(http, &host, port).as_bytes())
+        .await
+        .map_err(|e| format!("sending to {host}:{port}: {e}"))?;
+    let mut answer = Vec::new();
+    stream
+        .take(MAX_HTTP_ANSWER)
+        .read_to_end(&mut answer)
+        .await
+        .map_err(|e| format!("reading from {host}:{port}: {e}"))?;
+    let status_line = String::from_utf8_lossy(&answer);
+    let code: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no HTTP answer from {host}:{port}"))?;
+    if (200..400).contains(&code) {
+        Ok(())
+    } else {
+        Err(format!("HTTP status {code} from {host}:{port}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_requests_are_built_safely() {
+        let http: HTTPGetAction = serde_json::from_value(serde_json::json!({
+            "path": "drain", "port": 8080,
+            "httpHeaders": [
+                {"name": "X-A", "value": "1"},
+                {"name": "X-Bad", "value": "x\r\nInjected: yes"}
+            ]
+        }))
+        .unwrap();
+        let req = http_request(&http, "127.0.0.1", 8080);
+        assert_eq!(
+            req,
+            "GET /drain HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nX-A: 1\r\nUser-Agent: kube-lifecycle/1.35\r\nConnection: close\r\n\r\n"
+        );
+        let c: Container = serde_json::from_value(serde_json::json!({
+            "name": "c", "ports": [{"name": "web", "containerPort": 80}]
+        }))
+        .unwrap();
+        assert_eq!(port_of(&c, &IntOrString::String("web".into())), Ok(80));
+        assert!(port_of(&c, &IntOrString::String("nope".into())).is_err());
+        assert!(port_of(&c, &IntOrString::Int(70000)).is_err());
+    }
+
+    #[tokio::test]
+    async fn an_http_hook_talks_to_a_real_server() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            for answer in ["HTTP/1.1 200 OK\r\n\r\n", "HTTP/1.1 500 Oops\r\n\r\n"] {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut buf = vec![0; 1024];
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(String::from_utf8_lossy(&buf[..n]).starts_with("GET /stop HTTP/1.1\r\n"));
+                s.write_all(answer.as_bytes()).await.unwrap();
+            }
+        });
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "spec": {"hostNetwork": true, "containers": []}
+        }))
+        .unwrap();
+        let c = Container::default();
+        let http: HTTPGetAction = serde_json::from_value(serde_json::json!({
+            "path": "/stop", "port": port
+        }))
+        .unwrap();
+        assert_eq!(http_get(&pod, &c, &http).await, Ok(()));
+        let err = http_get(&pod, &c, &http).await.unwrap_err();
+        assert!(err.starts_with("HTTP status 500"), "{err}");
+        server.await.unwrap();
+    }
+}
