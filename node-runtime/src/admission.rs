@@ -7,17 +7,218 @@
 //! * resources ([`fits`]), as the predicate handler's resource check (the scheduler's
 //!   `noderesources.Fits` through `pkg/kubelet/lifecycle/predicate.go`): the pod's effective
 //!   requests against the node's allocatable minus what the admitted pods request, and the
-//!   pod count against `pods`.
+//!   pod count against `pods`;
+//! * the rest of the predicate handler's general filter ([`predicates`]): node affinity
+//!   (`nodeSelector` and required node affinity), node name, host ports, and for pods not
+//!   static, `NoExecute` taints the pod does not tolerate.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{
+    Container, NodeSelectorRequirement, NodeSelectorTerm, Pod, Taint, Toleration,
+};
 use node_kernel::SysctlPolicy;
 
 /// The node's allocatable resources for admission: `cpu` in millicores, `memory`,
 /// `ephemeral-storage` and `hugepages-*` in bytes, `pods` and extended resources (device
 /// plugins') as counts.
 pub type Allocatable = BTreeMap<String, i128>;
+
+/// The node as admission sees it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AdmissionNode {
+    /// The node's name (`metadata.name`).
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its taints.
+    pub taints: Vec<Taint>,
+    /// Its allocatable resources.
+    pub allocatable: Allocatable,
+}
+
+/// A host port a pod asks for: protocol, host IP (`0.0.0.0` when unset), port.
+pub type HostPort = (String, String, i32);
+
+/// The host ports of `pod`'s containers (init containers included, as the scheduler counts).
+#[must_use]
+pub fn host_ports(pod: &Pod) -> Vec<HostPort> {
+    let Some(spec) = &pod.spec else {
+        return Vec::new();
+    };
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers)
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter_map(|p| {
+            let port = p.host_port.filter(|p| *p > 0)?;
+            Some((
+                p.protocol.clone().unwrap_or_else(|| "TCP".to_owned()),
+                p.host_ip
+                    .clone()
+                    .filter(|ip| !ip.is_empty())
+                    .unwrap_or_else(|| "0.0.0.0".to_owned()),
+                port,
+            ))
+        })
+        .collect()
+}
+
+fn ports_conflict(a: &HostPort, b: &HostPort) -> bool {
+    a.0 == b.0 && a.2 == b.2 && (a.1 == b.1 || a.1 == "0.0.0.0" || b.1 == "0.0.0.0")
+}
+
+fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
+    let values = r.values.as_deref().unwrap_or_default();
+    match r.operator.as_str() {
+        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
+        "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
+        "Exists" => value.is_some(),
+        "DoesNotExist" => value.is_none(),
+        "Gt" | "Lt" => {
+            let (Some(v), [bound]) = (value.and_then(|v| v.parse::<i64>().ok()), values) else {
+                return false;
+            };
+            let Ok(bound) = bound.parse::<i64>() else {
+                return false;
+            };
+            if r.operator == "Gt" {
+                v > bound
+            } else {
+                v < bound
+            }
+        }
+        _ => false,
+    }
+}
+
+/// A node selector term matches when every expression and every field requirement does; an
+/// empty term matches nothing (`component-helpers/scheduling/corev1/nodeaffinity`).
+fn term_matches(term: &NodeSelectorTerm, node: &AdmissionNode) -> bool {
+    let exprs = term.match_expressions.as_deref().unwrap_or_default();
+    let fields = term.match_fields.as_deref().unwrap_or_default();
+    if exprs.is_empty() && fields.is_empty() {
+        return false;
+    }
+    exprs
+        .iter()
+        .all(|r| requirement_matches(r, node.labels.get(&r.key).map(String::as_str)))
+        && fields
+            .iter()
+            .all(|r| r.key == "metadata.name" && requirement_matches(r, Some(node.name.as_str())))
+}
+
+/// Whether `pod`'s `nodeSelector` and required node affinity match `node`.
+#[must_use]
+pub fn node_affinity_matches(pod: &Pod, node: &AdmissionNode) -> bool {
+    let Some(spec) = &pod.spec else {
+        return true;
+    };
+    let selector_ok = spec
+        .node_selector
+        .iter()
+        .flatten()
+        .all(|(k, v)| node.labels.get(k) == Some(v));
+    let required = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|a| {
+            a.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
+    let affinity_ok =
+        required.is_none_or(|r| r.node_selector_terms.iter().any(|t| term_matches(t, node)));
+    selector_ok && affinity_ok
+}
+
+fn tolerates(t: &Toleration, taint: &Taint) -> bool {
+    if t.effect
+        .as_deref()
+        .is_some_and(|e| !e.is_empty() && e != taint.effect)
+    {
+        return false;
+    }
+    let key = t.key.as_deref().unwrap_or_default();
+    if !key.is_empty() && key != taint.key {
+        return false;
+    }
+    match t.operator.as_deref().unwrap_or("Equal") {
+        "Exists" => true,
+        "Equal" | "" => {
+            !key.is_empty()
+                && t.value.as_deref().unwrap_or_default()
+                    == taint.value.as_deref().unwrap_or_default()
+        }
+        _ => false,
+    }
+}
+
+/// The predicate handler's general filter after the resource fit
+/// (`pkg/kubelet/lifecycle/predicate.go` `generalFilter`, the scheduler's `AdmissionCheck`),
+/// first failure reported: `NodeAffinity` (`nodeSelector`, required node affinity),
+/// `NodeName`, `NodePorts` (against `used_ports`, the admitted pods' [`host_ports`]) and, for
+/// pods that are not static, `TaintToleration` (`NoExecute` taints only).
+///
+/// # Errors
+/// The rejection: reason the predicate's name, message `Pod was rejected: Predicate <Name>
+/// failed: <why>`.
+pub fn predicates(
+    pod: &Pod,
+    node: &AdmissionNode,
+    is_static: bool,
+    used_ports: &[HostPort],
+) -> Result<(), Rejection> {
+    let reject = |name: &str, why: &str| Rejection {
+        reason: name.to_owned(),
+        message: format!("Pod was rejected: Predicate {name} failed: {why}"),
+    };
+    if !node_affinity_matches(pod, node) {
+        return Err(reject(
+            "NodeAffinity",
+            "node(s) didn't match Pod's node affinity/selector",
+        ));
+    }
+    let spec = pod.spec.as_ref();
+    if let Some(name) = spec
+        .and_then(|s| s.node_name.as_deref())
+        .filter(|n| !n.is_empty())
+        && name != node.name
+    {
+        return Err(reject(
+            "NodeName",
+            "node(s) didn't match the requested node name",
+        ));
+    }
+    let wanted = host_ports(pod);
+    if wanted
+        .iter()
+        .any(|p| used_ports.iter().any(|u| ports_conflict(p, u)))
+    {
+        return Err(reject(
+            "NodePorts",
+            "node(s) didn't have free ports for the requested pod ports",
+        ));
+    }
+    if !is_static {
+        let tolerations = spec
+            .and_then(|s| s.tolerations.as_deref())
+            .unwrap_or_default();
+        let untolerated = node
+            .taints
+            .iter()
+            .filter(|t| t.effect == "NoExecute")
+            .any(|t| !tolerations.iter().any(|tol| tolerates(tol, t)));
+        if untolerated {
+            return Err(reject(
+                "TaintToleration",
+                "node(s) had taints that the pod didn't tolerate",
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// A resource quantity in admission units: millicores for `cpu`, rounded up, else the value
 /// rounded up (as Go's `MilliValue()`/`Value()`); `None` when it does not parse.
@@ -217,6 +418,104 @@ mod tests {
             }
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn predicates_like_the_kubelets_general_filter() {
+        let node = AdmissionNode {
+            name: "n1".into(),
+            labels: [
+                ("kubernetes.io/os".to_owned(), "linux".to_owned()),
+                ("zone".to_owned(), "a".to_owned()),
+                ("gen".to_owned(), "5".to_owned()),
+            ]
+            .into(),
+            taints: vec![Taint {
+                key: "dedicated".into(),
+                value: Some("db".into()),
+                effect: "NoExecute".into(),
+                time_added: None,
+            }],
+            allocatable: Allocatable::new(),
+        };
+        let pod = |spec: serde_json::Value| -> Pod {
+            let mut spec = spec;
+            spec["containers"] = serde_json::json!([{"name": "c", "ports": [{"containerPort": 80, "hostPort": 8080}]}]);
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "p"}, "spec": spec}))
+                .unwrap()
+        };
+        let tolerant = serde_json::json!([{"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoExecute"}]);
+        let ok = pod(serde_json::json!({
+            "nodeName": "n1", "nodeSelector": {"zone": "a"}, "tolerations": tolerant,
+            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["b"]}]},
+                    {"matchExpressions": [{"key": "gen", "operator": "Gt", "values": ["4"]},
+                                          {"key": "gpu", "operator": "DoesNotExist"}],
+                     "matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}
+                ]}}}
+        }));
+        assert_eq!(predicates(&ok, &node, false, &[]), Ok(()));
+        let reason = |p: &Pod, is_static: bool, used: &[HostPort]| {
+            predicates(p, &node, is_static, used).unwrap_err()
+        };
+        let r = reason(
+            &pod(serde_json::json!({"nodeSelector": {"zone": "b"}})),
+            true,
+            &[],
+        );
+        assert_eq!(r.reason, "NodeAffinity");
+        assert_eq!(
+            r.message,
+            "Pod was rejected: Predicate NodeAffinity failed: node(s) didn't match Pod's node affinity/selector"
+        );
+        let empty_term = pod(
+            serde_json::json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{}]}}}}),
+        );
+        assert_eq!(reason(&empty_term, true, &[]).reason, "NodeAffinity");
+        assert_eq!(
+            reason(&pod(serde_json::json!({"nodeName": "n2"})), true, &[]).reason,
+            "NodeName"
+        );
+        let used = [("TCP".to_owned(), "0.0.0.0".to_owned(), 8080)];
+        assert_eq!(
+            reason(
+                &pod(serde_json::json!({"tolerations": tolerant})),
+                false,
+                &used
+            )
+            .reason,
+            "NodePorts"
+        );
+        let udp = [("UDP".to_owned(), "0.0.0.0".to_owned(), 8080)];
+        assert_eq!(
+            predicates(
+                &pod(serde_json::json!({"tolerations": tolerant})),
+                &node,
+                false,
+                &udp
+            ),
+            Ok(())
+        );
+        // The NoExecute taint: API pods must tolerate it, static pods are not checked.
+        assert_eq!(
+            reason(&pod(serde_json::json!({})), false, &[]).reason,
+            "TaintToleration"
+        );
+        assert_eq!(
+            predicates(&pod(serde_json::json!({})), &node, true, &[]),
+            Ok(())
+        );
+        let exists = serde_json::json!([{"operator": "Exists"}]);
+        assert_eq!(
+            predicates(
+                &pod(serde_json::json!({"tolerations": exists})),
+                &node,
+                false,
+                &[]
+            ),
+            Ok(())
+        );
     }
 
     #[test]

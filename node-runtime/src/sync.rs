@@ -53,31 +53,33 @@ pub struct SyncOptions {
     /// container's swap settings are derived from it the kubelet's way. `None` writes nothing
     /// swap-related (as the kubelet without a swap controller).
     pub swap: Option<node_kernel::SwapPolicy>,
-    /// The node's allocatable resources, asked for when a new pod is admitted: with it, a
-    /// pod that does not fit is refused (`OutOfcpu`, `OutOfmemory`, `OutOfpods`, ...,
-    /// [`crate::admission::fits`]); `None` (the default) checks no resources.
-    pub allocatable: Option<AllocatableFn>,
+    /// The node as admission sees it (allocatable resources, labels, taints), asked for when
+    /// a new pod is admitted: with it, a pod that does not fit is refused (`OutOfcpu`,
+    /// `OutOfmemory`, `OutOfpods`, ..., [`crate::admission::fits`]) and so is one the node
+    /// does not match (`NodeAffinity`, `NodeName`, `NodePorts`, `TaintToleration`,
+    /// [`crate::admission::predicates`]); `None` (the default) checks neither.
+    pub node_info: Option<NodeInfoFn>,
 }
 
-/// Where admission reads the node's allocatable resources from (they change with device
-/// plugins and reservations): `None` when not known yet (no check then).
+/// Where admission reads the node from (its resources change with device plugins and
+/// reservations): `None` when not known yet (no check then).
 #[derive(Clone)]
-pub struct AllocatableFn(
-    pub std::sync::Arc<dyn Fn() -> Option<crate::admission::Allocatable> + Send + Sync>,
+pub struct NodeInfoFn(
+    pub std::sync::Arc<dyn Fn() -> Option<crate::admission::AdmissionNode> + Send + Sync>,
 );
 
-impl AllocatableFn {
+impl NodeInfoFn {
     /// Wraps `f`.
     pub fn new(
-        f: impl Fn() -> Option<crate::admission::Allocatable> + Send + Sync + 'static,
+        f: impl Fn() -> Option<crate::admission::AdmissionNode> + Send + Sync + 'static,
     ) -> Self {
         Self(std::sync::Arc::new(f))
     }
 }
 
-impl std::fmt::Debug for AllocatableFn {
+impl std::fmt::Debug for NodeInfoFn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AllocatableFn")
+        f.write_str("NodeInfoFn")
     }
 }
 
@@ -95,14 +97,14 @@ impl SyncOptions {
             // configured `allowedUnsafeSysctls` replace it.
             sysctl_policy: node_kernel::SysctlPolicy::new(None, &[]).ok(),
             swap: None,
-            allocatable: None,
+            node_info: None,
         }
     }
 
-    /// Sets [`allocatable`](Self::allocatable).
+    /// Sets [`node_info`](Self::node_info).
     #[must_use]
-    pub fn with_allocatable(mut self, allocatable: Option<AllocatableFn>) -> Self {
-        self.allocatable = allocatable;
+    pub fn with_node_info(mut self, node_info: Option<NodeInfoFn>) -> Self {
+        self.node_info = node_info;
         self
     }
 
@@ -665,7 +667,7 @@ impl PodManager {
         desired: &HashMap<String, SourcePod>,
     ) -> HashMap<String, Result<(), crate::admission::Rejection>> {
         self.decided.retain(|uid, _| desired.contains_key(uid));
-        let allocatable = self.options.allocatable.as_ref().and_then(|f| (f.0)());
+        let node = self.options.node_info.as_ref().and_then(|f| (f.0)());
         let mut new: Vec<&SourcePod> = desired
             .values()
             .filter(|p| !self.decided.contains_key(&p.uid))
@@ -680,11 +682,12 @@ impl PodManager {
             let mut decision =
                 crate::admission::admit(&pod.pod, self.options.sysctl_policy.as_ref());
             if decision.is_ok()
-                && let Some(alloc) = &allocatable
-                && !crate::spec::is_critical_pod(&pod.pod)
+                && let Some(node) = &node
             {
+                // What the admitted active pods use.
                 let mut used = std::collections::BTreeMap::new();
                 let mut used_pods = 0i128;
+                let mut ports = Vec::new();
                 for (uid, d) in &self.decided {
                     let active = self
                         .registry
@@ -698,9 +701,22 @@ impl PodManager {
                             *used.entry(k).or_insert(0) += v;
                         }
                         used_pods += 1;
+                        ports.extend(crate::admission::host_ports(&other.pod));
                     }
                 }
-                decision = crate::admission::fits(&pod.pod, &used, used_pods, alloc);
+                // Critical pods skip the resource fit: the kubelet would preempt for them.
+                if !crate::spec::is_critical_pod(&pod.pod) {
+                    decision =
+                        crate::admission::fits(&pod.pod, &used, used_pods, &node.allocatable);
+                }
+                if decision.is_ok() {
+                    decision = crate::admission::predicates(
+                        &pod.pod,
+                        node,
+                        pod.source.is_static(),
+                        &ports,
+                    );
+                }
             }
             self.decided.insert(pod.uid.clone(), decision);
         }

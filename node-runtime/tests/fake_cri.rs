@@ -481,9 +481,13 @@ async fn pods_that_do_not_fit_are_refused_in_creation_order() {
         pod_logs_dir: node.dir.path().join("logs"),
     };
     let options =
-        SyncOptions::new(NODE, paths).with_allocatable(Some(node_runtime::AllocatableFn::new(
-            || Some([("cpu".to_owned(), 1000), ("pods".to_owned(), 110)].into()),
-        )));
+        SyncOptions::new(NODE, paths).with_node_info(Some(node_runtime::NodeInfoFn::new(|| {
+            Some(node_runtime::admission::AdmissionNode {
+                name: NODE.to_owned(),
+                allocatable: [("cpu".to_owned(), 1000), ("pods".to_owned(), 110)].into(),
+                ..Default::default()
+            })
+        })));
     let mut m = PodManager::new(
         client,
         StaticPodSource::new(node.dir.path().join("manifests"), NODE),

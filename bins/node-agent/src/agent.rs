@@ -173,15 +173,21 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     options.seccomp_default = cfg.seccomp_default.unwrap_or(false);
     options.sysctl_policy = Some(sysctls);
     options.swap = Some(swap_policy);
-    // Admission checks resources against the node's allocatable as the heartbeat computes it.
-    // The inputs are built at the heartbeat step: static pods admitted by the passes before
-    // that are not checked for resources (API pods arrive after it).
+    // Admission sees the node as the heartbeat reports it: allocatable, the labels it
+    // registers (defaults and --node-labels; labels added on the API server are not seen) and
+    // its registration taints. The inputs are built at the heartbeat step: static pods
+    // admitted by the passes before that are not checked (API pods arrive after it).
     let admission_inputs: Arc<std::sync::OnceLock<SharedInputs>> = Arc::default();
-    options.allocatable = Some(node_runtime::AllocatableFn::new({
-        let cell = admission_inputs.clone();
+    options.node_info = Some(node_runtime::NodeInfoFn::new({
+        let (cell, name) = (admission_inputs.clone(), node_name.clone());
         move || {
-            cell.get()?
-                .update(|i| node_heartbeat::admission_allocatable(i))
+            let shared = cell.get()?;
+            Some(node_runtime::admission::AdmissionNode {
+                name: name.clone(),
+                labels: node_heartbeat::default_labels(&shared.hostname, &shared.node_labels),
+                taints: shared.taints.clone(),
+                allocatable: shared.update(|i| node_heartbeat::admission_allocatable(i))?,
+            })
         }
     }));
     if let Some(max) = cfg.crash_loop_back_off.max_container_restart_period {

@@ -143,6 +143,44 @@ async fn api_pods_run_report_status_survive_a_restart_and_are_deleted() {
     })
     .await;
     assert_eq!(refused.reason.as_deref(), Some("SysctlForbidden"));
+    // Pods that do not fit the node: too much CPU, a node selector it does not match.
+    server
+        .create_pod(api_pod(
+            "huge",
+            &node,
+            r#"{"containers": [{"name": "app", "image": "busybox", "resources": {"requests": {"cpu": "1000"}}}]}"#,
+        ))
+        .unwrap();
+    server
+        .create_pod(api_pod(
+            "elsewhere-zone",
+            &node,
+            r#"{"nodeSelector": {"zone": "nowhere"}}"#,
+        ))
+        .unwrap();
+    for (name, reason, message) in [
+        (
+            "huge",
+            "OutOfcpu",
+            "Pod was rejected: Node didn't have enough resource: cpu, requested: 1000000",
+        ),
+        (
+            "elsewhere-zone",
+            "NodeAffinity",
+            "Pod was rejected: Predicate NodeAffinity failed: node(s) didn't match Pod's node affinity/selector",
+        ),
+    ] {
+        let st = wait_for(name, POD_UP, || {
+            let st = server.pod("default", name)?.status?;
+            (st.phase.as_deref() == Some("Failed")).then_some(st)
+        })
+        .await;
+        assert_eq!(st.reason.as_deref(), Some(reason));
+        assert!(
+            st.message.as_deref().unwrap().starts_with(message),
+            "{st:?}"
+        );
+    }
     assert!(
         server
             .pod("default", "elsewhere")
@@ -265,6 +303,40 @@ async fn api_pods_run_report_status_survive_a_restart_and_are_deleted() {
         3,
         "the static pod's, web2's and web3's sandboxes are left: {left:?}"
     );
+
+    // Events from the kubelet source for what happened.
+    let events = wait_for("the events", POD_UP, || {
+        let events = server.events();
+        let has = |pod: &str, reason: &str| {
+            events.iter().any(|e| {
+                e.involved_object.name.as_deref() == Some(pod)
+                    && e.reason.as_deref() == Some(reason)
+            })
+        };
+        (has("web", "Created")
+            && has("web", "Started")
+            && has("web", "Killing")
+            && has("huge", "OutOfcpu"))
+        .then_some(events)
+    })
+    .await;
+    let started = events
+        .iter()
+        .find(|e| {
+            e.involved_object.name.as_deref() == Some("web")
+                && e.reason.as_deref() == Some("Started")
+        })
+        .unwrap();
+    assert_eq!(started.message.as_deref(), Some("Container started"));
+    assert_eq!(
+        started.involved_object.field_path.as_deref(),
+        Some("spec.containers{app}")
+    );
+    assert_eq!(
+        started.source.as_ref().unwrap().component.as_deref(),
+        Some("kubelet")
+    );
+    assert_eq!(started.type_.as_deref(), Some("Normal"));
 
     agent.signal(Signal::SIGTERM);
     agent.wait_exit(Duration::from_secs(60));
