@@ -53,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
             ready: true,
             log_path: None,
             image_id: None,
+            last_state: None,
         }],
     });
 

@@ -52,6 +52,7 @@ fn bench(c: &mut Criterion) {
             ready: true,
             log_path: None,
             image_id: None,
+            last_state: None,
         }],
     });
     let service = Arc::new(

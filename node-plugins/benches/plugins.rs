@@ -307,6 +307,7 @@ fn pods() -> PodRegistry {
                 ready: true,
                 log_path: None,
                 image_id: None,
+                last_state: None,
             })
             .collect();
         registry.upsert(PodInfo {

@@ -56,6 +56,7 @@ fn container(name: &str, kind: ContainerKind) -> ContainerInfo {
         ready: true,
         log_path: None,
         image_id: None,
+        last_state: None,
     }
 }
 

@@ -211,6 +211,7 @@ mod tests {
                         ready: true,
                         log_path: None,
                         image_id: None,
+                        last_state: None,
                     }],
                 },
             )]

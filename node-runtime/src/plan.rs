@@ -239,8 +239,11 @@ pub struct ContainerStep {
 pub struct ContainerPlan {
     /// Containers the spec does not name: stopped and removed (every instance).
     pub kill_unknown: Vec<cri::Container>,
-    /// Older attempts of named containers: removed (only the latest instance is kept).
+    /// Older attempts of named containers: removed (the latest instance and the one before it
+    /// are kept).
     pub remove_stale: Vec<String>,
+    /// The status of the instance before the latest, by container name (for `lastState`).
+    pub previous: HashMap<String, cri::ContainerStatus>,
     /// The latest instance of each container the spec names.
     pub latest: HashMap<String, Instance>,
     /// One step per container of the spec: init containers in order, then regular ones.
@@ -410,34 +413,48 @@ pub(crate) fn attempt_of(c: &cri::Container) -> u32 {
         .unwrap_or(0)
 }
 
-/// The latest instance of each name (the highest attempt; the first listed on a tie) and
-/// the IDs of the older ones.
-fn latest_of(containers: &[cri::Container]) -> (HashMap<&str, &cri::Container>, Vec<String>) {
-    let mut latest: HashMap<&str, &cri::Container> = HashMap::new();
-    let mut stale = Vec::new();
+/// The instances of each name by attempt: the latest (the highest attempt; the first listed
+/// on a tie), the one before it (kept, for `lastState`, as the kubelet's container GC keeps
+/// one dead instance), and the IDs of the older ones.
+fn latest_of(
+    containers: &[cri::Container],
+) -> (
+    HashMap<&str, &cri::Container>,
+    HashMap<&str, &cri::Container>,
+    Vec<String>,
+) {
+    let mut by_name: HashMap<&str, Vec<&cri::Container>> = HashMap::new();
     for c in containers {
-        let name = name_of(c);
-        match latest.get(name) {
-            Some(prev) if attempt_of(prev) >= attempt_of(c) => stale.push(c.id.clone()),
-            _ => {
-                if let Some(prev) = latest.insert(name, c) {
-                    stale.push(prev.id.clone());
-                }
-            }
-        }
+        by_name.entry(name_of(c)).or_default().push(c);
     }
-    (latest, stale)
+    let mut latest = HashMap::new();
+    let mut previous = HashMap::new();
+    let mut stale = Vec::new();
+    for (name, mut list) in by_name {
+        // Highest attempt first; a stable sort keeps the first listed first on a tie.
+        list.sort_by_key(|c| std::cmp::Reverse(attempt_of(c)));
+        let mut it = list.into_iter();
+        if let Some(c) = it.next() {
+            latest.insert(name, c);
+        }
+        if let Some(c) = it.next() {
+            previous.insert(name, c);
+        }
+        stale.extend(it.map(|c| c.id.clone()));
+    }
+    (latest, previous, stale)
 }
 
 /// The containers whose `ContainerStatus` [`plan_containers`] reads: the latest instance of
-/// each container the spec names.
+/// each container the spec names, and the one before it (for `lastState`).
 pub fn to_inspect<'a>(
     desired: &DesiredPod<'_>,
     containers: &'a [cri::Container],
 ) -> Vec<&'a cri::Container> {
-    let (latest, _) = latest_of(containers);
+    let (latest, previous, _) = latest_of(containers);
     let mut out: Vec<&cri::Container> = latest
         .into_iter()
+        .chain(previous)
         .filter(|(name, _)| desired.containers().any(|(_, c)| c.name == *name))
         .map(|(_, c)| c)
         .collect();
@@ -481,8 +498,20 @@ pub fn plan_containers(
         .filter(|c| !wanted(name_of(c)))
         .cloned()
         .collect();
-    let (latest, stale) = latest_of(containers);
-    // Keep only the latest instance of each container, as the kubelet's GC does.
+    let (latest, previous, stale) = latest_of(containers);
+    let previous: HashMap<String, cri::ContainerStatus> = previous
+        .into_iter()
+        .filter(|(name, _)| wanted(name))
+        .map(|(name, c)| {
+            let status = statuses
+                .get(&c.id)
+                .cloned()
+                .unwrap_or_else(|| status_from_list(c));
+            (name.to_owned(), status)
+        })
+        .collect();
+    // Keep the latest instance of each container and the one before it, as the kubelet's GC
+    // does (one dead instance per container).
     let remove_stale = stale
         .into_iter()
         .filter(|id| !kill_unknown.iter().any(|c| &c.id == id))
@@ -509,6 +538,7 @@ pub fn plan_containers(
     ContainerPlan {
         kill_unknown,
         remove_stale,
+        previous,
         latest,
         steps,
         backoff,
@@ -707,7 +737,29 @@ pub fn info_from(
         restart_count: inst.attempt,
         log_path: Some(log_path),
         image_id: (!s.image_ref.is_empty()).then(|| s.image_ref.clone()),
+        last_state: None,
     }
+}
+
+/// The `lastState` of a container from its previous instance's status: how it ended, when it
+/// did.
+#[must_use]
+pub fn last_state(status: &cri::ContainerStatus) -> Option<ContainerState> {
+    (status.state == cri::ContainerState::ContainerExited as i32).then(|| {
+        let reason = if !status.reason.is_empty() {
+            status.reason.clone()
+        } else if status.exit_code == 0 {
+            "Completed".to_owned()
+        } else {
+            "Error".to_owned()
+        };
+        ContainerState::Terminated {
+            exit_code: status.exit_code,
+            reason,
+            started_at: status.started_at,
+            finished_at: status.finished_at,
+        }
+    })
 }
 
 /// A container with no instance, waiting for `reason`.
@@ -730,6 +782,7 @@ pub fn waiting_info(
         ready: false,
         log_path: None,
         image_id: None,
+        last_state: None,
     }
 }
 
@@ -1463,9 +1516,12 @@ mod tests {
             .map(|c| c.id.as_str())
             .collect();
         assert_eq!(unknown, ["g1", "g0"]);
-        let mut stale = a.containers.remove_stale.clone();
-        stale.sort();
-        assert_eq!(stale, ["a0", "a1"]);
+        // a1 is kept as the previous instance (lastState).
+        assert_eq!(a.containers.remove_stale, ["a0"]);
+        assert_eq!(
+            a.containers.previous.keys().collect::<Vec<_>>(),
+            [&"app".to_owned()]
+        );
         assert_eq!(
             a.containers.latest.keys().collect::<Vec<_>>(),
             [&"app".to_owned()]
@@ -1475,7 +1531,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_latest_named_instances_are_inspected() {
+    fn the_latest_and_previous_named_instances_are_inspected() {
         let spec = pod_spec(&[], &["app", "side"], None);
         let w = World::default()
             .sandbox("s1", true, 1)
@@ -1494,7 +1550,8 @@ mod tests {
             .iter()
             .map(|c| c.id.as_str())
             .collect();
-        assert_eq!(seen, ["a1", "s"]);
+        // a0 for lastState; g is not in the spec.
+        assert_eq!(seen, ["a0", "a1", "s"]);
     }
 
     #[test]

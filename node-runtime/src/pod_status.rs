@@ -169,7 +169,34 @@ fn pod_status(info: &PodInfo, host_ip: Option<&str>) -> Value {
 }
 
 fn container_status(c: &ContainerInfo) -> Value {
-    let state = match &c.state {
+    let state = state_value(&c.state);
+    let mut obj = Map::new();
+    obj.insert("name".into(), c.name.clone().into());
+    obj.insert("state".into(), state);
+    // As the kubelet: `{}` when there is no previous instance.
+    obj.insert(
+        "lastState".into(),
+        c.last_state.as_ref().map_or_else(|| json!({}), state_value),
+    );
+    obj.insert("ready".into(), c.ready.into());
+    obj.insert("restartCount".into(), c.restart_count.into());
+    obj.insert("image".into(), c.image.clone().into());
+    if let Some(id) = &c.container_id {
+        obj.insert("containerID".into(), format!("containerd://{id}").into());
+    }
+    if let Some(image_id) = &c.image_id {
+        obj.insert("imageID".into(), image_id.clone().into());
+    }
+    obj.insert(
+        "started".into(),
+        matches!(c.state, ContainerState::Running { .. }).into(),
+    );
+    Value::Object(obj)
+}
+
+/// A container state as the API shows it (`{"running": ...}`, `{"terminated": ...}`, ...).
+fn state_value(state: &ContainerState) -> Value {
+    match state {
         ContainerState::Waiting { reason, message } => {
             let mut w = Map::new();
             w.insert("reason".into(), reason.clone().into());
@@ -192,24 +219,7 @@ fn container_status(c: &ContainerInfo) -> Value {
             "startedAt": rfc3339(*started_at),
             "finishedAt": rfc3339(*finished_at),
         }}),
-    };
-    let mut obj = Map::new();
-    obj.insert("name".into(), c.name.clone().into());
-    obj.insert("state".into(), state);
-    obj.insert("ready".into(), c.ready.into());
-    obj.insert("restartCount".into(), c.restart_count.into());
-    obj.insert("image".into(), c.image.clone().into());
-    if let Some(id) = &c.container_id {
-        obj.insert("containerID".into(), format!("containerd://{id}").into());
     }
-    if let Some(image_id) = &c.image_id {
-        obj.insert("imageID".into(), image_id.clone().into());
-    }
-    obj.insert(
-        "started".into(),
-        matches!(c.state, ContainerState::Running { .. }).into(),
-    );
-    Value::Object(obj)
 }
 
 /// Unix nanoseconds as the API's RFC 3339 seconds (`2026-11-27T20:00:00Z`).
@@ -262,6 +272,7 @@ mod tests {
                 ready: true,
                 log_path: Some(PathBuf::from("/var/log/pods/x/app/0.log")),
                 image_id: None,
+                last_state: None,
             }],
         };
         let list = pod_list(&[info], "node1", Some("10.0.0.5"));
@@ -275,6 +286,7 @@ mod tests {
         let c = &pod["status"]["containerStatuses"][0];
         assert_eq!(c["containerID"], "containerd://c1");
         assert_eq!(c["restartCount"], 2);
+        assert_eq!(c["lastState"], serde_json::json!({}));
         assert_eq!(c["state"]["running"]["startedAt"], "2023-11-14T22:13:20Z");
         assert_eq!(
             pod["status"]["conditions"][0]["type"],

@@ -75,6 +75,9 @@ pub struct ContainerInfo {
     /// The image the latest instance runs, as the runtime names it (`status.imageID`: the
     /// CRI `ContainerStatus.image_ref`, e.g. `sha256:...` or `repo@sha256:...`).
     pub image_id: Option<String>,
+    /// How the previous instance ended (`status.lastState`), when one is kept: the kubelet
+    /// keeps one dead instance per container.
+    pub last_state: Option<ContainerState>,
 }
 
 /// A pod condition (`PodScheduled`, `Initialized`, `ContainersReady`, `Ready`).

@@ -364,6 +364,9 @@ impl PodManager {
                 return report;
             }
         };
+        // Every container the runtime has now: cached statuses of others are dropped.
+        let listed: std::collections::HashSet<String> =
+            containers.iter().map(|c| c.id.clone()).collect();
         if !self.source_seen {
             // Before the first listing (an agent restart): if several manifests claim the UID
             // of a running pod, the one that made it keeps it.
@@ -626,15 +629,9 @@ impl PodManager {
             };
             infos.insert(uid.clone(), info);
         }
-        let live: std::collections::HashSet<&str> = infos
-            .values()
-            .flat_map(|p| {
-                p.containers
-                    .iter()
-                    .filter_map(|c| c.container_id.as_deref())
-            })
-            .collect();
-        self.statuses.retain(|id, _| live.contains(id.as_str()));
+        // Statuses of containers still there (the latest instances, and the previous ones
+        // whose end is `lastState`) stay cached.
+        self.statuses.retain(|id, _| listed.contains(id));
         report.settled = report.errors.len() == manifest_error_count
             && report.sandboxes_created.is_empty()
             && report.containers_started.is_empty()
@@ -1142,9 +1139,13 @@ impl PodManager {
             sandbox_cfg: &sandbox_cfg,
             volumes: &volumes,
         };
-        let infos = self
+        let previous = plan.previous;
+        let mut infos = self
             .apply_steps(&target, plan.latest, plan.steps, plan.backoff, report)
             .await;
+        for info in infos.iter_mut().filter(|i| i.last_state.is_none()) {
+            info.last_state = previous.get(&info.name).and_then(plan::last_state);
+        }
         let (phase, conditions) = plan::pod_status(&infos, desired.restart_policy());
         Ok(PodInfo {
             namespace: id.namespace.clone(),
@@ -1372,9 +1373,8 @@ impl PodManager {
             "Created",
             "Container created".to_owned(),
         ));
-        if let Some(old) = &step.instance {
-            let _ = self.client.remove_container(&old.id).await;
-        }
+        // The instance before stays until the next restart (its end is `lastState`); older
+        // ones go on the next pass.
         self.client.start_container(&cid).await?;
         report.events.push(container_event(
             id,
@@ -1394,12 +1394,17 @@ impl PodManager {
             attempt,
             status,
         };
-        let info = plan::info_from(
+        let mut info = plan::info_from(
             container,
             kind,
             &inst,
             plan::log_path(target.desired.log_dir, &container.name, attempt),
         );
+        // The instance this one replaces is the previous one now.
+        info.last_state = step
+            .instance
+            .as_ref()
+            .and_then(|old| plan::last_state(&old.status));
         Ok((info, inst))
     }
 

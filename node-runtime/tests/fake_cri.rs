@@ -119,12 +119,19 @@ async fn a_crashing_container_restarts_with_growing_backoff() {
     );
     let first = app.container_id.clone().unwrap();
 
-    // Pass 2: the first restart of a crash loop is immediate; the old instance goes.
+    // Pass 2: the first restart of a crash loop is immediate; the old instance stays as the
+    // previous one (its end is lastState).
     let second_started = Instant::now();
     let report = m.sync_once().await;
     assert_eq!(report.containers_started, ["default/crash-n1/app"]);
     let calls = node.cri.take_calls();
-    let second = node.cri.containers()[0].id.clone();
+    let second = node
+        .cri
+        .containers()
+        .into_iter()
+        .find(|c| c.id != first)
+        .unwrap()
+        .id;
     assert_eq!(
         calls,
         [
@@ -133,12 +140,19 @@ async fn a_crashing_container_restarts_with_growing_backoff() {
             call("ContainerStatus", &first),
             call("ImageStatus", IMAGE),
             call("CreateContainer", "app"),
-            call("RemoveContainer", &first),
             call("StartContainer", &second),
             call("ContainerStatus", &second),
         ]
     );
     assert_eq!(pod(&m, "crash").containers[0].restart_count, 1);
+    assert!(
+        matches!(
+            pod(&m, "crash").containers[0].last_state,
+            Some(ContainerState::Terminated { exit_code: 1, .. })
+        ),
+        "{:?}",
+        pod(&m, "crash").containers[0]
+    );
 
     // Pass 3: back-off (the first delay): waiting, nothing created.
     let report = m.sync_once().await;
@@ -175,8 +189,11 @@ async fn a_crashing_container_restarts_with_growing_backoff() {
         matches!(&app.state, ContainerState::Waiting { message, .. } if message.starts_with("back-off 10s ")),
         "{app:?}"
     );
-    // Only the latest instance is kept.
-    assert_eq!(node.cri.containers().len(), 1);
+    // The latest instance and the one before it are kept; the first went.
+    let left: Vec<String> = node.cri.containers().into_iter().map(|c| c.id).collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(!left.contains(&first));
+    assert!(app.last_state.is_some());
 }
 
 fn call(method: &'static str, target: &str) -> CriCall {

@@ -66,6 +66,7 @@ fn pod_registry() -> PodRegistry {
             ready: true,
             log_path: None,
             image_id: None,
+            last_state: None,
         }],
     });
     registry

@@ -58,6 +58,7 @@ fn registry() -> PodRegistry {
             ready: true,
             log_path: None,
             image_id: None,
+            last_state: None,
         }],
     });
     pods

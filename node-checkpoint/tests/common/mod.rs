@@ -34,6 +34,7 @@ pub fn container(name: &str, kind: ContainerKind, id: Option<&str>) -> Container
         ready: true,
         log_path: None,
         image_id: None,
+        last_state: None,
     }
 }
 
