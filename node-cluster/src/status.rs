@@ -67,6 +67,38 @@ pub fn desired_status(
     status
 }
 
+/// Stamps `status.conditions` as the kubelet does (`updateLastTransitionTime`): a condition
+/// whose status is the one in `previous` (the status sent last, or the API server's) keeps its
+/// `lastTransitionTime`, any other gets `now`; `lastProbeTime` is null; each condition carries
+/// the pod's `observedGeneration` when the status has one.
+pub fn stamp_conditions(status: &mut Value, previous: Option<&Value>, now: &str) {
+    let generation = status.get("observedGeneration").cloned();
+    let old: Vec<Value> = previous
+        .and_then(|p| p.get("conditions"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let Some(conditions) = status.get_mut("conditions").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for c in conditions.iter_mut().filter_map(Value::as_object_mut) {
+        let kept = old
+            .iter()
+            .find(|o| o.get("type") == c.get("type") && o.get("status") == c.get("status"))
+            .and_then(|o| o.get("lastTransitionTime"))
+            .filter(|t| t.is_string())
+            .cloned();
+        c.insert(
+            "lastTransitionTime".into(),
+            kept.unwrap_or_else(|| now.into()),
+        );
+        c.insert("lastProbeTime".into(), Value::Null);
+        if let Some(g) = &generation {
+            c.insert("observedGeneration".into(), g.clone());
+        }
+    }
+}
+
 /// The node's IPs for `hostIP`/`hostIPs` (`pkg/util/node/node.go GetNodeHostIPs`): the first
 /// `InternalIP` (else the first `ExternalIP`), then the first address of the other family.
 #[must_use]
@@ -293,7 +325,16 @@ impl StatusManager {
                     })
             })
             .clone();
-        let status = desired_status(info, &self.node_name, &self.host_ips, &start);
+        let mut status = desired_status(info, &self.node_name, &self.host_ips, &start);
+        // The previous conditions: what was sent, else (after an agent restart) the API's.
+        let api_status = info
+            .pod
+            .as_ref()
+            .filter(|p| p.metadata.uid.as_deref() == Some(uid))
+            .and_then(|p| p.status.as_ref())
+            .and_then(|st| serde_json::to_value(st).ok());
+        let previous = self.sent.get(uid).or(api_status.as_ref());
+        stamp_conditions(&mut status, previous, &now_rfc3339());
         let Some(patch) = pod_status_patch(uid, &status, self.sent.get(uid)) else {
             return Ok(());
         };
@@ -397,6 +438,36 @@ mod tests {
         assert_eq!(node_host_ips(&list), ["10.0.0.5", "fd00::5"]);
         assert_eq!(node_host_ips(&list[..2]), ["203.0.113.9"]);
         assert!(node_host_ips(&list[..1]).is_empty());
+    }
+
+    #[test]
+    fn condition_times_change_only_with_the_status() {
+        let previous = json!({"conditions": [
+            {"type": "Ready", "status": "False", "lastTransitionTime": "2026-01-01T00:00:00Z"},
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+        ]});
+        let mut status = json!({"observedGeneration": 3, "conditions": [
+            {"type": "Ready", "status": "True"},
+            {"type": "PodScheduled", "status": "True"}
+        ]});
+        stamp_conditions(&mut status, Some(&previous), "2026-02-02T00:00:00Z");
+        assert_eq!(
+            status["conditions"][0]["lastTransitionTime"],
+            "2026-02-02T00:00:00Z"
+        );
+        assert_eq!(
+            status["conditions"][1]["lastTransitionTime"],
+            "2026-01-01T00:00:00Z"
+        );
+        assert_eq!(status["conditions"][1]["lastProbeTime"], Value::Null);
+        assert_eq!(status["conditions"][0]["observedGeneration"], 3);
+        let mut fresh = json!({"conditions": [{"type": "Ready", "status": "True"}]});
+        stamp_conditions(&mut fresh, None, "2026-03-03T00:00:00Z");
+        assert_eq!(
+            fresh["conditions"][0]["lastTransitionTime"],
+            "2026-03-03T00:00:00Z"
+        );
+        assert!(fresh["conditions"][0].get("observedGeneration").is_none());
     }
 
     #[test]
