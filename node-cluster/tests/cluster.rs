@@ -293,6 +293,8 @@ async fn a_static_pod_gets_a_mirror_pod_that_comes_back_and_carries_its_status()
     let annotations = mirror.metadata.annotations.clone().unwrap();
     assert_eq!(annotations["kubernetes.io/config.mirror"], static_uid);
     assert_eq!(annotations["kubernetes.io/config.source"], "file");
+    assert_eq!(annotations["kubernetes.io/config.hash"], static_uid);
+    assert!(annotations.contains_key("kubernetes.io/config.seen"));
     let owner = &mirror.metadata.owner_references.as_ref().unwrap()[0];
     assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("Node", NODE));
     assert_eq!(Some(&owner.uid), node.metadata.uid.as_ref());

@@ -136,6 +136,13 @@ impl Inner {
     }
 
     fn upsert(&mut self, pod: Pod, node_name: &str) {
+        // `kubernetes.io/config.seen` of this UID, kept across updates.
+        let seen = pod
+            .metadata
+            .uid
+            .as_deref()
+            .and_then(|uid| self.pods.get(uid))
+            .and_then(crate::manifest::seen_of);
         self.remove(&pod);
         let key = full_name(&pod);
         if is_mirror(&pod) {
@@ -144,7 +151,8 @@ impl Inner {
         }
         match api_pod(pod, node_name) {
             None => {}
-            Some(Ok(p)) => {
+            Some(Ok(mut p)) => {
+                crate::manifest::set_seen(&mut p, seen);
                 self.pods.insert(p.uid.clone(), p);
             }
             Some(Err(e)) => {
@@ -329,6 +337,11 @@ mod tests {
             a.pod.metadata.annotations.as_ref().unwrap()[ANNOTATION_CONFIG_SOURCE],
             "api"
         );
+        // First seen now, and kept when the pod is updated.
+        let seen = crate::manifest::seen_of(a).unwrap();
+        assert!(seen.parse::<jiff::Timestamp>().is_ok(), "{seen}");
+        s.apply(pod("a", "u1", "n1"));
+        assert_eq!(crate::manifest::seen_of(&s.pods()["u1"]).unwrap(), seen);
         s.apply(pod("b", "u2", "n1"));
         assert_eq!(s.len(), 2);
         // Recreated under the same name: the old UID is gone.

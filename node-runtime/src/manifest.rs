@@ -88,6 +88,27 @@ impl SourcePod {
     }
 }
 
+/// The pod's `kubernetes.io/config.seen` annotation.
+pub(crate) fn seen_of(pod: &SourcePod) -> Option<String> {
+    pod.pod
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(ANNOTATION_CONFIG_SEEN)
+        .cloned()
+}
+
+/// Sets `kubernetes.io/config.seen` to `seen`, or to now (RFC 3339 with nanoseconds, as the
+/// kubelet's `recordFirstSeenTime`).
+pub(crate) fn set_seen(pod: &mut SourcePod, seen: Option<String>) {
+    let seen = seen.unwrap_or_else(|| jiff::Timestamp::now().to_string());
+    std::sync::Arc::make_mut(&mut pod.pod)
+        .metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(ANNOTATION_CONFIG_SEEN.to_owned(), seen);
+}
+
 /// Reads and validates one manifest file for node `node_name`.
 pub fn read_manifest(path: &Path, node_name: &str) -> Result<SourcePod, RuntimeError> {
     let bad = |reason: String| RuntimeError::Manifest {

@@ -207,10 +207,21 @@ impl StaticPodSource {
         {
             return c.result.clone();
         }
-        let result = read_manifest(file, &self.node_name).map_err(|e| match e {
+        let mut result = read_manifest(file, &self.node_name).map_err(|e| match e {
             RuntimeError::Manifest { reason, .. } => reason,
             other => other.to_string(),
         });
+        if let Ok(pod) = &mut result {
+            // `kubernetes.io/config.seen`: when this version (UID) was first seen; a file
+            // rewritten with the same pod keeps it.
+            let seen = self
+                .cache
+                .get(file)
+                .and_then(|c| c.result.as_ref().ok())
+                .filter(|old| old.uid == pod.uid)
+                .and_then(crate::manifest::seen_of);
+            crate::manifest::set_seen(pod, seen);
+        }
         self.cache.insert(
             file.to_path_buf(),
             Cached {
@@ -246,6 +257,37 @@ mod tests {
     use super::*;
 
     const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: NAME\nspec:\n  containers:\n  - name: app\n    image: busybox\n";
+
+    #[test]
+    fn config_seen_is_kept_while_the_pod_is_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.yaml");
+        std::fs::write(&file, POD.replace("NAME", "a")).unwrap();
+        let mut source = StaticPodSource::new(dir.path(), "n1");
+        let seen = |scan: &Scan| {
+            let pod = scan.pods.values().next().unwrap();
+            (pod.uid.clone(), crate::manifest::seen_of(pod).unwrap())
+        };
+        let first = seen(&source.scan());
+        // Rewritten with the same pod (new mtime): same UID, same first-seen time.
+        std::fs::write(&file, POD.replace("NAME", "a")).unwrap();
+        let filetime = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(filetime)
+            .unwrap();
+        assert_eq!(seen(&source.scan()), first);
+        // Another pod: a new UID, seen anew.
+        std::fs::write(
+            &file,
+            POD.replace("NAME", "a").replace("busybox", "busybox:2"),
+        )
+        .unwrap();
+        let second = seen(&source.scan());
+        assert_ne!(second.0, first.0);
+    }
 
     #[test]
     fn scans_and_reports_without_disturbing_others() {
