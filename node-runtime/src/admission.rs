@@ -1,6 +1,8 @@
 //! Pod admission on the node: checks that run before a pod is planned, so a refused pod never
 //! gets a sandbox (the status it leaves is `pkg/kubelet/kubelet.go` `rejectPod`):
 //!
+//! * node pressure ([`evicted`]), as the eviction manager's admit handler
+//!   (`pkg/kubelet/eviction/eviction_manager.go` `Admit`);
 //! * sysctls, with node-kernel's allowlist (the safe set for this kernel plus
 //!   `allowedUnsafeSysctls`, host-namespace restrictions), as the kubelet's sysctl admit handler
 //!   (`pkg/kubelet/sysctl/allowlist.go` `Admit`);
@@ -35,6 +37,56 @@ pub struct AdmissionNode {
     pub taints: Vec<Taint>,
     /// Its allocatable resources.
     pub allocatable: Allocatable,
+    /// The pressure conditions it has now, in the kubelet's order (`MemoryPressure`,
+    /// `DiskPressure`, `PIDPressure`).
+    pub pressure: Vec<String>,
+}
+
+/// The eviction manager's admission: on a node under pressure only critical pods are admitted,
+/// except that under memory pressure alone a pod that is not BestEffort, or a BestEffort pod
+/// tolerating `node.kubernetes.io/memory-pressure:NoSchedule`, is admitted too. `qos` is the
+/// pod's QoS class.
+///
+/// # Errors
+/// Reason `Evicted`, message `Pod was rejected: The node had condition: [<conditions>]. `
+/// (Go's rendering of the condition list).
+pub fn evicted(
+    pod: &Pod,
+    pressure: &[String],
+    qos: node_kernel::QosClass,
+) -> Result<(), Rejection> {
+    if pressure.is_empty() || crate::spec::is_critical_pod(pod) {
+        return Ok(());
+    }
+    if pressure.len() == 1 && pressure[0] == "MemoryPressure" {
+        let tolerates_memory_pressure = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.tolerations.as_deref())
+            .unwrap_or_default()
+            .iter()
+            .any(|t| {
+                tolerates(
+                    t,
+                    &Taint {
+                        key: "node.kubernetes.io/memory-pressure".into(),
+                        value: None,
+                        effect: "NoSchedule".into(),
+                        time_added: None,
+                    },
+                )
+            });
+        if qos != node_kernel::QosClass::BestEffort || tolerates_memory_pressure {
+            return Ok(());
+        }
+    }
+    Err(Rejection {
+        reason: "Evicted".to_owned(),
+        message: format!(
+            "Pod was rejected: The node had condition: [{}]. ",
+            pressure.join(" ")
+        ),
+    })
 }
 
 /// A host port a pod asks for: protocol, host IP (`0.0.0.0` when unset), port.
@@ -421,6 +473,41 @@ mod tests {
     }
 
     #[test]
+    fn pressure_admits_only_what_the_eviction_manager_does() {
+        use node_kernel::QosClass::{BestEffort, Burstable};
+        let pod = |tolerations: serde_json::Value| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "p"},
+                "spec": {"containers": [{"name": "c"}], "tolerations": tolerations}
+            }))
+            .unwrap()
+        };
+        let mem = ["MemoryPressure".to_owned()];
+        let both = ["MemoryPressure".to_owned(), "DiskPressure".to_owned()];
+        assert_eq!(
+            evicted(&pod(serde_json::json!([])), &[], BestEffort),
+            Ok(())
+        );
+        let r = evicted(&pod(serde_json::json!([])), &mem, BestEffort).unwrap_err();
+        assert_eq!(r.reason, "Evicted");
+        assert_eq!(
+            r.message,
+            "Pod was rejected: The node had condition: [MemoryPressure]. "
+        );
+        assert_eq!(
+            evicted(&pod(serde_json::json!([])), &mem, Burstable),
+            Ok(())
+        );
+        let tolerating = serde_json::json!([{"key": "node.kubernetes.io/memory-pressure", "operator": "Exists", "effect": "NoSchedule"}]);
+        assert_eq!(evicted(&pod(tolerating.clone()), &mem, BestEffort), Ok(()));
+        let r = evicted(&pod(tolerating), &both, Burstable).unwrap_err();
+        assert_eq!(
+            r.message,
+            "Pod was rejected: The node had condition: [MemoryPressure DiskPressure]. "
+        );
+    }
+
+    #[test]
     fn predicates_like_the_kubelets_general_filter() {
         let node = AdmissionNode {
             name: "n1".into(),
@@ -437,6 +524,7 @@ mod tests {
                 time_added: None,
             }],
             allocatable: Allocatable::new(),
+            pressure: Vec::new(),
         };
         let pod = |spec: serde_json::Value| -> Pod {
             let mut spec = spec;

@@ -676,8 +676,23 @@ impl PodManager {
                 .then_with(|| a.full_name().cmp(&b.full_name()))
         });
         for pod in new {
-            let mut decision =
-                crate::admission::admit(&pod.pod, self.options.sysctl_policy.as_ref());
+            // The eviction manager's handler first, then sysctls (the kubelet's order).
+            let qos = crate::spec::pod_qos(
+                &pod.pod,
+                &PodIdentity {
+                    namespace: pod.namespace.clone(),
+                    name: pod.name.clone(),
+                    uid: pod.uid.clone(),
+                    node_name: self.options.node_name.clone(),
+                },
+            )
+            .unwrap_or(node_kernel::QosClass::BestEffort);
+            let mut decision = node.as_ref().map_or(Ok(()), |n| {
+                crate::admission::evicted(&pod.pod, &n.pressure, qos)
+            });
+            if decision.is_ok() {
+                decision = crate::admission::admit(&pod.pod, self.options.sysctl_policy.as_ref());
+            }
             if decision.is_ok()
                 && let Some(node) = &node
             {

@@ -187,6 +187,17 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
                 labels: node_heartbeat::default_labels(&shared.hostname, &shared.node_labels),
                 taints: shared.taints.clone(),
                 allocatable: shared.update(|i| node_heartbeat::admission_allocatable(i))?,
+                pressure: shared.update(|i| {
+                    [
+                        (i.pressure.memory, "MemoryPressure"),
+                        (i.pressure.disk, "DiskPressure"),
+                        (i.pressure.pid, "PIDPressure"),
+                    ]
+                    .into_iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, name)| name.to_owned())
+                    .collect()
+                }),
             })
         }
     }));

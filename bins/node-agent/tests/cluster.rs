@@ -78,9 +78,7 @@ async fn api_pods_run_report_status_survive_a_restart_and_are_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = common::write_kubeconfig(dir.path(), &server.url());
     let spec = AgentSpec::new(dir.path(), "cluster", &endpoint)
-        .config(&format!(
-            "{OPEN_AUTH}nodeStatusUpdateFrequency: 2s\nevictionHard:\n  memory.available: 100Ti\n"
-        ))
+        .config(&format!("{OPEN_AUTH}nodeStatusUpdateFrequency: 2s\n"))
         .args(&["--kubeconfig", kubeconfig.to_str().unwrap()])
         .manifest("static.yaml", &sleep_pod("static", ""));
     let (node, config, args, port, healthz_port) = (

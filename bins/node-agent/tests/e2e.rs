@@ -235,6 +235,33 @@ evictionHard:
         (memory.status.as_str(), memory.reason.as_deref()),
         ("True", Some("KubeletHasInsufficientMemory"))
     );
+    // Under memory pressure the eviction manager's admission refuses a BestEffort pod from
+    // the API server.
+    let besteffort: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "besteffort", "namespace": "default"},
+        "spec": {"nodeName": node, "hostNetwork": true,
+                 "containers": [{"name": "app", "image": "busybox"}]}
+    }))
+    .unwrap();
+    server.create_pod(besteffort).unwrap();
+    let deadline = std::time::Instant::now() + POD_UP;
+    let evicted = loop {
+        let st = server.pod("default", "besteffort").and_then(|p| p.status);
+        if let Some(st) = st.filter(|st| st.phase.as_deref() == Some("Failed")) {
+            break st;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no Evicted:\n{}",
+            agent.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(evicted.reason.as_deref(), Some("Evicted"));
+    assert_eq!(
+        evicted.message.as_deref(),
+        Some("Pod was rejected: The node had condition: [MemoryPressure]. ")
+    );
     let info = status.node_info.unwrap();
     assert!(
         info.container_runtime_version.starts_with("containerd://"),
