@@ -10,7 +10,8 @@
 //!   `noderesources.Fits` through `pkg/kubelet/lifecycle/predicate.go`): the pod's effective
 //!   requests against the node's allocatable minus what the admitted pods request, and the
 //!   pod count against `pods`;
-//! * the rest of the predicate handler's general filter ([`predicates`]): node affinity
+//! * the predicate handler's OS checks ([`os_checks`]) and the rest of its general filter
+//!   ([`predicates`]): node affinity
 //!   (`nodeSelector` and required node affinity), node name, host ports, and for pods not
 //!   static, `NoExecute` taints the pod does not tolerate.
 
@@ -205,6 +206,39 @@ fn tolerates(t: &Toleration, taint: &Taint) -> bool {
         }
         _ => false,
     }
+}
+
+/// The predicate handler's OS checks, before the resource fit
+/// (`pkg/kubelet/lifecycle/predicate.go`): the pod's `kubernetes.io/os` label against the
+/// node's (`PodOSSelectorNodeLabelDoesNotMatch`), and `spec.os.name` against the runtime's
+/// (`PodOSNotSupported`; this agent runs Linux containers only).
+///
+/// # Errors
+/// The rejection, with the kubelet's message.
+pub fn os_checks(pod: &Pod, node: &AdmissionNode) -> Result<(), Rejection> {
+    let os_label = pod
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get("kubernetes.io/os"));
+    if let Some(os) = os_label
+        && node.labels.get("kubernetes.io/os").is_some_and(|n| n != os)
+    {
+        return Err(Rejection {
+            reason: "PodOSSelectorNodeLabelDoesNotMatch".to_owned(),
+            message: "Pod was rejected: Failed to admit pod as the `kubernetes.io/os` label doesn't match node label".to_owned(),
+        });
+    }
+    if let Some(os) = pod.spec.as_ref().and_then(|s| s.os.as_ref())
+        && os.name != "linux"
+    {
+        return Err(Rejection {
+            reason: "PodOSNotSupported".to_owned(),
+            message: "Pod was rejected: Failed to admit pod as the OS field doesn't match node OS"
+                .to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// The predicate handler's general filter after the resource fit
@@ -593,6 +627,21 @@ mod tests {
         assert_eq!(
             predicates(&pod(serde_json::json!({})), &node, true, &[]),
             Ok(())
+        );
+        // The OS checks.
+        let mut windows = pod(serde_json::json!({"os": {"name": "windows"}}));
+        assert_eq!(
+            os_checks(&windows, &node).unwrap_err().reason,
+            "PodOSNotSupported"
+        );
+        windows.spec.as_mut().unwrap().os = None;
+        windows.metadata.labels =
+            Some([("kubernetes.io/os".to_owned(), "windows".to_owned())].into());
+        let r = os_checks(&windows, &node).unwrap_err();
+        assert_eq!(r.reason, "PodOSSelectorNodeLabelDoesNotMatch");
+        assert_eq!(
+            r.message,
+            "Pod was rejected: Failed to admit pod as the `kubernetes.io/os` label doesn't match node label"
         );
         let exists = serde_json::json!([{"operator": "Exists"}]);
         assert_eq!(

@@ -716,8 +716,9 @@ impl PodManager {
                         ports.extend(crate::admission::host_ports(&other.pod));
                     }
                 }
+                decision = crate::admission::os_checks(&pod.pod, node);
                 // Critical pods skip the resource fit: the kubelet would preempt for them.
-                if !crate::spec::is_critical_pod(&pod.pod) {
+                if decision.is_ok() && !crate::spec::is_critical_pod(&pod.pod) {
                     decision =
                         crate::admission::fits(&pod.pod, &used, used_pods, &node.allocatable);
                 }
