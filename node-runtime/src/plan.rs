@@ -707,20 +707,8 @@ pub fn info_from(
         ContainerState::Running {
             started_at: s.started_at,
         }
-    } else if s.state == cri::ContainerState::ContainerExited as i32 {
-        let reason = if !s.reason.is_empty() {
-            s.reason.clone()
-        } else if s.exit_code == 0 {
-            "Completed".to_owned()
-        } else {
-            "Error".to_owned()
-        };
-        ContainerState::Terminated {
-            exit_code: s.exit_code,
-            reason,
-            started_at: s.started_at,
-            finished_at: s.finished_at,
-        }
+    } else if let Some(ended) = last_state(s) {
+        ended
     } else {
         ContainerState::Waiting {
             reason: "ContainerCreating".to_owned(),
@@ -741,8 +729,8 @@ pub fn info_from(
     }
 }
 
-/// The `lastState` of a container from its previous instance's status: how it ended, when it
-/// did.
+/// How a container ended, from its status (`None` while it has not): the state of an exited
+/// instance, also a container's `lastState` from its previous instance.
 #[must_use]
 pub fn last_state(status: &cri::ContainerStatus) -> Option<ContainerState> {
     (status.state == cri::ContainerState::ContainerExited as i32).then(|| {

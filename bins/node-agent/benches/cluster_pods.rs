@@ -25,8 +25,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{AgentSpec, OPEN_AUTH, curl, remove_pods, running, sleep_pod};
-use k8s_openapi::api::core::v1::Pod;
+use common::{AgentSpec, OPEN_AUTH, api_pod, curl, remove_pods, running, sleep_pod};
 use node_heartbeat::testserver::TestApiServer;
 
 fn env_num(name: &str, default: u64) -> u64 {
@@ -34,22 +33,6 @@ fn env_num(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn api_pod(name: &str, node: &str) -> Pod {
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "nodeName": node, "hostNetwork": true, "terminationGracePeriodSeconds": 2,
-            "containers": [{
-                "name": "app", "image": node_runtime::test_support::test_image(),
-                "imagePullPolicy": "Never",
-                "command": ["/bin/sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
-            }]
-        }
-    }))
-    .unwrap()
 }
 
 fn api_ready(server: &TestApiServer, name: &str) -> bool {
@@ -138,7 +121,7 @@ async fn main() {
     for i in 0..rounds {
         let name = format!("api-{i}");
         let t0 = Instant::now();
-        server.create_pod(api_pod(&name, &node)).unwrap();
+        server.create_pod(api_pod(&name, &node, "")).unwrap();
         wait(&name, Duration::from_secs(60), || api_ready(&server, &name)).await;
         api.push(t0.elapsed().as_secs_f64());
         server.delete_pod("default", &name, Some(2)).unwrap();
@@ -184,7 +167,7 @@ async fn main() {
     // 2. Footprint with PODS API pods.
     for i in 0..pods {
         server
-            .create_pod(api_pod(&format!("idle-{i}"), &node))
+            .create_pod(api_pod(&format!("idle-{i}"), &node, ""))
             .unwrap();
     }
     wait("every API pod Running", Duration::from_secs(300), || {

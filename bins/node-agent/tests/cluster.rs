@@ -12,7 +12,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{AgentSpec, OPEN_AUTH, remove_pods, sandboxes, sleep_pod};
+use common::{AgentSpec, OPEN_AUTH, api_pod, remove_pods, sandboxes, sleep_pod};
 use k8s_openapi::api::core::v1::Pod;
 use nix::sys::signal::Signal;
 use node_heartbeat::testserver::TestApiServer;
@@ -30,30 +30,6 @@ async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Optio
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// An API pod for `node`: the sleep pod of the static tests (busybox exiting on SIGTERM,
-/// host networking).
-fn api_pod(name: &str, node: &str, extra_spec: &str) -> Pod {
-    let mut value = serde_json::json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "nodeName": node, "hostNetwork": true, "terminationGracePeriodSeconds": 2,
-            "containers": [{
-                "name": "app", "image": node_runtime::test_support::test_image(),
-                "imagePullPolicy": "Never",
-                "command": ["/bin/sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
-            }]
-        }
-    });
-    if !extra_spec.is_empty() {
-        let extra: serde_json::Value = serde_json::from_str(extra_spec).unwrap();
-        for (k, v) in extra.as_object().unwrap() {
-            value["spec"][k] = v.clone();
-        }
-    }
-    serde_json::from_value(value).unwrap()
 }
 
 fn running_status(p: &Pod) -> Option<(String, String)> {

@@ -507,3 +507,27 @@ current-context: test
     .unwrap();
     path
 }
+
+/// An API pod for `node`: the sleep pod of the static tests (busybox exiting on SIGTERM,
+/// host networking).
+pub fn api_pod(name: &str, node: &str, extra_spec: &str) -> k8s_openapi::api::core::v1::Pod {
+    let mut value = serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "nodeName": node, "hostNetwork": true, "terminationGracePeriodSeconds": 2,
+            "containers": [{
+                "name": "app", "image": node_runtime::test_support::test_image(),
+                "imagePullPolicy": "Never",
+                "command": ["/bin/sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+            }]
+        }
+    });
+    if !extra_spec.is_empty() {
+        let extra: serde_json::Value = serde_json::from_str(extra_spec).unwrap();
+        for (k, v) in extra.as_object().unwrap() {
+            value["spec"][k] = v.clone();
+        }
+    }
+    serde_json::from_value(value).unwrap()
+}
