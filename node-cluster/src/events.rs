@@ -5,6 +5,9 @@
 //!
 //! * the same event again (same object, field, type, reason and message) within 10 min is
 //!   not a new object: its `count` and `lastTimestamp` are patched;
+//! * similar events (same object, field, type and reason, different messages) are aggregated:
+//!   from the 10th different message within 10 min they go to one event whose message is
+//!   `(combined from similar events): <latest message>` (client-go's `EventAggregator`);
 //! * a spam filter per source and object (and type and reason) lets 25 through at once, then
 //!   one every 5 min (client-go's defaults);
 //! * the recorder's queue holds 1,000 batches; more are dropped, as client-go drops, so a slow
@@ -26,6 +29,11 @@ use crate::error::{Error, Result};
 pub const QUEUE: usize = 1000;
 /// How long an event can be counted again instead of created anew.
 pub const DEDUP_WINDOW: Duration = Duration::from_secs(600);
+/// Different messages of similar events before they are combined into one event.
+pub const AGGREGATE_AFTER: usize = 10;
+/// The message prefix of a combined event (client-go's).
+pub const COMBINED_PREFIX: &str = "(combined from similar events): ";
+
 /// Events per object let through at once.
 pub const SPAM_BURST: f64 = 25.0;
 /// One more event per object every this long.
@@ -62,6 +70,8 @@ pub struct EventCache {
     buckets: HashMap<String, Bucket>,
     /// Dedup key -> (event name, count, last seen).
     seen: HashMap<String, (String, u32, Instant)>,
+    /// Aggregate key -> (the different messages seen, when the first of them came).
+    similar: HashMap<String, (std::collections::HashSet<String>, Instant)>,
 }
 
 /// What to do with one event.
@@ -87,16 +97,43 @@ fn spam_key(node: &str, e: &PodEvent) -> String {
     )
 }
 
-fn dedup_key(node: &str, e: &PodEvent) -> String {
+fn aggregate_key(node: &str, e: &PodEvent) -> String {
     format!(
-        "{}\u{0}{}\u{0}{}",
+        "{}\u{0}{}",
         spam_key(node, e),
-        e.field_path.as_deref().unwrap_or_default(),
-        e.message
+        e.field_path.as_deref().unwrap_or_default()
     )
 }
 
+fn dedup_key(node: &str, e: &PodEvent) -> String {
+    // A combined event is one object whatever its latest message.
+    match e.message.strip_prefix(COMBINED_PREFIX) {
+        Some(_) => format!("{}\u{0}{COMBINED_PREFIX}", aggregate_key(node, e)),
+        None => format!("{}\u{0}{}", aggregate_key(node, e), e.message),
+    }
+}
+
 impl EventCache {
+    /// `e` as it is to be sent: combined with similar events once they have had
+    /// [`AGGREGATE_AFTER`] different messages within [`DEDUP_WINDOW`].
+    pub fn aggregate(&mut self, node: &str, e: &PodEvent, now: Instant) -> PodEvent {
+        let entry = self
+            .similar
+            .entry(aggregate_key(node, e))
+            .or_insert_with(|| (std::collections::HashSet::new(), now));
+        if now.saturating_duration_since(entry.1) >= DEDUP_WINDOW {
+            *entry = (std::collections::HashSet::new(), now);
+        }
+        entry.0.insert(e.message.clone());
+        if entry.0.len() < AGGREGATE_AFTER {
+            return e.clone();
+        }
+        PodEvent {
+            message: format!("{COMBINED_PREFIX}{}", e.message),
+            ..e.clone()
+        }
+    }
+
     /// Decides for `e` at `now` and records the decision (call [`EventCache::created`] with
     /// the name once a [`Decision::Create`] was sent).
     pub fn decide(&mut self, node: &str, e: &PodEvent, now: Instant) -> Decision {
@@ -134,6 +171,8 @@ impl EventCache {
     pub fn prune(&mut self, now: Instant) {
         self.seen
             .retain(|_, (_, _, last)| now.saturating_duration_since(*last) < DEDUP_WINDOW);
+        self.similar
+            .retain(|_, (_, first)| now.saturating_duration_since(*first) < DEDUP_WINDOW);
         self.buckets.retain(|_, b| {
             now.saturating_duration_since(b.at).as_secs_f64() / SPAM_REFILL.as_secs_f64() + b.tokens
                 < SPAM_BURST
@@ -211,6 +250,7 @@ pub fn recorder(client: kube::Client, node_name: impl Into<String>) -> (EventSin
 impl EventRecorder {
     async fn send(&mut self, e: &PodEvent) -> Result<()> {
         let now = Instant::now();
+        let e = &self.cache.aggregate(&self.node_name, e, now);
         let api: kube::Api<Event> = kube::Api::namespaced(self.client.clone(), &e.namespace);
         match self.cache.decide(&self.node_name, e, now) {
             Decision::Drop => Ok(()),
@@ -229,6 +269,7 @@ impl EventRecorder {
             Decision::Count { name, count } => {
                 let patch = json!({
                     "count": count,
+                    "message": e.message,
                     "lastTimestamp": k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
                 });
                 api.patch(&name, &PatchParams::default(), &Patch::Strategic(&patch))
@@ -319,6 +360,37 @@ mod tests {
         );
         c.prune(t0 + Duration::from_secs(3600));
         assert!(c.seen.is_empty());
+    }
+
+    #[test]
+    fn similar_events_are_combined_from_the_tenth_message() {
+        let mut c = EventCache::default();
+        let t0 = Instant::now();
+        let failed = |i: usize| ev("Failed", &format!("Error: attempt {i}"));
+        for i in 0..9 {
+            let e = c.aggregate("n1", &failed(i), t0);
+            assert_eq!(e.message, format!("Error: attempt {i}"));
+        }
+        let tenth = c.aggregate("n1", &failed(9), t0);
+        assert_eq!(
+            tenth.message,
+            "(combined from similar events): Error: attempt 9"
+        );
+        assert_eq!(c.decide("n1", &tenth, t0), Decision::Create);
+        c.created("n1", &tenth, "web.c".into(), t0);
+        // Later ones count on the same combined event, whatever their message.
+        let eleventh = c.aggregate("n1", &failed(10), t0);
+        assert_eq!(
+            c.decide("n1", &eleventh, t0),
+            Decision::Count {
+                name: "web.c".into(),
+                count: 2
+            }
+        );
+        // Another reason is not combined; after the window neither is this one.
+        assert_eq!(c.aggregate("n1", &ev("Started", "x"), t0).message, "x");
+        let later = c.aggregate("n1", &failed(11), t0 + DEDUP_WINDOW);
+        assert_eq!(later.message, "Error: attempt 11");
     }
 
     #[test]
