@@ -283,8 +283,9 @@ impl StatusManager {
                 Err(e) => self.failed(&uid, "sending pod status", &e),
             }
         }
-        for pod in self.pods.terminated() {
-            match self.finish(&pod).await {
+        let terminated = self.pods.terminated();
+        for pod in &terminated {
+            match self.finish(pod).await {
                 Ok(()) => {
                     self.failing.remove(&pod.uid);
                     tracing::info!(pod = %format!("{}/{}", pod.namespace, pod.name), "pod fully terminated and removed from the API server");
@@ -293,7 +294,7 @@ impl StatusManager {
             }
         }
         // Forget pods neither running nor waiting for their delete.
-        let waiting: HashSet<String> = self.pods.terminated().into_iter().map(|p| p.uid).collect();
+        let waiting: HashSet<String> = terminated.into_iter().map(|p| p.uid).collect();
         let keep = |uid: &String| live.contains(uid) || waiting.contains(uid);
         self.sent.retain(|uid, _| keep(uid));
         self.seen.retain(|uid, _| keep(uid));

@@ -499,16 +499,17 @@ pub fn plan_containers(
         .cloned()
         .collect();
     let (latest, previous, stale) = latest_of(containers);
+    // The status read for an instance, else what its list entry says.
+    let status_of = |c: &cri::Container| {
+        statuses
+            .get(&c.id)
+            .cloned()
+            .unwrap_or_else(|| status_from_list(c))
+    };
     let previous: HashMap<String, cri::ContainerStatus> = previous
         .into_iter()
         .filter(|(name, _)| wanted(name))
-        .map(|(name, c)| {
-            let status = statuses
-                .get(&c.id)
-                .cloned()
-                .unwrap_or_else(|| status_from_list(c));
-            (name.to_owned(), status)
-        })
+        .map(|(name, c)| (name.to_owned(), status_of(c)))
         .collect();
     // Keep the latest instance of each container and the one before it, as the kubelet's GC
     // does (one dead instance per container).
@@ -520,16 +521,12 @@ pub fn plan_containers(
         .into_iter()
         .filter(|(name, _)| wanted(name))
         .map(|(name, c)| {
-            let status = statuses
-                .get(&c.id)
-                .cloned()
-                .unwrap_or_else(|| status_from_list(c));
             (
                 name.to_owned(),
                 Instance {
                     id: c.id.clone(),
                     attempt: attempt_of(c),
-                    status,
+                    status: status_of(c),
                 },
             )
         })
