@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # A private containerd for the integration tests (run as root, or with sudo available).
 #
-#   bash scripts/containerd.sh install        # apt-get containerd, runc, busybox-static when missing
+#   bash scripts/containerd.sh install        # apt-get containerd, runc, busybox-static and the CNI
+#                                             # plugins (containernetworking-plugins) when missing
 #   bash scripts/containerd.sh start DIR      # containerd with root, state and socket under DIR,
 #                                             # plus two local images imported into namespace k8s.io
+#                                             # and a pod network of its own (bridge + host-local +
+#                                             # portmap, a /24 and a bridge named after DIR)
 #   bash scripts/containerd.sh env DIR        # prints the NODE_TEST_* exports for the tests
 #   bash scripts/containerd.sh status DIR     # exit 0 when the instance under DIR answers
 #   bash scripts/containerd.sh stop DIR       # kills every container, stops containerd, removes DIR
@@ -18,7 +21,10 @@
 #   "can't get final child's PID from pipe: EOF";
 # * no registry is reachable: the images are built locally (an OCI archive holding the distribution's
 #   static busybox) and imported, and `sandbox_image` points at one of them;
-# * no CNI config: sandboxes must use the node's network namespace (and leave `hostname` empty).
+# * CNI: Debian's containernetworking-plugins put the plugins in /usr/lib/cni; each instance gets its
+#   own conflist (a bridge named after DIR, a /24 picked from DIR's hash in 10.128.0.0/9, host-local
+#   IPAM state under DIR), so parallel runs never share addresses; `stop` deletes the bridge. Without
+#   the plugins, sandboxes must use the node's network namespace (and leave `hostname` empty).
 set -euo pipefail
 
 # The image names the tests use. Both are built from the same single layer.
@@ -29,6 +35,8 @@ readonly CRI_NAMESPACE="k8s.io"
 readonly GC_GLOB="/tmp/node-test-cri.*"
 # Written into every DIR we create; `stop` refuses to delete a directory without it.
 readonly MARKER="node-test-containerd"
+# Debian's containernetworking-plugins.
+readonly CNI_PLUGINS="/usr/lib/cni"
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -45,7 +53,7 @@ usage() {
 
 cmd_install() {
   local missing=() p
-  for p in containerd runc busybox-static; do
+  for p in containerd runc busybox-static containernetworking-plugins iptables iproute2; do
     [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
   done
   command -v python3 >/dev/null || missing+=(python3)
@@ -159,8 +167,58 @@ disabled_plugins = [
           SystemdCgroup = false
 
     [plugins."io.containerd.grpc.v1.cri".cni]
-      bin_dir = "$dir/cni/bin"
+      bin_dir = "$(cni_bin_dir "$dir")"
       conf_dir = "$dir/cni/net.d"
+EOF
+}
+
+# Where the CNI plugins are: Debian's package, else DIR/cni/bin (empty: no pod network).
+cni_bin_dir() {
+  if [ -x "$CNI_PLUGINS/bridge" ] && [ -x "$CNI_PLUGINS/host-local" ] && [ -x "$CNI_PLUGINS/portmap" ]; then
+    echo "$CNI_PLUGINS"
+  else
+    echo "$1/cni/bin"
+  fi
+}
+
+# The pod network of the instance under DIR: `<bridge> <subnet>`, both derived from DIR's path, so
+# two instances (parallel test runs) get different ones; a collision of the /24 (1 in 32768) would
+# only make one run's pod network fail.
+cni_network_of() {
+  local h
+  h=$(printf '%s' "$1" | sha256sum | cut -c1-8)
+  local n=$((16#$h))
+  echo "ntb${h} 10.$((128 + (n >> 8) % 128)).$((n % 256)).0/24"
+}
+
+# Writes DIR/cni/net.d/10-node-test.conflist (cniVersion 0.4.0: bridge with a gateway and host-local
+# IPAM, then portmap for hostPorts) when the plugins are installed.
+write_cni_config() {
+  local dir=$1 bridge subnet
+  [ "$(cni_bin_dir "$dir")" = "$CNI_PLUGINS" ] || { log "no CNI plugins in $CNI_PLUGINS: sandboxes need hostNetwork"; return 0; }
+  read -r bridge subnet < <(cni_network_of "$dir")
+  echo "$bridge $subnet" >"$dir/cni/network"
+  cat >"$dir/cni/net.d/10-node-test.conflist" <<EOF
+{
+  "cniVersion": "0.4.0",
+  "name": "node-test",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "$bridge",
+      "isGateway": true,
+      "ipMasq": false,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "dataDir": "$dir/cni/ipam",
+        "ranges": [[{"subnet": "$subnet"}]],
+        "routes": [{"dst": "0.0.0.0/0"}]
+      }
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
+  ]
+}
 EOF
 }
 
@@ -321,6 +379,7 @@ cmd_start() {
   fi
   echo "$snapshotter" >"$dir/snapshotter"
   write_config "$dir" "$snapshotter"
+  write_cni_config "$dir"
   build_images "$dir" >/dev/null &
   local build_pid=$!
 
@@ -433,6 +492,11 @@ cmd_stop() {
   while read -r m; do
     [ -n "$m" ] && { umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "could not unmount $m"; }
   done < <(mounts_under "$dir")
+  # 5. The instance's pod-network bridge (its pods' veths went with their namespaces).
+  local bridge
+  if [ -f "$dir/cni/network" ] && read -r bridge _ <"$dir/cni/network" && [[ "$bridge" =~ ^ntb[0-9a-f]{8}$ ]]; then
+    ip link del "$bridge" 2>/dev/null || true
+  fi
   rm -rf --one-file-system "$dir"
 }
 
@@ -463,6 +527,11 @@ cmd_env() {
   echo "export NODE_TEST_IMAGE=$TEST_IMAGE"
   echo "export NODE_TEST_PAUSE_IMAGE=$PAUSE_IMAGE"
   echo "export NODE_TEST_CONTAINERD_DIR=$dir"
+  # The pod network's subnet, when the instance has one (tests of pod networking skip without it).
+  local bridge subnet
+  if [ -f "$dir/cni/network" ] && read -r bridge subnet <"$dir/cni/network"; then
+    echo "export NODE_TEST_POD_SUBNET=$subnet"
+  fi
 }
 
 cmd_status() {

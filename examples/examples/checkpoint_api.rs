@@ -39,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
         source: node_runtime::PodSource::File(PathBuf::from("/etc/kubernetes/manifests/web.yaml")),
         pod: None,
         sandbox_id: Some("sandbox".to_owned()),
+        pod_ips: Vec::new(),
         phase: PodPhase::Running,
         reason: None,
         message: None,

@@ -38,6 +38,7 @@ fn bench(c: &mut Criterion) {
         source: node_runtime::PodSource::File(PathBuf::from("/etc/kubernetes/manifests/web.yaml")),
         pod: None,
         sandbox_id: Some("sb".to_owned()),
+        pod_ips: Vec::new(),
         phase: PodPhase::Running,
         reason: None,
         message: None,

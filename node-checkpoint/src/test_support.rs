@@ -677,6 +677,14 @@ impl RuntimeService for Server {
             .exec_sync(r.into_inner())
             .await
     }
+    async fn update_runtime_config(
+        &self,
+        r: Request<cri::UpdateRuntimeConfigRequest>,
+    ) -> Result<Response<cri::UpdateRuntimeConfigResponse>, Status> {
+        self.runtime("UpdateRuntimeConfig", r.metadata())?
+            .update_runtime_config(r.into_inner())
+            .await
+    }
     async fn stop_container(
         &self,
         r: Request<cri::StopContainerRequest>,

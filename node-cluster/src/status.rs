@@ -54,9 +54,6 @@ pub fn desired_status(
             st.insert("hostIPs".into(), Value::Array(ips.clone()));
             if host_network {
                 st.insert("podIPs".into(), Value::Array(ips));
-            } else {
-                // The pod's own network: its IP comes from the sandbox (not reported yet).
-                st.remove("podIP");
             }
         }
         st.insert("startTime".into(), start_time.into());

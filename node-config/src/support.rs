@@ -37,7 +37,7 @@ const NO_EVICTION: &str =
 const NO_IMAGE_GC: &str = "no image garbage collection";
 const NO_DEBUG_ROUTES: &str = "the HTTPS API has no debugging, profiling or log routes";
 const NO_NETWORK: &str =
-    "no pod networking or DNS setup: pods must use hostNetwork (or the runtime's own CNI defaults)";
+    "pod networking is the runtime's CNI plugins' (no kubelet iptables rules or hairpin setup)";
 const NO_LOG_ROTATION: &str = "container logs are not rotated";
 
 /// Every top-level field the agent accepts but does not act on, in the kubelet's field order.
@@ -83,8 +83,6 @@ pub const NOT_ACTED_ON: &[NotActedOn] = &[
         "enableControllerAttachDetach",
         "the Node always carries volumes.kubernetes.io/controller-managed-attach-detach=true; no attach/detach",
     ),
-    f("clusterDomain", NO_NETWORK),
-    f("clusterDNS", NO_NETWORK),
     f(
         "streamingConnectionIdleTimeout",
         "no exec/attach/port-forward streaming",
@@ -125,9 +123,7 @@ pub const NOT_ACTED_ON: &[NotActedOn] = &[
     f("topologyManagerPolicyOptions", "no topology manager"),
     f("qosReserved", "no QoS cgroups (MemoryQoS)"),
     f("hairpinMode", NO_NETWORK),
-    f("podCIDR", NO_NETWORK),
     f("podPidsLimit", "no per-pod PID limit"),
-    f("resolvConf", NO_NETWORK),
     f("runOnce", "the agent always runs as a daemon"),
     f("cpuCFSQuota", "CPU limits always set a CFS quota"),
     f(
@@ -308,21 +304,30 @@ mod tests {
         c.image_gc_high_threshold_percent = Some(90);
         c.port = 10251;
         c.cluster_dns = vec!["10.96.0.10".into()];
+        c.node_status_max_images = Some(10);
         assert_eq!(
             set_fields(&c).unwrap(),
-            ["port", "clusterDNS", "imageGCHighThresholdPercent"]
+            [
+                "port",
+                "clusterDNS",
+                "imageGCHighThresholdPercent",
+                "nodeStatusMaxImages"
+            ]
         );
         let names: Vec<&str> = not_acted_on_set(&c)
             .unwrap()
             .iter()
             .map(|f| f.name)
             .collect();
-        // In the table's (the kubelet's) order; `port` is acted on.
-        assert_eq!(names, ["clusterDNS", "imageGCHighThresholdPercent"]);
+        // In the table's (the kubelet's) order; `port` and `clusterDNS` are acted on.
+        assert_eq!(
+            names,
+            ["nodeStatusMaxImages", "imageGCHighThresholdPercent"]
+        );
         assert_eq!(
             not_acted_on_warning(&c).unwrap().as_deref(),
             Some(
-                "accepted but not acted on: clusterDNS, imageGCHighThresholdPercent \
+                "accepted but not acted on: nodeStatusMaxImages, imageGCHighThresholdPercent \
                  (`nodectl config --explain` says why)"
             )
         );

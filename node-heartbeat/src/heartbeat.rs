@@ -37,6 +37,7 @@ impl LeaseConfig {
 pub struct Heartbeat {
     status: JoinHandle<()>,
     lease: Option<JoinHandle<()>>,
+    pod_cidr: watch::Receiver<String>,
 }
 
 impl Heartbeat {
@@ -57,10 +58,19 @@ impl Heartbeat {
             tokio::spawn(controller.run(node_util::stopped(stop.clone())))
         });
         let reporter = NodeStatusReporter::new(backend, inputs, status);
+        let pod_cidr = reporter.pod_cidr();
         Heartbeat {
             status: tokio::spawn(reporter.run(node_util::stopped(stop.clone()))),
             lease,
+            pod_cidr,
         }
+    }
+
+    /// The Node's pod CIDRs (`spec.podCIDRs` joined with `,`), changed each time the status
+    /// reporter sees new ones: an agent hands them to its runtime (CRI `UpdateRuntimeConfig`)
+    /// as the kubelet does.
+    pub fn pod_cidr(&self) -> watch::Receiver<String> {
+        self.pod_cidr.clone()
     }
 
     /// Waits for both tasks to end (after `stop` turned true).

@@ -101,8 +101,8 @@ pub use status::{
 };
 pub use status_loop::{
     DEFAULT_LABELS, EVICTION_MONITORING_PERIOD, FAST_STATUS_UPDATE_PERIOD, NODE_READY_GRACE_PERIOD,
-    NodeStatusReporter, SharedInputs, StatusConfig, StatusSource, reconcile_existing,
-    run_pressure_monitor,
+    NodeStatusReporter, SharedInputs, StatusConfig, StatusSource, node_pod_cidr,
+    reconcile_existing, run_pressure_monitor,
 };
 pub use taints::{controller_taints, registration_taints};
 

@@ -247,6 +247,21 @@ pub struct NodeStatusReporter<B, S> {
     /// Metadata to reconcile on an existing Node (default labels, attach/detach annotation),
     /// sent with the next status patch.
     pending_metadata: Option<serde_json::Value>,
+    /// The Node's pod CIDRs as last seen ([`NodeStatusReporter::pod_cidr`]).
+    pod_cidr: tokio::sync::watch::Sender<String>,
+}
+
+/// The pod CIDRs of `node` as the kubelet hands them to the runtime (`spec.podCIDRs` joined
+/// with `,`, only when `spec.podCIDR` is set; empty otherwise).
+pub fn node_pod_cidr(node: &Node) -> String {
+    node.spec
+        .as_ref()
+        .filter(|s| s.pod_cidr.as_deref().is_some_and(|c| !c.is_empty()))
+        .map(|s| match s.pod_cidrs.as_deref() {
+            Some(cidrs) if !cidrs.is_empty() => cidrs.join(","),
+            _ => s.pod_cidr.clone().unwrap_or_default(),
+        })
+        .unwrap_or_default()
 }
 
 impl<B: Backend, S: StatusSource> NodeStatusReporter<B, S> {
@@ -260,7 +275,26 @@ impl<B: Backend, S: StatusSource> NodeStatusReporter<B, S> {
             cached: None,
             last_report: None,
             pending_metadata: None,
+            pod_cidr: tokio::sync::watch::channel(String::new()).0,
         }
+    }
+
+    /// The Node's pod CIDRs ([`node_pod_cidr`]) each time they are seen to change: the kubelet
+    /// hands them to the runtime (CRI `UpdateRuntimeConfig`) from its status loop.
+    pub fn pod_cidr(&self) -> tokio::sync::watch::Receiver<String> {
+        self.pod_cidr.subscribe()
+    }
+
+    fn remember(&mut self, node: Node) {
+        let cidr = node_pod_cidr(&node);
+        self.pod_cidr.send_if_modified(|current| {
+            let changed = !cidr.is_empty() && *current != cidr;
+            if changed {
+                current.clone_from(&cidr);
+            }
+            changed
+        });
+        self.cached = Some(node);
     }
 
     /// The Node as last seen on the server (the kubelet's lister view).
@@ -279,12 +313,12 @@ impl<B: Backend, S: StatusSource> NodeStatusReporter<B, S> {
         match self.backend.create_node(&node).await {
             Ok(n) => {
                 tracing::info!(node = %self.cfg.node_name, "Successfully registered node");
-                self.cached = Some(n);
+                self.remember(n);
             }
             Err(e) if e.api_kind() == Some(ApiErrorKind::AlreadyExists) => {
                 let existing = self.backend.get_node(&self.cfg.node_name).await?;
                 self.pending_metadata = reconcile_existing(&node, &existing);
-                self.cached = Some(existing);
+                self.remember(existing);
             }
             Err(e) => return Err(e),
         }
@@ -318,7 +352,7 @@ impl<B: Backend, S: StatusSource> NodeStatusReporter<B, S> {
             (Some(n), 0) => n.clone(),
             _ => {
                 let n = self.backend.get_node(&self.cfg.node_name).await?;
-                self.cached = Some(n.clone());
+                self.remember(n.clone());
                 n
             }
         };
@@ -347,7 +381,7 @@ impl<B: Backend, S: StatusSource> NodeStatusReporter<B, S> {
             .patch_node_status(&self.cfg.node_name, &patch)
             .await?;
         self.pending_metadata = None;
-        self.cached = Some(updated);
+        self.remember(updated);
         self.last_report = Some(now);
         Ok(true)
     }

@@ -732,3 +732,32 @@ async fn device_plugin_resources_on_the_server() {
         Some("4")
     );
 }
+
+#[tokio::test]
+async fn the_nodes_pod_cidrs_are_seen_when_the_node_is_read_or_patched() {
+    let (server, backend) = setup().await;
+    let mut rep = NodeStatusReporter::new(backend.clone(), inputs(true), StatusConfig::new(NODE));
+    let mut cidrs = rep.pod_cidr();
+    rep.try_register().await.unwrap();
+    // No CIDR yet: nothing to hand to the runtime.
+    assert!(!cidrs.has_changed().unwrap());
+    // The IPAM controller assigns them; the next status patch's answer carries them.
+    assert!(server.modify_node(NODE, |n| {
+        let spec = n.spec.get_or_insert_with(Default::default);
+        spec.pod_cidr = Some("10.244.3.0/24".into());
+        spec.pod_cidrs = Some(vec!["10.244.3.0/24".into(), "fd00:10:244:3::/64".into()]);
+    }));
+    assert!(rep.sync_node_status().await.unwrap());
+    assert!(cidrs.has_changed().unwrap());
+    assert_eq!(
+        *cidrs.borrow_and_update(),
+        "10.244.3.0/24,fd00:10:244:3::/64"
+    );
+    // Unchanged CIDRs do not wake the receiver again.
+    rep.update_node_status().await.unwrap();
+    assert!(!cidrs.has_changed().unwrap());
+    assert_eq!(
+        node_heartbeat::node_pod_cidr(&server.node(NODE).unwrap()),
+        "10.244.3.0/24,fd00:10:244:3::/64"
+    );
+}

@@ -317,6 +317,7 @@ fn pods() -> PodRegistry {
             source: node_runtime::PodSource::File("/etc/kubernetes/manifests/x.yaml".into()),
             pod: None,
             sandbox_id: Some(format!("sb-{i}")),
+            pod_ips: Vec::new(),
             phase: PodPhase::Running,
             reason: None,
             message: None,

@@ -76,6 +76,7 @@ fn pod(
         ),
         pod: None,
         sandbox_id: Some(format!("sandbox-{uid}")),
+        pod_ips: Vec::new(),
         phase,
         reason: None,
         message: None,

@@ -359,6 +359,50 @@ impl CriClient {
         Ok(())
     }
 
+    /// `PodSandboxStatus`: the sandbox's state and network (its IPs, from the runtime's
+    /// CNI result).
+    pub async fn pod_sandbox_status(
+        &self,
+        id: &str,
+    ) -> Result<cri::PodSandboxStatus, RuntimeError> {
+        let mut stub = self.runtime.clone();
+        let req = cri::PodSandboxStatusRequest {
+            pod_sandbox_id: id.to_owned(),
+            verbose: false,
+        };
+        let resp = self
+            .call("PodSandboxStatus", 0, req, move |r| async move {
+                stub.pod_sandbox_status(r).await
+            })
+            .await?;
+        resp.status.ok_or_else(|| {
+            RuntimeError::call(
+                "PodSandboxStatus",
+                tonic::Status::internal(format!(
+                    "the runtime answered without a status for sandbox {id}"
+                )),
+            )
+        })
+    }
+
+    /// `UpdateRuntimeConfig` with the node's pod CIDR (`spec.podCIDR`), as the kubelet does
+    /// when the Node's CIDR is first seen or changes (`updatePodCIDR`).
+    pub async fn update_pod_cidr(&self, pod_cidr: &str) -> Result<(), RuntimeError> {
+        let mut stub = self.runtime.clone();
+        let req = cri::UpdateRuntimeConfigRequest {
+            runtime_config: Some(cri::RuntimeConfig {
+                network_config: Some(cri::NetworkConfig {
+                    pod_cidr: pod_cidr.to_owned(),
+                }),
+            }),
+        };
+        self.call("UpdateRuntimeConfig", 0, req, move |r| async move {
+            stub.update_runtime_config(r).await
+        })
+        .await?;
+        Ok(())
+    }
+
     /// `ListPodSandbox` with a label selector.
     pub async fn list_pod_sandboxes(
         &self,

@@ -53,6 +53,7 @@ mod hook;
 pub mod lifecycle;
 mod manifest;
 pub mod metrics;
+pub mod network;
 pub mod plan;
 pub mod pod_status;
 mod registry;

@@ -197,6 +197,7 @@ mod tests {
                     source: crate::PodSource::File(PathBuf::from("/x.yaml")),
                     pod: None,
                     sandbox_id: Some("s".into()),
+                    pod_ips: Vec::new(),
                     phase: PodPhase::Running,
                     reason: None,
                     message: None,

@@ -153,9 +153,23 @@ fn pod_status(info: &PodInfo, host_ip: Option<&str>) -> Value {
     }
     status.insert("conditions".into(), conditions.into());
     if let Some(ip) = host_ip {
-        // Static pods here run with host networking: the pod IP is the node's.
         status.insert("hostIP".into(), ip.into());
-        status.insert("podIP".into(), ip.into());
+    }
+    // A host-network pod's IP is the node's; any other pod's comes from its sandbox.
+    let host_network = info
+        .pod
+        .as_ref()
+        .and_then(|p| p.spec.as_ref())
+        .is_none_or(|s| s.host_network == Some(true));
+    let pod_ips: Vec<&str> = if host_network {
+        host_ip.into_iter().collect()
+    } else {
+        info.pod_ips.iter().map(String::as_str).collect()
+    };
+    if let Some(first) = pod_ips.first() {
+        status.insert("podIP".into(), (*first).into());
+        let ips: Vec<Value> = pod_ips.iter().map(|ip| json!({ "ip": ip })).collect();
+        status.insert("podIPs".into(), ips.into());
     }
     let init = statuses(ContainerKind::Init);
     if !init.is_empty() {
@@ -252,6 +266,7 @@ mod tests {
             source: crate::PodSource::File(manifest),
             pod: None,
             sandbox_id: Some("s1".into()),
+            pod_ips: Vec::new(),
             phase: PodPhase::Running,
             reason: None,
             message: None,
@@ -306,6 +321,7 @@ mod tests {
             source: crate::PodSource::File(manifest),
             pod: None,
             sandbox_id: None,
+            pod_ips: Vec::new(),
             phase: PodPhase::Pending,
             reason: None,
             message: None,

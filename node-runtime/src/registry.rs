@@ -111,6 +111,10 @@ pub struct PodInfo {
     pub pod: Option<std::sync::Arc<k8s_openapi::api::core::v1::Pod>>,
     /// Runtime ID of the ready sandbox.
     pub sandbox_id: Option<String>,
+    /// The pod's IPs from its sandbox, the primary first (`status.podIPs`); empty for a
+    /// host-network pod (its IPs are the node's) and before the sandbox exists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pod_ips: Vec<String>,
     /// Phase.
     pub phase: PodPhase,
     /// Why the pod is in this phase, when the agent decided it (`status.reason`): for a pod

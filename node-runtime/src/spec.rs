@@ -340,11 +340,17 @@ fn api_seccomp(p: Option<&k8s_openapi::api::core::v1::SeccompProfile>) -> Option
 }
 
 /// The sandbox config for `pod`.
+///
+/// The hostname is the kubelet's (`spec.hostname` or the pod's name, the FQDN with
+/// `setHostnameAsFQDN`, none on the host network) and every declared container port is a port
+/// mapping. The DNS config is left to the caller ([`crate::network::pod_dns`]): it reads the
+/// node's resolver file, so it is built only when the sandbox is created.
 pub fn sandbox_config(
     pod: &Pod,
     id: &PodIdentity,
     paths: &NodePaths,
     resolver: &SeccompResolver,
+    cluster_domain: &str,
 ) -> Result<cri::PodSandboxConfig, RuntimeError> {
     let spec = pod
         .spec
@@ -371,6 +377,15 @@ pub fn sandbox_config(
         .collect();
     labels.extend(id.labels());
     let host_network = spec.host_network == Some(true);
+    // Host-network sandboxes must not set a hostname (runc cannot without a UTS namespace).
+    let hostname = if host_network {
+        String::new()
+    } else {
+        let (hostname, domain) =
+            crate::network::pod_hostname(pod, cluster_domain).map_err(|e| spec_err(id, e))?;
+        crate::network::kernel_hostname(&hostname, &domain, spec.set_hostname_as_fqdn == Some(true))
+            .map_err(|e| spec_err(id, e))?
+    };
     Ok(cri::PodSandboxConfig {
         metadata: Some(cri::PodSandboxMetadata {
             name: id.name.clone(),
@@ -378,18 +393,13 @@ pub fn sandbox_config(
             namespace: id.namespace.clone(),
             attempt: 0,
         }),
-        // Host-network sandboxes must not set a hostname (runc cannot without a UTS namespace).
-        hostname: if host_network {
-            String::new()
-        } else {
-            spec.hostname.clone().unwrap_or_else(|| id.name.clone())
-        },
+        hostname,
         log_directory: paths
             .pod_log_dir(&id.namespace, &id.name, &id.uid)
             .display()
             .to_string(),
         dns_config: None,
-        port_mappings: Vec::new(),
+        port_mappings: crate::network::port_mappings(spec),
         labels,
         annotations,
         linux: Some(cri::LinuxPodSandboxConfig {

@@ -37,6 +37,9 @@ pub struct SyncOptions {
     pub node_name: String,
     /// Root and log directories.
     pub paths: NodePaths,
+    /// The node's DNS settings for pods (`clusterDNS`, `clusterDomain`, `resolvConf`);
+    /// the default has no cluster DNS and reads `/etc/resolv.conf`.
+    pub dns: crate::network::DnsSettings,
     /// `seccompDefault`: RuntimeDefault for containers that set no profile.
     pub seccomp_default: bool,
     /// Time between passes (the kubelet re-syncs on events and every `syncFrequency`).
@@ -89,6 +92,10 @@ impl SyncOptions {
         Self {
             node_name: node_name.into(),
             paths,
+            dns: crate::network::DnsSettings {
+                resolv_conf: Some("/etc/resolv.conf".into()),
+                ..Default::default()
+            },
             seccomp_default: false,
             sync_period: Duration::from_secs(1),
             backoff_initial: Duration::from_secs(10),
@@ -190,6 +197,13 @@ fn field_path(kind: ContainerKind, name: &str) -> String {
     }
 }
 
+fn spec_err_for(id: &PodIdentity, reason: String) -> RuntimeError {
+    RuntimeError::PodSpec {
+        pod: id.full_name(),
+        reason,
+    }
+}
+
 fn container_event(
     id: &PodIdentity,
     kind: ContainerKind,
@@ -248,6 +262,9 @@ pub struct PodManager {
     /// Cached `ContainerStatus` by container ID, refreshed when `ListContainers` reports a
     /// different state (an idle pass then costs two list calls, not one call per container).
     statuses: HashMap<String, cri::ContainerStatus>,
+    /// The IPs of each sandbox (`PodSandboxStatus.network`), asked once per sandbox: they do
+    /// not change while it lives.
+    sandbox_ips: HashMap<String, Vec<String>>,
     last_errors: Vec<String>,
     hook: Option<std::sync::Arc<dyn ContainerHook>>,
     /// The pods of the last manifest scan, reused by passes that do not rescan.
@@ -292,6 +309,7 @@ impl PodManager {
             registry: PodRegistry::new(),
             backoff: HashMap::new(),
             statuses: HashMap::new(),
+            sandbox_ips: HashMap::new(),
             last_errors: Vec::new(),
             hook: None,
             last_scan: None,
@@ -367,6 +385,10 @@ impl PodManager {
         // Every container the runtime has now: cached statuses of others are dropped.
         let listed: std::collections::HashSet<String> =
             containers.iter().map(|c| c.id.clone()).collect();
+        let listed_sandboxes: std::collections::HashSet<&str> =
+            sandboxes.iter().map(|s| s.id.as_str()).collect();
+        self.sandbox_ips
+            .retain(|id, _| listed_sandboxes.contains(id.as_str()));
         if !self.source_seen {
             // Before the first listing (an agent restart): if several manifests claim the UID
             // of a running pod, the one that made it keeps it.
@@ -1070,7 +1092,13 @@ impl PodManager {
             node_name: self.options.node_name.clone(),
         };
         let spec = pod.pod.spec.clone().unwrap_or_default();
-        let sandbox_cfg = sandbox_config(&pod.pod, &id, &self.options.paths, &self.resolver)?;
+        let sandbox_cfg = sandbox_config(
+            &pod.pod,
+            &id,
+            &self.options.paths,
+            &self.resolver,
+            &self.options.dns.cluster_domain,
+        )?;
         // The pod directory and volumes come before the sandbox (the kubelet waits for its
         // volume manager first).
         let volumes = {
@@ -1119,13 +1147,16 @@ impl PodManager {
                     paths.create_pod_log_dir(&log_id.namespace, &log_id.name, &log_id.uid)
                 })
                 .await?;
-                let sid = self.client.run_pod_sandbox(sandbox_cfg.clone()).await?;
+                let mut config = sandbox_cfg.clone();
+                config.dns_config = Some(self.pod_dns(&id, &pod.pod, report).await?);
+                let sid = self.client.run_pod_sandbox(config).await?;
                 tracing::info!(pod = %id.full_name(), sandbox = %sid, reason = ?reason, "started pod sandbox");
                 report.sandboxes_created.push(id.full_name());
                 sid
             }
         };
 
+        let pod_ips = self.sandbox_ips(&sandbox_id, &spec).await?;
         let mut statuses = HashMap::new();
         for c in plan::to_inspect(&desired, &sandbox_plan.containers) {
             let status = self.status_of(c).await?;
@@ -1152,6 +1183,7 @@ impl PodManager {
             pod,
             desired: &desired,
             sandbox_id: &sandbox_id,
+            pod_ips: &pod_ips,
             sandbox_cfg: &sandbox_cfg,
             volumes: &volumes,
         };
@@ -1170,12 +1202,69 @@ impl PodManager {
             source: pod.source.clone(),
             pod: Some(pod.pod.clone()),
             sandbox_id: Some(sandbox_id),
+            pod_ips,
             phase,
             reason: None,
             message: None,
             conditions,
             containers: infos,
         })
+    }
+
+    /// The sandbox's DNS config ([`crate::network::pod_dns`]), reading the node's resolver
+    /// file; its warnings become the pod's events.
+    async fn pod_dns(
+        &self,
+        id: &PodIdentity,
+        pod: &std::sync::Arc<k8s_openapi::api::core::v1::Pod>,
+        report: &mut SyncReport,
+    ) -> Result<cri::DnsConfig, RuntimeError> {
+        let host = match self.options.dns.resolv_conf.clone() {
+            Some(path) => {
+                let pod_id = id.clone();
+                Some(
+                    crate::blocking::run("reading the node's resolver file", move || {
+                        crate::network::read_resolv_conf(&path)
+                            .map_err(|e| spec_err_for(&pod_id, e))
+                    })
+                    .await?,
+                )
+            }
+            None => None,
+        };
+        let dns = crate::network::pod_dns(pod, &self.options.dns, host.as_ref());
+        for w in dns.warnings {
+            report.events.push(PodEvent {
+                namespace: id.namespace.clone(),
+                name: id.name.clone(),
+                uid: id.uid.clone(),
+                field_path: None,
+                warning: true,
+                reason: w.reason.to_owned(),
+                message: w.message,
+            });
+        }
+        Ok(dns.config)
+    }
+
+    /// The pod's IPs from its sandbox (the kubelet's `determinePodSandboxIPs`): the primary
+    /// one, then the others; none for a host-network pod (its IPs are the node's). Asked once
+    /// per sandbox.
+    async fn sandbox_ips(
+        &mut self,
+        sandbox_id: &str,
+        spec: &k8s_openapi::api::core::v1::PodSpec,
+    ) -> Result<Vec<String>, RuntimeError> {
+        if spec.host_network == Some(true) {
+            return Ok(Vec::new());
+        }
+        if let Some(ips) = self.sandbox_ips.get(sandbox_id) {
+            return Ok(ips.clone());
+        }
+        let status = self.client.pod_sandbox_status(sandbox_id).await?;
+        let ips = crate::network::sandbox_ips(&status);
+        self.sandbox_ips.insert(sandbox_id.to_owned(), ips.clone());
+        Ok(ips)
     }
 
     async fn status_of(
@@ -1341,8 +1430,12 @@ impl PodManager {
                 self.options.node_name.clone(),
                 self.options.swap.clone(),
             );
+            let (pod_ips, domain) = (
+                target.pod_ips.to_vec(),
+                self.options.dns.cluster_domain.clone(),
+            );
             crate::blocking::run("making the container configuration", move || {
-                container_config(
+                let mut config = container_config(
                     &pod,
                     &id,
                     &container,
@@ -1352,7 +1445,22 @@ impl PodManager {
                     &resolver,
                     &node_name,
                     swap.as_ref(),
-                )
+                )?;
+                // The kubelet's managed /etc/hosts (makeMounts), unless the container mounts
+                // its own.
+                if crate::network::mounts_hosts_file(&container) {
+                    let content = crate::network::hosts_file_content(&pod, &pod_ips, &domain)
+                        .map_err(|e| spec_err_for(&id, e))?;
+                    let path = crate::network::write_hosts_file(&volumes.pod_dir, &content)?;
+                    config.mounts.push(cri::Mount {
+                        container_path: crate::network::ETC_HOSTS.to_owned(),
+                        host_path: path.display().to_string(),
+                        readonly: false,
+                        selinux_relabel: true,
+                        ..Default::default()
+                    });
+                }
+                Ok(config)
             })
             .await?
         };
@@ -1456,6 +1564,8 @@ struct Target<'a> {
     pod: &'a SourcePod,
     desired: &'a DesiredPod<'a>,
     sandbox_id: &'a str,
+    /// The pod's IPs (empty on the host network).
+    pod_ips: &'a [String],
     sandbox_cfg: &'a cri::PodSandboxConfig,
     volumes: &'a PodVolumes,
 }
@@ -1605,6 +1715,7 @@ fn pending_info(pod: &SourcePod, reason: &str, message: &str) -> PodInfo {
         source: pod.source.clone(),
         pod: Some(pod.pod.clone()),
         sandbox_id: None,
+        pod_ips: Vec::new(),
         phase: PodPhase::Pending,
         reason: None,
         message: None,

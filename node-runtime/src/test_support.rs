@@ -24,6 +24,27 @@ pub fn cri_endpoint(test: &str) -> Option<String> {
     }
 }
 
+/// The harness containerd's pod network (`NODE_TEST_POD_SUBNET`, set by `scripts/containerd.sh
+/// env` when the CNI plugins are installed): `None` (the test skips) when absent outside CI; in
+/// CI (`CI` set) a missing pod network is a failure.
+#[allow(clippy::panic)] // failing the calling test is the point under CI
+pub fn pod_subnet(test: &str) -> Option<String> {
+    match std::env::var("NODE_TEST_POD_SUBNET") {
+        Ok(s) if !s.is_empty() => Some(s),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!(
+                "{test}: NODE_TEST_POD_SUBNET is not set (scripts/containerd.sh installs the CNI plugins and writes the pod network)"
+            )
+        }
+        _ => {
+            eprintln!(
+                "SKIP {test}: NODE_TEST_POD_SUBNET is not set (no pod network on this containerd)"
+            );
+            None
+        }
+    }
+}
+
 /// The local image the harness imports (`NODE_TEST_IMAGE`, default
 /// `docker.io/library/busybox:local`).
 pub fn test_image() -> String {

@@ -163,6 +163,25 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     if static_pod_path.is_empty() && kube.is_none() {
         tracing::info!("no staticPodPath and no --kubeconfig: this agent runs no pods");
     }
+    let node_ips = node_heartbeat::parse_node_ips(flags.node_ip.as_deref().unwrap_or_default())
+        .map_err(|e| AgentError::Preflight(e.to_string()))?;
+    let overridden = flags
+        .hostname_override
+        .as_ref()
+        .is_some_and(|h| !h.is_empty());
+    let inputs = AddressInputs::probe(
+        Path::new("/"),
+        &node_name,
+        &hostname,
+        overridden,
+        node_ips.clone(),
+    );
+    let addresses =
+        node_addresses(&inputs, &dns_lookup).map_err(|e| AgentError::Preflight(e.to_string()))?;
+    let host_ip = addresses
+        .iter()
+        .find(|a| a.type_ == "InternalIP")
+        .map(|a| a.address.clone());
     let mut options = SyncOptions::new(
         node_name.clone(),
         NodePaths {
@@ -170,6 +189,15 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
             pod_logs_dir: layout.pod_logs.clone(),
         },
     );
+    // Pod DNS (clusterDNS, clusterDomain, resolvConf); with resolvConf "", each --node-ip
+    // gives a loopback resolver of its family (the kubelet's nodeIPs).
+    options.dns = node_runtime::network::DnsSettings::from_config(
+        &cfg.cluster_dns,
+        &cfg.cluster_domain,
+        cfg.resolv_conf.as_deref(),
+        node_ips,
+    )
+    .map_err(AgentError::Preflight)?;
     options.seccomp_default = cfg.seccomp_default.unwrap_or(false);
     options.sysctl_policy = Some(sysctls);
     options.swap = Some(swap_policy);
@@ -224,19 +252,6 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     };
     let registry = manager.registry();
     let metrics = Arc::new(Metrics::new(&node_name, &pod_metrics, registry.clone()));
-    let node_ips = node_heartbeat::parse_node_ips(flags.node_ip.as_deref().unwrap_or_default())
-        .map_err(|e| AgentError::Preflight(e.to_string()))?;
-    let overridden = flags
-        .hostname_override
-        .as_ref()
-        .is_some_and(|h| !h.is_empty());
-    let inputs = AddressInputs::probe(Path::new("/"), &node_name, &hostname, overridden, node_ips);
-    let addresses =
-        node_addresses(&inputs, &dns_lookup).map_err(|e| AgentError::Preflight(e.to_string()))?;
-    let host_ip = addresses
-        .iter()
-        .find(|a| a.type_ == "InternalIP")
-        .map(|a| a.address.clone());
     let api_state = ApiState {
         node_name: node_name.clone(),
         registry: registry.clone(),
@@ -329,6 +344,40 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     if heartbeat.is_none() {
         tracing::info!("standalone mode (no --kubeconfig): node status and lease are not reported");
     }
+    // The pod CIDR goes to the runtime (CRI UpdateRuntimeConfig): the Node's spec.podCIDRs in
+    // a cluster, the configuration's podCIDR standalone (the field's documented use).
+    let pod_cidr_task = {
+        let mut cidrs = match &heartbeat {
+            Some(h) => h.pod_cidr(),
+            None => watch::channel(cfg.pod_cidr.clone()).1,
+        };
+        let (runtime, mut stop) = (runtime.clone(), heartbeat_stop_rx.clone());
+        tokio::spawn(async move {
+            let (mut sender_alive, mut applied) = (true, String::new());
+            loop {
+                let cidr = cidrs.borrow_and_update().clone();
+                let mut retry = false;
+                if !cidr.is_empty() && cidr != applied {
+                    match runtime.update_pod_cidr(&cidr).await {
+                        Ok(()) => {
+                            tracing::info!(pod_cidr = %cidr, "updated the runtime's pod CIDR");
+                            applied = cidr;
+                        }
+                        Err(e) => {
+                            // Retried, as the kubelet retries on its next status update.
+                            tracing::warn!(pod_cidr = %cidr, error = %node_util::error_chain(&e), "failed to update the runtime's pod CIDR");
+                            retry = true;
+                        }
+                    }
+                }
+                tokio::select! {
+                    r = cidrs.changed(), if sender_alive => sender_alive = r.is_ok(),
+                    () = tokio::time::sleep(Duration::from_secs(10)), if retry => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        })
+    };
     // The API server's pods: listed and watched into the pod manager's source, their status
     // (and the static pods', through their mirror pods) sent back, their deletions finished.
     let cluster_tasks: Vec<tokio::task::JoinHandle<()>> = match (&kube, &api_pods) {
@@ -461,6 +510,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
     if let Some(heartbeat) = heartbeat {
         heartbeat.wait().await;
     }
+    pod_cidr_task.abort();
     for task in cluster_tasks
         .into_iter()
         .chain(recorder.map(|(_, task)| task))

@@ -52,6 +52,7 @@ fn pod_registry() -> PodRegistry {
         source: node_runtime::PodSource::File(PathBuf::from("/etc/kubernetes/manifests/web.yaml")),
         pod: None,
         sandbox_id: Some("sandbox-1".to_owned()),
+        pod_ips: Vec::new(),
         phase: PodPhase::Running,
         reason: None,
         message: None,

@@ -44,6 +44,7 @@ fn registry() -> PodRegistry {
         source: node_runtime::PodSource::File("/etc/kubernetes/manifests/web.yaml".into()),
         pod: None,
         sandbox_id: Some("sb".to_owned()),
+        pod_ips: Vec::new(),
         phase: PodPhase::Running,
         reason: None,
         message: None,

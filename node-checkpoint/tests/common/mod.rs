@@ -46,6 +46,7 @@ pub fn pod(namespace: &str, name: &str, containers: Vec<ContainerInfo>) -> PodIn
         source: node_runtime::PodSource::File(PathBuf::from("/etc/kubernetes/manifests/x.yaml")),
         pod: None,
         sandbox_id: Some("sandbox-1".to_owned()),
+        pod_ips: Vec::new(),
         phase: PodPhase::Running,
         reason: None,
         message: None,

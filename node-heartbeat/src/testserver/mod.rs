@@ -416,6 +416,22 @@ impl TestApiServer {
         }
     }
 
+    /// Changes a node as another writer would (a controller setting `spec.podCIDR`, say),
+    /// bumping its resourceVersion. `false` when there is no such node.
+    pub fn modify_node(&self, name: &str, f: impl FnOnce(&mut Node)) -> bool {
+        let mut st = lock(&self.state);
+        st.rv += 1;
+        let rv = st.rv.to_string();
+        match st.nodes.get_mut(name) {
+            Some(n) => {
+                f(n);
+                n.metadata.resource_version = Some(rv);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Creates a pod as `POST /api/v1/namespaces/{ns}/pods` does (namespace from the pod,
     /// `default` if unset); returns the stored pod. Errors are [`Error::Api`] with the
     /// Status message (409 AlreadyExists, 400, 422).

@@ -28,7 +28,7 @@ pub struct CriCall {
 }
 
 /// A sandbox the fake runtime holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FakeSandbox {
     /// Runtime ID (`sandbox-0001`, ... in creation order).
     pub id: String,
@@ -42,6 +42,11 @@ pub struct FakeSandbox {
     pub labels: HashMap<String, String>,
     /// Annotations.
     pub annotations: HashMap<String, String>,
+    /// The IP the fake network gave it: `10.88.0.<n>` for a sandbox in its own network
+    /// namespace, empty for a host-network one (the runtime reports none then).
+    pub ip: String,
+    /// The config it was created with (hostname, DNS, port mappings, ...).
+    pub config: cri::PodSandboxConfig,
 }
 
 /// A container the fake runtime holds.
@@ -92,6 +97,8 @@ struct State {
     stop_timeouts: Vec<(String, i64)>,
     /// `(container ID, command)` of every `ExecSync` (which exits 0 with no output).
     execs: Vec<(String, Vec<String>)>,
+    /// The pod CIDR of every `UpdateRuntimeConfig`, in order.
+    pod_cidrs: Vec<String>,
     /// Container name -> exit code of every instance as soon as it starts.
     exit_on_start: HashMap<String, i32>,
     /// Method -> the error it answers.
@@ -228,6 +235,11 @@ impl FakeCri {
         self.state().execs.clone()
     }
 
+    /// The pod CIDR of every `UpdateRuntimeConfig` call so far, in order.
+    pub fn pod_cidrs(&self) -> Vec<String> {
+        self.state().pod_cidrs.clone()
+    }
+
     /// `(container ID, timeout in seconds)` of every `StopContainer` call so far, in order.
     pub fn stop_timeouts(&self) -> Vec<(String, i64)> {
         self.state().stop_timeouts.clone()
@@ -357,7 +369,7 @@ impl RuntimeService for Service {
         r: Request<cri::RunPodSandboxRequest>,
     ) -> Result<Response<cri::RunPodSandboxResponse>, Status> {
         let config = r.into_inner().config.unwrap_or_default();
-        let metadata = config.metadata.unwrap_or_default();
+        let metadata = config.metadata.clone().unwrap_or_default();
         let mut state = self.state();
         state.call(
             "RunPodSandbox",
@@ -365,6 +377,17 @@ impl RuntimeService for Service {
         )?;
         let id = state.id("sandbox");
         let created_at = state.now();
+        let host_network = config
+            .linux
+            .as_ref()
+            .and_then(|l| l.security_context.as_ref())
+            .and_then(|s| s.namespace_options.as_ref())
+            .is_some_and(|n| n.network == cri::NamespaceMode::Node as i32);
+        let ip = if host_network {
+            String::new()
+        } else {
+            format!("10.88.0.{}", state.sandboxes.len() % 250 + 2)
+        };
         state.sandboxes.insert(
             id.clone(),
             FakeSandbox {
@@ -372,8 +395,10 @@ impl RuntimeService for Service {
                 metadata,
                 ready: true,
                 created_at,
-                labels: config.labels,
-                annotations: config.annotations,
+                labels: config.labels.clone(),
+                annotations: config.annotations.clone(),
+                ip,
+                config,
             },
         );
         Ok(Response::new(cri::RunPodSandboxResponse {
@@ -438,6 +463,10 @@ impl RuntimeService for Service {
                 created_at: s.created_at,
                 labels: s.labels.clone(),
                 annotations: s.annotations.clone(),
+                network: (!s.ip.is_empty()).then(|| cri::PodSandboxNetworkStatus {
+                    ip: s.ip.clone(),
+                    additional_ips: Vec::new(),
+                }),
                 ..cri::PodSandboxStatus::default()
             }),
             info: HashMap::new(),
@@ -654,6 +683,22 @@ impl RuntimeService for Service {
         state.container(&r.container_id)?;
         state.execs.push((r.container_id, r.cmd));
         Ok(Response::new(cri::ExecSyncResponse::default()))
+    }
+
+    async fn update_runtime_config(
+        &self,
+        r: Request<cri::UpdateRuntimeConfigRequest>,
+    ) -> Result<Response<cri::UpdateRuntimeConfigResponse>, Status> {
+        let cidr = r
+            .into_inner()
+            .runtime_config
+            .and_then(|c| c.network_config)
+            .map(|n| n.pod_cidr)
+            .unwrap_or_default();
+        let mut state = self.state();
+        state.call("UpdateRuntimeConfig", &cidr)?;
+        state.pod_cidrs.push(cidr);
+        Ok(Response::new(cri::UpdateRuntimeConfigResponse {}))
     }
 
     async fn checkpoint_container(
