@@ -43,6 +43,7 @@
 
 pub mod admission;
 mod api_source;
+pub mod atomic_writer;
 mod blocking;
 mod client;
 mod containerd_events;
