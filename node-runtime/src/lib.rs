@@ -56,6 +56,7 @@ mod manifest;
 pub mod metrics;
 pub mod plan;
 pub mod pod_status;
+pub mod projection;
 mod registry;
 pub mod safe_fs;
 pub mod shutdown;
