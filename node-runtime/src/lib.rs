@@ -49,6 +49,7 @@ mod client;
 mod containerd_events;
 pub mod cri;
 mod dir_watch;
+pub mod env;
 mod error;
 mod hook;
 pub mod lifecycle;

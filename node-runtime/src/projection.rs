@@ -96,7 +96,8 @@ pub fn volume_payload(
 /// every `data` key then every `binaryData` key at `defaultMode`; with `items` the listed keys
 /// (`data` first, then `binaryData`) at their `path` and `mode`, a missing key being
 /// `configmap references non-existent config key: <key>` unless `optional`. A missing
-/// configMap (`None`) gives no files when `optional`, else `configmaps "<name>" not found`.
+/// configMap (`None`) gives no files when `optional`, else `configmap "<name>" not found`
+/// (the message of the kubelet's default, watch-based object manager).
 pub fn config_map_payload(
     source: &ConfigMapVolumeSource,
     config_map: Option<&ConfigMap>,
@@ -107,7 +108,7 @@ pub fn config_map_payload(
         return if optional {
             Ok(Payload::new())
         } else {
-            Err(format!("configmaps {} not found", go_quote(&source.name)))
+            Err(format!("configmap {} not found", go_quote(&source.name)))
         };
     };
     config_map_files(
@@ -123,7 +124,7 @@ pub fn config_map_payload(
 /// A secret volume's files (`secret.MakePayload` and `SetUpAt`): as
 /// [`config_map_payload`] with the secret's `data` (`stringData` is never stored by the API
 /// server), a missing key being `references non-existent secret key: <key>` and a missing
-/// secret `secrets "<name>" not found`.
+/// secret `secret "<name>" not found`.
 pub fn secret_payload(
     source: &SecretVolumeSource,
     secret: Option<&Secret>,
@@ -135,7 +136,7 @@ pub fn secret_payload(
         return if optional {
             Ok(Payload::new())
         } else {
-            Err(format!("secrets {} not found", go_quote(name)))
+            Err(format!("secret {} not found", go_quote(name)))
         };
     };
     secret_files(
@@ -200,7 +201,7 @@ pub fn projected_payload(
                     optional,
                 ),
                 None if optional => Ok(Payload::new()),
-                None => Err(format!("secrets {} not found", go_quote(&s.name))),
+                None => Err(format!("secret {} not found", go_quote(&s.name))),
             }
         } else if let Some(c) = &projection.config_map {
             let optional = c.optional == Some(true);
@@ -214,7 +215,7 @@ pub fn projected_payload(
                     optional,
                 ),
                 None if optional => Ok(Payload::new()),
-                None => Err(format!("configmaps {} not found", go_quote(&c.name))),
+                None => Err(format!("configmap {} not found", go_quote(&c.name))),
             }
         } else if let Some(d) = &projection.downward_api {
             let mut item_errors = Vec::new();
@@ -636,9 +637,10 @@ fn qualified_name_errors(value: &str) -> Vec<String> {
             if prefix.is_empty() {
                 errors.push("prefix part must be non-empty".to_owned());
             } else if !crate::validation::is_dns_subdomain(prefix) {
-                errors.push(format!(
+                errors.push(
                     "prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-                ));
+                    .to_owned(),
+                );
             }
             *name
         }
@@ -985,7 +987,7 @@ mod tests {
 
         let missing = ConfigMapVolumeSource {
             items: Some(vec![item("nope", "n", None), item("a", "a", None)]),
-            ..source.clone()
+            ..source
         };
         assert_eq!(
             config_map_payload(&missing, Some(&config_map())).unwrap_err(),
@@ -1009,7 +1011,7 @@ mod tests {
         };
         assert_eq!(
             config_map_payload(&source, None).unwrap_err(),
-            "configmaps \"cm\" not found"
+            "configmap \"cm\" not found"
         );
         let optional = ConfigMapVolumeSource {
             optional: Some(true),
@@ -1024,7 +1026,7 @@ mod tests {
         };
         assert_eq!(
             secret_payload(&source, None).unwrap_err(),
-            "secrets \"s\" not found"
+            "secret \"s\" not found"
         );
         let optional = SecretVolumeSource {
             optional: Some(true),
@@ -1370,7 +1372,7 @@ mod tests {
         );
 
         // Errors from every source, and a conflict between sources.
-        let mut bad = source.clone();
+        let mut bad = source;
         if let Some(sources) = bad.sources.as_mut() {
             sources.push(VolumeProjection {
                 secret: Some(SecretProjection {
@@ -1409,7 +1411,7 @@ mod tests {
         let err = projected_payload(&bad, &pod(), &inputs).unwrap_err();
         assert_eq!(
             err,
-            "[secrets \"gone\" not found, unsupported fieldPath: metadata.nope, projected.sources[7].serviceAccountToken: no token was obtained for this source, projected.sources[8]: path \"pw\" conflicts with projected.sources[1]]"
+            "[secret \"gone\" not found, unsupported fieldPath: metadata.nope, projected.sources[7].serviceAccountToken: no token was obtained for this source, projected.sources[8]: path \"pw\" conflicts with projected.sources[1]]"
         );
     }
 
@@ -1457,7 +1459,7 @@ mod tests {
             volume_payload(&secret, &pod(), &inputs)
                 .unwrap()
                 .unwrap_err(),
-            "secrets \"s\" not found"
+            "secret \"s\" not found"
         );
     }
 }
