@@ -43,11 +43,13 @@
 
 pub mod admission;
 mod api_source;
+pub mod atomic_writer;
 mod blocking;
 mod client;
 mod containerd_events;
 pub mod cri;
 mod dir_watch;
+pub mod env;
 mod error;
 mod hook;
 pub mod lifecycle;
@@ -56,6 +58,7 @@ pub mod metrics;
 pub mod network;
 pub mod plan;
 pub mod pod_status;
+pub mod projection;
 mod registry;
 pub mod safe_fs;
 pub mod shutdown;

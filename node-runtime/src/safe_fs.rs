@@ -253,6 +253,31 @@ pub fn remove_tree_under(base: &Path, components: &[(&str, &str)]) -> Result<(),
     remover.remove_entry(parent.as_fd(), &parent_path, OsStr::new(last))
 }
 
+/// Removes the entry `name` of the open directory `dir` (whose path, for messages, is
+/// `dir_path`) the way [`remove_tree_under`] removes its last component: a symlink or a file is
+/// unlinked (never followed), a directory is emptied and removed without following any symlink
+/// inside it and without crossing into another mount (a mount point is an `UnsafePath` error
+/// and nothing below it is touched). Missing is success. `name` must be one path component.
+pub(crate) fn remove_child(
+    dir: BorrowedFd<'_>,
+    dir_path: &Path,
+    name: &OsStr,
+) -> Result<(), RuntimeError> {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes == b"." || bytes == b".." || bytes.contains(&b'/') {
+        return Err(unsafe_path(
+            &dir_path.join(name),
+            "not exactly one path component below its directory",
+        ));
+    }
+    let mount = stat_fd(dir).map_err(|e| io_error("stat", dir_path, e))?;
+    let mut remover = Remover {
+        mount,
+        changes_left: MAX_CHANGES,
+    };
+    remover.remove_entry(dir, dir_path, name)
+}
+
 /// Removes the directories `base/components[..i]` for i from the full length down to 1, while
 /// they are empty; stops quietly at the first one that is not (or cannot be opened).
 pub(crate) fn remove_empty_dirs(base: &Path, components: &[(&str, &str)]) {
