@@ -55,6 +55,7 @@ mod manifest;
 pub mod metrics;
 pub mod plan;
 pub mod pod_status;
+pub mod prober;
 mod registry;
 pub mod safe_fs;
 pub mod shutdown;
