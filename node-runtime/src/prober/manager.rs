@@ -104,7 +104,8 @@ struct PodWorkers {
 #[derive(Debug)]
 struct Worker {
     generation: u64,
-    abort: AbortHandle,
+    /// `None` until the task is spawned (outside the registry's lock).
+    abort: Option<AbortHandle>,
     finished: bool,
     trigger: Arc<Notify>,
     spec: Arc<ProbeSpec>,
@@ -187,13 +188,14 @@ impl ProbeManager {
             return;
         };
         let mut aborts = Vec::new();
+        let mut spawn = Vec::new();
         {
             let mut registry = lock(&self.shared.registry);
             let present: HashSet<String> = targets.iter().map(|t| t.uid.clone()).collect();
             registry.pods.retain(|uid, pod| {
                 let keep = present.contains(uid);
                 if !keep {
-                    aborts.extend(pod.workers.values().map(|w| w.abort.clone()));
+                    aborts.extend(pod.workers.values().filter_map(|w| w.abort.clone()));
                 }
                 keep
             });
@@ -232,6 +234,7 @@ impl ProbeManager {
                         let task = WorkerTask {
                             shared: self.shared.clone(),
                             uid: target.uid.clone(),
+                            key: key.clone(),
                             container: container.clone(),
                             sidecar,
                             spec: spec.clone(),
@@ -239,13 +242,12 @@ impl ProbeManager {
                             input: pod.input.subscribe(),
                             trigger: trigger.clone(),
                         };
-                        self.shared.live.fetch_add(1, Ordering::SeqCst);
-                        let handle = runtime.spawn(task.run());
+                        spawn.push(task);
                         pod.workers.insert(
                             key,
                             Worker {
                                 generation,
-                                abort: handle.abort_handle(),
+                                abort: None,
                                 finished: false,
                                 trigger,
                                 spec,
@@ -269,21 +271,47 @@ impl ProbeManager {
         for a in aborts {
             a.abort();
         }
+        // Spawned outside the lock: a task dropped at once (a runtime shutting down) takes the
+        // lock in its guard.
+        for task in spawn {
+            let (uid, key, generation) = (task.uid.clone(), task.key.clone(), task.generation);
+            let guard = WorkerGuard::new(&self.shared, &uid, &key, generation);
+            let handle = runtime.spawn(task.run(guard));
+            let mut registry = lock(&self.shared.registry);
+            match registry
+                .pods
+                .get_mut(&uid)
+                .and_then(|p| p.workers.get_mut(&key))
+                .filter(|w| w.generation == generation)
+            {
+                Some(w) => w.abort = Some(handle.abort_handle()),
+                // Removed meanwhile.
+                None => handle.abort(),
+            }
+        }
     }
 
     /// Stops the workers of pod `uid` and forgets its results.
     pub fn remove_pod(&self, uid: &str) {
         let removed = lock(&self.shared.registry).pods.remove(uid);
-        for w in removed.iter().flat_map(|p| p.workers.values()) {
-            w.abort.abort();
+        for a in removed
+            .iter()
+            .flat_map(|p| p.workers.values())
+            .filter_map(|w| w.abort.as_ref())
+        {
+            a.abort();
         }
     }
 
     /// Stops every worker and forgets every result.
     pub fn stop_all(&self) {
         let removed = std::mem::take(&mut lock(&self.shared.registry).pods);
-        for w in removed.values().flat_map(|p| p.workers.values()) {
-            w.abort.abort();
+        for a in removed
+            .values()
+            .flat_map(|p| p.workers.values())
+            .filter_map(|w| w.abort.as_ref())
+        {
+            a.abort();
         }
     }
 
@@ -507,6 +535,19 @@ struct WorkerGuard {
     generation: u64,
 }
 
+impl WorkerGuard {
+    /// Counts a live worker until the guard is dropped.
+    fn new(shared: &Arc<Shared>, uid: &str, key: &(String, ProbeKind), generation: u64) -> Self {
+        shared.live.fetch_add(1, Ordering::SeqCst);
+        Self {
+            shared: shared.clone(),
+            uid: uid.to_owned(),
+            key: key.clone(),
+            generation,
+        }
+    }
+}
+
 impl Drop for WorkerGuard {
     fn drop(&mut self) {
         self.shared.live.fetch_sub(1, Ordering::SeqCst);
@@ -530,6 +571,7 @@ impl Drop for WorkerGuard {
 struct WorkerTask {
     shared: Arc<Shared>,
     uid: String,
+    key: (String, ProbeKind),
     container: Container,
     sidecar: bool,
     spec: Arc<ProbeSpec>,
@@ -539,14 +581,10 @@ struct WorkerTask {
 }
 
 impl WorkerTask {
-    async fn run(self) {
-        let key = (self.container.name.clone(), self.spec.kind);
-        let _guard = WorkerGuard {
-            shared: self.shared.clone(),
-            uid: self.uid.clone(),
-            key: key.clone(),
-            generation: self.generation,
-        };
+    /// The worker's loop; `_guard` (made before the task is spawned, so a task dropped
+    /// before its first poll is counted out too) marks the worker finished when it ends.
+    async fn run(self, _guard: WorkerGuard) {
+        let key = self.key.clone();
         let mut state = WorkerState::new(&self.spec);
         let delay = first_probe_delay(
             self.spec.period,
@@ -594,7 +632,7 @@ impl WorkerTask {
         };
         let tick = state.tick(&input, SystemTime::now());
         let publish = |result| {
-            if let Some(id) = state_id(state) {
+            if let Some(id) = state.container_id() {
                 self.shared
                     .publish(&self.uid, key, self.generation, id, result);
             }
@@ -651,8 +689,4 @@ impl WorkerTask {
             message,
         });
     }
-}
-
-fn state_id(state: &WorkerState) -> Option<&str> {
-    state.container_id()
 }
