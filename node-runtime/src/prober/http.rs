@@ -522,7 +522,7 @@ async fn exchange(
     match url.scheme {
         Scheme::Http => talk(tcp, request, deadline, &shown).await,
         Scheme::Https => {
-            let config = tls_config().map_err(|e| transport(e.clone()))?;
+            let config = tls_config().map_err(transport)?;
             let name = rustls::pki_types::ServerName::try_from(url.host.clone())
                 .map_err(|e| transport(format!("tls: invalid server name: {e}")))?;
             let connector = tokio_rustls::TlsConnector::from(config);
