@@ -591,12 +591,9 @@ impl WorkerTask {
             self.shared.start.elapsed(),
             cheap_random(&format!("{}/{}", self.uid, self.container.name)),
         );
-        if !delay.is_zero() {
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = self.trigger.notified() => {}
-            }
-        }
+        // Not cut short by a trigger (which stays pending and runs right after): after an
+        // agent restart every readiness worker is triggered, and the jitter spreads them.
+        tokio::time::sleep(delay).await;
         let mut ticker = tokio::time::interval(self.spec.period);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         // The first tick of an interval is immediate: that is this first probe.
