@@ -59,6 +59,7 @@ pub mod network;
 pub mod plan;
 pub mod pod_status;
 pub mod projection;
+pub mod prober;
 mod registry;
 pub mod safe_fs;
 pub mod shutdown;

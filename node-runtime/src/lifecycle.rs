@@ -4,8 +4,9 @@
 //! * `exec`: the command in the container (CRI `ExecSync`), failed when it exits non-zero;
 //! * `sleep`: waits `seconds`;
 //! * `httpGet`: `GET scheme://host:port/path` with the hook's headers and the kubelet's
-//!   `User-Agent: kube-lifecycle/1.35`, failed on a connection error or a status outside
-//!   200..=399; the host is the hook's `host` or, for a host-network pod, 127.0.0.1 (the pod's
+//!   `User-Agent: kube-lifecycle/1.35` and `Accept: */*` (the probes' HTTP client,
+//!   [`crate::prober`]: redirects followed to the same host only), failed on a connection
+//!   error or a status outside 200..=399; the host is the hook's `host` or, for a host-network pod, 127.0.0.1 (the pod's
 //!   IP is the node's); a named port is looked up in the container's ports. HTTPS hooks are not
 //!   supported (they fail, with an event).
 //!
@@ -16,16 +17,17 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Container, HTTPGetAction, Pod};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::client::CriClient;
+use crate::prober::Scheme;
+use crate::prober::http::{HttpError, Url};
 
 /// The least grace period `StopContainer` gets after a hook (the kubelet's
 /// `minimumGracePeriodInSeconds`).
 pub const MIN_GRACE: Duration = Duration::from_secs(2);
 
-/// The most of an HTTP hook's answer that is read (its status line is all that counts).
-const MAX_HTTP_ANSWER: u64 = 4096;
+/// The kubelet's `User-Agent` for HTTP hooks.
+const HOOK_USER_AGENT: &str = "kube-lifecycle/1.35";
 
 /// Runs `container`'s preStop hook, if it has one, in the running container `id` of `pod`, for
 /// at most `grace`. `Ok(false)` when there is no hook.
@@ -93,35 +95,24 @@ fn port_of(container: &Container, port: &IntOrString) -> Result<u16, String> {
     }
 }
 
-/// The HTTP request line and headers of an HTTP hook (pure, for tests).
+/// The URL and headers of an HTTP hook (pure, for tests).
+fn hook_url(http: &HTTPGetAction, host: &str, port: u16) -> (Url, Vec<(String, String)>) {
+    let path = http.path.as_deref().unwrap_or("/");
+    let headers = http
+        .http_headers
+        .iter()
+        .flatten()
+        .map(|h| (h.name.clone(), h.value.clone()))
+        .collect();
+    (Url::new(Scheme::Http, host, port, path), headers)
+}
+
+/// The HTTP request of an HTTP hook (pure, for tests): the probes' request with the hooks'
+/// `User-Agent`.
+#[cfg(test)]
 fn http_request(http: &HTTPGetAction, host: &str, port: u16) -> String {
-    let path = http
-        .path
-        .as_deref()
-        .filter(|p| !p.is_empty())
-        .unwrap_or("/");
-    let path = if path.starts_with('/') {
-        path.to_owned()
-    } else {
-        format!("/{path}")
-    };
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n");
-    let mut agent = true;
-    for h in http.http_headers.iter().flatten() {
-        // Header names and values from the pod spec: no line breaks may reach the request.
-        if h.name.contains(['\r', '\n', ':']) || h.value.contains(['\r', '\n']) {
-            continue;
-        }
-        if h.name.eq_ignore_ascii_case("user-agent") {
-            agent = false;
-        }
-        req.push_str(&format!("{}: {}\r\n", h.name, h.value));
-    }
-    if agent {
-        req.push_str("User-Agent: kube-lifecycle/1.35\r\n");
-    }
-    req.push_str("Connection: close\r\n\r\n");
-    req
+    let (url, headers) = hook_url(http, host, port);
+    crate::prober::http::request(&url, &headers, HOOK_USER_AGENT)
 }
 
 async fn http_get(pod: &Pod, container: &Container, http: &HTTPGetAction) -> Result<(), String> {
@@ -147,35 +138,27 @@ async fn http_get(pod: &Pod, container: &Container, http: &HTTPGetAction) -> Res
         }
     };
     let port = port_of(container, &http.port)?;
-    let mut stream = tokio::net::TcpStream::connect((host.as_str(), port))
+    let (url, headers) = hook_url(http, &host, port);
+    // No timeout of its own: the hook runs within the grace period (run_pre_stop).
+    let response = crate::prober::http::get(&url, &headers, HOOK_USER_AGENT, Duration::MAX)
         .await
-        .map_err(|e| format!("connecting to {host}:{port}: {e}"))?;
-    stream
-        .write_all(http_request(http, &host, port).as_bytes())
-        .await
-        .map_err(|e| format!("sending to {host}:{port}: {e}"))?;
-    let mut answer = Vec::new();
-    stream
-        .take(MAX_HTTP_ANSWER)
-        .read_to_end(&mut answer)
-        .await
-        .map_err(|e| format!("reading from {host}:{port}: {e}"))?;
-    let status_line = String::from_utf8_lossy(&answer);
-    let code: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("no HTTP answer from {host}:{port}"))?;
-    if (200..400).contains(&code) {
+        .map_err(|e| match e {
+            HttpError::Transport(e) | HttpError::Body(e) => e,
+        })?;
+    if (200..400).contains(&response.status) {
         Ok(())
     } else {
-        Err(format!("HTTP status {code} from {host}:{port}"))
+        Err(format!(
+            "HTTP status {} from {host}:{port}",
+            response.status
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]
     fn http_requests_are_built_safely() {
@@ -190,7 +173,7 @@ mod tests {
         let req = http_request(&http, "127.0.0.1", 8080);
         assert_eq!(
             req,
-            "GET /drain HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nX-A: 1\r\nUser-Agent: kube-lifecycle/1.35\r\nConnection: close\r\n\r\n"
+            "GET /drain HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: kube-lifecycle/1.35\r\nAccept: */*\r\nX-A: 1\r\nConnection: close\r\n\r\n"
         );
         let c: Container = serde_json::from_value(serde_json::json!({
             "name": "c", "ports": [{"name": "web", "containerPort": 80}]
