@@ -56,6 +56,7 @@ pub mod lifecycle;
 mod manifest;
 pub mod metrics;
 pub mod network;
+pub mod objects;
 pub mod plan;
 pub mod pod_status;
 pub mod projection;
