@@ -55,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
             log_path: None,
             image_id: None,
             last_state: None,
+            started: None,
         }],
     });
 

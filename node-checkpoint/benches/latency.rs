@@ -54,6 +54,7 @@ fn bench(c: &mut Criterion) {
             log_path: None,
             image_id: None,
             last_state: None,
+            started: None,
         }],
     });
     let service = Arc::new(

@@ -120,13 +120,85 @@ pub fn node_host_ips(addresses: &[k8s_openapi::api::core::v1::NodeAddress]) -> V
 }
 
 /// The strategic-merge patch that sets `status` on the pod with `uid`, or `None` when
-/// `status` equals what was sent last (`previous`).
+/// `status` equals what was sent last (`previous`). As the kubelet's two-way merge patch
+/// (`PatchPodStatus`), a field the agent owns that `previous` had and `status` lacks is sent
+/// as `null`, so the API server deletes it: a container's old `waiting` state, a condition's
+/// old `reason`, the pod's old `message` ([`with_deletions`]).
 #[must_use]
 pub fn pod_status_patch(uid: &str, status: &Value, previous: Option<&Value>) -> Option<Value> {
     if previous == Some(status) {
         return None;
     }
+    let status = match previous {
+        Some(old) => with_deletions(status, old, true),
+        None => status.clone(),
+    };
     Some(json!({ "metadata": { "uid": uid }, "status": status }))
+}
+
+/// Status fields the agent owns at the top level (others, such as `nominatedNodeName` or
+/// `resize`, belong to other writers and are never deleted from here).
+const OWNED_STATUS_FIELDS: &[&str] = &[
+    "phase",
+    "reason",
+    "message",
+    "hostIP",
+    "hostIPs",
+    "podIP",
+    "podIPs",
+    "startTime",
+    "qosClass",
+    "conditions",
+    "initContainerStatuses",
+    "containerStatuses",
+    "observedGeneration",
+];
+
+/// The merge key of a status list, as the API's strategic-merge schema declares it.
+fn merge_key(field: &str) -> Option<&'static str> {
+    match field {
+        "conditions" => Some("type"),
+        "containerStatuses" | "initContainerStatuses" | "ephemeralContainerStatuses" => {
+            Some("name")
+        }
+        "podIPs" | "hostIPs" => Some("ip"),
+        _ => None,
+    }
+}
+
+/// `new` with a `null` for every key of `old` it lacks (only the agent's own fields at the
+/// top), recursing into objects and into merge-keyed list items matched by their key.
+#[must_use]
+pub fn with_deletions(new: &Value, old: &Value, top: bool) -> Value {
+    let (Value::Object(n), Value::Object(o)) = (new, old) else {
+        return new.clone();
+    };
+    let mut out = serde_json::Map::new();
+    for (k, v) in n {
+        let merged = match (merge_key(k), v, o.get(k)) {
+            (Some(key), Value::Array(items), Some(Value::Array(old_items))) => Value::Array(
+                items
+                    .iter()
+                    .map(|item| {
+                        let id = item.get(key);
+                        match old_items.iter().find(|x| id.is_some() && x.get(key) == id) {
+                            Some(prev) => with_deletions(item, prev, false),
+                            None => item.clone(),
+                        }
+                    })
+                    .collect(),
+            ),
+            (None, Value::Object(_), Some(prev)) => with_deletions(v, prev, false),
+            _ => v.clone(),
+        };
+        out.insert(k.clone(), merged);
+    }
+    for k in o.keys() {
+        if !n.contains_key(k) && (!top || OWNED_STATUS_FIELDS.contains(&k.as_str())) {
+            out.insert(k.clone(), Value::Null);
+        }
+    }
+    Value::Object(out)
 }
 
 /// The terminal status of a pod the agent stopped for its deletion, from the last status sent
@@ -324,7 +396,7 @@ impl StatusManager {
             })
             .clone();
         let mut status = desired_status(info, &self.node_name, &self.host_ips, &start);
-        // The previous conditions: what was sent, else (after an agent restart) the API's.
+        // The previous status: what was sent, else (after an agent restart) the API's.
         let api_status = info
             .pod
             .as_ref()
@@ -333,7 +405,10 @@ impl StatusManager {
             .and_then(|st| serde_json::to_value(st).ok());
         let previous = self.sent.get(uid).or(api_status.as_ref());
         stamp_conditions(&mut status, previous, &now_rfc3339());
-        let Some(patch) = pod_status_patch(uid, &status, self.sent.get(uid)) else {
+        if self.sent.get(uid) == Some(&status) {
+            return Ok(());
+        }
+        let Some(patch) = pod_status_patch(uid, &status, previous) else {
             return Ok(());
         };
         self.patch(&info.namespace, &info.name, &patch).await?;
@@ -357,9 +432,25 @@ impl StatusManager {
 
     /// The terminal status, then the DELETE with grace period 0 and the UID precondition.
     async fn finish(&mut self, pod: &TerminatedPod) -> Result<()> {
-        let status = terminal_status(self.sent.get(&pod.uid));
+        // From the pod's final record (how its containers really ended) when the agent still
+        // has it, even if sending that status failed; else from what was sent.
+        let record = self.registry.get_by_uid(&pod.uid).map(|info| {
+            let start = self
+                .start_times
+                .get(&pod.uid)
+                .cloned()
+                .unwrap_or_else(now_rfc3339);
+            let mut st = desired_status(&info, &self.node_name, &self.host_ips, &start);
+            stamp_conditions(&mut st, self.sent.get(&pod.uid), &now_rfc3339());
+            st
+        });
+        let status = terminal_status(record.as_ref().or(self.sent.get(&pod.uid)));
         if self.sent.get(&pod.uid) != Some(&status) {
-            let patch = json!({ "metadata": { "uid": pod.uid }, "status": status });
+            let body = match self.sent.get(&pod.uid) {
+                Some(old) => with_deletions(&status, old, true),
+                None => status.clone(),
+            };
+            let patch = json!({ "metadata": { "uid": pod.uid }, "status": body });
             match self.patch(&pod.namespace, &pod.name, &patch).await {
                 Ok(()) => {
                     self.sent.insert(pod.uid.clone(), status);
@@ -476,6 +567,44 @@ mod tests {
             pod_status_patch("u1", &s, None),
             Some(json!({"metadata": {"uid": "u1"}, "status": {"phase": "Running"}}))
         );
+    }
+
+    #[test]
+    fn patches_delete_what_the_status_no_longer_has() {
+        let old = json!({
+            "phase": "Running", "message": "m", "nominatedNodeName": "other",
+            "conditions": [{"type": "Ready", "status": "False", "reason": "ContainersNotReady"},
+                           {"type": "DisruptionTarget", "status": "True"}],
+            "containerStatuses": [{"name": "app", "ready": false,
+                "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                "lastState": {"terminated": {"exitCode": 1}}}],
+        });
+        let new = json!({
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [{"name": "app", "ready": true,
+                "state": {"running": {"startedAt": "t"}},
+                "lastState": {"terminated": {"exitCode": 1}}}],
+        });
+        let patch = pod_status_patch("u", &new, Some(&old)).unwrap();
+        let st = &patch["status"];
+        assert_eq!(st["message"], Value::Null);
+        assert!(st.as_object().unwrap().contains_key("message"));
+        // Another writer's field is left alone.
+        assert!(!st.as_object().unwrap().contains_key("nominatedNodeName"));
+        assert_eq!(
+            st["conditions"],
+            json!([{"type": "Ready", "status": "True", "reason": null}])
+        );
+        assert_eq!(
+            st["containerStatuses"][0]["state"],
+            json!({"running": {"startedAt": "t"}, "waiting": null})
+        );
+        assert_eq!(
+            st["containerStatuses"][0]["lastState"],
+            json!({"terminated": {"exitCode": 1}})
+        );
+        assert_eq!(pod_status_patch("u", &new, Some(&new)), None);
     }
 
     #[test]

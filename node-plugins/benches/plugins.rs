@@ -308,6 +308,7 @@ fn pods() -> PodRegistry {
                 log_path: None,
                 image_id: None,
                 last_state: None,
+                started: None,
             })
             .collect();
         registry.upsert(PodInfo {

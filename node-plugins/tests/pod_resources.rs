@@ -57,6 +57,7 @@ fn container(name: &str, kind: ContainerKind) -> ContainerInfo {
         log_path: None,
         image_id: None,
         last_state: None,
+        started: None,
     }
 }
 

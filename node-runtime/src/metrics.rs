@@ -213,6 +213,7 @@ mod tests {
                         log_path: None,
                         image_id: None,
                         last_state: None,
+                        started: None,
                     }],
                 },
             )]

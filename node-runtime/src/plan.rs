@@ -723,6 +723,7 @@ pub fn info_from(
         log_path: Some(log_path),
         image_id: (!s.image_ref.is_empty()).then(|| s.image_ref.clone()),
         last_state: None,
+        started: None,
     }
 }
 
@@ -768,6 +769,7 @@ pub fn waiting_info(
         log_path: None,
         image_id: None,
         last_state: None,
+        started: None,
     }
 }
 

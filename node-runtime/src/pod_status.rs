@@ -201,9 +201,10 @@ fn container_status(c: &ContainerInfo) -> Value {
     if let Some(image_id) = &c.image_id {
         obj.insert("imageID".into(), image_id.clone().into());
     }
+    let running = matches!(c.state, ContainerState::Running { .. });
     obj.insert(
         "started".into(),
-        matches!(c.state, ContainerState::Running { .. }).into(),
+        (running && c.started.unwrap_or(true)).into(),
     );
     Value::Object(obj)
 }
@@ -288,6 +289,7 @@ mod tests {
                 log_path: Some(PathBuf::from("/var/log/pods/x/app/0.log")),
                 image_id: None,
                 last_state: None,
+                started: None,
             }],
         };
         let list = pod_list(&[info], "node1", Some("10.0.0.5"));

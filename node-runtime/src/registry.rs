@@ -78,6 +78,10 @@ pub struct ContainerInfo {
     /// How the previous instance ended (`status.lastState`), when one is kept: the kubelet
     /// keeps one dead instance per container.
     pub last_state: Option<ContainerState>,
+    /// Whether its startup probe passed (`status.started`); `None` without a prober's
+    /// answer, when running means started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<bool>,
 }
 
 /// A pod condition (`PodScheduled`, `Initialized`, `ContainersReady`, `Ready`).

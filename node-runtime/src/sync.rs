@@ -197,6 +197,94 @@ fn field_path(kind: ContainerKind, name: &str) -> String {
     }
 }
 
+/// What the probe workers need to know of a running pod with probes; `None` for pods
+/// without probes or without a spec.
+fn probe_target(info: &PodInfo) -> Option<crate::prober::ProbeTarget> {
+    let pod = info.pod.clone()?;
+    let spec = pod.spec.as_ref()?;
+    let has_probes = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .any(|c| {
+            c.startup_probe.is_some() || c.readiness_probe.is_some() || c.liveness_probe.is_some()
+        });
+    if !has_probes {
+        return None;
+    }
+    let policy = spec.restart_policy.as_deref().unwrap_or("Always");
+    let sidecar = |name: &str| {
+        spec.init_containers
+            .iter()
+            .flatten()
+            .any(|c| c.name == name && c.restart_policy.as_deref() == Some("Always"))
+    };
+    let containers = info
+        .containers
+        .iter()
+        .map(|c| {
+            let running_since = match c.state {
+                ContainerState::Running { started_at } => u64::try_from(started_at)
+                    .ok()
+                    .map(|n| std::time::UNIX_EPOCH + Duration::from_nanos(n)),
+                _ => None,
+            };
+            crate::prober::ProbedContainer {
+                name: c.name.clone(),
+                container_id: c.container_id.clone(),
+                running: running_since.is_some(),
+                running_since,
+                may_restart: policy != "Never" || sidecar(&c.name),
+            }
+        })
+        .collect();
+    Some(crate::prober::ProbeTarget {
+        uid: info.uid.clone(),
+        namespace: info.namespace.clone(),
+        name: info.name.clone(),
+        pod_ip: info.pod_ips.first().cloned(),
+        deleting: pod.metadata.deletion_timestamp.is_some(),
+        terminal: matches!(info.phase, PodPhase::Succeeded | PodPhase::Failed),
+        containers,
+        pod,
+    })
+}
+
+/// Sets each running container's `started` and `ready` from the probes (the kubelet's
+/// `UpdatePodStatus`) and recomputes the pod's conditions.
+fn apply_probe_results(prober: &crate::prober::ProbeManager, info: &mut PodInfo) {
+    let Some(pod) = info.pod.clone() else {
+        return;
+    };
+    if info.sandbox_id.is_none() {
+        return;
+    }
+    let mut changed = false;
+    for c in &mut info.containers {
+        let (ContainerState::Running { .. }, Some(id)) = (&c.state, c.container_id.as_deref())
+        else {
+            continue;
+        };
+        let started = prober.started(&info.uid, &c.name, id);
+        let ready = started && prober.ready(&info.uid, &c.name, id);
+        if c.started != Some(started) || c.ready != ready {
+            c.started = Some(started);
+            c.ready = ready;
+            changed = true;
+        }
+    }
+    if changed {
+        let policy = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.as_deref())
+            .unwrap_or("Always");
+        let (phase, conditions) = plan::pod_status(&info.containers, policy);
+        info.phase = phase;
+        info.conditions = conditions;
+    }
+}
+
 fn spec_err_for(id: &PodIdentity, reason: String) -> RuntimeError {
     RuntimeError::PodSpec {
         pod: id.full_name(),
@@ -285,6 +373,11 @@ pub struct PodManager {
     finished: HashMap<String, PodInfo>,
     /// `Killing` events of the teardowns of the running pass (they run behind `&self`).
     kill_events: std::sync::Mutex<Vec<PodEvent>>,
+    /// The kubelet's probe workers (startup, readiness, liveness) for the running pods.
+    prober: crate::prober::ProbeManager,
+    /// Containers stopped for a failed liveness or startup probe, until the runtime forgets
+    /// them (each is stopped once).
+    probe_killed: std::collections::HashSet<String>,
 }
 
 fn now_nanos() -> i64 {
@@ -302,6 +395,7 @@ impl PodManager {
     pub fn new(client: CriClient, source: StaticPodSource, options: SyncOptions) -> Self {
         let resolver = SeccompResolver::new(&options.paths.root_dir, options.seccomp_default);
         Self {
+            prober: crate::prober::ProbeManager::new(client.clone()),
             client,
             source: std::sync::Arc::new(std::sync::Mutex::new(source)),
             options,
@@ -320,6 +414,7 @@ impl PodManager {
             decided: HashMap::new(),
             finished: HashMap::new(),
             kill_events: std::sync::Mutex::new(Vec::new()),
+            probe_killed: std::collections::HashSet::new(),
         }
     }
 
@@ -654,6 +749,15 @@ impl PodManager {
         // Statuses of containers still there (the latest instances, and the previous ones
         // whose end is `lastState`) stay cached.
         self.statuses.retain(|id, _| listed.contains(id));
+        self.probe_killed.retain(|id| listed.contains(id));
+        // Probes: workers follow the pods' current containers; their results decide
+        // `started` and `ready` (and so the Ready conditions).
+        self.prober
+            .update(infos.values().filter_map(probe_target).collect());
+        for info in infos.values_mut() {
+            apply_probe_results(&self.prober, info);
+        }
+        report.events.extend(self.prober.take_events());
         report.settled = report.errors.len() == manifest_error_count
             && report.sandboxes_created.is_empty()
             && report.containers_started.is_empty()
@@ -762,6 +866,12 @@ impl PodManager {
     #[must_use]
     pub fn api_pods(&self) -> Option<crate::ApiPods> {
         self.api.clone()
+    }
+
+    /// The probe workers: the sync loop wakes when a result changes
+    /// ([`crate::prober::ProbeManager::changed`]).
+    pub fn prober(&self) -> crate::prober::ProbeManager {
+        self.prober.clone()
     }
 
     /// Stops and removes every pod this agent manages (used on shutdown by tests and tools).
@@ -1099,6 +1209,7 @@ impl PodManager {
             &self.resolver,
             &self.options.dns.cluster_domain,
         )?;
+        self.kill_for_probes(&id, &spec, &containers, report).await;
         // The pod directory and volumes come before the sandbox (the kubelet waits for its
         // volume manager first).
         let volumes = {
@@ -1209,6 +1320,63 @@ impl PodManager {
             conditions,
             containers: infos,
         })
+    }
+
+    /// Stops the running containers whose liveness or startup probe failed (the kubelet's
+    /// `computePodActions` kill, with the probe's `terminationGracePeriodSeconds` or the
+    /// pod's), each once; the restart policy and back-off then decide the restart.
+    async fn kill_for_probes(
+        &mut self,
+        id: &PodIdentity,
+        spec: &k8s_openapi::api::core::v1::PodSpec,
+        containers: &[cri::Container],
+        report: &mut SyncReport,
+    ) {
+        for c in containers {
+            if c.state != cri::ContainerState::ContainerRunning as i32
+                || self.probe_killed.contains(&c.id)
+            {
+                continue;
+            }
+            let name = c
+                .labels
+                .get(LABEL_CONTAINER_NAME)
+                .map_or("", String::as_str);
+            let Some(kill) = self.prober.kill_request(&id.uid, name, &c.id) else {
+                continue;
+            };
+            let grace = kill
+                .grace
+                .unwrap_or_else(|| crate::spec::grace_period(spec))
+                .max(0);
+            tracing::info!(pod = %id.full_name(), container = %name, probe = kill.probe.name(), "{}", kill.message);
+            self.probe_killed.insert(c.id.clone());
+            let kind = if spec
+                .init_containers
+                .iter()
+                .flatten()
+                .any(|i| i.name == name)
+            {
+                ContainerKind::Init
+            } else {
+                ContainerKind::Regular
+            };
+            report.events.push(container_event(
+                id,
+                kind,
+                name,
+                false,
+                "Killing",
+                kill.message.clone(),
+            ));
+            if let Err(e) = self.client.stop_container(&c.id, grace).await {
+                report.errors.push(format!(
+                    "stopping container {name} of {} for its failed probe: {}",
+                    id.full_name(),
+                    e.with_cause()
+                ));
+            }
+        }
     }
 
     /// The sandbox's DNS config ([`crate::network::pod_dns`]), reading the node's resolver

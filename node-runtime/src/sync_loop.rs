@@ -190,6 +190,7 @@ pub async fn run(
     let mut last_event: Option<Instant> = None;
     let mut last_errors: HashSet<String> = HashSet::new();
     let api = manager.api_pods();
+    let mut probes = manager.prober().changed();
     loop {
         if *stop.borrow() {
             return manager;
@@ -260,6 +261,8 @@ pub async fn run(
         tokio::select! {
             _ = stop.changed() => return manager,
             () = tokio::time::sleep(wait) => {}
+            // A probe result changed: readiness to report, a container to restart.
+            _ = probes.changed() => {}
             // A pod added, changed or deleted on the API server (or a re-list).
             () = api_changed => tokio::time::sleep(SETTLE).await,
             () = changed => {

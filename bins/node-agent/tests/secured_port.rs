@@ -68,6 +68,7 @@ fn pod_registry() -> PodRegistry {
             log_path: None,
             image_id: None,
             last_state: None,
+            started: None,
         }],
     });
     registry

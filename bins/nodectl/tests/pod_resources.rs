@@ -60,6 +60,7 @@ fn registry() -> PodRegistry {
             log_path: None,
             image_id: None,
             last_state: None,
+            started: None,
         }],
     });
     pods

@@ -35,6 +35,7 @@ pub fn container(name: &str, kind: ContainerKind, id: Option<&str>) -> Container
         log_path: None,
         image_id: None,
         last_state: None,
+        started: None,
     }
 }
 
