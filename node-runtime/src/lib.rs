@@ -43,6 +43,7 @@
 
 pub mod admission;
 mod api_source;
+pub mod api_volumes;
 pub mod atomic_writer;
 mod blocking;
 mod client;
@@ -104,7 +105,9 @@ pub use spec::{
     LABEL_POD_NAMESPACE, LABEL_POD_UID, NodePaths, PodIdentity, UNIFIED_MEMORY_SWAP_MAX,
     is_critical_pod, pod_qos,
 };
-pub use sync::{NodeInfoFn, PodEvent, PodManager, SyncOptions, SyncReport, default_pull_policy};
+pub use sync::{
+    NodeInfoFn, ObjectSourceRef, PodEvent, PodManager, SyncOptions, SyncReport, default_pull_policy,
+};
 pub use watch::{
     CONTAINERD_CRI_NAMESPACE, ESTABLISHED_AFTER, RESUBSCRIBE_AFTER, RuntimeWatch, WatchState,
 };

@@ -176,6 +176,7 @@ impl NodePaths {
     pub fn remove_pod_dir(&self, uid: &str) -> Result<(), RuntimeError> {
         let dir = self.checked_pod_dir(uid)?;
         crate::subpath::clean_subpaths(&dir)?;
+        crate::api_volumes::unmount_memory_volumes(&dir)?;
         remove_tree_under(&self.root_dir, &pod_dir_components(uid))?;
         self.remove_pod_log_dirs(uid)
     }
@@ -216,6 +217,7 @@ pub fn prepare_volumes(
     pod: &Pod,
     id: &PodIdentity,
     paths: &NodePaths,
+    objects: &crate::api_volumes::PodObjects,
 ) -> Result<PodVolumes, RuntimeError> {
     let pod_dir = paths.create_pod_dir(&id.uid)?;
     let mut out = HashMap::new();
@@ -230,6 +232,9 @@ pub fn prepare_volumes(
         let path = if let Some(hp) = &volume.host_path {
             crate::volumes::check_host_path(&hp.path, hp.type_.as_deref()).map_err(failed)?;
             PathBuf::from(&hp.path)
+        } else if crate::api_volumes::plugin_of(volume).is_some() {
+            // configMap, secret, downwardAPI, projected; emptyDir on tmpfs.
+            crate::api_volumes::setup(&pod_dir, volume, pod, objects).map_err(failed)?
         } else if let Some(medium) = volume
             .empty_dir
             .as_ref()
@@ -238,7 +243,7 @@ pub fn prepare_volumes(
         {
             // Never silently on disk what the pod asked to keep in memory.
             return Err(failed(format!(
-                "emptyDir medium {medium:?} is not supported by this agent (only the node's disk, medium \"\")"
+                "emptyDir medium {medium:?} is not supported by this agent (the node's disk, medium \"\", or \"Memory\")"
             )));
         } else if volume.empty_dir.is_some() || is_sourceless(volume) {
             // A volume without a source is an emptyDir (the API server's default).
@@ -248,7 +253,7 @@ pub fn prepare_volumes(
             return Err(spec_err(
                 id,
                 format!(
-                    "volume {:?}: only hostPath and emptyDir volumes are supported",
+                    "volume {:?}: only hostPath, emptyDir, configMap, secret, downwardAPI and projected volumes are supported",
                     volume.name
                 ),
             ));
@@ -457,6 +462,17 @@ impl ContainerKind {
     }
 }
 
+/// What a container's environment is built from besides the pod ([`crate::env`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ContainerEnvInputs<'a> {
+    /// The API objects the pod references, the services and the node's allocatable.
+    pub objects: &'a crate::api_volumes::PodObjects,
+    /// The node's IPs (`status.hostIP(s)`).
+    pub host_ips: &'a [String],
+    /// The pod's IPs (`status.podIP(s)`).
+    pub pod_ips: &'a [String],
+}
+
 /// The config for one container at restart `attempt`, mounting the pod's `volumes` (subPaths
 /// bind-mounted safely below the pod directory). A Localhost seccomp profile is checked on
 /// the node before the runtime sees it. With a `swap` policy, the container's swap settings
@@ -473,13 +489,26 @@ pub fn container_config(
     resolver: &SeccompResolver,
     node_name: &str,
     swap: Option<&SwapPolicy>,
+    env: &ContainerEnvInputs<'_>,
 ) -> Result<cri::ContainerConfig, RuntimeError> {
     let spec = pod
         .spec
         .as_ref()
         .ok_or_else(|| spec_err(id, "spec is missing"))?;
     let image = container.image.clone().unwrap_or_default();
-    let envs = container_env(id, container, node_name)?;
+    let inputs = crate::env::EnvInputs {
+        config_maps: &env.objects.config_maps,
+        secrets: &env.objects.secrets,
+        services: &env.objects.services,
+        node_name,
+        host_ips: env.host_ips,
+        pod_ips: env.pod_ips,
+        node_allocatable: &env.objects.node_allocatable,
+    };
+    let envs: Vec<cri::KeyValue> = crate::env::container_env(pod, container, &inputs)?
+        .into_iter()
+        .map(|(key, value)| cri::KeyValue { key, value })
+        .collect();
     let mounts = container_mounts(id, container, volumes, &envs)?;
     let seccomp = resolver
         .container_profile(
@@ -575,43 +604,6 @@ pub fn container_config(
             )),
         }),
     })
-}
-
-fn container_env(
-    id: &PodIdentity,
-    c: &Container,
-    node_name: &str,
-) -> Result<Vec<cri::KeyValue>, RuntimeError> {
-    let mut out = Vec::new();
-    for e in c.env.iter().flatten() {
-        let value = match (&e.value, &e.value_from) {
-            (_, Some(from)) => {
-                let field = from.field_ref.as_ref().map(|f| f.field_path.as_str());
-                match field {
-                    Some("metadata.name") => id.name.clone(),
-                    Some("metadata.namespace") => id.namespace.clone(),
-                    Some("metadata.uid") => id.uid.clone(),
-                    Some("spec.nodeName") => node_name.to_owned(),
-                    _ => {
-                        return Err(spec_err(
-                            id,
-                            format!(
-                                "container {} env {}: only fieldRef metadata.name, metadata.namespace, metadata.uid and spec.nodeName are supported for static pods",
-                                c.name, e.name
-                            ),
-                        ));
-                    }
-                }
-            }
-            (Some(v), None) => v.clone(),
-            (None, None) => String::new(),
-        };
-        out.push(cri::KeyValue {
-            key: e.name.clone(),
-            value,
-        });
-    }
-    Ok(out)
 }
 
 fn container_mounts(
@@ -983,7 +975,7 @@ mod tests {
             pod_logs_dir: dir.path().join("logs"),
         };
         let (pod, id) = pod_with_volumes("[{name: a, emptyDir: {}}, {name: b}]");
-        let v = prepare_volumes(&pod, &id, &paths).unwrap();
+        let v = prepare_volumes(&pod, &id, &paths, &Default::default()).unwrap();
         assert_eq!(v.pod_dir, dir.path().join("root/pods/u1"));
         for name in ["a", "b"] {
             let p = &v.paths[name];
@@ -998,7 +990,7 @@ mod tests {
             "[{{name: h, hostPath: {{path: {}, type: Directory}}}}]",
             missing.display()
         ));
-        let e = prepare_volumes(&pod, &id, &paths).unwrap_err();
+        let e = prepare_volumes(&pod, &id, &paths, &Default::default()).unwrap_err();
         assert_eq!(e.waiting_reason(), "ContainerCreating");
         assert_eq!(
             e.waiting_message(),
@@ -1007,11 +999,11 @@ mod tests {
                 missing.display()
             )
         );
-        let (pod, id) = pod_with_volumes("[{name: m, emptyDir: {medium: Memory}}]");
-        let e = prepare_volumes(&pod, &id, &paths).unwrap_err();
+        let (pod, id) = pod_with_volumes("[{name: m, emptyDir: {medium: HugePages}}]");
+        let e = prepare_volumes(&pod, &id, &paths, &Default::default()).unwrap_err();
         assert!(
             e.waiting_message()
-                .contains("medium \"Memory\" is not supported"),
+                .contains("medium \"HugePages\" is not supported"),
             "{e}"
         );
         // A planted symlink where the pod's volume directory goes is refused.
@@ -1026,7 +1018,7 @@ mod tests {
             .unwrap();
         let mut pod2 = pod;
         pod2.metadata.uid = Some("u2".into());
-        assert!(prepare_volumes(&pod2, &id2, &paths).is_err());
+        assert!(prepare_volumes(&pod2, &id2, &paths, &Default::default()).is_err());
         // Removing a pod dir never follows the planted symlink.
         paths.remove_pod_dir("u2").unwrap();
         assert!(!pod2_dir.exists() && Path::new("/etc").exists());

@@ -62,6 +62,22 @@ pub struct SyncOptions {
     /// does not match (`NodeAffinity`, `NodeName`, `NodePorts`, `TaintToleration`,
     /// [`crate::admission::predicates`]); `None` (the default) checks neither.
     pub node_info: Option<NodeInfoFn>,
+    /// Where the configMaps, secrets, services and service-account tokens pods reference come
+    /// from (`node-cluster`'s `ApiObjects` with an API server); `None` (standalone): a pod that
+    /// references one cannot start.
+    pub objects: Option<ObjectSourceRef>,
+    /// The node's IPs, primary first: `status.hostIP(s)` in containers' environment.
+    pub host_ips: Vec<String>,
+}
+
+/// A shared [`crate::objects::ObjectSource`].
+#[derive(Clone)]
+pub struct ObjectSourceRef(pub std::sync::Arc<dyn crate::objects::ObjectSource>);
+
+impl std::fmt::Debug for ObjectSourceRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ObjectSourceRef")
+    }
 }
 
 /// Where admission reads the node from (its resources change with device plugins and
@@ -105,6 +121,8 @@ impl SyncOptions {
             sysctl_policy: node_kernel::SysctlPolicy::new(None, &[]).ok(),
             swap: None,
             node_info: None,
+            objects: None,
+            host_ips: Vec::new(),
         }
     }
 
@@ -1212,10 +1230,12 @@ impl PodManager {
         self.kill_for_probes(&id, &spec, &containers, report).await;
         // The pod directory and volumes come before the sandbox (the kubelet waits for its
         // volume manager first).
+        let objects = std::sync::Arc::new(self.pod_objects(&pod.pod, &id).await?);
         let volumes = {
             let (pod, id, paths) = (pod.pod.clone(), id.clone(), self.options.paths.clone());
+            let objects = objects.clone();
             crate::blocking::run("setting up pod volumes", move || {
-                prepare_volumes(&pod, &id, &paths)
+                prepare_volumes(&pod, &id, &paths, &objects)
             })
             .await?
         };
@@ -1297,6 +1317,7 @@ impl PodManager {
             pod_ips: &pod_ips,
             sandbox_cfg: &sandbox_cfg,
             volumes: &volumes,
+            objects: &objects,
         };
         let previous = plan.previous;
         let mut infos = self
@@ -1320,6 +1341,35 @@ impl PodManager {
             conditions,
             containers: infos,
         })
+    }
+
+    /// The API objects `pod` references ([`crate::api_volumes::fetch`]) and the node's
+    /// allocatable resources.
+    async fn pod_objects(
+        &self,
+        pod: &k8s_openapi::api::core::v1::Pod,
+        id: &PodIdentity,
+    ) -> Result<crate::api_volumes::PodObjects, RuntimeError> {
+        let source = self.options.objects.as_ref().map(|s| s.0.as_ref());
+        let mut objects = crate::api_volumes::fetch(source, pod, &id.full_name()).await?;
+        if let Some(node) = self.options.node_info.as_ref().and_then(|f| (f.0)()) {
+            objects.node_allocatable = node
+                .allocatable
+                .iter()
+                .map(|(name, v)| {
+                    let text = if name == "cpu" {
+                        format!("{v}m")
+                    } else {
+                        v.to_string()
+                    };
+                    (
+                        name.clone(),
+                        k8s_openapi::apimachinery::pkg::api::resource::Quantity(text),
+                    )
+                })
+                .collect();
+        }
+        Ok(objects)
     }
 
     /// Stops the running containers whose liveness or startup probe failed (the kubelet's
@@ -1598,9 +1648,11 @@ impl PodManager {
                 self.options.node_name.clone(),
                 self.options.swap.clone(),
             );
-            let (pod_ips, domain) = (
+            let (pod_ips, domain, objects, host_ips) = (
                 target.pod_ips.to_vec(),
                 self.options.dns.cluster_domain.clone(),
+                target.objects.clone(),
+                self.options.host_ips.clone(),
             );
             crate::blocking::run("making the container configuration", move || {
                 let mut config = container_config(
@@ -1613,6 +1665,11 @@ impl PodManager {
                     &resolver,
                     &node_name,
                     swap.as_ref(),
+                    &crate::spec::ContainerEnvInputs {
+                        objects: &objects,
+                        host_ips: &host_ips,
+                        pod_ips: &pod_ips,
+                    },
                 )?;
                 // The kubelet's managed /etc/hosts (makeMounts), unless the container mounts
                 // its own.
@@ -1736,6 +1793,8 @@ struct Target<'a> {
     pod_ips: &'a [String],
     sandbox_cfg: &'a cri::PodSandboxConfig,
     volumes: &'a PodVolumes,
+    /// The API objects the pod references (volumes, environment).
+    objects: &'a std::sync::Arc<crate::api_volumes::PodObjects>,
 }
 
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -198,6 +198,11 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         node_ips,
     )
     .map_err(AgentError::Preflight)?;
+    options.host_ips = addresses
+        .iter()
+        .filter(|a| a.type_ == "InternalIP")
+        .map(|a| a.address.clone())
+        .collect();
     options.seccomp_default = cfg.seccomp_default.unwrap_or(false);
     options.sysctl_policy = Some(sysctls);
     options.swap = Some(swap_policy);
