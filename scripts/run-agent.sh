@@ -4,11 +4,13 @@
 #   bash scripts/run-agent.sh [AGENT FLAGS...]        # as root, or through sudo
 #
 # What it does, each step skipped when already done (safe to re-run, also after a killed run):
-#   1. installs containerd, runc and busybox-static when missing (scripts/containerd.sh install);
+#   1. installs containerd, runc, busybox-static and the CNI plugins when missing
+#      (scripts/containerd.sh install);
 #   2. builds node-agent (release: the binary you would deploy; NODE_AGENT_PROFILE=debug for a debug
 #      build) unless NODE_AGENT_BIN names a binary to run;
 #   3. starts a private containerd under ./.node-agent/cri (reused when it is already running) with
-#      local busybox and pause images; nothing touches a system containerd;
+#      local busybox and pause images and a pod network of its own (CNI bridge, host-local, portmap:
+#      pods without hostNetwork get an IP); nothing touches a system containerd;
 #   4. runs node-agent --config examples/agent/standalone.yaml with --root-dir ./.node-agent/root
 #      (state, pod directories, the self-signed serving certificate in ./.node-agent/root/pki);
 #      the pod in examples/manifests/hello.yaml starts within seconds.
