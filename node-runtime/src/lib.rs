@@ -70,6 +70,7 @@ mod spec;
 pub mod subpath;
 mod sync;
 pub mod sync_loop;
+pub mod termination;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 pub mod validation;

@@ -1,21 +1,23 @@
-//! Container lifecycle hooks: the `preStop` hook a container runs before it is stopped
-//! (`pkg/kubelet/lifecycle/handlers.go`, `kuberuntime_container.go` `killContainer`):
+//! Container lifecycle hooks: `postStart`, run right after a container starts (a failure
+//! kills the container, `FailedPostStartHook`), and `preStop`, run before it is stopped
+//! (`pkg/kubelet/lifecycle/handlers.go`, `kuberuntime_container.go` `startContainer`,
+//! `killContainer`):
 //!
 //! * `exec`: the command in the container (CRI `ExecSync`), failed when it exits non-zero;
 //! * `sleep`: waits `seconds`;
 //! * `httpGet`: `GET scheme://host:port/path` with the hook's headers and the kubelet's
 //!   `User-Agent: kube-lifecycle/1.35` and `Accept: */*` (the probes' HTTP client,
 //!   [`crate::prober`]: redirects followed to the same host only), failed on a connection
-//!   error or a status outside 200..=399; the host is the hook's `host` or, for a host-network pod, 127.0.0.1 (the pod's
-//!   IP is the node's); a named port is looked up in the container's ports. HTTPS hooks are not
-//!   supported (they fail, with an event).
+//!   error or a status outside 200..=399; the host is the hook's `host`, else the pod's IP (for
+//!   a host-network pod, 127.0.0.1: its IP is the node's); a named port is looked up in the
+//!   container's ports; HTTPS is used without verifying the certificate, as the kubelet.
 //!
 //! The hook runs for at most the grace period; the caller subtracts what it took from the grace
 //! period left for `StopContainer` (at least 2 s, the kubelet's `minimumGracePeriodInSeconds`).
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, HTTPGetAction, Pod};
+use k8s_openapi::api::core::v1::{Container, HTTPGetAction, LifecycleHandler, Pod};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::client::CriClient;
@@ -29,8 +31,8 @@ pub const MIN_GRACE: Duration = Duration::from_secs(2);
 /// The kubelet's `User-Agent` for HTTP hooks.
 const HOOK_USER_AGENT: &str = "kube-lifecycle/1.35";
 
-/// Runs `container`'s preStop hook, if it has one, in the running container `id` of `pod`, for
-/// at most `grace`. `Ok(false)` when there is no hook.
+/// Runs `container`'s preStop hook, if it has one, in the running container `id` of `pod`
+/// (IP `pod_ip`; `None` on the host network), for at most `grace`. `Ok(false)` when there is no hook.
 ///
 /// # Errors
 /// Why the hook failed (its exit code and output, the HTTP status, a timeout).
@@ -40,6 +42,7 @@ pub async fn run_pre_stop(
     container: &Container,
     id: &str,
     grace: Duration,
+    pod_ip: Option<&str>,
 ) -> Result<bool, String> {
     let Some(hook) = container
         .lifecycle
@@ -48,6 +51,73 @@ pub async fn run_pre_stop(
     else {
         return Ok(false);
     };
+    run_handler(client, pod, container, id, hook, grace, pod_ip).await
+}
+
+/// Runs `container`'s postStart hook, if it has one, in the just-started container `id` of
+/// `pod` (IP `pod_ip`; `None` on the host network). `Ok(false)` when there is no hook.
+///
+/// # Errors
+/// The kubelet's event message for the failed hook (`Exec lifecycle hook ([...]) for Container
+/// "c" in Pod "p_ns(uid)" failed - error: ..., message: "..."`, or the HTTP one).
+pub async fn run_post_start(
+    client: &CriClient,
+    pod: &Pod,
+    container: &Container,
+    id: &str,
+    pod_ip: Option<&str>,
+) -> Result<bool, String> {
+    let Some(hook) = container
+        .lifecycle
+        .as_ref()
+        .and_then(|l| l.post_start.as_ref())
+    else {
+        return Ok(false);
+    };
+    // No limit of its own (the kubelet runs it under the sync's context); a day bounds a
+    // hook that never returns.
+    let limit = Duration::from_secs(24 * 3600);
+    run_handler(client, pod, container, id, hook, limit, pod_ip)
+        .await
+        .map_err(|e| {
+            let pod_name = format!(
+                "{}_{}({})",
+                pod.metadata.name.as_deref().unwrap_or_default(),
+                pod.metadata.namespace.as_deref().unwrap_or("default"),
+                pod.metadata.uid.as_deref().unwrap_or_default()
+            );
+            if let Some(exec) = &hook.exec {
+                format!(
+                    "Exec lifecycle hook ({:?}) for Container {:?} in Pod {pod_name:?} failed - error: {e}, message: \"\"",
+                    exec.command.clone().unwrap_or_default(),
+                    container.name
+                )
+            } else if let Some(http) = &hook.http_get {
+                format!(
+                    "HTTP lifecycle hook ({}) for Container {:?} in Pod {pod_name:?} failed - error: {e}",
+                    http.path.as_deref().unwrap_or_default(),
+                    container.name
+                )
+            } else {
+                format!(
+                    "lifecycle hook for Container {:?} in Pod {pod_name:?} failed - error: {e}",
+                    container.name
+                )
+            }
+        })
+}
+
+/// Runs one lifecycle handler for at most `limit`.
+async fn run_handler(
+    client: &CriClient,
+    pod: &Pod,
+    container: &Container,
+    id: &str,
+    hook: &LifecycleHandler,
+    limit: Duration,
+    pod_ip: Option<&str>,
+) -> Result<bool, String> {
+    let grace = limit;
     let run = async {
         if let Some(exec) = &hook.exec {
             let cmd = exec.command.clone().unwrap_or_default();
@@ -67,7 +137,7 @@ pub async fn run_pre_stop(
             let secs = u64::try_from(sleep.seconds).unwrap_or(0);
             tokio::time::sleep(Duration::from_secs(secs).min(grace)).await;
         } else if let Some(http) = &hook.http_get {
-            http_get(pod, container, http).await?;
+            http_get(pod, container, http, pod_ip).await?;
         } else if hook.tcp_socket.is_some() {
             // Deprecated and never run by the kubelet either.
             return Ok(());
@@ -97,6 +167,15 @@ fn port_of(container: &Container, port: &IntOrString) -> Result<u16, String> {
 
 /// The URL and headers of an HTTP hook (pure, for tests).
 fn hook_url(http: &HTTPGetAction, host: &str, port: u16) -> (Url, Vec<(String, String)>) {
+    let scheme = if http
+        .scheme
+        .as_deref()
+        .is_some_and(|s| s.eq_ignore_ascii_case("https"))
+    {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
     let path = http.path.as_deref().unwrap_or("/");
     let headers = http
         .http_headers
@@ -104,7 +183,7 @@ fn hook_url(http: &HTTPGetAction, host: &str, port: u16) -> (Url, Vec<(String, S
         .flatten()
         .map(|h| (h.name.clone(), h.value.clone()))
         .collect();
-    (Url::new(Scheme::Http, host, port, path), headers)
+    (Url::new(scheme, host, port, path), headers)
 }
 
 /// The HTTP request of an HTTP hook (pure, for tests): the probes' request with the hooks'
@@ -115,14 +194,12 @@ fn http_request(http: &HTTPGetAction, host: &str, port: u16) -> String {
     crate::prober::http::request(&url, &headers, HOOK_USER_AGENT)
 }
 
-async fn http_get(pod: &Pod, container: &Container, http: &HTTPGetAction) -> Result<(), String> {
-    if http
-        .scheme
-        .as_deref()
-        .is_some_and(|s| s.eq_ignore_ascii_case("https"))
-    {
-        return Err("HTTPS preStop hooks are not supported by this agent".to_owned());
-    }
+async fn http_get(
+    pod: &Pod,
+    container: &Container,
+    http: &HTTPGetAction,
+    pod_ip: Option<&str>,
+) -> Result<(), String> {
     let host_network = pod
         .spec
         .as_ref()
@@ -131,11 +208,10 @@ async fn http_get(pod: &Pod, container: &Container, http: &HTTPGetAction) -> Res
     let host = match http.host.as_deref().filter(|h| !h.is_empty()) {
         Some(h) => h.to_owned(),
         None if host_network => "127.0.0.1".to_owned(),
-        None => {
-            return Err(
-                "the pod has no IP this agent knows (pod networking is not supported)".to_owned(),
-            );
-        }
+        None => match pod_ip {
+            Some(ip) => ip.to_owned(),
+            None => return Err("the pod has no IP yet".to_owned()),
+        },
     };
     let port = port_of(container, &http.port)?;
     let (url, headers) = hook_url(http, &host, port);

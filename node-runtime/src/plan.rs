@@ -744,6 +744,7 @@ pub fn last_state(status: &cri::ContainerStatus) -> Option<ContainerState> {
             reason,
             started_at: status.started_at,
             finished_at: status.finished_at,
+            message: status.message.clone(),
         }
     })
 }

@@ -228,12 +228,19 @@ fn state_value(state: &ContainerState) -> Value {
             reason,
             started_at,
             finished_at,
-        } => json!({ "terminated": {
-            "exitCode": exit_code,
-            "reason": reason,
-            "startedAt": rfc3339(*started_at),
-            "finishedAt": rfc3339(*finished_at),
-        }}),
+            message,
+        } => {
+            let mut t = json!({
+                "exitCode": exit_code,
+                "reason": reason,
+                "startedAt": rfc3339(*started_at),
+                "finishedAt": rfc3339(*finished_at),
+            });
+            if !message.is_empty() {
+                t["message"] = message.clone().into();
+            }
+            json!({ "terminated": t })
+        }
     }
 }
 

@@ -49,6 +49,10 @@ pub enum ContainerState {
         started_at: i64,
         /// Exit time, Unix nanoseconds.
         finished_at: i64,
+        /// The runtime's message and the container's termination message
+        /// ([`crate::termination`]); empty when there is none.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        message: String,
     },
 }
 

@@ -561,7 +561,32 @@ pub fn container_config(
     }
     let mut labels = id.labels();
     labels.insert(LABEL_CONTAINER_NAME.to_owned(), container.name.clone());
+    // The termination message file, mounted at terminationMessagePath (makeMounts).
+    let message_path = container
+        .termination_message_path
+        .clone()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| crate::termination::DEFAULT_PATH.to_owned());
+    let message_policy = container
+        .termination_message_policy
+        .clone()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "File".to_owned());
+    let message_file = crate::termination::create_file(&volumes.pod_dir, &container.name, attempt)?;
+    let mut mounts = mounts;
+    mounts.push(cri::Mount {
+        container_path: message_path.clone(),
+        host_path: message_file.display().to_string(),
+        readonly: false,
+        selinux_relabel: true,
+        ..Default::default()
+    });
     let annotations = HashMap::from([
+        (crate::termination::ANNOTATION_PATH.to_owned(), message_path),
+        (
+            crate::termination::ANNOTATION_POLICY.to_owned(),
+            message_policy,
+        ),
         (ANNOTATION_RESTART_COUNT.to_owned(), attempt.to_string()),
         (
             ANNOTATION_GRACE_PERIOD.to_owned(),

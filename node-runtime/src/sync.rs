@@ -1027,9 +1027,20 @@ impl PodManager {
                 container.clone(),
                 c.id.clone(),
             );
+            let pod_ip = self
+                .sandbox_ips
+                .get(&c.pod_sandbox_id)
+                .and_then(|ips| ips.first().cloned());
             hooks.spawn(async move {
-                let result =
-                    crate::lifecycle::run_pre_stop(&client, &pod_obj, &container, &id, grace).await;
+                let result = crate::lifecycle::run_pre_stop(
+                    &client,
+                    &pod_obj,
+                    &container,
+                    &id,
+                    grace,
+                    pod_ip.as_deref(),
+                )
+                .await;
                 (kind, container.name, result)
             });
         }
@@ -1494,7 +1505,15 @@ impl PodManager {
         {
             return Ok(s.clone());
         }
-        let status = self.client.container_status(&c.id).await?;
+        let mut status = self.client.container_status(&c.id).await?;
+        if status.state == cri::ContainerState::ContainerExited as i32 {
+            // Read once per exit (the status is cached until the state changes).
+            let copy = status.clone();
+            status.message = crate::blocking::run("reading a termination message", move || {
+                Ok(crate::termination::message(&copy))
+            })
+            .await?;
+        }
         self.statuses.insert(c.id.clone(), status.clone());
         Ok(status)
     }
@@ -1734,6 +1753,31 @@ impl PodManager {
             "Container started".to_owned(),
         ));
         tracing::info!(pod = %id.full_name(), container = %container.name, attempt = attempt, "started container");
+        // postStart (the kubelet's startContainer): a failed hook kills the container; the
+        // restart policy and back-off take it from there.
+        if let Err(message) = crate::lifecycle::run_post_start(
+            &self.client,
+            &target.pod.pod,
+            container,
+            &cid,
+            target.pod_ips.first().map(String::as_str),
+        )
+        .await
+        {
+            tracing::warn!(pod = %id.full_name(), container = %container.name, error = %message, "postStart hook failed");
+            report.events.push(container_event(
+                id,
+                kind,
+                &container.name,
+                true,
+                "FailedPostStartHook",
+                message,
+            ));
+            let grace = crate::spec::grace_period(target.desired.spec);
+            if let Err(e) = self.client.stop_container(&cid, grace).await {
+                report.errors.push(e.with_cause());
+            }
+        }
         report
             .containers_started
             .push(format!("{}/{}", id.full_name(), container.name));
