@@ -575,3 +575,136 @@ impl TestApiServer {
         lock(&self.state).objects.token_endpoint_disabled = !enabled;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kube::api::{ListParams, PostParams, WatchEvent, WatchParams};
+    use kube::core::Resource;
+
+    use super::*;
+
+    /// The next event of a watch stream (at most 5 s).
+    async fn next_event<K, S>(stream: &mut S) -> WatchEvent<K>
+    where
+        K: Resource + Clone,
+        S: tokio_stream::Stream<Item = kube::Result<WatchEvent<K>>> + Unpin,
+    {
+        let next = tokio_stream::StreamExt::next(stream);
+        tokio::time::timeout(Duration::from_secs(5), next)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+    }
+
+    fn client(server: &TestApiServer) -> kube::Client {
+        kube::Client::try_from(kube::Config::new(server.url().parse().unwrap())).unwrap()
+    }
+
+    fn cm(name: &str, value: &str) -> ConfigMap {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "ns"}, "data": {"k": value}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn config_maps_get_list_watch_and_410() {
+        let server = TestApiServer::start().await.unwrap();
+        let api: kube::Api<ConfigMap> = kube::Api::namespaced(client(&server), "ns");
+        let err = api.get("a").await.unwrap_err();
+        assert!(
+            matches!(err, kube::Error::Api(s) if s.code == 404 && s.message == "configmaps \"a\" not found")
+        );
+        let a = server.put_config_map(cm("a", "1"));
+        server.put_config_map(cm("b", "1"));
+        assert_eq!(api.get("a").await.unwrap(), a);
+        assert!(a.metadata.uid.is_some());
+        let only_a = ListParams::default().fields("metadata.name=a");
+        let list = api.list(&only_a).await.unwrap();
+        assert_eq!(list.items, vec![a.clone()]);
+        let rv = list.metadata.resource_version.unwrap();
+        let bad = api.list(&ListParams::default().fields("spec.x=1")).await;
+        assert!(bad.is_err());
+
+        let wp = WatchParams::default().fields("metadata.name=a");
+        let mut stream = Box::pin(api.watch(&wp, &rv).await.unwrap());
+        server.put_config_map(cm("b", "2"));
+        let a2 = server.put_config_map(cm("a", "2"));
+        assert_eq!(a2.metadata.uid, a.metadata.uid);
+        assert!(matches!(next_event(&mut stream).await, WatchEvent::Modified(o) if o == a2));
+        assert!(server.delete_config_map("ns", "a"));
+        assert!(!server.delete_config_map("ns", "a"));
+        assert!(matches!(
+            next_event(&mut stream).await,
+            WatchEvent::Deleted(_)
+        ));
+
+        server.compact();
+        let mut old = Box::pin(api.watch(&wp, &rv).await.unwrap());
+        assert!(matches!(next_event(&mut old).await, WatchEvent::Error(s) if s.code == 410));
+        server.break_watches();
+        let end = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio_stream::StreamExt::next(&mut stream),
+        )
+        .await
+        .unwrap();
+        assert!(end.is_none());
+    }
+
+    #[tokio::test]
+    async fn token_requests() {
+        let server = TestApiServer::start().await.unwrap();
+        let api: kube::Api<k8s_openapi::api::core::v1::ServiceAccount> =
+            kube::Api::namespaced(client(&server), "ns");
+        let mut tr: TokenRequest = serde_json::from_value(json!({
+            "spec": {"audiences": [], "expirationSeconds": 600,
+                     "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": "p", "uid": "u"}}
+        }))
+        .unwrap();
+        let pp = PostParams::default();
+        let a = api.create_token_request("sa", &pp, &tr).await.unwrap();
+        let b = api.create_token_request("sa", &pp, &tr).await.unwrap();
+        let (sa, sb) = (a.status.unwrap(), b.status.unwrap());
+        assert_ne!(sa.token, sb.token);
+        assert!(sa.token.ends_with("-p"));
+        let left = sa.expiration_timestamp.0.duration_until(Timestamp::now());
+        assert!(left.as_secs() <= -598, "{left:?}");
+        server.set_token_lifetime(Some(Duration::from_secs(5)));
+        let c = api.create_token_request("sa", &pp, &tr).await.unwrap();
+        let left = c
+            .status
+            .unwrap()
+            .expiration_timestamp
+            .0
+            .duration_until(Timestamp::now());
+        assert!(left.as_secs() >= -5, "{left:?}");
+
+        tr.spec.expiration_seconds = Some(599);
+        let err = api.create_token_request("sa", &pp, &tr).await.unwrap_err();
+        assert!(matches!(err, kube::Error::Api(s) if s.code == 422
+            && s.message.ends_with("Invalid value: 599: may not specify a duration less than 10 minutes")));
+        let received = server.token_requests();
+        assert_eq!(received.len(), 4);
+        assert_eq!(received[0].service_account, "sa");
+
+        let discovery = client(&server).list_core_api_resources("v1").await.unwrap();
+        assert!(
+            discovery
+                .resources
+                .iter()
+                .any(|r| r.name == "serviceaccounts/token")
+        );
+        server.set_token_endpoint(false);
+        let err = api.create_token_request("sa", &pp, &tr).await.unwrap_err();
+        assert!(matches!(err, kube::Error::Api(s) if s.code == 404));
+        let discovery = client(&server).list_core_api_resources("v1").await.unwrap();
+        assert!(
+            !discovery
+                .resources
+                .iter()
+                .any(|r| r.name == "serviceaccounts/token")
+        );
+    }
+}
