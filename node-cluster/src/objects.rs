@@ -412,8 +412,8 @@ struct Ctx<'a> {
 
 impl<K: Referenced> Objects<K> {
     /// Drops entries idle for longer than `limit`, stopping their watches.
-    fn expire(entries: &mut HashMap<Key, Entry<K>>, now: Instant, limit: Duration) {
-        entries.retain(|key, e| {
+    fn expire(&self, now: Instant, limit: Duration) {
+        lock(&self.entries).retain(|key, e| {
             let keep = now.saturating_duration_since(e.last_used) <= limit;
             if !keep {
                 tracing::debug!(kind = K::RESOURCE, key = %key.describe(), "dropping an unused object");
@@ -451,7 +451,6 @@ impl<K: Referenced> Objects<K> {
         let now = Instant::now();
         let cell = {
             let mut entries = lock(&self.entries);
-            Self::expire(&mut entries, now, ctx.options.idle_limit());
             let entry = entries.entry(key.clone()).or_insert_with(|| Entry {
                 state: State::Cache(Arc::new(tokio::sync::Mutex::new(Cached {
                     found: None,
@@ -508,7 +507,6 @@ impl<K: Referenced> Objects<K> {
         let now = Instant::now();
         let shared = {
             let mut entries = lock(&self.entries);
-            Self::expire(&mut entries, now, ctx.options.idle_limit());
             if ctx.stopped.load(Ordering::SeqCst) {
                 return Err(Failure::Sync("the object source is stopped".into()));
             }
@@ -787,7 +785,18 @@ impl ApiObjects {
         lock(&self.tokens).len()
     }
 
+    /// Drops the objects of every kind not asked for during 5 × `sync_frequency` (run on
+    /// every call, so nothing runs while idle).
+    fn housekeep(&self) {
+        let now = Instant::now();
+        let limit = self.options.idle_limit();
+        self.config_maps.expire(now, limit);
+        self.secrets.expire(now, limit);
+        self.services.expire(now, limit);
+    }
+
     fn ctx(&self) -> Ctx<'_> {
+        self.housekeep();
         Ctx {
             client: &self.client,
             options: &self.options,
@@ -897,8 +906,10 @@ impl ApiObjects {
         let now = SystemTime::now();
         let cached = {
             let mut tokens = lock(&self.tokens);
-            // The kubelet's minutely garbage collection, done here (nothing runs while idle).
-            tokens.retain(|_, t| now <= t.token.expiration);
+            // The kubelet's minutely garbage collection of expired tokens, done here (nothing
+            // runs while idle); the asked-for one stays so that a failed refresh can say it
+            // expired.
+            tokens.retain(|k, t| k == r || now <= t.token.expiration);
             tokens.get(r).cloned()
         };
         if let Some(c) = &cached {
