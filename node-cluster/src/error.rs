@@ -21,6 +21,16 @@ pub enum Error {
         /// What was wrong with the answer.
         reason: String,
     },
+    /// A configuration value this crate does not know.
+    #[error("{field}: unknown value {value:?} (expected {expected})")]
+    InvalidValue {
+        /// The configuration field, e.g. `configMapAndSecretChangeDetectionStrategy`.
+        field: &'static str,
+        /// The value given.
+        value: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
 }
 
 impl Error {
@@ -39,7 +49,7 @@ impl Error {
                 kube::Error::Api(status) => Some(status.code),
                 _ => None,
             },
-            Error::Protocol { .. } => None,
+            Error::Protocol { .. } | Error::InvalidValue { .. } => None,
         }
     }
 }

@@ -11,11 +11,15 @@
 //! * [`EventRecorder`] sends the pod sync passes' events ([`node_runtime::PodEvent`]: `Pulling`,
 //!   `Pulled`, `Created`, `Started`, `Killing`, `BackOff`, `Failed`) as core/v1 Events, counted
 //!   and spam-filtered as client-go's recorder does.
+//! * [`ApiObjects`] answers the configMaps, secrets, services and service-account tokens pods
+//!   reference ([`node_runtime::objects::ObjectSource`]), kept fresh with the kubelet's
+//!   `Get`, `Cache` or `Watch` change detection ([`ChangeDetection`]) and its token refresh
+//!   rules ([`token_needs_refresh`]).
 //! * [`MirrorPods`] keeps a mirror pod on the API server for each static pod (created, replaced
 //!   when stale, deleted when its static pod is gone).
 //!
 //! Decisions are pure functions ([`apply_event`], [`pod_status_patch`], [`terminal_status`],
-//! [`mirror_actions`], [`Backoff`]); the loops only send.
+//! [`mirror_actions`], [`token_needs_refresh`], [`Backoff`]); the loops only send.
 //!
 //! ```no_run
 //! # async fn run(client: kube::Client, manager: node_runtime::PodManager) {
@@ -37,6 +41,7 @@ mod backoff;
 mod error;
 pub mod events;
 pub mod mirror;
+pub mod objects;
 pub mod status;
 pub mod watcher;
 
@@ -44,5 +49,8 @@ pub use backoff::Backoff;
 pub use error::{Error, Result};
 pub use events::{EventRecorder, EventSink, recorder};
 pub use mirror::{MirrorAction, MirrorPods, StaticPodRef, mirror_actions, mirror_of};
+pub use objects::{
+    ApiObjects, ChangeDetection, ObjectOptions, token_needs_refresh, validate_expiration_seconds,
+};
 pub use status::{StatusManager, desired_status, node_host_ips, pod_status_patch, terminal_status};
 pub use watcher::{PodWatcher, Step, WatchOptions, apply_event};

@@ -82,6 +82,11 @@
 //!   `GET` one, list (`/api/v1/events`, `.../namespaces/{ns}/events`, with the events' field
 //!   labels and label selectors), `PATCH` (strategic or JSON merge: the recorder's `count`,
 //!   `lastTimestamp`, `message`). No watch, no delete.
+//! * **ConfigMaps, Secrets, Services** (core/v1): get, list and watch over HTTP (the pods'
+//!   watch protocol, compaction and [`TestApiServer::break_watches`] included), written by the
+//!   test ([`TestApiServer::put_config_map`], ...); **TokenRequest**
+//!   (`POST .../serviceaccounts/{sa}/token`, [`TestApiServer::token_requests`]); the `/api/v1`
+//!   discovery document. See the `objects` module for the details and the guesses.
 //!
 //! Faults: [`TestApiServer::fail_next`] and [`TestApiServer::fail_all`] answer with a Status of
 //! that code (watches too); [`TestApiServer::stop`] takes the server down (listener, every
@@ -119,10 +124,12 @@ use tokio::time::Instant;
 use crate::error::{ApiErrorKind, Error, Result};
 
 mod events;
+mod objects;
 mod pods;
 mod query;
 mod watch;
 
+pub use objects::ReceivedTokenRequest;
 pub use watch::DEFAULT_BOOKMARK_PERIOD;
 use watch::{WatchBody, WatchHub};
 
@@ -181,6 +188,8 @@ pub(crate) struct State {
     pod_watch: WatchHub,
     /// Events by `namespace/name`.
     events: BTreeMap<String, Event>,
+    /// ConfigMaps, secrets, services (with their watches) and token requests.
+    objects: objects::Objects,
 }
 
 /// The running server. Dropping it stops serving.
@@ -291,7 +300,9 @@ impl TestApiServer {
             t.abort();
         }
         drop(g);
-        lock(&self.state).pod_watch.close_all();
+        let mut st = lock(&self.state);
+        st.pod_watch.close_all();
+        st.objects.hubs().into_iter().for_each(WatchHub::close_all);
     }
 
     /// Brings the server back on the same port.
@@ -493,12 +504,15 @@ impl TestApiServer {
         let mut st = lock(&self.state);
         let rv = st.rv;
         st.pod_watch.compact(rv);
+        st.objects.hubs().into_iter().for_each(|h| h.compact(rv));
     }
 
     /// Ends every open watch stream, as a server-side disconnect: each stream sends what it
     /// already has and ends; clients see the end of the stream and must re-watch.
     pub fn break_watches(&self) {
-        lock(&self.state).pod_watch.close_all();
+        let mut st = lock(&self.state);
+        st.pod_watch.close_all();
+        st.objects.hubs().into_iter().for_each(WatchHub::close_all);
     }
 
     /// Sends a BOOKMARK at the current resourceVersion on every open watch that allowed
@@ -507,18 +521,30 @@ impl TestApiServer {
         let mut st = lock(&self.state);
         let rv = st.rv;
         st.pod_watch.bookmark(rv);
+        st.objects.hubs().into_iter().for_each(|h| h.bookmark(rv));
     }
 
     /// The period of the automatic BOOKMARK events of watches opened from now on
     /// ([`DEFAULT_BOOKMARK_PERIOD`] by default; `None` or zero: only
     /// [`TestApiServer::send_bookmarks`]).
     pub fn set_bookmark_period(&self, period: Option<Duration>) {
-        lock(&self.state).pod_watch.bookmark_period = period;
+        let mut st = lock(&self.state);
+        st.pod_watch.bookmark_period = period;
+        st.objects
+            .hubs()
+            .into_iter()
+            .for_each(|h| h.bookmark_period = period);
     }
 
     /// Open watch streams (those whose client has not gone away).
     pub fn watch_count(&self) -> usize {
-        lock(&self.state).pod_watch.open()
+        let mut st = lock(&self.state);
+        st.pod_watch.open()
+            + st.objects
+                .hubs()
+                .into_iter()
+                .map(WatchHub::open)
+                .sum::<usize>()
     }
 
     /// Every stored event, in `namespace/name` order.
@@ -786,6 +812,9 @@ fn bad_request(msg: String) -> (u16, Value) {
 }
 
 fn route(st: &mut State, state: &Arc<Mutex<State>>, req: &Req<'_>) -> Reply {
+    if req.method == "GET" && (req.path == "/api/v1" || req.path == "/api/v1/") {
+        return Reply::from(objects::discovery(st));
+    }
     if let Some(rest) = req.path.strip_prefix("/api/v1/")
         && let Some(reply) = route_core(st, state, req, rest)
     {
@@ -818,6 +847,9 @@ fn route_core(
     rest: &str,
 ) -> Option<Reply> {
     let parts: Vec<&str> = rest.split('/').collect();
+    if let Some(reply) = objects::route(st, state, req, &parts) {
+        return Some(reply);
+    }
     let resource = match parts.as_slice() {
         [r, ..] | ["namespaces", _, r, ..] if *r == "pods" || *r == "events" => *r,
         _ => return None,
