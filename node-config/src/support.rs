@@ -186,10 +186,6 @@ pub const NOT_ACTED_ON: &[NotActedOn] = &[
     f("containerLogMaxFiles", NO_LOG_ROTATION),
     f("containerLogMaxWorkers", NO_LOG_ROTATION),
     f("containerLogMonitorInterval", NO_LOG_ROTATION),
-    f(
-        "configMapAndSecretChangeDetectionStrategy",
-        "no configMap or secret volumes",
-    ),
     f("providerID", "the Node's spec.providerID is not set"),
     f(
         "singleProcessOOMKill",

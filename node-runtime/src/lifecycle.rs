@@ -282,8 +282,8 @@ mod tests {
             "path": "/stop", "port": port
         }))
         .unwrap();
-        assert_eq!(http_get(&pod, &c, &http).await, Ok(()));
-        let err = http_get(&pod, &c, &http).await.unwrap_err();
+        assert_eq!(http_get(&pod, &c, &http, None).await, Ok(()));
+        let err = http_get(&pod, &c, &http, None).await.unwrap_err();
         assert!(err.starts_with("HTTP status 500"), "{err}");
         server.await.unwrap();
     }

@@ -1687,7 +1687,12 @@ impl PodManager {
                     &crate::spec::ContainerEnvInputs {
                         objects: &objects,
                         host_ips: &host_ips,
-                        pod_ips: &pod_ips,
+                        // A host-network pod's IPs are the node's.
+                        pod_ips: if pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) {
+                            &host_ips
+                        } else {
+                            &pod_ips
+                        },
                     },
                 )?;
                 // The kubelet's managed /etc/hosts (makeMounts), unless the container mounts

@@ -203,6 +203,19 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         .filter(|a| a.type_ == "InternalIP")
         .map(|a| a.address.clone())
         .collect();
+    // The configMaps, secrets, services and tokens pods reference, from the API server under
+    // configMapAndSecretChangeDetectionStrategy.
+    if let Some((client, _)) = &kube {
+        let strategy = node_cluster::ChangeDetection::from_config(
+            &cfg.config_map_and_secret_change_detection_strategy,
+        )
+        .map_err(|e| AgentError::Preflight(node_util::error_chain(&e)))?;
+        let mut object_options = node_cluster::ObjectOptions::new(strategy);
+        object_options.sync_frequency = cfg.sync_frequency.to_std();
+        options.objects = Some(node_runtime::ObjectSourceRef(Arc::new(
+            node_cluster::ApiObjects::new(client.clone(), object_options),
+        )));
+    }
     options.seccomp_default = cfg.seccomp_default.unwrap_or(false);
     options.sysctl_policy = Some(sysctls);
     options.swap = Some(swap_policy);

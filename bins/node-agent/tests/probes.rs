@@ -139,3 +139,70 @@ spec:
     drop(agent);
     remove_pods(&endpoint, &node).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_start_hooks_run_and_termination_messages_are_reported() {
+    let Some(endpoint) = node_runtime::test_support::cri_endpoint("hooks") else {
+        return;
+    };
+    let image = node_runtime::test_support::test_image();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let pod = format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: hooked
+spec:
+  hostNetwork: true
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 2
+  volumes:
+  - name: out
+    hostPath: {{path: {out}, type: Directory}}
+  containers:
+  - name: starter
+    image: {image}
+    imagePullPolicy: Never
+    command: [\"/bin/sh\", \"-c\", \"trap 'exit 0' TERM; while true; do sleep 1; done\"]
+    volumeMounts: [{{name: out, mountPath: /out}}]
+    lifecycle:
+      postStart:
+        exec: {{command: [\"/bin/sh\", \"-c\", \"echo started > /out/poststart\"]}}
+  - name: writer
+    image: {image}
+    imagePullPolicy: Never
+    command: [\"/bin/sh\", \"-c\", \"echo 'all done' > /dev/termination-log; exit 3\"]
+  - name: crasher
+    image: {image}
+    imagePullPolicy: Never
+    terminationMessagePolicy: FallbackToLogsOnError
+    command: [\"/bin/sh\", \"-c\", \"echo 'panic: out of cheese'; exit 1\"]
+",
+        out = out.display(),
+    );
+    let spec = AgentSpec::new(dir.path(), "hooks", &endpoint);
+    let node = spec.node.clone();
+    let mut agent = spec.config(OPEN_AUTH).manifest("hooked.yaml", &pod).spawn();
+    agent.wait_healthy(START);
+    let name = format!("hooked-{node}");
+    let list = agent.wait_pods(&[], POD_UP, |v| {
+        running(v, &name).is_some_and(|p| {
+            container(p, "writer")["state"]["terminated"].is_object()
+                && container(p, "crasher")["state"]["terminated"].is_object()
+        })
+    });
+    let p = running(&list, &name).unwrap();
+    let writer = &container(p, "writer")["state"]["terminated"];
+    assert_eq!(writer["exitCode"], 3);
+    assert_eq!(writer["message"], "all done\n", "{p:#}");
+    let crasher = &container(p, "crasher")["state"]["terminated"];
+    assert_eq!(crasher["message"], "panic: out of cheese\n", "{p:#}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("poststart")).unwrap(),
+        "started\n"
+    );
+    drop(agent);
+    remove_pods(&endpoint, &node).await;
+}
