@@ -15,7 +15,7 @@ fn fields_not_acted_on_are_named_in_one_warning() {
     let dir = tempfile::tempdir().unwrap();
     let mut agent = AgentSpec::new(dir.path(), "not-acted-on", &endpoint)
         .config(OPEN_AUTH)
-        .config("imageGCHighThresholdPercent: 90\nclusterDNS: [10.96.0.10]\nmaxPods: 50\n")
+        .config("imageGCHighThresholdPercent: 90\nnodeStatusMaxImages: 10\nclusterDNS: [10.96.0.10]\nmaxPods: 50\n")
         .spawn();
     agent.wait_healthy(Duration::from_secs(60));
     let stderr = agent.stderr();
@@ -25,9 +25,12 @@ fn fields_not_acted_on_are_named_in_one_warning() {
         .collect();
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(lines[0].contains("WARN"), "{}", lines[0]);
-    // Named in the kubelet's field order; maxPods is acted on (the pods capacity).
+    // Named in the kubelet's field order; maxPods (the pods capacity) and clusterDNS (pod DNS)
+    // are acted on.
     assert!(
-        lines[0].contains("accepted but not acted on: clusterDNS, imageGCHighThresholdPercent ("),
+        lines[0].contains(
+            "accepted but not acted on: nodeStatusMaxImages, imageGCHighThresholdPercent ("
+        ),
         "{}",
         lines[0]
     );

@@ -151,8 +151,9 @@ fn explain_lists_fields_not_acted_on() {
         row("imageGCHighThresholdPercent")["note"],
         "no image garbage collection"
     );
-    assert_eq!(row("clusterDNS")["set"], false);
+    assert_eq!(row("nodeStatusMaxImages")["set"], false);
     assert!(rows.iter().all(|r| r["field"] != "maxPods"));
+    assert!(rows.iter().all(|r| r["field"] != "clusterDNS"));
     let text = nodectl(&[
         "config",
         "--config",
