@@ -666,7 +666,7 @@ impl PodManager {
                 // then removed.
                 let grace = crate::deletion_grace(&pod.pod);
                 let grace = self.pre_stop_hooks(&pod, &containers, grace).await;
-                self.stop_containers(&containers, grace).await;
+                self.stop_for_deletion(&pod.uid, &containers, grace).await;
                 let mut ended = Vec::new();
                 for c in &containers {
                     if let Ok(status) = self.client.container_status(&c.id).await {
@@ -972,7 +972,7 @@ impl PodManager {
         containers: &[cri::Container],
         max_grace: Option<Duration>,
     ) -> Result<(), RuntimeError> {
-        self.stop_containers(containers, max_grace).await;
+        self.stop_containers(containers, max_grace, false).await;
         self.remove_stopped(sandboxes, containers).await
     }
 
@@ -1068,9 +1068,62 @@ impl PodManager {
         Some(grace.saturating_sub(took).max(crate::lifecycle::MIN_GRACE))
     }
 
-    /// Stops the running `containers` in parallel, each with its grace period (capped at
-    /// `max_grace`), with a `Killing` event each.
-    async fn stop_containers(&self, containers: &[cri::Container], max_grace: Option<Duration>) {
+    /// Stops a deleted pod's `containers` with its deletion grace period (the kubelet's
+    /// `gracePeriodOverride`: `deletionGracePeriodSeconds`, not the spec's), and, when the API
+    /// server shortens it meanwhile (a second DELETE with a shorter grace period), stops them
+    /// again with the shorter one, as the kubelet's pod worker does.
+    async fn stop_for_deletion(
+        &self,
+        uid: &str,
+        containers: &[cri::Container],
+        grace: Option<Duration>,
+    ) {
+        tracing::info!(pod_uid = %uid, grace = ?grace, "stopping the containers of a pod being deleted");
+        let stop = self.stop_containers(containers, grace, true);
+        let (Some(api), Some(mut current)) = (self.api.clone(), grace) else {
+            stop.await;
+            return;
+        };
+        tokio::pin!(stop);
+        let mut since = std::time::Instant::now();
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                () = api.changed() => {
+                    let Some(new) = api.pods().get(uid).and_then(|p| crate::deletion_grace(&p.pod)) else {
+                        continue;
+                    };
+                    if new >= current.saturating_sub(since.elapsed()) {
+                        continue;
+                    }
+                    tracing::info!(pod_uid = %uid, grace = ?new, "the deletion grace period was shortened");
+                    let secs = i64::try_from(new.as_secs()).unwrap_or(i64::MAX);
+                    for c in containers
+                        .iter()
+                        .filter(|c| c.state != cri::ContainerState::ContainerExited as i32)
+                    {
+                        let (client, id) = (self.client.clone(), c.id.clone());
+                        tokio::spawn(async move {
+                            if let Err(e) = client.stop_container(&id, secs).await {
+                                tracing::warn!(error = %e, "stopping container with the shortened grace period");
+                            }
+                        });
+                    }
+                    (current, since) = (new, std::time::Instant::now());
+                }
+            }
+        }
+    }
+
+    /// Stops the running `containers` in parallel, each with its own grace period (the pod's,
+    /// from its annotation) capped at `max_grace`, or with exactly `max_grace` when `exact`,
+    /// with a `Killing` event each.
+    async fn stop_containers(
+        &self,
+        containers: &[cri::Container],
+        max_grace: Option<Duration>,
+        exact: bool,
+    ) {
         let mut stops = tokio::task::JoinSet::new();
         for c in containers
             .iter()
@@ -1084,7 +1137,8 @@ impl PodManager {
                 .and_then(|g| g.parse::<i64>().ok())
                 .unwrap_or(30);
             let grace = max_grace.map_or(grace, |cap| {
-                grace.min(i64::try_from(cap.as_secs()).unwrap_or(i64::MAX))
+                let cap = i64::try_from(cap.as_secs()).unwrap_or(i64::MAX);
+                if exact { cap } else { grace.min(cap) }
             });
             let label = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
             let name = label(LABEL_CONTAINER_NAME);

@@ -316,3 +316,76 @@ async fn api_pods_run_report_status_survive_a_restart_and_are_deleted() {
     agent.wait_exit(Duration::from_secs(60));
     remove_pods(&endpoint, &node).await;
 }
+
+/// The deletion grace period is the API server's `deletionGracePeriodSeconds`, not the spec's
+/// (a DELETE may ask for longer), and a second DELETE with a shorter one takes effect at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_uses_the_api_servers_grace_period_and_a_shortened_one() {
+    let Some(endpoint) = node_runtime::test_support::cri_endpoint("cluster_grace") else {
+        return;
+    };
+    let server = TestApiServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = common::write_kubeconfig(dir.path(), &server.url());
+    let spec = AgentSpec::new(dir.path(), "cluster_grace", &endpoint)
+        .config(OPEN_AUTH)
+        .args(&["--kubeconfig", kubeconfig.to_str().unwrap()]);
+    let node = spec.node.clone();
+    let mut agent = spec.spawn();
+    agent.wait_healthy(START);
+    // Containers that ignore SIGTERM: only the grace period's end (SIGKILL) stops them.
+    let stubborn = |name: &str, grace: i64| {
+        let mut p = api_pod(name, &node, &format!(r#"{{"terminationGracePeriodSeconds": {grace}}}"#));
+        p.spec.as_mut().unwrap().containers[0].command = Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "trap '' TERM; while true; do sleep 1; done".into(),
+        ]);
+        p
+    };
+    server.create_pod(stubborn("longer", 1)).unwrap();
+    server.create_pod(stubborn("shorter", 120)).unwrap();
+    for name in ["longer", "shorter"] {
+        wait_for(name, POD_UP, || running_status(&server.pod("default", name)?)).await;
+    }
+    // 120 s, then shortened to 2 s while the agent is stopping it: gone long before 120 s.
+    server.delete_pod("default", "shorter", Some(120)).unwrap();
+    wait_for("the agent stopping shorter", Duration::from_secs(30), || {
+        agent
+            .stderr()
+            .contains("stopping the containers of a pod being deleted")
+            .then_some(())
+    })
+    .await;
+    let t1 = Instant::now();
+    server.delete_pod("default", "shorter", Some(2)).unwrap();
+    wait_for("shorter deleted", Duration::from_secs(60), || {
+        server.pod("default", "shorter").is_none().then_some(())
+    })
+    .await;
+    assert!(
+        t1.elapsed() < Duration::from_secs(30),
+        "the shortened grace period was not applied: {:?}",
+        t1.elapsed()
+    );
+    assert!(
+        agent.stderr().contains("the deletion grace period was shortened"),
+        "{}",
+        agent.stderr()
+    );
+    // A DELETE asking for 6 s on a pod whose spec says 1 s: still there after 3 s.
+    let t0 = Instant::now();
+    server.delete_pod("default", "longer", Some(6)).unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        server.pod("default", "longer").is_some(),
+        "stopped before its deletion grace period"
+    );
+    wait_for("longer deleted", Duration::from_secs(60), || {
+        server.pod("default", "longer").is_none().then_some(())
+    })
+    .await;
+    assert!(t0.elapsed() >= Duration::from_secs(6), "{:?}", t0.elapsed());
+    drop(agent);
+    remove_pods(&endpoint, &node).await;
+}
