@@ -52,6 +52,32 @@ impl Error {
             Error::Protocol { .. } | Error::InvalidValue { .. } => None,
         }
     }
+
+    /// Whether this is the API server's "too large resource version" answer
+    /// ([`too_large_resource_version`]): the cursor is ahead of the server (an etcd restored
+    /// from a backup), so a new list is needed.
+    #[must_use]
+    pub fn is_too_large_resource_version(&self) -> bool {
+        match self {
+            Error::Api { source, .. } => match source.as_ref() {
+                kube::Error::Api(status) => too_large_resource_version(status),
+                _ => false,
+            },
+            Error::Protocol { .. } | Error::InvalidValue { .. } => false,
+        }
+    }
+}
+
+/// client-go's `IsTooLargeResourceVersion`: a `Timeout` (504) status whose causes include
+/// `ResourceVersionTooLarge`, or whose message says `Too large resource version`.
+#[must_use]
+pub fn too_large_resource_version(status: &kube::core::Status) -> bool {
+    let cause = status
+        .details
+        .as_ref()
+        .is_some_and(|d| d.causes.iter().any(|c| c.reason == "ResourceVersionTooLarge"));
+    (status.code == 504 || status.reason == "Timeout")
+        && (cause || status.message.contains("Too large resource version"))
 }
 
 /// `Result` with this crate's [`Error`].

@@ -46,7 +46,7 @@ pub mod status;
 pub mod watcher;
 
 pub use backoff::Backoff;
-pub use error::{Error, Result};
+pub use error::{Error, Result, too_large_resource_version};
 pub use events::{EventRecorder, EventSink, recorder};
 pub use mirror::{MirrorAction, MirrorPods, StaticPodRef, mirror_actions, mirror_of};
 pub use objects::{

@@ -590,7 +590,7 @@ async fn run_watch<K: Referenced>(
             Ok(true) => false,
             Ok(false) => started.elapsed() < SHORT_WATCH,
             Err(e) => {
-                if e.status_code() == Some(410) {
+                if e.status_code() == Some(410) || e.is_too_large_resource_version() {
                     resource_version = None;
                 }
                 tracing::warn!(kind = K::RESOURCE, key = %key.describe(), error = %node_util::error_chain(&e), "object watch");
@@ -676,7 +676,9 @@ async fn watch_once<K: Referenced>(
                     *resource_version = Some(b.metadata.resource_version);
                 }
             }
-            WatchEvent::Error(status) if status.code == 410 => {
+            WatchEvent::Error(status)
+                if status.code == 410 || crate::error::too_large_resource_version(&status) =>
+            {
                 tracing::info!(kind = K::RESOURCE, message = %status.message, "object watch expired; listing again");
                 *resource_version = None;
                 return Ok(true);

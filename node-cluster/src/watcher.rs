@@ -66,7 +66,9 @@ pub fn apply_event(resource_version: &mut Option<String>, event: WatchEvent<Pod>
             }
             Step::Bookmark
         }
-        WatchEvent::Error(status) if status.code == 410 => {
+        WatchEvent::Error(status)
+            if status.code == 410 || crate::error::too_large_resource_version(&status) =>
+        {
             *resource_version = None;
             Step::Relist(status.message)
         }
@@ -230,7 +232,9 @@ impl PodWatcher {
                 Ok(true) => false,
                 Ok(false) => started.elapsed() < SHORT_WATCH,
                 Err(e) => {
-                    if e.status_code() == Some(410) {
+                    // Gone (410), or ahead of the server (an etcd restore): list again, as
+                    // client-go's reflector does.
+                    if e.status_code() == Some(410) || e.is_too_large_resource_version() {
                         resource_version = None;
                     }
                     tracing::warn!(node = %self.node_name, error = %node_util::error_chain(&e), "pod source");
@@ -320,6 +324,20 @@ mod tests {
         assert!(matches!(
             apply_event(&mut rv, WatchEvent::Error(status(410))),
             Step::Relist(m) if m.contains("too old")
+        ));
+        assert_eq!(rv, None);
+        // Too large (the server went back in time): list again.
+        let mut rv = Some("317".to_owned());
+        let too_large = serde_json::from_value::<kube::core::Status>(serde_json::json!({
+            "status": "Failure", "message": "Too large resource version: 317, current: 217",
+            "reason": "Timeout", "code": 504,
+            "details": {"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}
+        }))
+        .unwrap();
+        assert!(crate::error::too_large_resource_version(&too_large));
+        assert!(matches!(
+            apply_event(&mut rv, WatchEvent::Error(Box::new(too_large))),
+            Step::Relist(_)
         ));
         assert_eq!(rv, None);
     }
