@@ -72,10 +72,11 @@ impl Error {
 /// `ResourceVersionTooLarge`, or whose message says `Too large resource version`.
 #[must_use]
 pub fn too_large_resource_version(status: &kube::core::Status) -> bool {
-    let cause = status
-        .details
-        .as_ref()
-        .is_some_and(|d| d.causes.iter().any(|c| c.reason == "ResourceVersionTooLarge"));
+    let cause = status.details.as_ref().is_some_and(|d| {
+        d.causes
+            .iter()
+            .any(|c| c.reason == "ResourceVersionTooLarge")
+    });
     (status.code == 504 || status.reason == "Timeout")
         && (cause || status.message.contains("Too large resource version"))
 }

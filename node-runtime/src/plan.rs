@@ -542,6 +542,28 @@ pub fn plan_containers(
     }
 }
 
+/// Whether a pod without a ready sandbox is finished, given the plan for the containers of
+/// its dead sandbox (the kubelet's `computePodActions`): a new sandbox is made only when a
+/// container would start in it, so never for `restartPolicy: Never` once containers ran, and
+/// with `OnFailure` only while a regular container's latest instance has not succeeded. A
+/// finished pod keeps its dead sandbox and containers (its final status), as the kubelet's.
+#[must_use]
+pub fn finished_without_sandbox(desired: &DesiredPod<'_>, plan: &ContainerPlan) -> bool {
+    if plan.latest.is_empty() {
+        return false;
+    }
+    match desired.restart_policy() {
+        "Never" => true,
+        "OnFailure" => desired.spec.containers.iter().all(|c| {
+            plan.latest.get(&c.name).is_some_and(|i| {
+                i.status.state == cri::ContainerState::ContainerExited as i32
+                    && i.status.exit_code == 0
+            })
+        }),
+        _ => false,
+    }
+}
+
 /// One step per container of the spec, given the latest instance of each: init containers
 /// run one at a time in order (the first that has not completed blocks the rest, and the
 /// regular containers), regular containers all at once. Returns the steps and the new
@@ -745,6 +767,7 @@ pub fn last_state(status: &cri::ContainerStatus) -> Option<ContainerState> {
             started_at: status.started_at,
             finished_at: status.finished_at,
             message: status.message.clone(),
+            container_id: status.id.clone(),
         }
     })
 }
@@ -790,23 +813,55 @@ pub fn pod_status(infos: &[ContainerInfo], policy: &str) -> (PodPhase, Vec<PodCo
         None => (false, false),
     };
     let phase = pod_phase(infos, policy, init_failed, blocked_by_init);
-    let ready = phase == PodPhase::Running
-        && infos
-            .iter()
-            .filter(|c| c.kind == ContainerKind::Regular)
-            .all(|c| c.ready);
-    let cond = |t: &str, s: bool, r: &str| PodCondition {
+    let unready: Vec<&str> = infos
+        .iter()
+        .filter(|c| c.kind == ContainerKind::Regular && !c.ready)
+        .map(|c| c.name.as_str())
+        .collect();
+    let ready = phase == PodPhase::Running && unready.is_empty();
+    let incomplete: Vec<&str> = infos
+        .iter()
+        .filter(|c| {
+            c.kind == ContainerKind::Init
+                && !matches!(c.state, ContainerState::Terminated { exit_code: 0, .. })
+        })
+        .map(|c| c.name.as_str())
+        .collect();
+    let cond = |t: &str, s: bool, r: &str, message: Option<String>| PodCondition {
         type_: t.to_owned(),
         status: s,
         reason: (!s).then(|| r.to_owned()),
+        message: if s { None } else { message },
     };
+    // The kubelet's GenerateContainersReadyCondition: a finished pod says so; otherwise the
+    // unready containers are named (Go's `%s` of a string slice: `[a b]`).
+    let (reason, message) = match phase {
+        PodPhase::Succeeded => ("PodCompleted", None),
+        PodPhase::Failed => ("PodFailed", None),
+        _ => (
+            "ContainersNotReady",
+            (!unready.is_empty())
+                .then(|| format!("containers with unready status: [{}]", unready.join(" "))),
+        ),
+    };
+    let init_message = (!incomplete.is_empty()).then(|| {
+        format!(
+            "containers with incomplete status: [{}]",
+            incomplete.join(" ")
+        )
+    });
     (
         phase,
         vec![
-            cond("PodScheduled", true, ""),
-            cond("Initialized", !blocked_by_init, "ContainersNotInitialized"),
-            cond("ContainersReady", ready, "ContainersNotReady"),
-            cond("Ready", ready, "ContainersNotReady"),
+            cond("PodScheduled", true, "", None),
+            cond(
+                "Initialized",
+                !blocked_by_init,
+                "ContainersNotInitialized",
+                init_message,
+            ),
+            cond("ContainersReady", ready, reason, message.clone()),
+            cond("Ready", ready, reason, message),
         ],
     )
 }
@@ -1198,6 +1253,104 @@ mod tests {
             }
         );
         assert!(a.sandbox.kill.is_empty());
+    }
+
+    #[test]
+    fn a_pod_that_would_start_nothing_in_a_new_sandbox_is_finished() {
+        // (policy, exit code of the only container) -> finished?
+        for (policy, code, finished) in [
+            ("Never", 0, true),
+            ("Never", 1, true),
+            ("OnFailure", 0, true),
+            ("OnFailure", 1, false),
+            ("Always", 0, false),
+        ] {
+            let spec = pod_spec(&[], &["app"], Some(policy));
+            let w = World::default()
+                .sandbox("dead", false, 1)
+                .exited("a0", "dead", "app", 0, code, 5, 1);
+            let id = ident();
+            let desired = DesiredPod {
+                id: &id,
+                spec: &spec,
+                log_dir: Path::new("/logs/default_web-n1_u1"),
+                backoff: POLICY,
+            };
+            let plan = plan_containers(
+                &desired,
+                &w.containers,
+                &w.statuses,
+                &BackoffState::new(),
+                NOW,
+            );
+            assert_eq!(
+                finished_without_sandbox(&desired, &plan),
+                finished,
+                "{policy} exit {code}"
+            );
+            if finished {
+                let infos: Vec<ContainerInfo> = plan.steps.iter().map(|s| s.info.clone()).collect();
+                let (phase, conditions) = pod_status(&infos, policy);
+                let want = if code == 0 {
+                    PodPhase::Succeeded
+                } else {
+                    PodPhase::Failed
+                };
+                assert_eq!(phase, want);
+                let ready = conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+                let reason = if code == 0 {
+                    "PodCompleted"
+                } else {
+                    "PodFailed"
+                };
+                assert_eq!(ready.reason.as_deref(), Some(reason));
+            }
+        }
+        // Nothing ran yet: a sandbox is made.
+        let spec = pod_spec(&[], &["app"], Some("Never"));
+        let id = ident();
+        let desired = DesiredPod {
+            id: &id,
+            spec: &spec,
+            log_dir: Path::new("/logs/default_web-n1_u1"),
+            backoff: POLICY,
+        };
+        let plan = plan_containers(&desired, &[], &HashMap::new(), &BackoffState::new(), NOW);
+        assert!(!finished_without_sandbox(&desired, &plan));
+    }
+
+    #[test]
+    fn unready_and_incomplete_containers_are_named_in_the_conditions() {
+        let spec = pod_spec(&["init"], &["a", "b"], None);
+        let a = World::default()
+            .sandbox("s1", true, 1)
+            .exited("i0", "s1", "init", 0, 0, 50, 1)
+            .running("a0", "s1", "a", 0)
+            .plan(&spec, &BackoffState::new());
+        let (_, conditions) = pod_status(&infos(&a), "Always");
+        let ready = conditions
+            .iter()
+            .find(|c| c.type_ == "ContainersReady")
+            .unwrap();
+        assert_eq!(ready.reason.as_deref(), Some("ContainersNotReady"));
+        assert_eq!(
+            ready.message.as_deref(),
+            Some("containers with unready status: [b]")
+        );
+        let spec = pod_spec(&["init"], &["a"], None);
+        let a = World::default()
+            .sandbox("s1", true, 1)
+            .running("i0", "s1", "init", 0)
+            .plan(&spec, &BackoffState::new());
+        let (_, conditions) = pod_status(&infos(&a), "Always");
+        let init = conditions
+            .iter()
+            .find(|c| c.type_ == "Initialized")
+            .unwrap();
+        assert_eq!(
+            init.message.as_deref(),
+            Some("containers with incomplete status: [init]")
+        );
     }
 
     #[test]

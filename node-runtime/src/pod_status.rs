@@ -133,6 +133,9 @@ fn pod_status(info: &PodInfo, host_ip: Option<&str>) -> Value {
             if let Some(reason) = &c.reason {
                 obj.insert("reason".into(), reason.clone().into());
             }
+            if let Some(message) = &c.message {
+                obj.insert("message".into(), message.clone().into());
+            }
             Value::Object(obj)
         }))
         .collect();
@@ -229,6 +232,7 @@ fn state_value(state: &ContainerState) -> Value {
             started_at,
             finished_at,
             message,
+            container_id,
         } => {
             let mut t = json!({
                 "exitCode": exit_code,
@@ -238,6 +242,9 @@ fn state_value(state: &ContainerState) -> Value {
             });
             if !message.is_empty() {
                 t["message"] = message.clone().into();
+            }
+            if !container_id.is_empty() {
+                t["containerID"] = format!("containerd://{container_id}").into();
             }
             json!({ "terminated": t })
         }
@@ -282,6 +289,7 @@ mod tests {
                 type_: "Ready".into(),
                 status: true,
                 reason: None,
+                message: None,
             }],
             containers: vec![ContainerInfo {
                 name: "app".into(),

@@ -53,6 +53,9 @@ pub enum ContainerState {
         /// ([`crate::termination`]); empty when there is none.
         #[serde(default, skip_serializing_if = "String::is_empty")]
         message: String,
+        /// The runtime's ID of the instance that ended (`terminated.containerID`).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        container_id: String,
     },
 }
 
@@ -98,6 +101,9 @@ pub struct PodCondition {
     pub status: bool,
     /// Why not, when it does not.
     pub reason: Option<String>,
+    /// Details, e.g. `containers with unready status: [app]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Everything known about one pod.

@@ -1327,6 +1327,57 @@ impl PodManager {
             self.teardown(&foreign.sandboxes, &foreign.containers)
                 .await?;
         }
+        // No ready sandbox: a pod that would start nothing in a new one is finished (its dead
+        // sandbox and containers stay, for its status and logs).
+        if let SandboxAction::Create { .. } = &sandbox_plan.action
+            && desired.restart_policy() != "Always"
+            && let Some(dead) = sandbox_plan
+                .kill
+                .iter()
+                .flat_map(|t| t.sandboxes.iter())
+                .max_by_key(|s| s.created_at)
+        {
+            let dead_containers: Vec<cri::Container> = sandbox_plan
+                .kill
+                .iter()
+                .flat_map(|t| t.containers.iter())
+                .cloned()
+                .collect();
+            let mut statuses = HashMap::new();
+            for c in plan::to_inspect(&desired, &dead_containers) {
+                let status = self.status_of(c).await?;
+                statuses.insert(c.id.clone(), status);
+            }
+            let plan = plan::plan_containers(
+                &desired,
+                &dead_containers,
+                &statuses,
+                &self.backoff,
+                now_nanos(),
+            );
+            if plan::finished_without_sandbox(&desired, &plan) {
+                let mut infos: Vec<ContainerInfo> =
+                    plan.steps.iter().map(|s| s.info.clone()).collect();
+                for info in infos.iter_mut().filter(|i| i.last_state.is_none()) {
+                    info.last_state = plan.previous.get(&info.name).and_then(plan::last_state);
+                }
+                let (phase, conditions) = plan::pod_status(&infos, desired.restart_policy());
+                return Ok(PodInfo {
+                    namespace: id.namespace.clone(),
+                    name: id.name.clone(),
+                    uid: id.uid.clone(),
+                    source: pod.source.clone(),
+                    pod: Some(pod.pod.clone()),
+                    sandbox_id: None,
+                    pod_ips: self.sandbox_ips.get(&dead.id).cloned().unwrap_or_default(),
+                    phase,
+                    reason: None,
+                    message: None,
+                    conditions,
+                    containers: infos,
+                });
+            }
+        }
         for old in &sandbox_plan.kill {
             self.teardown(&old.sandboxes, &old.containers).await?;
         }
@@ -1392,13 +1443,22 @@ impl PodManager {
             info.last_state = previous.get(&info.name).and_then(plan::last_state);
         }
         let (phase, conditions) = plan::pod_status(&infos, desired.restart_policy());
+        // A pod that finished (Succeeded, or Failed for good) has its sandbox stopped, as the
+        // kubelet's pod worker kills a terminal pod; its containers stay.
+        let sandbox_id = if matches!(phase, PodPhase::Succeeded | PodPhase::Failed) {
+            tracing::info!(pod = %id.full_name(), phase = ?phase, "pod finished; stopping its sandbox");
+            self.client.stop_pod_sandbox(&sandbox_id).await?;
+            None
+        } else {
+            Some(sandbox_id)
+        };
         Ok(PodInfo {
             namespace: id.namespace.clone(),
             name: id.name.clone(),
             uid: id.uid.clone(),
             source: pod.source.clone(),
             pod: Some(pod.pod.clone()),
-            sandbox_id: Some(sandbox_id),
+            sandbox_id,
             pod_ips,
             phase,
             reason: None,
@@ -1993,21 +2053,25 @@ fn finished_info(
             type_: "PodScheduled".to_owned(),
             status: true,
             reason: None,
+            message: None,
         },
         PodCondition {
             type_: "Initialized".to_owned(),
             status: true,
             reason: None,
+            message: None,
         },
         PodCondition {
             type_: "ContainersReady".to_owned(),
             status: false,
             reason: Some(reason.to_owned()),
+            message: None,
         },
         PodCondition {
             type_: "Ready".to_owned(),
             status: false,
             reason: Some(reason.to_owned()),
+            message: None,
         },
     ];
     info
@@ -2053,6 +2117,7 @@ fn pending_info(pod: &SourcePod, reason: &str, message: &str) -> PodInfo {
             type_: "Ready".to_owned(),
             status: false,
             reason: Some(message.to_owned()),
+            message: None,
         }],
         containers,
     }

@@ -335,7 +335,11 @@ async fn deletion_uses_the_api_servers_grace_period_and_a_shortened_one() {
     agent.wait_healthy(START);
     // Containers that ignore SIGTERM: only the grace period's end (SIGKILL) stops them.
     let stubborn = |name: &str, grace: i64| {
-        let mut p = api_pod(name, &node, &format!(r#"{{"terminationGracePeriodSeconds": {grace}}}"#));
+        let mut p = api_pod(
+            name,
+            &node,
+            &format!(r#"{{"terminationGracePeriodSeconds": {grace}}}"#),
+        );
         p.spec.as_mut().unwrap().containers[0].command = Some(vec![
             "/bin/sh".into(),
             "-c".into(),
@@ -346,16 +350,23 @@ async fn deletion_uses_the_api_servers_grace_period_and_a_shortened_one() {
     server.create_pod(stubborn("longer", 1)).unwrap();
     server.create_pod(stubborn("shorter", 120)).unwrap();
     for name in ["longer", "shorter"] {
-        wait_for(name, POD_UP, || running_status(&server.pod("default", name)?)).await;
+        wait_for(name, POD_UP, || {
+            running_status(&server.pod("default", name)?)
+        })
+        .await;
     }
     // 120 s, then shortened to 2 s while the agent is stopping it: gone long before 120 s.
     server.delete_pod("default", "shorter", Some(120)).unwrap();
-    wait_for("the agent stopping shorter", Duration::from_secs(30), || {
-        agent
-            .stderr()
-            .contains("stopping the containers of a pod being deleted")
-            .then_some(())
-    })
+    wait_for(
+        "the agent stopping shorter",
+        Duration::from_secs(30),
+        || {
+            agent
+                .stderr()
+                .contains("stopping the containers of a pod being deleted")
+                .then_some(())
+        },
+    )
     .await;
     let t1 = Instant::now();
     server.delete_pod("default", "shorter", Some(2)).unwrap();
@@ -369,7 +380,9 @@ async fn deletion_uses_the_api_servers_grace_period_and_a_shortened_one() {
         t1.elapsed()
     );
     assert!(
-        agent.stderr().contains("the deletion grace period was shortened"),
+        agent
+            .stderr()
+            .contains("the deletion grace period was shortened"),
         "{}",
         agent.stderr()
     );
