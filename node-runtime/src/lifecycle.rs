@@ -88,8 +88,8 @@ pub async fn run_post_start(
             );
             if let Some(exec) = &hook.exec {
                 format!(
-                    "Exec lifecycle hook ({:?}) for Container {:?} in Pod {pod_name:?} failed - error: {e}, message: \"\"",
-                    exec.command.clone().unwrap_or_default(),
+                    "Exec lifecycle hook ([{}]) for Container {:?} in Pod {pod_name:?} failed - error: {e}",
+                    exec.command.clone().unwrap_or_default().join(" "),
                     container.name
                 )
             } else if let Some(http) = &hook.http_get {
@@ -127,10 +127,13 @@ async fn run_handler(
                 .await
                 .map_err(|e| e.with_cause())?;
             if out.exit_code != 0 {
+                // The kubelet's form, with the command's output (stdout, then stderr).
+                let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
+                output.push_str(&String::from_utf8_lossy(&out.stderr));
                 return Err(format!(
-                    "command {cmd:?} exited with {}: {}",
+                    "command '{}' exited with {}: , message: {output:?}",
+                    cmd.join(" "),
                     out.exit_code,
-                    String::from_utf8_lossy(&out.stderr).trim()
                 ));
             }
         } else if let Some(sleep) = &hook.sleep {

@@ -594,9 +594,12 @@ pub fn plan_steps(
             updates.push((container.name.clone(), b));
         }
         if kind == ContainerKind::Init {
-            // A started init container has not completed yet: the rest wait for it.
+            // A started init container has not completed yet: the rest wait for it. A sidecar
+            // lets the next one start once it runs.
             let done = !matches!(action, ContainerAction::Start { .. })
-                && matches!(info.state, ContainerState::Terminated { exit_code: 0, .. });
+                && (matches!(info.state, ContainerState::Terminated { exit_code: 0, .. })
+                    || (is_sidecar(container)
+                        && matches!(info.state, ContainerState::Running { .. })));
             if !done {
                 blocked_by_init = true;
             }
@@ -670,6 +673,9 @@ fn plan_one(
     }
     let policy = desired.restart_policy();
     let restart = match (kind, policy) {
+        // A sidecar is restarted whatever the pod's policy, like a regular container of an
+        // `Always` pod.
+        (ContainerKind::Init, _) if is_sidecar(container) => true,
         (ContainerKind::Init, _) => s.exit_code != 0 && policy != "Never",
         (_, "Always") => true,
         (_, "OnFailure") => s.exit_code != 0,
@@ -800,14 +806,48 @@ pub fn waiting_info(
 /// The pod's phase and conditions from its containers' statuses (init containers first, as
 /// [`plan_steps`] orders them) and its restart policy.
 pub fn pod_status(infos: &[ContainerInfo], policy: &str) -> (PodPhase, Vec<PodCondition>) {
+    pod_status_with_sidecars(infos, policy, &[])
+}
+
+/// The names of `spec`'s sidecars: init containers with `restartPolicy: Always` (native
+/// sidecars), which run beside the regular containers.
+pub fn sidecars(spec: &k8s_openapi::api::core::v1::PodSpec) -> Vec<&str> {
+    spec.init_containers
+        .iter()
+        .flatten()
+        .filter(|c| is_sidecar(c))
+        .map(|c| c.name.as_str())
+        .collect()
+}
+
+/// Whether `c` is a native sidecar (an init container with `restartPolicy: Always`).
+pub fn is_sidecar(c: &Container) -> bool {
+    c.restart_policy.as_deref() == Some("Always")
+}
+
+/// [`pod_status`] for a pod with the `sidecars` named: a running sidecar does not hold the
+/// pod's initialization up.
+pub fn pod_status_with_sidecars(
+    infos: &[ContainerInfo],
+    policy: &str,
+    sidecars: &[&str],
+) -> (PodPhase, Vec<PodCondition>) {
+    let init_done = |c: &ContainerInfo| {
+        matches!(c.state, ContainerState::Terminated { exit_code: 0, .. })
+            || (sidecars.contains(&c.name.as_str())
+                && matches!(c.state, ContainerState::Running { .. })
+                && c.started != Some(false))
+    };
     // The first init container that has not completed blocks the pod; if it failed for good
     // (restart policy Never), the pod failed.
-    let (init_failed, blocked_by_init) = match infos.iter().find(|c| {
-        c.kind == ContainerKind::Init
-            && !matches!(c.state, ContainerState::Terminated { exit_code: 0, .. })
-    }) {
+    let (init_failed, blocked_by_init) = match infos
+        .iter()
+        .find(|c| c.kind == ContainerKind::Init && !init_done(c))
+    {
         Some(c) => (
-            matches!(c.state, ContainerState::Terminated { .. }) && policy == "Never",
+            matches!(c.state, ContainerState::Terminated { .. })
+                && policy == "Never"
+                && !sidecars.contains(&c.name.as_str()),
             true,
         ),
         None => (false, false),
@@ -815,16 +855,15 @@ pub fn pod_status(infos: &[ContainerInfo], policy: &str) -> (PodPhase, Vec<PodCo
     let phase = pod_phase(infos, policy, init_failed, blocked_by_init);
     let unready: Vec<&str> = infos
         .iter()
-        .filter(|c| c.kind == ContainerKind::Regular && !c.ready)
+        .filter(|c| {
+            (c.kind == ContainerKind::Regular || sidecars.contains(&c.name.as_str())) && !c.ready
+        })
         .map(|c| c.name.as_str())
         .collect();
     let ready = phase == PodPhase::Running && unready.is_empty();
     let incomplete: Vec<&str> = infos
         .iter()
-        .filter(|c| {
-            c.kind == ContainerKind::Init
-                && !matches!(c.state, ContainerState::Terminated { exit_code: 0, .. })
-        })
+        .filter(|c| c.kind == ContainerKind::Init && !init_done(c))
         .map(|c| c.name.as_str())
         .collect();
     let cond = |t: &str, s: bool, r: &str, message: Option<String>| PodCondition {
@@ -1351,6 +1390,77 @@ mod tests {
             init.message.as_deref(),
             Some("containers with incomplete status: [init]")
         );
+    }
+
+    #[test]
+    fn a_running_sidecar_lets_the_pod_go_on_and_is_always_restarted() {
+        let mut spec = pod_spec(&["side", "setup"], &["app"], Some("Never"));
+        spec.init_containers.as_mut().unwrap()[0].restart_policy = Some("Always".into());
+        // The instances record the sidecar's real spec hash.
+        let hash = container_hash(&spec.init_containers.as_ref().unwrap()[0]);
+        let sidecar_hash = |mut w: World| {
+            for c in w.containers.iter_mut().filter(|c| c.id.starts_with("side")) {
+                c.annotations
+                    .insert(ANNOTATION_CONTAINER_HASH.to_owned(), hash.clone());
+            }
+            for (id, st) in &mut w.statuses {
+                if id.starts_with("side") {
+                    st.annotations
+                        .insert(ANNOTATION_CONTAINER_HASH.to_owned(), hash.clone());
+                }
+            }
+            w
+        };
+        // The sidecar runs: the next init container starts.
+        let a = sidecar_hash(
+            World::default()
+                .sandbox("s1", true, 1)
+                .running("side0", "s1", "side", 0),
+        )
+        .plan(&spec, &BackoffState::new());
+        assert_eq!(
+            actions(&a),
+            [
+                ("side", ContainerAction::Keep),
+                ("setup", START0),
+                ("app", ContainerAction::WaitForInit)
+            ]
+        );
+        // Setup done: the app starts beside the sidecar, and the pod is initialized.
+        let a = sidecar_hash(
+            World::default()
+                .sandbox("s1", true, 1)
+                .running("side0", "s1", "side", 0)
+                .exited("setup0", "s1", "setup", 0, 0, 5, 1),
+        )
+        .plan(&spec, &BackoffState::new());
+        assert_eq!(actions(&a)[2], ("app", START0));
+        let a = sidecar_hash(
+            World::default()
+                .sandbox("s1", true, 1)
+                .running("side0", "s1", "side", 0)
+                .exited("setup0", "s1", "setup", 0, 0, 5, 1)
+                .running("app0", "s1", "app", 0),
+        )
+        .plan(&spec, &BackoffState::new());
+        let (phase, conditions) = pod_status_with_sidecars(&infos(&a), "Never", &sidecars(&spec));
+        assert_eq!(phase, PodPhase::Running);
+        let init = conditions
+            .iter()
+            .find(|c| c.type_ == "Initialized")
+            .unwrap();
+        assert!(init.status, "{conditions:?}");
+        // A sidecar that exits is restarted even with restartPolicy Never.
+        let a = sidecar_hash(
+            World::default()
+                .sandbox("s1", true, 1)
+                .exited("side0", "s1", "side", 0, 0, 50, 1),
+        )
+        .plan(&spec, &BackoffState::new());
+        assert!(matches!(
+            actions(&a)[0],
+            ("side", ContainerAction::Start { attempt: 1, .. })
+        ));
     }
 
     #[test]

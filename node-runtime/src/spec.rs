@@ -207,6 +207,9 @@ pub struct PodVolumes {
     pub pod_dir: PathBuf,
     /// Volume name -> host directory or file.
     pub paths: HashMap<String, PathBuf>,
+    /// Volumes always mounted read-only (configMap, secret, downwardAPI, projected: the
+    /// kubelet forces them read-only whatever the volumeMount says).
+    pub read_only: std::collections::HashSet<String>,
 }
 
 /// Sets up the pod's directory and volumes before its sandbox, as the kubelet's volume
@@ -221,6 +224,7 @@ pub fn prepare_volumes(
 ) -> Result<PodVolumes, RuntimeError> {
     let pod_dir = paths.create_pod_dir(&id.uid)?;
     let mut out = HashMap::new();
+    let mut read_only = std::collections::HashSet::new();
     for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
         let failed = |error: String| RuntimeError::VolumeSetup {
             pod: id.full_name(),
@@ -258,12 +262,66 @@ pub fn prepare_volumes(
                 ),
             ));
         };
+        if crate::api_volumes::plugin_of(volume)
+            .is_some_and(|(plugin, _)| plugin != crate::volumes::EMPTY_DIR_PLUGIN)
+        {
+            read_only.insert(volume.name.clone());
+        }
         out.insert(volume.name.clone(), path);
     }
     Ok(PodVolumes {
         pod_dir,
         paths: out,
+        read_only,
     })
+}
+
+/// Where `pod`'s volumes are (or would be) under `pod_dir`, without setting anything up: for a
+/// pod that already runs when a volume can no longer be set up (its configMap deleted), so its
+/// containers go on, and restart, with the files they have (the kubelet's behaviour).
+pub fn volume_paths(pod: &Pod, pod_dir: &Path) -> PodVolumes {
+    let mut paths = HashMap::new();
+    let mut read_only = std::collections::HashSet::new();
+    for volume in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+        let path = if let Some(hp) = &volume.host_path {
+            Some(PathBuf::from(&hp.path))
+        } else if let Some((plugin, _)) = crate::api_volumes::plugin_of(volume) {
+            if plugin != crate::volumes::EMPTY_DIR_PLUGIN {
+                read_only.insert(volume.name.clone());
+            }
+            join_under(
+                pod_dir,
+                &[
+                    ("pod volumes directory", "volumes"),
+                    ("volume plugin directory", plugin),
+                    ("volume name", volume.name.as_str()),
+                ],
+            )
+            .ok()
+        } else {
+            crate::volumes::empty_dir_path(pod_dir, &volume.name).ok()
+        };
+        if let Some(path) = path {
+            paths.insert(volume.name.clone(), path);
+        }
+    }
+    PodVolumes {
+        pod_dir: pod_dir.to_path_buf(),
+        paths,
+        read_only,
+    }
+}
+
+/// The groups a pod's processes get besides their own (the kubelet's
+/// `determineEffectiveSecurityContext` and sandbox config): `fsGroup` first (so volume files
+/// owned by it are readable), then `supplementalGroups`.
+fn supplemental_groups(psc: Option<&k8s_openapi::api::core::v1::PodSecurityContext>) -> Vec<i64> {
+    let mut groups: Vec<i64> = psc.and_then(|s| s.fs_group).into_iter().collect();
+    groups.extend(
+        psc.and_then(|s| s.supplemental_groups.clone())
+            .unwrap_or_default(),
+    );
+    groups
 }
 
 fn is_sourceless(v: &k8s_openapi::api::core::v1::Volume) -> bool {
@@ -418,9 +476,7 @@ pub fn sandbox_config(
                     .and_then(|s| s.run_as_group)
                     .map(|value| cri::Int64Value { value }),
                 readonly_rootfs: false,
-                supplemental_groups: psc
-                    .and_then(|s| s.supplemental_groups.clone())
-                    .unwrap_or_default(),
+                supplemental_groups: supplemental_groups(psc),
                 privileged: spec
                     .containers
                     .iter()
@@ -711,7 +767,7 @@ fn container_mounts(
         mounts.push(cri::Mount {
             container_path: m.mount_path.clone(),
             host_path: host_path.display().to_string(),
-            readonly: m.read_only == Some(true),
+            readonly: m.read_only == Some(true) || volumes.read_only.contains(&m.name),
             selinux_relabel: false,
             propagation: propagation as i32,
         });
@@ -905,9 +961,7 @@ fn security_context(
             .map(|value| cri::Int64Value { value }),
         run_as_username: String::new(),
         readonly_rootfs: sc.and_then(|s| s.read_only_root_filesystem) == Some(true),
-        supplemental_groups: psc
-            .and_then(|s| s.supplemental_groups.clone())
-            .unwrap_or_default(),
+        supplemental_groups: supplemental_groups(psc),
         no_new_privs: sc.and_then(|s| s.allow_privilege_escalation) == Some(false),
         masked_paths: Vec::new(),
         readonly_paths: Vec::new(),

@@ -297,7 +297,9 @@ fn apply_probe_results(prober: &crate::prober::ProbeManager, info: &mut PodInfo)
             .as_ref()
             .and_then(|s| s.restart_policy.as_deref())
             .unwrap_or("Always");
-        let (phase, conditions) = plan::pod_status(&info.containers, policy);
+        let spec = pod.spec.clone().unwrap_or_default();
+        let (phase, conditions) =
+            plan::pod_status_with_sidecars(&info.containers, policy, &plan::sidecars(&spec));
         info.phase = phase;
         info.conditions = conditions;
     }
@@ -1222,6 +1224,21 @@ impl PodManager {
                 }
             }
         };
+        // `Pulled` "already present" (the image manager's, for IfNotPresent and Never), once
+        // per container start: not again after this pass pulled it (before the sandbox).
+        let already_present = |report: &mut SyncReport| {
+            let present = event(
+                false,
+                "Pulled",
+                format!("Container image {image:?} already present on machine"),
+            );
+            let pulled_now = report.events.iter().any(|e| {
+                e.reason == "Pulled" && e.uid == present.uid && e.field_path == present.field_path
+            });
+            if !pulled_now {
+                report.events.push(present);
+            }
+        };
         match policy.as_str() {
             "Always" => {
                 pull(report).await?;
@@ -1242,24 +1259,11 @@ impl PodManager {
                         ),
                     });
                 }
+                already_present(report);
             }
             _ => {
                 if self.client.image_present(&image).await? {
-                    // Once per container start: not again after this pass pulled it (before
-                    // the sandbox was created).
-                    let present = event(
-                        false,
-                        "Pulled",
-                        format!("Container image {image:?} already present on machine"),
-                    );
-                    let pulled_now = report.events.iter().any(|e| {
-                        e.reason == "Pulled"
-                            && e.uid == present.uid
-                            && e.field_path == present.field_path
-                    });
-                    if !pulled_now {
-                        report.events.push(present);
-                    }
+                    already_present(report);
                 } else {
                     pull(report).await?;
                 }
@@ -1295,14 +1299,47 @@ impl PodManager {
         self.kill_for_probes(&id, &spec, &containers, report).await;
         // The pod directory and volumes come before the sandbox (the kubelet waits for its
         // volume manager first).
-        let objects = std::sync::Arc::new(self.pod_objects(&pod.pod, &id).await?);
-        let volumes = {
-            let (pod, id, paths) = (pod.pod.clone(), id.clone(), self.options.paths.clone());
-            let objects = objects.clone();
-            crate::blocking::run("setting up pod volumes", move || {
-                prepare_volumes(&pod, &id, &paths, &objects)
-            })
-            .await?
+        // A pod already running goes on when its volumes can no longer be set up (a configMap
+        // deleted): a FailedMount event, and its containers keep (and restart with) the files
+        // they have, as the kubelet's. A pod not started yet waits.
+        let running = sandboxes
+            .iter()
+            .any(|s| s.state == cri::PodSandboxState::SandboxReady as i32);
+        let prepared = match self.pod_objects(&pod.pod, &id).await {
+            Ok(objects) => {
+                let objects = std::sync::Arc::new(objects);
+                let (pod, id, paths) = (pod.pod.clone(), id.clone(), self.options.paths.clone());
+                let for_setup = objects.clone();
+                crate::blocking::run("setting up pod volumes", move || {
+                    prepare_volumes(&pod, &id, &paths, &for_setup)
+                })
+                .await
+                .map(|volumes| (objects, volumes))
+            }
+            Err(e) => Err(e),
+        };
+        let (objects, volumes) = match prepared {
+            Ok(ready) => ready,
+            Err(e) => {
+                report.events.push(PodEvent {
+                    namespace: id.namespace.clone(),
+                    name: id.name.clone(),
+                    uid: id.uid.clone(),
+                    field_path: None,
+                    warning: true,
+                    reason: "FailedMount".to_owned(),
+                    message: e.waiting_message(),
+                });
+                if !running {
+                    return Err(e);
+                }
+                tracing::warn!(pod = %id.full_name(), error = %e.with_cause(), "volumes of a running pod could not be set up; it keeps the files it has");
+                let pod_dir = self.options.paths.checked_pod_dir(&id.uid)?;
+                (
+                    std::sync::Arc::new(crate::api_volumes::PodObjects::default()),
+                    crate::spec::volume_paths(&pod.pod, &pod_dir),
+                )
+            }
         };
         let log_dir = self
             .options
@@ -1361,7 +1398,11 @@ impl PodManager {
                 for info in infos.iter_mut().filter(|i| i.last_state.is_none()) {
                     info.last_state = plan.previous.get(&info.name).and_then(plan::last_state);
                 }
-                let (phase, conditions) = plan::pod_status(&infos, desired.restart_policy());
+                let (phase, conditions) = plan::pod_status_with_sidecars(
+                    &infos,
+                    desired.restart_policy(),
+                    &plan::sidecars(desired.spec),
+                );
                 return Ok(PodInfo {
                     namespace: id.namespace.clone(),
                     name: id.name.clone(),
@@ -1442,7 +1483,11 @@ impl PodManager {
         for info in infos.iter_mut().filter(|i| i.last_state.is_none()) {
             info.last_state = previous.get(&info.name).and_then(plan::last_state);
         }
-        let (phase, conditions) = plan::pod_status(&infos, desired.restart_policy());
+        let (phase, conditions) = plan::pod_status_with_sidecars(
+            &infos,
+            desired.restart_policy(),
+            &plan::sidecars(desired.spec),
+        );
         // A pod that finished (Succeeded, or Failed for good) has its sandbox stopped, as the
         // kubelet's pod worker kills a terminal pod; its containers stay.
         let sandbox_id = if matches!(phase, PodPhase::Succeeded | PodPhase::Failed) {
@@ -1884,13 +1929,22 @@ impl PodManager {
         .await
         {
             tracing::warn!(pod = %id.full_name(), container = %container.name, error = %message, "postStart hook failed");
+            // The 1.35 kubelet's texts (the details go to the log).
             report.events.push(container_event(
                 id,
                 kind,
                 &container.name,
                 true,
                 "FailedPostStartHook",
-                message,
+                "PostStartHook failed".to_owned(),
+            ));
+            report.events.push(container_event(
+                id,
+                kind,
+                &container.name,
+                false,
+                "Killing",
+                "FailedPostStartHook".to_owned(),
             ));
             let grace = crate::spec::grace_period(target.desired.spec);
             if let Err(e) = self.client.stop_container(&cid, grace).await {

@@ -129,10 +129,17 @@ async fn api_volumes_and_env_follow_the_api_server() {
         .create_pod(api_pod("files", &node, &extra.to_string()))
         .unwrap();
     let logs = dir.path().join("logs");
-    wait_until("the pod runs and reads its files", POD_UP, || {
-        log_text(&logs).contains("greeting=hello password=hunter2 name=files")
-    })
-    .await;
+    let deadline = Instant::now() + POD_UP;
+    while !log_text(&logs).contains("greeting=hello password=hunter2 name=files") {
+        assert!(
+            Instant::now() < deadline,
+            "the pod never read its files; log:\n{}\nstatus: {:?}\nagent:\n{}",
+            log_text(&logs),
+            server.pod("default", "files").and_then(|p| p.status),
+            agent.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let text = log_text(&logs);
     for want in [
         "GREETING=hello",
