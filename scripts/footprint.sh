@@ -17,7 +17,11 @@
 # and samples again. containerd, measured in the same run, is the reference; the shims (one per
 # pod) are listed too. Everything is removed on exit, also on Ctrl-C.
 #
-# Env: DURATION (s, default 60), PODS (default 30), SETTLE (s, default 10),
+# POD_KIND=probed makes them pods as users write them: their own network namespace (the private
+# containerd's CNI bridge), a busybox httpd each, an httpGet readiness probe and a tcpSocket liveness
+# probe (period 10 s); the agent then runs 60 probe workers. Default: POD_KIND=sleep (host network).
+#
+# Env: DURATION (s, default 60), PODS (default 30), SETTLE (s, default 10), POD_KIND (sleep|probed),
 #      NODE_AGENT_BIN (a binary to measure instead of building one),
 #      AGENT_LOG (a file to keep the agent's log in; by default it is removed with the rest).
 # Targets (from the project's design notes): node-agent < 25 MiB RSS and < 0.01 core when idle.
@@ -28,6 +32,8 @@ readonly repo
 readonly DURATION="${DURATION:-60}"
 readonly PODS="${PODS:-30}"
 readonly SETTLE="${SETTLE:-10}"
+readonly POD_KIND="${POD_KIND:-sleep}"
+case "$POD_KIND" in sleep|probed) ;; *) echo "footprint.sh: POD_KIND must be sleep or probed, not '$POD_KIND'" >&2; exit 1 ;; esac
 readonly TARGET_RSS_MIB=25
 readonly TARGET_IDLE_CORES=0.01
 readonly IMAGE="docker.io/library/busybox:local"
@@ -53,7 +59,7 @@ else
 fi
 if [ "$(id -u)" -ne 0 ]; then
   command -v sudo >/dev/null || die "must run as root (sudo not found)"
-  exec sudo env NODE_AGENT_BIN="$bin" DURATION="$DURATION" PODS="$PODS" SETTLE="$SETTLE" \
+  exec sudo env NODE_AGENT_BIN="$bin" DURATION="$DURATION" PODS="$PODS" SETTLE="$SETTLE" POD_KIND="$POD_KIND" \
     AGENT_LOG="${AGENT_LOG:+$(realpath -m -- "$AGENT_LOG")}" bash "$0" "$@"
 fi
 
@@ -246,6 +252,35 @@ sample idle
 
 log "writing $PODS static pod manifests to $manifests"
 for i in $(seq -w 1 "$PODS"); do
+  if [ "$POD_KIND" = probed ]; then
+    cat >"$tmp/pod.yaml" <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: sleep-$i
+  namespace: default
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: sleep
+    image: $IMAGE
+    imagePullPolicy: IfNotPresent
+    command: ["/bin/httpd", "-f", "-p", "8080", "-h", "/etc"]
+    ports: [{name: http, containerPort: 8080}]
+    readinessProbe:
+      httpGet: {path: /passwd, port: http}
+      periodSeconds: 10
+    livenessProbe:
+      tcpSocket: {port: 8080}
+      periodSeconds: 10
+    resources:
+      limits:
+        cpu: 10m
+        memory: 16Mi
+EOF
+    mv "$tmp/pod.yaml" "$manifests/sleep-$i.yaml"
+    continue
+  fi
   cat >"$tmp/pod.yaml" <<EOF
 apiVersion: v1
 kind: Pod
@@ -305,7 +340,7 @@ node-agent footprint, $(date -u +%Y-%m-%dT%H:%MZ)
 machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r), $(awk '/^MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)
 agent: $agent_version ($bin); containerd $(containerd --version | awk '{ print $3 }'), $(cat "$cri/snapshotter") snapshotter
 load average at the end: $(cut -d' ' -f1-3 /proc/loadavg); window: $DURATION s per phase after ${SETTLE} s settling
-command: DURATION=$DURATION PODS=$PODS SETTLE=$SETTLE bash scripts/footprint.sh
+command: DURATION=$DURATION PODS=$PODS SETTLE=$SETTLE POD_KIND=$POD_KIND bash scripts/footprint.sh
 
 RSS and VmRSS in MiB sampled every second (pidstat / /proc/PID/status); VmHWM: peak RSS since start;
 CPU in cores: pidstat's mean %CPU / 100, and (utime + stime) ticks over the window / its length.
