@@ -493,7 +493,12 @@ impl StatusManager {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                () = &mut stopped => return,
+                () = &mut stopped => {
+                    // What changed last (pods stopped for the node's shutdown) is sent before
+                    // the agent goes, for at most a few seconds.
+                    let _ = tokio::time::timeout(Duration::from_secs(5), self.sync_once()).await;
+                    return;
+                }
                 _ = tick.tick() => {}
                 changed = changes.changed() => {
                     if changed.is_err() {

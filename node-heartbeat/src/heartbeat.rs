@@ -38,6 +38,7 @@ pub struct Heartbeat {
     status: JoinHandle<()>,
     lease: Option<JoinHandle<()>>,
     pod_cidr: watch::Receiver<String>,
+    sync_now: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Heartbeat {
@@ -59,11 +60,19 @@ impl Heartbeat {
         });
         let reporter = NodeStatusReporter::new(backend, inputs, status);
         let pod_cidr = reporter.pod_cidr();
+        let sync_now = reporter.sync_trigger();
         Heartbeat {
             status: tokio::spawn(reporter.run(node_util::stopped(stop.clone()))),
             lease,
             pod_cidr,
+            sync_now,
         }
+    }
+
+    /// Updates the node status now (e.g. NotReady when the node starts shutting down) instead
+    /// of at the next `nodeStatusUpdateFrequency` tick.
+    pub fn sync_now(&self) {
+        self.sync_now.notify_one();
     }
 
     /// The Node's pod CIDRs (`spec.podCIDRs` joined with `,`), changed each time the status

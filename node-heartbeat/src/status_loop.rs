@@ -249,6 +249,8 @@ pub struct NodeStatusReporter<B, S> {
     pending_metadata: Option<serde_json::Value>,
     /// The Node's pod CIDRs as last seen ([`NodeStatusReporter::pod_cidr`]).
     pod_cidr: tokio::sync::watch::Sender<String>,
+    /// Asks for an update now ([`NodeStatusReporter::sync_trigger`]).
+    sync_now: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// The pod CIDRs of `node` as the kubelet hands them to the runtime (`spec.podCIDRs` joined
@@ -276,7 +278,15 @@ impl<B: Backend, S: StatusSource> NodeStatusReporter<B, S> {
             last_report: None,
             pending_metadata: None,
             pod_cidr: tokio::sync::watch::channel(String::new()).0,
+            sync_now: std::sync::Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// A handle that makes the running loop update the node status at once (the kubelet's
+    /// shutdown manager calls `syncNodeStatus` so the Node turns NotReady, "node is shutting
+    /// down", before the pods stop, not at the next tick).
+    pub fn sync_trigger(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.sync_now.clone()
     }
 
     /// The Node's pod CIDRs ([`node_pod_cidr`]) each time they are seen to change: the kubelet
@@ -491,6 +501,7 @@ impl<B: Backend, S: StatusSource> NodeStatusReporter<B, S> {
             tokio::select! {
                 () = &mut shutdown => return,
                 () = tokio::time::sleep_until(wake) => {}
+                () = self.sync_now.notified() => next_full = Instant::now(),
             }
         }
     }

@@ -233,24 +233,24 @@ pub fn plugin_of(volume: &Volume) -> Option<(&'static str, bool)> {
     }
 }
 
-/// The tmpfs options of a memory-backed volume: `mode=0777` for an emptyDir (`0755` for the
-/// others, whose files the atomic writer owns), with `size=<sizeLimit>` when the emptyDir sets
-/// one.
+/// The tmpfs options of a memory-backed volume: tmpfs's own root mode (1777, as the kubelet
+/// mounts it), with `size=<sizeLimit>` when the emptyDir sets one.
 ///
 /// # Errors
 /// A `sizeLimit` that is not a valid quantity.
 pub fn tmpfs_options(volume: &Volume) -> Result<String, String> {
-    let Some(empty_dir) = &volume.empty_dir else {
-        return Ok("mode=0755".to_owned());
-    };
-    let mut options = "mode=0777".to_owned();
-    if let Some(limit) = &empty_dir.size_limit {
+    let mut options = String::new();
+    if let Some(limit) = volume
+        .empty_dir
+        .as_ref()
+        .and_then(|e| e.size_limit.as_ref())
+    {
         let bytes = node_config::Quantity::parse(&limit.0)
             .map_err(|e| format!("emptyDir sizeLimit {:?}: {e}", limit.0))?
             .value();
         if bytes.is_finite() && bytes >= 1.0 {
             // Whole bytes, rounded up (the kernel rounds up to pages).
-            options.push_str(&format!(",size={:.0}", bytes.ceil()));
+            options.push_str(&format!("size={:.0}", bytes.ceil()));
         } else {
             return Err(format!(
                 "emptyDir sizeLimit {:?} must be a positive size",
@@ -285,11 +285,8 @@ pub fn setup(
         pod_dir,
         &components,
         crate::volumes::POD_DATA_DIR_MODE,
-        if plugin == crate::volumes::EMPTY_DIR_PLUGIN {
-            crate::volumes::EMPTY_DIR_MODE
-        } else {
-            0o755
-        },
+        // The kubelet's wrapped emptyDir: 0777 (a tmpfs on top has its own 1777).
+        crate::volumes::EMPTY_DIR_MODE,
     )
     .map_err(|e| e.with_cause())?;
     let mut fd = dir.fd;
@@ -306,7 +303,7 @@ pub fn setup(
                 &dir.path,
                 Some("tmpfs"),
                 MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-                Some(options.as_str()),
+                (!options.is_empty()).then_some(options.as_str()),
             )
             .map_err(|e| format!("mounting a tmpfs on {}: {e}", dir.path.display()))?;
         }
@@ -559,7 +556,7 @@ mod tests {
             plugin_of(&mem),
             Some((crate::volumes::EMPTY_DIR_PLUGIN, true))
         );
-        assert_eq!(tmpfs_options(&mem).unwrap(), "mode=0777,size=67108864");
+        assert_eq!(tmpfs_options(&mem).unwrap(), "size=67108864");
         let bad = v(
             serde_json::json!({"name": "a", "emptyDir": {"medium": "Memory", "sizeLimit": "-1"}}),
         );

@@ -935,10 +935,48 @@ impl PodManager {
             .into_iter()
             .filter(|c| selected(&c.labels))
             .collect();
-        self.teardown_capped(&sandboxes, &containers, Some(max_grace))
-            .await?;
+        // Stopped, then read (how each container ended goes into the pod's final status),
+        // then removed.
+        self.stop_containers(&containers, Some(max_grace), false)
+            .await;
+        let mut ended: HashMap<String, Vec<(cri::Container, cri::ContainerStatus)>> =
+            HashMap::new();
+        for c in &containers {
+            if let (Some(uid), Ok(status)) = (
+                c.labels.get(LABEL_POD_UID),
+                self.client.container_status(&c.id).await,
+            ) {
+                ended
+                    .entry(uid.clone())
+                    .or_default()
+                    .push((c.clone(), status));
+            }
+        }
+        self.remove_stopped(&sandboxes, &containers).await?;
         for uid in uids {
-            self.registry.remove(uid);
+            // The kubelet's shutdown manager marks each pod it kills Failed, `Terminated`, with
+            // a DisruptionTarget condition; the record stays so that status is sent.
+            match self.registry.remove(uid) {
+                Some(PodInfo {
+                    namespace,
+                    name,
+                    source,
+                    pod: Some(pod),
+                    ..
+                }) => {
+                    let source_pod = SourcePod {
+                        source,
+                        pod,
+                        namespace,
+                        name,
+                        uid: uid.clone(),
+                    };
+                    let ended = ended.remove(uid).unwrap_or_default();
+                    self.registry
+                        .upsert(shutdown_info(&source_pod, &ended, &self.options));
+                }
+                _ => {}
+            }
             self.pod_removed(uid).await;
         }
         Ok(())
@@ -2045,6 +2083,38 @@ pub fn default_pull_policy(image: &str) -> &'static str {
 /// The final record of a pod stopped for its deletion, from how its containers ended: the
 /// kubelet's terminal phase (`getPhase` with the pod terminal: `Succeeded` when every regular
 /// container exited 0, else `Failed`), every container terminated, not ready.
+/// The kubelet's message for pods it kills because the node shuts down.
+pub const NODE_SHUTDOWN_MESSAGE: &str = "Pod was terminated in response to imminent node shutdown.";
+
+/// The final record of a pod stopped for the node's shutdown (`nodeshutdown_manager_linux.go`
+/// `killPods`): phase `Failed`, reason `Terminated`, the kubelet's message, and a
+/// `DisruptionTarget` condition (`TerminationByKubelet`).
+fn shutdown_info(
+    pod: &SourcePod,
+    ended: &[(cri::Container, cri::ContainerStatus)],
+    options: &SyncOptions,
+) -> PodInfo {
+    let mut info = finished_info(pod, ended, options);
+    info.phase = PodPhase::Failed;
+    info.reason = Some("Terminated".to_owned());
+    info.message = Some(NODE_SHUTDOWN_MESSAGE.to_owned());
+    for c in info
+        .conditions
+        .iter_mut()
+        .filter(|c| c.type_ == "Ready" || c.type_ == "ContainersReady")
+    {
+        c.status = false;
+        c.reason = Some("PodFailed".to_owned());
+    }
+    info.conditions.push(PodCondition {
+        type_: "DisruptionTarget".to_owned(),
+        status: true,
+        reason: Some("TerminationByKubelet".to_owned()),
+        message: Some(NODE_SHUTDOWN_MESSAGE.to_owned()),
+    });
+    info
+}
+
 fn finished_info(
     pod: &SourcePod,
     ended: &[(cri::Container, cri::ContainerStatus)],

@@ -490,6 +490,10 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
             .shutdown_errors
             .push("node is shutting down".to_owned());
     });
+    // Reported at once, as the kubelet's shutdown manager does, not at the next tick.
+    if let Some(h) = &heartbeat {
+        h.sync_now();
+    }
     // Stop admitting: the sync loop ends first, so nothing new starts while pods stop.
     let _ = stop_tx.send(true);
     let manager = match sync_task.await {

@@ -402,3 +402,68 @@ async fn deletion_uses_the_api_servers_grace_period_and_a_shortened_one() {
     drop(agent);
     remove_pods(&endpoint, &node).await;
 }
+
+/// SIGTERM with graceful node shutdown in a cluster: the Node turns NotReady ("node is shutting
+/// down") at once, and each pod stopped is reported Failed, reason `Terminated`, with the
+/// kubelet's message and a DisruptionTarget condition, before the agent exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_reports_the_node_not_ready_and_the_pods_terminated() {
+    let Some(endpoint) = node_runtime::test_support::cri_endpoint("cluster_shutdown") else {
+        return;
+    };
+    let server = TestApiServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = common::write_kubeconfig(dir.path(), &server.url());
+    let spec = AgentSpec::new(dir.path(), "cluster_shutdown", &endpoint)
+        .config(&format!(
+            "{OPEN_AUTH}shutdownGracePeriod: 10s\nshutdownGracePeriodCriticalPods: 2s\n"
+        ))
+        .args(&["--kubeconfig", kubeconfig.to_str().unwrap()]);
+    let node = spec.node.clone();
+    let mut agent = spec.spawn();
+    agent.wait_healthy(START);
+    server.create_pod(api_pod("web", &node, "")).unwrap();
+    wait_for("web running", POD_UP, || {
+        running_status(&server.pod("default", "web")?)
+    })
+    .await;
+    agent.signal(Signal::SIGTERM);
+    let status = agent.wait_exit(Duration::from_secs(60));
+    assert!(status.success(), "{status}\n{}", agent.stderr());
+
+    let web = server.pod("default", "web").unwrap();
+    let st = web.status.unwrap();
+    assert_eq!(st.phase.as_deref(), Some("Failed"));
+    assert_eq!(st.reason.as_deref(), Some("Terminated"));
+    assert_eq!(
+        st.message.as_deref(),
+        Some("Pod was terminated in response to imminent node shutdown.")
+    );
+    let conditions = st.conditions.unwrap();
+    let disruption = conditions
+        .iter()
+        .find(|c| c.type_ == "DisruptionTarget")
+        .expect("a DisruptionTarget condition");
+    assert_eq!(disruption.status, "True");
+    assert_eq!(disruption.reason.as_deref(), Some("TerminationByKubelet"));
+    let ready = conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(ready.status, "False");
+    let node_obj = server.node(&node).unwrap();
+    let node_ready = node_obj
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(node_ready.status, "False", "{node_ready:?}");
+    assert!(
+        node_ready
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("node is shutting down")),
+        "{node_ready:?}"
+    );
+    remove_pods(&endpoint, &node).await;
+}
