@@ -956,26 +956,24 @@ impl PodManager {
         for uid in uids {
             // The kubelet's shutdown manager marks each pod it kills Failed, `Terminated`, with
             // a DisruptionTarget condition; the record stays so that status is sent.
-            match self.registry.remove(uid) {
-                Some(PodInfo {
+            if let Some(PodInfo {
+                namespace,
+                name,
+                source,
+                pod: Some(pod),
+                ..
+            }) = self.registry.remove(uid)
+            {
+                let source_pod = SourcePod {
+                    source,
+                    pod,
                     namespace,
                     name,
-                    source,
-                    pod: Some(pod),
-                    ..
-                }) => {
-                    let source_pod = SourcePod {
-                        source,
-                        pod,
-                        namespace,
-                        name,
-                        uid: uid.clone(),
-                    };
-                    let ended = ended.remove(uid).unwrap_or_default();
-                    self.registry
-                        .upsert(shutdown_info(&source_pod, &ended, &self.options));
-                }
-                _ => {}
+                    uid: uid.clone(),
+                };
+                let ended = ended.remove(uid).unwrap_or_default();
+                self.registry
+                    .upsert(shutdown_info(&source_pod, &ended, &self.options));
             }
             self.pod_removed(uid).await;
         }
