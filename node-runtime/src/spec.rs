@@ -518,6 +518,21 @@ impl ContainerKind {
     }
 }
 
+/// `args` with `$(VAR)` expanded from `envs` (the last definition of a name wins; unknown
+/// references stay as written; `$$` is a literal `$`).
+fn expand_all(args: Option<&[String]>, envs: &[cri::KeyValue]) -> Vec<String> {
+    let lookup = |name: &str| {
+        envs.iter()
+            .rev()
+            .find(|kv| kv.key == name)
+            .map(|kv| kv.value.as_str())
+    };
+    args.unwrap_or_default()
+        .iter()
+        .map(|a| crate::env::expand(a, lookup))
+        .collect()
+}
+
 /// What a container's environment is built from besides the pod ([`crate::env`]).
 #[derive(Debug, Clone, Copy)]
 pub struct ContainerEnvInputs<'a> {
@@ -663,8 +678,10 @@ pub fn container_config(
             attempt,
         }),
         image: Some(crate::client::image_spec(&image)),
-        command: container.command.clone().unwrap_or_default(),
-        args: container.args.clone().unwrap_or_default(),
+        // `$(VAR)` in the command and arguments, from the container's environment (the
+        // kubelet's `ExpandContainerCommandAndArgs`).
+        command: expand_all(container.command.as_deref(), &envs),
+        args: expand_all(container.args.as_deref(), &envs),
         working_dir: container.working_dir.clone().unwrap_or_default(),
         envs,
         mounts,
@@ -1020,6 +1037,30 @@ pub fn expand_sub_path_expr(expr: &str, env: &[cri::KeyValue]) -> Result<String,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commands_and_args_expand_the_environment() {
+        let envs = vec![
+            cri::KeyValue {
+                key: "GREETING".into(),
+                value: "hi".into(),
+            },
+            cri::KeyValue {
+                key: "GREETING".into(),
+                value: "hello".into(),
+            },
+        ];
+        let args = vec![
+            "$(GREETING) world".to_owned(),
+            "$$(GREETING)".to_owned(),
+            "$(MISSING)".to_owned(),
+        ];
+        assert_eq!(
+            expand_all(Some(&args), &envs),
+            ["hello world", "$(GREETING)", "$(MISSING)"]
+        );
+        assert!(expand_all(None, &envs).is_empty());
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<cri::KeyValue> {
         pairs

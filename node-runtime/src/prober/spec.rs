@@ -310,44 +310,10 @@ pub fn expand_command(command: &[String], env: &[EnvVar]) -> Vec<String> {
             .find(|e| e.name == name && e.value_from.is_none())
             .map(|e| e.value.as_deref().unwrap_or(""))
     };
-    command.iter().map(|arg| expand(arg, &lookup)).collect()
-}
-
-fn expand<'a>(input: &str, lookup: &impl Fn(&str) -> Option<&'a str>) -> String {
-    let mut out = String::with_capacity(input.len());
-    let mut rest = input;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if let Some(body) = after.strip_prefix('(') {
-            match body.find(')') {
-                Some(end) => {
-                    let name = &body[..end];
-                    match lookup(name) {
-                        Some(v) => out.push_str(v),
-                        None => {
-                            out.push_str("$(");
-                            out.push_str(name);
-                            out.push(')');
-                        }
-                    }
-                    rest = &body[end + 1..];
-                }
-                None => {
-                    out.push_str("$(");
-                    rest = body;
-                }
-            }
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
+    command
+        .iter()
+        .map(|arg| crate::env::expand(arg, lookup))
+        .collect()
 }
 
 /// A whole-second duration as Go prints a `time.Duration` (`1s`, `1m30s`, `1h0m0s`), for
