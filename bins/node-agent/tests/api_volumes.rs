@@ -91,7 +91,8 @@ async fn api_volumes_and_env_follow_the_api_server() {
     let kubeconfig = common::write_kubeconfig(dir.path(), &server.url());
     let spec = AgentSpec::new(dir.path(), "api_volumes", &endpoint)
         .config(&format!(
-            "{OPEN_AUTH}syncFrequency: 2s\nfileCheckFrequency: 2s\n"
+            "{OPEN_AUTH}{}syncFrequency: 2s\nfileCheckFrequency: 2s\n",
+            common::NO_PRESSURE
         ))
         .args(&["--kubeconfig", kubeconfig.to_str().unwrap()]);
     let node = spec.node.clone();

@@ -54,7 +54,10 @@ async fn api_pods_run_report_status_survive_a_restart_and_are_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = common::write_kubeconfig(dir.path(), &server.url());
     let spec = AgentSpec::new(dir.path(), "cluster", &endpoint)
-        .config(&format!("{OPEN_AUTH}nodeStatusUpdateFrequency: 2s\n"))
+        .config(&format!(
+            "{OPEN_AUTH}{}nodeStatusUpdateFrequency: 2s\n",
+            common::NO_PRESSURE
+        ))
         .args(&["--kubeconfig", kubeconfig.to_str().unwrap()])
         .manifest("static.yaml", &sleep_pod("static", ""));
     let (node, config, args, port, healthz_port) = (
@@ -328,7 +331,7 @@ async fn deletion_uses_the_api_servers_grace_period_and_a_shortened_one() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = common::write_kubeconfig(dir.path(), &server.url());
     let spec = AgentSpec::new(dir.path(), "cluster_grace", &endpoint)
-        .config(OPEN_AUTH)
+        .config(&format!("{OPEN_AUTH}{}", common::NO_PRESSURE))
         .args(&["--kubeconfig", kubeconfig.to_str().unwrap()]);
     let node = spec.node.clone();
     let mut agent = spec.spawn();
@@ -416,7 +419,8 @@ async fn shutdown_reports_the_node_not_ready_and_the_pods_terminated() {
     let kubeconfig = common::write_kubeconfig(dir.path(), &server.url());
     let spec = AgentSpec::new(dir.path(), "cluster_shutdown", &endpoint)
         .config(&format!(
-            "{OPEN_AUTH}shutdownGracePeriod: 10s\nshutdownGracePeriodCriticalPods: 2s\n"
+            "{OPEN_AUTH}{}shutdownGracePeriod: 10s\nshutdownGracePeriodCriticalPods: 2s\n",
+            common::NO_PRESSURE
         ))
         .args(&["--kubeconfig", kubeconfig.to_str().unwrap()]);
     let node = spec.node.clone();

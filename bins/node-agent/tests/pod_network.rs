@@ -215,7 +215,8 @@ async fn api_pods_report_their_ip_and_the_nodes_pod_cidr_reaches_the_runtime() {
     let kubeconfig = common::write_kubeconfig(dir.path(), &server.url());
     let spec = AgentSpec::new(dir.path(), "pod_network_api", &endpoint)
         .config(&format!(
-            "{OPEN_AUTH}nodeStatusUpdateFrequency: 1s\nnodeStatusReportFrequency: 1s\n"
+            "{OPEN_AUTH}{}nodeStatusUpdateFrequency: 1s\nnodeStatusReportFrequency: 1s\n",
+            common::NO_PRESSURE
         ))
         .args(&["--kubeconfig", kubeconfig.to_str().unwrap()]);
     let node = spec.node.clone();

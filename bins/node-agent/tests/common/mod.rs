@@ -81,6 +81,18 @@ authorization:
   mode: AlwaysAllow
 ";
 
+/// Eviction thresholds low enough that the test machine's own disk and memory never put the
+/// node under pressure: API pods (not critical) would be refused with `Evicted` on a build
+/// machine whose disk is 85 % full (the kubelet's default `imagefs.available` is 15 %). Setting
+/// `evictionHard` replaces all the defaults, so every signal is named.
+pub const NO_PRESSURE: &str = "evictionHard:
+  memory.available: 1Mi
+  nodefs.available: 1%
+  nodefs.inodesFree: 1%
+  imagefs.available: 1%
+  imagefs.inodesFree: 1%
+";
+
 /// A busybox pod that sleeps, with host networking (no CNI here).
 pub fn sleep_pod(name: &str, extra_container_yaml: &str) -> String {
     format!(
