@@ -564,7 +564,27 @@ impl PodManager {
                 pods.values().map(SourcePod::full_name).collect();
             let mut api_pods: Vec<SourcePod> = api.pods().into_values().collect();
             api_pods.sort_by_key(SourcePod::full_name);
+            // What the runtime has of each pod, by UID.
+            let in_runtime: std::collections::HashSet<&str> = sandboxes
+                .iter()
+                .map(|s| &s.labels)
+                .chain(containers.iter().map(|c| &c.labels))
+                .filter_map(|l| l.get(LABEL_POD_UID).map(String::as_str))
+                .collect();
             for pod in api_pods {
+                let finished_on_server = matches!(
+                    pod.pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+                    Some("Succeeded" | "Failed")
+                );
+                if finished_on_server
+                    && crate::deletion_grace(&pod.pod).is_none()
+                    && !in_runtime.contains(pod.uid.as_str())
+                {
+                    // Finished (it ran to completion, was refused, or was stopped for a node
+                    // shutdown) and nothing of it is left here: never run again, as the
+                    // kubelet's pod workers skip terminal pods after a restart.
+                    continue;
+                }
                 if desired.contains_key(&pod.uid) || static_names.contains(&pod.full_name()) {
                     errors.push(format!(
                         "{}: UID {} or name taken by a static pod",
@@ -679,8 +699,12 @@ impl PodManager {
                     report.errors.push(format!("stopping {label}: {e}"));
                     continue;
                 }
-                self.finished
-                    .insert(pod.uid.clone(), finished_info(&pod, &ended, &self.options));
+                let record = finished_info(&pod, &ended, &self.options);
+                // In the registry now, before the pod is reported finished below: the status
+                // manager sends its terminal status from this record (a pass that goes on
+                // stopping other pods would otherwise leave it without one).
+                self.registry.upsert(record.clone());
+                self.finished.insert(pod.uid.clone(), record);
                 tracing::info!(pod = %label, "stopped pod being deleted");
                 report.pods_removed.push(label);
             }

@@ -478,7 +478,17 @@ async fn stop_pods_stops_only_the_chosen_pods_within_the_grace_cap() {
         took >= Duration::from_secs(2) && took < Duration::from_secs(10),
         "stopped in {took:?}: the 2 s cap, not the pod's 30 s"
     );
-    assert!(m.registry().get_by_uid(&uid).is_none());
+    // Its record stays as the shutdown left it (for the status manager): Failed, Terminated.
+    let stopped = m.registry().get_by_uid(&uid).unwrap();
+    assert_eq!(stopped.phase, node_runtime::PodPhase::Failed);
+    assert_eq!(stopped.reason.as_deref(), Some("Terminated"));
+    assert!(stopped.sandbox_id.is_none());
+    assert!(
+        stopped
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "DisruptionTarget" && c.status)
+    );
     assert!(m.registry().get("default", "keep-node-stop").is_some());
     let left = node.sandboxes().await;
     assert_eq!(left.len(), 1, "only the other pod's sandbox is left");

@@ -664,7 +664,13 @@ async fn kube_clients(path: &Path) -> Result<(kube::Client, Arc<KubeBackend>), A
     let config = node_heartbeat::load_kubeconfig(path)
         .await
         .map_err(|e| fail(node_util::error_chain(&e)))?;
-    let client = kube::Client::try_from(config.clone()).map_err(|e| fail(e.to_string()))?;
+    // No retry layer: node-cluster's watchers, status manager and recorder back off on their
+    // own (as client-go's reflector); kube's default retries 429/503/504 up to 15 times with an
+    // exponential back-off, which held a 504 "too large resource version" watch for 7 minutes
+    // before the relist.
+    let mut cluster_config = config.clone();
+    cluster_config.default_retry = false;
+    let client = kube::Client::try_from(cluster_config).map_err(|e| fail(e.to_string()))?;
     let backend = KubeBackend::from_config(config, HEARTBEAT_TIMEOUT)
         .map_err(|e| fail(node_util::error_chain(&e)))?;
     Ok((client, Arc::new(backend)))

@@ -423,7 +423,13 @@ async fn shutdown_reports_the_node_not_ready_and_the_pods_terminated() {
             common::NO_PRESSURE
         ))
         .args(&["--kubeconfig", kubeconfig.to_str().unwrap()]);
-    let node = spec.node.clone();
+    let (node, config, args, port, healthz_port) = (
+        spec.node.clone(),
+        spec.config.clone(),
+        spec.args.clone(),
+        spec.port,
+        spec.healthz_port,
+    );
     let mut agent = spec.spawn();
     agent.wait_healthy(START);
     server.create_pod(api_pod("web", &node, "")).unwrap();
@@ -469,5 +475,41 @@ async fn shutdown_reports_the_node_not_ready_and_the_pods_terminated() {
             .is_some_and(|m| m.contains("node is shutting down")),
         "{node_ready:?}"
     );
+
+    // Started again: the pod the shutdown finished is not run again (the kubelet skips pods
+    // that are terminal on the API server); a new pod runs.
+    drop(agent);
+    let agent = AgentSpec {
+        config,
+        args,
+        port,
+        healthz_port,
+        node: node.clone(),
+        ..AgentSpec::new(dir.path(), "cluster_shutdown", &endpoint)
+    };
+    let mut agent = agent.spawn();
+    agent.wait_healthy(START);
+    server.create_pod(api_pod("later", &node, "")).unwrap();
+    wait_for("later running", POD_UP, || {
+        running_status(&server.pod("default", "later")?)
+    })
+    .await;
+    let web = server.pod("default", "web").unwrap();
+    assert_eq!(
+        web.status.unwrap().phase.as_deref(),
+        Some("Failed"),
+        "a finished pod was brought back"
+    );
+    let uid = web.metadata.uid.unwrap();
+    let client =
+        node_runtime::CriClient::connect(&endpoint, &node_runtime::ClientOptions::default())
+            .await
+            .unwrap();
+    let web_sandboxes = client
+        .list_pod_sandboxes([(node_runtime::LABEL_POD_UID.to_owned(), uid)].into())
+        .await
+        .unwrap();
+    assert!(web_sandboxes.is_empty(), "{web_sandboxes:?}");
+    drop(agent);
     remove_pods(&endpoint, &node).await;
 }
