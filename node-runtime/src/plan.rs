@@ -917,31 +917,43 @@ fn pod_phase(
     if blocked_by_init {
         return PodPhase::Pending;
     }
-    let regular: Vec<&ContainerInfo> = infos
-        .iter()
-        .filter(|c| c.kind == ContainerKind::Regular)
-        .collect();
-    let running = regular
-        .iter()
-        .any(|c| matches!(c.state, ContainerState::Running { .. }));
-    let terminated: Vec<i32> = regular
-        .iter()
-        .filter_map(|c| match c.state {
-            ContainerState::Terminated { exit_code, .. } => Some(exit_code),
-            _ => None,
-        })
-        .collect();
-    let all_terminated = terminated.len() == regular.len();
-    if all_terminated && policy != "Always" {
-        if terminated.iter().all(|c| *c == 0) {
-            return PodPhase::Succeeded;
-        }
-        if policy == "Never" {
-            return PodPhase::Failed;
+    // The kubelet's getPhase: a container waiting to be restarted after it ran (its last
+    // state is a termination, or it is in CrashLoopBackOff) counts as stopped, not waiting.
+    let (mut running, mut stopped, mut succeeded, mut waiting) = (0, 0, 0, 0);
+    for c in infos.iter().filter(|c| c.kind == ContainerKind::Regular) {
+        match &c.state {
+            ContainerState::Running { .. } => running += 1,
+            ContainerState::Terminated { exit_code, .. } => {
+                stopped += 1;
+                if *exit_code == 0 {
+                    succeeded += 1;
+                }
+            }
+            ContainerState::Waiting { reason, .. } => {
+                if matches!(c.last_state, Some(ContainerState::Terminated { .. }))
+                    || reason == "CrashLoopBackOff"
+                {
+                    stopped += 1;
+                } else {
+                    waiting += 1;
+                }
+            }
         }
     }
-    if running || (all_terminated && !regular.is_empty()) {
+    if waiting > 0 {
+        PodPhase::Pending
+    } else if running > 0 {
         PodPhase::Running
+    } else if stopped > 0 {
+        if policy == "Always" {
+            PodPhase::Running
+        } else if stopped == succeeded {
+            PodPhase::Succeeded
+        } else if policy == "Never" {
+            PodPhase::Failed
+        } else {
+            PodPhase::Running
+        }
     } else {
         PodPhase::Pending
     }
@@ -1534,7 +1546,9 @@ mod tests {
             a.containers.backoff,
             [("app".to_owned(), Backoff { restarts: 1 })]
         );
-        assert_eq!(pod_status(&infos(&a), "Always").0, PodPhase::Pending);
+        // A crash-looping container counts as stopped: an `Always` pod is Running, as the
+        // kubelet's getPhase says.
+        assert_eq!(pod_status(&infos(&a), "Always").0, PodPhase::Running);
     }
 
     #[test]
