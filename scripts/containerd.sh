@@ -23,7 +23,8 @@
 #   static busybox) and imported, and `sandbox_image` points at one of them;
 # * CNI: Debian's containernetworking-plugins put the plugins in /usr/lib/cni; each instance gets its
 #   own conflist (a bridge named after DIR, a /24 picked from DIR's hash in 10.128.0.0/9, host-local
-#   IPAM state under DIR), so parallel runs never share addresses; `stop` deletes the bridge. Without
+#   IPAM state under DIR), so parallel runs never share addresses; `stop` deletes the bridge and
+#   the portmap NAT chains that point into the /24 (left when containers die without CNI DEL). Without
 #   the plugins, sandboxes must use the node's network namespace (and leave `hostname` empty).
 set -euo pipefail
 
@@ -429,6 +430,22 @@ shim_pids() {
   return 0
 }
 
+# Deletes the portmap plugin's per-pod NAT chains (CNI-DN-*) that send traffic to addresses
+# starting with PREFIX (our /24, e.g. `10.230.98.`), with the jumps to them.
+remove_portmap_rules() {
+  local prefix=$1 chain rule
+  command -v iptables >/dev/null || return 0
+  for chain in $(iptables -w -t nat -S 2>/dev/null \
+      | awk -v p="--to-destination $prefix" '$1 == "-A" && $2 ~ /^CNI-DN-/ && index($0, p) { print $2 }' | sort -u); do
+    while read -r rule; do
+      # iptables -S quotes its output for a shell (comments hold quoted pod IDs).
+      [ -n "$rule" ] && eval "iptables -w -t nat ${rule/#-A/-D}" 2>/dev/null || true
+    done < <(iptables -w -t nat -S CNI-HOSTPORT-DNAT 2>/dev/null | grep -- "-j $chain\$" || true)
+    iptables -w -t nat -F "$chain" 2>/dev/null || true
+    iptables -w -t nat -X "$chain" 2>/dev/null || true
+  done
+}
+
 cmd_stop() {
   [ $# -eq 1 ] || usage
   local dir sock pid ns id
@@ -492,10 +509,12 @@ cmd_stop() {
   while read -r m; do
     [ -n "$m" ] && { umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "could not unmount $m"; }
   done < <(mounts_under "$dir")
-  # 5. The instance's pod-network bridge (its pods' veths went with their namespaces).
-  local bridge
-  if [ -f "$dir/cni/network" ] && read -r bridge _ <"$dir/cni/network" && [[ "$bridge" =~ ^ntb[0-9a-f]{8}$ ]]; then
+  # 5. The instance's pod-network bridge (its pods' veths went with their namespaces), and the
+  #    hostPort rules of its pods that CNI DEL never removed (containers killed through ctr).
+  local bridge subnet
+  if [ -f "$dir/cni/network" ] && read -r bridge subnet <"$dir/cni/network" && [[ "$bridge" =~ ^ntb[0-9a-f]{8}$ ]]; then
     ip link del "$bridge" 2>/dev/null || true
+    [[ "$subnet" =~ ^10\.[0-9]+\.[0-9]+\.0/24$ ]] && remove_portmap_rules "${subnet%0/24}"
   fi
   rm -rf --one-file-system "$dir"
 }
