@@ -685,6 +685,54 @@ impl RuntimeService for Server {
             .update_runtime_config(r.into_inner())
             .await
     }
+    async fn reopen_container_log(
+        &self,
+        r: Request<cri::ReopenContainerLogRequest>,
+    ) -> Result<Response<cri::ReopenContainerLogResponse>, Status> {
+        self.runtime("ReopenContainerLog", r.metadata())?
+            .reopen_container_log(r.into_inner())
+            .await
+    }
+    async fn exec(
+        &self,
+        r: Request<cri::ExecRequest>,
+    ) -> Result<Response<cri::ExecResponse>, Status> {
+        self.runtime("Exec", r.metadata())?
+            .exec(r.into_inner())
+            .await
+    }
+    async fn attach(
+        &self,
+        r: Request<cri::AttachRequest>,
+    ) -> Result<Response<cri::AttachResponse>, Status> {
+        self.runtime("Attach", r.metadata())?
+            .attach(r.into_inner())
+            .await
+    }
+    async fn port_forward(
+        &self,
+        r: Request<cri::PortForwardRequest>,
+    ) -> Result<Response<cri::PortForwardResponse>, Status> {
+        self.runtime("PortForward", r.metadata())?
+            .port_forward(r.into_inner())
+            .await
+    }
+    async fn list_container_stats(
+        &self,
+        r: Request<cri::ListContainerStatsRequest>,
+    ) -> Result<Response<cri::ListContainerStatsResponse>, Status> {
+        self.runtime("ListContainerStats", r.metadata())?
+            .list_container_stats(r.into_inner())
+            .await
+    }
+    async fn list_pod_sandbox_stats(
+        &self,
+        r: Request<cri::ListPodSandboxStatsRequest>,
+    ) -> Result<Response<cri::ListPodSandboxStatsResponse>, Status> {
+        self.runtime("ListPodSandboxStats", r.metadata())?
+            .list_pod_sandbox_stats(r.into_inner())
+            .await
+    }
     async fn stop_container(
         &self,
         r: Request<cri::StopContainerRequest>,

@@ -57,6 +57,19 @@ pub fn call_deadline(
     Some(deadline.min(MAX_DEADLINE))
 }
 
+/// The streams of an exec or attach (`input`, `output`, `error`, `tty` query parameters).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamFlags {
+    /// Stdin is streamed.
+    pub stdin: bool,
+    /// Stdout is streamed.
+    pub stdout: bool,
+    /// Stderr is streamed (never with a TTY: it joins stdout).
+    pub stderr: bool,
+    /// A TTY is allocated.
+    pub tty: bool,
+}
+
 impl Default for ClientOptions {
     fn default() -> Self {
         Self {
@@ -571,6 +584,129 @@ impl CriClient {
         })
         .await?;
         Ok(())
+    }
+
+    /// `Exec`: asks the runtime's streaming server for a single-use URL that runs `cmd` in
+    /// the container with the given streams (the kubelet's `GetExec`). The caller proxies the
+    /// client's upgraded connection to it.
+    pub async fn exec_url(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        streams: StreamFlags,
+    ) -> Result<String, RuntimeError> {
+        let mut stub = self.runtime.clone();
+        let req = cri::ExecRequest {
+            container_id: id.to_owned(),
+            cmd,
+            tty: streams.tty,
+            stdin: streams.stdin,
+            stdout: streams.stdout,
+            stderr: streams.stderr,
+        };
+        let resp = self
+            .call("Exec", 0, req, move |r| async move { stub.exec(r).await })
+            .await?;
+        Ok(resp.url)
+    }
+
+    /// `Attach`: a single-use streaming URL attached to the container's main process.
+    pub async fn attach_url(&self, id: &str, streams: StreamFlags) -> Result<String, RuntimeError> {
+        let mut stub = self.runtime.clone();
+        let req = cri::AttachRequest {
+            container_id: id.to_owned(),
+            stdin: streams.stdin,
+            tty: streams.tty,
+            stdout: streams.stdout,
+            stderr: streams.stderr,
+        };
+        let resp = self
+            .call(
+                "Attach",
+                0,
+                req,
+                move |r| async move { stub.attach(r).await },
+            )
+            .await?;
+        Ok(resp.url)
+    }
+
+    /// `PortForward`: a single-use streaming URL forwarding into the sandbox's network
+    /// namespace (`ports` may be empty: SPDY clients name the port per stream).
+    pub async fn port_forward_url(
+        &self,
+        sandbox_id: &str,
+        ports: Vec<i32>,
+    ) -> Result<String, RuntimeError> {
+        let mut stub = self.runtime.clone();
+        let req = cri::PortForwardRequest {
+            pod_sandbox_id: sandbox_id.to_owned(),
+            port: ports,
+        };
+        let resp = self
+            .call("PortForward", 0, req, move |r| async move {
+                stub.port_forward(r).await
+            })
+            .await?;
+        Ok(resp.url)
+    }
+
+    /// `ReopenContainerLog`: the runtime closes the container's log file and opens its path
+    /// anew (after the kubelet renamed it for rotation, or when it went missing).
+    pub async fn reopen_container_log(&self, id: &str) -> Result<(), RuntimeError> {
+        let mut stub = self.runtime.clone();
+        let req = cri::ReopenContainerLogRequest {
+            container_id: id.to_owned(),
+        };
+        self.call("ReopenContainerLog", 0, req, move |r| async move {
+            stub.reopen_container_log(r).await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// `ListContainerStats` of every container (or those of one sandbox).
+    pub async fn list_container_stats(
+        &self,
+        sandbox_id: Option<&str>,
+    ) -> Result<Vec<cri::ContainerStats>, RuntimeError> {
+        let mut stub = self.runtime.clone();
+        let req = cri::ListContainerStatsRequest {
+            filter: Some(cri::ContainerStatsFilter {
+                pod_sandbox_id: sandbox_id.unwrap_or_default().to_owned(),
+                ..cri::ContainerStatsFilter::default()
+            }),
+        };
+        let resp = self
+            .call("ListContainerStats", 0, req, move |r| async move {
+                stub.list_container_stats(r).await
+            })
+            .await?;
+        Ok(resp.stats)
+    }
+
+    /// `ListPodSandboxStats` of every ready sandbox.
+    pub async fn list_pod_sandbox_stats(&self) -> Result<Vec<cri::PodSandboxStats>, RuntimeError> {
+        let mut stub = self.runtime.clone();
+        let req = cri::ListPodSandboxStatsRequest { filter: None };
+        let resp = self
+            .call("ListPodSandboxStats", 0, req, move |r| async move {
+                stub.list_pod_sandbox_stats(r).await
+            })
+            .await?;
+        Ok(resp.stats)
+    }
+
+    /// `ImageFsInfo`: the image and container filesystems the runtime reports.
+    pub async fn image_fs_info(&self) -> Result<cri::ImageFsInfoResponse, RuntimeError> {
+        let mut stub = self.image.clone();
+        self.call(
+            "ImageFsInfo",
+            0,
+            cri::ImageFsInfoRequest {},
+            move |r| async move { stub.image_fs_info(r).await },
+        )
+        .await
     }
 
     /// Whether the image is present (`ImageStatus`).

@@ -49,11 +49,13 @@ mod blocking;
 mod client;
 mod containerd_events;
 pub mod cri;
+pub mod cri_logs;
 mod dir_watch;
 pub mod env;
 mod error;
 mod hook;
 pub mod lifecycle;
+pub mod log_rotation;
 mod manifest;
 pub mod metrics;
 pub mod network;
@@ -67,6 +69,7 @@ pub mod safe_fs;
 pub mod shutdown;
 mod source;
 mod spec;
+pub mod stats;
 pub mod subpath;
 mod sync;
 pub mod sync_loop;
@@ -80,7 +83,7 @@ mod watch;
 pub use api_source::{ApiPods, TerminatedPod, api_pod, deletion_grace};
 pub use client::{
     ClientOptions, CriClient, KUBE_RUNTIME_API_VERSION, MAX_DEADLINE, MAX_MESSAGE_SIZE,
-    RuntimeVersion, call_deadline, image_spec, runtime_not_ready, socket_path,
+    RuntimeVersion, StreamFlags, call_deadline, image_spec, runtime_not_ready, socket_path,
 };
 pub use dir_watch::DirWatch;
 /// The crate's error type, returned through [`Result`]. Also exported as [`RuntimeError`], its

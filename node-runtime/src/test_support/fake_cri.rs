@@ -331,6 +331,19 @@ impl Service {
     }
 }
 
+/// Stats of a fake container: its identity, with no usage figures (the fake runs nothing).
+fn fake_stats(c: &FakeContainer) -> cri::ContainerStats {
+    cri::ContainerStats {
+        attributes: Some(cri::ContainerAttributes {
+            id: c.id.clone(),
+            metadata: Some(c.metadata.clone()),
+            labels: c.labels.clone(),
+            annotations: c.annotations.clone(),
+        }),
+        ..cri::ContainerStats::default()
+    }
+}
+
 fn status_of(c: &FakeContainer) -> cri::ContainerStatus {
     cri::ContainerStatus {
         id: c.id.clone(),
@@ -701,6 +714,119 @@ impl RuntimeService for Service {
         Ok(Response::new(cri::UpdateRuntimeConfigResponse {}))
     }
 
+    async fn reopen_container_log(
+        &self,
+        r: Request<cri::ReopenContainerLogRequest>,
+    ) -> Result<Response<cri::ReopenContainerLogResponse>, Status> {
+        let id = r.into_inner().container_id;
+        let mut state = self.state();
+        state.call("ReopenContainerLog", &id)?;
+        let c = state.container(&id)?;
+        if c.state != cri::ContainerState::ContainerRunning {
+            return Err(Status::failed_precondition(format!(
+                "container {id} is not running"
+            )));
+        }
+        // A runtime creates the file anew at its path; so does the fake.
+        if !c.log_path.is_empty() {
+            let _ = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&c.log_path);
+        }
+        Ok(Response::new(cri::ReopenContainerLogResponse {}))
+    }
+
+    async fn exec(
+        &self,
+        r: Request<cri::ExecRequest>,
+    ) -> Result<Response<cri::ExecResponse>, Status> {
+        let id = r.into_inner().container_id;
+        let mut state = self.state();
+        state.call("Exec", &id)?;
+        state.container(&id)?;
+        Err(Status::unimplemented(
+            "the fake runtime has no streaming server",
+        ))
+    }
+
+    async fn attach(
+        &self,
+        r: Request<cri::AttachRequest>,
+    ) -> Result<Response<cri::AttachResponse>, Status> {
+        let id = r.into_inner().container_id;
+        let mut state = self.state();
+        state.call("Attach", &id)?;
+        state.container(&id)?;
+        Err(Status::unimplemented(
+            "the fake runtime has no streaming server",
+        ))
+    }
+
+    async fn port_forward(
+        &self,
+        r: Request<cri::PortForwardRequest>,
+    ) -> Result<Response<cri::PortForwardResponse>, Status> {
+        let id = r.into_inner().pod_sandbox_id;
+        let mut state = self.state();
+        state.call("PortForward", &id)?;
+        if !state.sandboxes.contains_key(&id) {
+            return Err(Status::not_found(format!("sandbox {id} not found")));
+        }
+        Err(Status::unimplemented(
+            "the fake runtime has no streaming server",
+        ))
+    }
+
+    async fn list_container_stats(
+        &self,
+        r: Request<cri::ListContainerStatsRequest>,
+    ) -> Result<Response<cri::ListContainerStatsResponse>, Status> {
+        let filter = r.into_inner().filter.unwrap_or_default();
+        let mut state = self.state();
+        state.call("ListContainerStats", &filter.id)?;
+        let stats = state
+            .containers
+            .values()
+            .filter(|c| filter.id.is_empty() || c.id == filter.id)
+            .filter(|c| filter.pod_sandbox_id.is_empty() || c.sandbox_id == filter.pod_sandbox_id)
+            .map(fake_stats)
+            .collect();
+        Ok(Response::new(cri::ListContainerStatsResponse { stats }))
+    }
+
+    async fn list_pod_sandbox_stats(
+        &self,
+        r: Request<cri::ListPodSandboxStatsRequest>,
+    ) -> Result<Response<cri::ListPodSandboxStatsResponse>, Status> {
+        let filter = r.into_inner().filter.unwrap_or_default();
+        let mut state = self.state();
+        state.call("ListPodSandboxStats", &filter.id)?;
+        let stats = state
+            .sandboxes
+            .values()
+            .filter(|s| s.ready && (filter.id.is_empty() || s.id == filter.id))
+            .map(|s| cri::PodSandboxStats {
+                attributes: Some(cri::PodSandboxAttributes {
+                    id: s.id.clone(),
+                    metadata: Some(s.metadata.clone()),
+                    labels: s.labels.clone(),
+                    annotations: s.annotations.clone(),
+                }),
+                linux: Some(cri::LinuxPodSandboxStats {
+                    containers: state
+                        .containers
+                        .values()
+                        .filter(|c| c.sandbox_id == s.id)
+                        .map(fake_stats)
+                        .collect(),
+                    ..cri::LinuxPodSandboxStats::default()
+                }),
+            })
+            .collect();
+        Ok(Response::new(cri::ListPodSandboxStatsResponse { stats }))
+    }
+
     async fn checkpoint_container(
         &self,
         r: Request<cri::CheckpointContainerRequest>,
@@ -752,6 +878,6 @@ impl ImageService for Service {
         _: Request<cri::ImageFsInfoRequest>,
     ) -> Result<Response<cri::ImageFsInfoResponse>, Status> {
         self.state().call("ImageFsInfo", "")?;
-        Ok(Response::new(cri::ImageFsInfoResponse {}))
+        Ok(Response::new(cri::ImageFsInfoResponse::default()))
     }
 }
