@@ -278,6 +278,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         host_ip: host_ip.clone(),
         sync_health: Arc::new(node_runtime::sync_loop::SyncHealth::default()),
         sync_threshold: node_runtime::sync_loop::health_threshold(cfg.sync_frequency.to_std()),
+        pod_api: node_api::PodApi::new(node_name.clone(), registry.clone(), runtime.clone()),
     };
     let servers = api::start_servers(
         &cfg,

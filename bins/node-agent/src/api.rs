@@ -3,7 +3,9 @@
 //! `healthzBindAddress:healthzPort` (default 127.0.0.1:10248).
 //!
 //! Routes on the API port: `/healthz`, `/pods`, `/configz`, `/metrics`,
-//! `POST /checkpoint/{namespace}/{pod}/{container}` (ContainerCheckpoint gate); anything else
+//! `POST /checkpoint/{namespace}/{pod}/{container}` (ContainerCheckpoint gate), and the pod
+//! routes of [`node_api`] (`/containerLogs/...`, `/exec/...`, `/attach/...`,
+//! `/portForward/...`, `/run/...`, `/stats/summary`, `/metrics/resource`); anything else
 //! is Go's `404 page not found`. All of them are plain routing behind node-server's one filter
 //! ([`node_server::secured`]), which authenticates every request before any route matching:
 //! an unauthenticated client gets 401 on every method and path. Both ports answer a panicking
@@ -48,6 +50,8 @@ pub struct ApiState {
     pub sync_health: Arc<node_runtime::sync_loop::SyncHealth>,
     /// Older than this, the sync loop counts as stuck.
     pub sync_threshold: Duration,
+    /// The pod routes: containerLogs, exec/attach/portForward/run, stats, resource metrics.
+    pub pod_api: node_api::PodApi,
 }
 
 /// The running servers.
@@ -222,7 +226,8 @@ pub fn api_router(
         .route("/pods/", get(pods))
         .route("/configz", get(configz))
         .route("/metrics", get(metrics))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(node_api::router(state.pod_api))
         .merge(node_checkpoint::router(checkpoint))
         .fallback(node_server::page_not_found);
     node_server::secured_with(routes, auth, node_name, options)
