@@ -42,10 +42,13 @@ fi
 #    talk to the agent's gRPC sockets with a real non-Rust gRPC client
 #    (bins/node-agent/tests/grpc_clients.rs). Installed once; later runs only check the import.
 venv="$PWD/target/test-venv"
-if ! "$venv/bin/python3" -c 'import grpc, grpc_tools' 2>/dev/null; then
-  echo "== python grpcio"
+#    Also websocket-client (the WebSocket client of the exec/attach/port-forward tests) and
+#    prometheus_client (its text parser reads /metrics/resource in the stats tests).
+if ! "$venv/bin/python3" -c 'import grpc, grpc_tools, websocket, prometheus_client' 2>/dev/null; then
+  echo "== python grpcio, websocket-client, prometheus_client"
   python3 -m venv "$venv"
-  "$venv/bin/python3" -m pip install -q --disable-pip-version-check grpcio grpcio-tools
+  "$venv/bin/python3" -m pip install -q --disable-pip-version-check grpcio grpcio-tools \
+    websocket-client prometheus_client
 fi
 export NODE_TEST_PYTHON="$venv/bin/python3"
 
