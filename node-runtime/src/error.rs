@@ -173,8 +173,13 @@ impl RuntimeError {
 
     /// The gRPC code when this is a failed CRI call.
     pub fn grpc_code(&self) -> Option<tonic::Code> {
+        self.grpc_status().map(tonic::Status::code)
+    }
+
+    /// The runtime's gRPC status when this is a failed CRI call.
+    pub fn grpc_status(&self) -> Option<&tonic::Status> {
         match self {
-            Self::Call { status, .. } => Some(status.code()),
+            Self::Call { status, .. } => Some(status),
             _ => None,
         }
     }

@@ -58,6 +58,7 @@ mod contract;
 mod error;
 mod filter;
 mod guard;
+pub mod proxy;
 mod serve;
 mod tls;
 

@@ -1,0 +1,229 @@
+//! exec, attach, port-forward and run with the real `node-agent`, the test run's containerd
+//! (its streaming server) and a real WebSocket client (Python websocket-client, through
+//! tests/streaming_clients/ws_client.py): the agent asks the runtime for a streaming URL and
+//! proxies the upgraded connection to it, as the kubelet does.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{AgentSpec, OPEN_AUTH, curl, remove_pods, running};
+
+const START: Duration = Duration::from_secs(60);
+const POD_UP: Duration = Duration::from_secs(90);
+
+/// The test venv's Python with websocket-client (`NODE_TEST_PYTHON`, else
+/// `target/test-venv`); fails, never skips, without it.
+fn python() -> PathBuf {
+    let python = std::env::var_os("NODE_TEST_PYTHON").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-venv/bin/python3"),
+        PathBuf::from,
+    );
+    let ok = Command::new(&python)
+        .args(["-c", "import websocket"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{} cannot import websocket (scripts/test.sh installs websocket-client into \
+         target/test-venv; or set NODE_TEST_PYTHON)",
+        python.display()
+    );
+    python
+}
+
+/// Runs the WebSocket client in `mode` against `url` and returns its JSON report.
+fn ws(mode: &str, url: &str, extra: &[&str]) -> serde_json::Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/streaming_clients/ws_client.py");
+    let out = Command::new(python())
+        .arg(script)
+        .args([mode, url])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ws_client {mode} {url}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stdout));
+    })
+}
+
+fn all_running(pod: &serde_json::Value) -> bool {
+    pod["status"]["containerStatuses"]
+        .as_array()
+        .is_some_and(|cs| cs.len() == 3 && cs.iter().all(|c| c["state"]["running"].is_object()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_attach_port_forward_and_run_reach_the_containers() {
+    let Some(endpoint) = node_runtime::test_support::cri_endpoint("streaming") else {
+        return;
+    };
+    if node_runtime::test_support::pod_subnet("streaming").is_none() {
+        return;
+    }
+    let image = node_runtime::test_support::test_image();
+    let dir = tempfile::tempdir().unwrap();
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("hello.txt"), "hello from the pod\n").unwrap();
+    let pod = format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: stream
+spec:
+  terminationGracePeriodSeconds: 1
+  volumes:
+  - name: www
+    hostPath: {{path: {www}, type: Directory}}
+  containers:
+  - name: app
+    image: {image}
+    imagePullPolicy: Never
+    command: [\"/bin/sh\", \"-c\", \"trap 'exit 0' TERM; while true; do sleep 1; done\"]
+  - name: web
+    image: {image}
+    imagePullPolicy: Never
+    command: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]
+    volumeMounts: [{{name: www, mountPath: /www}}]
+  - name: chat
+    image: {image}
+    imagePullPolicy: Never
+    stdin: true
+    command: [\"/bin/sh\", \"-c\", \"while read l; do echo \\\"echo:$l\\\"; done\"]
+",
+        www = www.display(),
+    );
+    let spec = AgentSpec::new(dir.path(), "streaming", &endpoint);
+    let node = spec.node.clone();
+    let mut agent = spec.config(OPEN_AUTH).manifest("stream.yaml", &pod).spawn();
+    agent.wait_healthy(START);
+    let name = format!("stream-{node}");
+    let list = agent.wait_pods(&[], POD_UP, |v| running(v, &name).is_some_and(all_running));
+    let uid = running(&list, &name).unwrap()["metadata"]["uid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let wss = |path: &str| format!("wss://127.0.0.1:{}{path}", agent.port);
+
+    // exec with stdin, stdout, stderr and a non-zero exit code.
+    let script = "read x; echo got:$x; echo oops >&2; exit 3";
+    let q = format!(
+        "command=sh&command=-c&command={}&input=1&output=1&error=1",
+        script
+            .replace(' ', "%20")
+            .replace(';', "%3B")
+            .replace('>', "%3E")
+            .replace('&', "%26")
+            .replace('$', "%24")
+    );
+    let r = ws("exec", &wss(&format!("/exec/default/{name}/app?{q}")), &[]);
+    assert_eq!(r["protocol"], "v4.channel.k8s.io", "{r}");
+    assert_eq!(r["stdout"], "got:hello\n", "{r}");
+    assert_eq!(r["stderr"], "oops\n", "{r}");
+    let status: serde_json::Value = serde_json::from_str(r["status"].as_str().unwrap()).unwrap();
+    assert_eq!(status["status"], "Failure", "{status}");
+    assert_eq!(status["reason"], "NonZeroExitCode", "{status}");
+    assert_eq!(status["details"]["causes"][0]["message"], "3", "{status}");
+
+    // The same through the path with the pod UID; exit 0 is a Success status.
+    let r = ws(
+        "exec",
+        &wss(&format!(
+            "/exec/default/{name}/{uid}/app?command=head&command=-n1&input=1&output=1"
+        )),
+        &[],
+    );
+    assert_eq!(r["stdout"], "hello\n", "{r}");
+    let status: serde_json::Value = serde_json::from_str(r["status"].as_str().unwrap()).unwrap();
+    assert_eq!(status["status"], "Success", "{status}");
+
+    // A TTY: resize reaches the terminal, and the exit code comes back.
+    let r = ws(
+        "tty",
+        &wss(&format!(
+            "/exec/default/{name}/app?command=sh&input=1&output=1&tty=1"
+        )),
+        &[],
+    );
+    assert!(r["stdout"].as_str().unwrap().contains("45 123"), "{r}");
+    let status: serde_json::Value = serde_json::from_str(r["status"].as_str().unwrap()).unwrap();
+    assert_eq!(status["details"]["causes"][0]["message"], "7", "{status}");
+
+    // attach to the main process's stdin and stdout.
+    let r = ws(
+        "attach",
+        &wss(&format!("/attach/default/{name}/chat?input=1&output=1")),
+        &[],
+    );
+    assert!(r["stdout"].as_str().unwrap().contains("echo:hi"), "{r}");
+
+    // port-forward: an HTTP request over the forwarded port reaches httpd in the pod.
+    let r = ws(
+        "forward",
+        &wss(&format!("/portForward/default/{name}?port=8080")),
+        &["hello.txt"],
+    );
+    assert_eq!(r["ports"]["0"], 8080, "{r}");
+    assert_eq!(r["ports"]["1"], 8080, "{r}");
+    let data = r["data"].as_str().unwrap();
+    assert!(data.starts_with("HTTP/1.") && data.contains(" 200 "), "{r}");
+    assert!(data.ends_with("hello from the pod\n"), "{r}");
+
+    // run: the combined output as the body.
+    let url = agent.url(&format!("/run/default/{name}/app?cmd=echo%20ran"));
+    let a = curl(&["-X", "POST", &url]);
+    assert_eq!((a.status, a.body.as_str()), (200, "ran\n"));
+    let url = agent.url(&format!("/run/default/{name}/app?cmd=false"));
+    let a = curl(&["-X", "POST", &url]);
+    assert_eq!(a.status, 500, "{a:?}");
+    assert!(a.body.contains("command 'false' exited with 1"), "{a:?}");
+
+    // The kubelet's refusals.
+    let exec = agent.url(&format!("/exec/default/{name}/app?command=true"));
+    let a = curl(&[&exec]);
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (400, "you must specify at least 1 of stdin, stdout, stderr")
+    );
+    let a = curl(&[&format!("{exec}&output=1")]);
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (500, "Upgrade request required")
+    );
+    let a = curl(&[&agent.url("/exec/default/nope/app?command=true&output=1")]);
+    assert_eq!((a.status, a.body.as_str()), (404, "pod does not exist"));
+    let a = curl(&[&agent.url(&format!("/exec/default/{name}/nope?command=true&output=1"))]);
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (500, "container not found (\"nope\")")
+    );
+    let a = curl(&[&agent.url(&format!("/portForward/default/{name}/not-the-uid"))]);
+    assert_eq!((a.status, a.body.as_str()), (404, "pod not found"));
+    let a = curl(&[
+        "-H",
+        "Connection: Upgrade",
+        "-H",
+        "Upgrade: websocket",
+        "-H",
+        "Sec-WebSocket-Version: 13",
+        "-H",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        &agent.url(&format!("/portForward/default/{name}")),
+    ]);
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (400, "query parameter \"port\" is required")
+    );
+
+    drop(agent);
+    remove_pods(&endpoint, &node).await;
+}
