@@ -1,10 +1,15 @@
 //! exec, attach, port-forward and run with the real `node-agent`, the test run's containerd
 //! (its streaming server) and a real WebSocket client (Python websocket-client, through
 //! tests/streaming_clients/ws_client.py): the agent asks the runtime for a streaming URL and
-//! proxies the upgraded connection to it, as the kubelet does.
+//! proxies the upgraded connection to it, as the kubelet does. Then SPDY, the protocol the
+//! API server speaks to kubelets: kubectl (`kubectl exec`, `kubectl port-forward`, `kubectl
+//! logs`) through a minimal API server front (tests/streaming_clients/front.rs) that forwards
+//! the pod subresources to the agent as the API server does.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "streaming_clients/front.rs"]
+mod front;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -224,6 +229,149 @@ spec:
         (400, "query parameter \"port\" is required")
     );
 
+    // SPDY, from kubectl through an API server front.
+    let front = front::start(format!("127.0.0.1:{}", agent.port).parse().unwrap()).await;
+    let kubeconfig = common::write_kubeconfig(dir.path(), &format!("http://{front}"));
+    let kubectl = kubectl();
+    let run = |args: Vec<String>, stdin: &'static str| {
+        let kubectl = kubectl.clone();
+        let kubeconfig = kubeconfig.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut child = Command::new(&kubectl)
+                .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+                .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false")
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .args(&args)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(stdin.as_bytes())
+                .unwrap();
+            child.wait_with_output().unwrap()
+        })
+    };
+    let out = run(
+        vec![
+            "exec".into(),
+            "-i".into(),
+            "-n".into(),
+            "default".into(),
+            name.clone(),
+            "-c".into(),
+            "app".into(),
+            "--".into(),
+            "sh".into(),
+            "-c".into(),
+            script.into(),
+        ],
+        "hello\n",
+    )
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "got:hello\n",
+        "{stderr}"
+    );
+    assert!(stderr.contains("oops"), "{stderr}");
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+
+    // port-forward: kubectl listens locally and carries each connection into the pod.
+    let mut pf = Command::new(&kubectl)
+        .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args([
+            "port-forward",
+            "-n",
+            "default",
+            &format!("pod/{name}"),
+            ":8080",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = pf.stdout.take().unwrap();
+    let local = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        // "Forwarding from 127.0.0.1:PORT -> 8080"
+        let mut lines = std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok);
+        let port = lines.find_map(|l| {
+            l.strip_prefix("Forwarding from 127.0.0.1:")
+                .and_then(|r| r.split(' ').next().map(str::to_owned))
+        });
+        // kubectl writes a line per connection: keep its stdout open and drained.
+        std::thread::spawn(move || lines.for_each(drop));
+        port
+    })
+    .await
+    .unwrap();
+    let Some(local) = local else {
+        let _ = pf.kill();
+        let out = pf.wait_with_output().unwrap();
+        panic!(
+            "kubectl port-forward: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let a = curl(&[&format!("http://127.0.0.1:{local}/hello.txt")]);
+    let _ = pf.kill();
+    let pf_out = pf.wait_with_output().unwrap();
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (200, "hello from the pod\n"),
+        "kubectl port-forward: {}",
+        String::from_utf8_lossy(&pf_out.stderr)
+    );
+
+    // logs: the API server's pods/log becomes the kubelet's containerLogs.
+    let out = run(
+        vec![
+            "logs".into(),
+            "-n".into(),
+            "default".into(),
+            name.clone(),
+            "-c".into(),
+            "chat".into(),
+        ],
+        "",
+    )
+    .await
+    .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("echo:hi"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     drop(agent);
     remove_pods(&endpoint, &node).await;
+}
+
+/// kubectl: `NODE_TEST_KUBECTL`, else `kubectl` on PATH; fails, never skips, without it.
+fn kubectl() -> PathBuf {
+    let kubectl = std::env::var_os("NODE_TEST_KUBECTL")
+        .map_or_else(|| PathBuf::from("kubectl"), PathBuf::from);
+    let ok = Command::new(&kubectl)
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "{} does not run (install kubectl or set NODE_TEST_KUBECTL)",
+        kubectl.display()
+    );
+    kubectl
 }
