@@ -22,6 +22,7 @@
 
 mod error;
 pub mod logs;
+pub mod node_logs;
 pub mod stats;
 pub mod streaming;
 
@@ -40,6 +41,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Clone)]
 pub struct PodApi {
     inner: Arc<Inner>,
+    debugging_handlers: bool,
+    system_logs: Option<Arc<std::path::PathBuf>>,
 }
 
 struct Inner {
@@ -61,7 +64,33 @@ impl PodApi {
                 cri,
                 stats,
             }),
+            debugging_handlers: true,
+            system_logs: None,
         }
+    }
+
+    /// `enableDebuggingHandlers` (default true): when false, `/run/`, `/exec/`, `/attach/`,
+    /// `/portForward/`, `/containerLogs/`, `/runningpods/`, `/debug/pprof/` and `/logs/`
+    /// answer `405 Debug endpoints are disabled.`, as the kubelet's
+    /// `InstallDebuggingDisabledHandlers`.
+    #[must_use]
+    pub fn with_debugging_handlers(mut self, enabled: bool) -> Self {
+        self.debugging_handlers = enabled;
+        self
+    }
+
+    /// `enableSystemLogHandler`: `Some(dir)` serves `dir` (the kubelet's is
+    /// [`node_logs::SYSTEM_LOG_DIR`]) under `/logs/`; `None` answers
+    /// `405 logs endpoint is disabled.`.
+    #[must_use]
+    pub fn with_system_logs(mut self, dir: Option<std::path::PathBuf>) -> Self {
+        self.system_logs = dir.map(Arc::new);
+        self
+    }
+
+    /// The directory `/logs/` serves, if enabled.
+    pub fn system_log_dir(&self) -> Option<&std::path::Path> {
+        self.system_logs.as_deref().map(std::path::PathBuf::as_path)
     }
 
     /// The node name.
@@ -91,10 +120,56 @@ impl PodApi {
     }
 }
 
-/// Every pod route ([`logs::router`], [`streaming::router`], [`stats::router`]) over `api`.
+/// The kubelet's debugging-handler path prefixes (`pkg/kubelet/server/server.go`
+/// `InstallDebuggingDisabledHandlers`).
+pub const DEBUGGING_PREFIXES: [&str; 8] = [
+    "/run/",
+    "/exec/",
+    "/attach/",
+    "/portForward/",
+    "/containerLogs/",
+    "/runningpods/",
+    "/debug/pprof/",
+    "/logs/",
+];
+
+/// Every pod route ([`logs::router`], [`streaming::router`], [`stats::router`],
+/// [`node_logs::router`]) over `api`, or their disabled answers.
 pub fn router(api: PodApi) -> Router {
+    let stats = stats::router(api.clone());
+    if !api.debugging_handlers {
+        return DEBUGGING_PREFIXES.iter().fold(stats, |r, prefix| {
+            r.route(prefix, axum::routing::any(debugging_disabled))
+                .route(
+                    &format!("{prefix}{{*rest}}"),
+                    axum::routing::any(debugging_disabled),
+                )
+        });
+    }
+    let with_logs = if api.system_logs.is_some() {
+        node_logs::router(api.clone())
+    } else {
+        Router::new()
+            .route("/logs/", axum::routing::any(system_logs_disabled))
+            .route("/logs/{*rest}", axum::routing::any(system_logs_disabled))
+    };
     Router::new()
         .merge(logs::router(api.clone()))
-        .merge(streaming::router(api.clone()))
-        .merge(stats::router(api))
+        .merge(streaming::router(api))
+        .merge(with_logs)
+        .merge(stats)
+}
+
+async fn debugging_disabled() -> axum::response::Response {
+    node_server::text_response(
+        http::StatusCode::METHOD_NOT_ALLOWED,
+        "Debug endpoints are disabled.\n",
+    )
+}
+
+async fn system_logs_disabled() -> axum::response::Response {
+    node_server::text_response(
+        http::StatusCode::METHOD_NOT_ALLOWED,
+        "logs endpoint is disabled.\n",
+    )
 }

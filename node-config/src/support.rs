@@ -35,14 +35,13 @@ const NO_CGROUPS: &str = "the agent creates no pod or QoS cgroups; the runtime p
 const NO_EVICTION: &str =
     "no eviction manager: evictionHard feeds the pressure conditions and allocatable only";
 const NO_IMAGE_GC: &str = "no image garbage collection";
-const NO_DEBUG_ROUTES: &str = "the HTTPS API has no debugging, profiling or log routes";
+const NO_DEBUG_ROUTES: &str = "the HTTPS API has no profiling or debug-flag routes";
 const NO_NETWORK: &str =
     "pod networking is the runtime's CNI plugins' (no kubelet iptables rules or hairpin setup)";
 const NO_LOG_ROTATION: &str = "container logs are not rotated";
 
 /// Every top-level field the agent accepts but does not act on, in the kubelet's field order.
 pub const NOT_ACTED_ON: &[NotActedOn] = &[
-    f("enableDebuggingHandlers", NO_DEBUG_ROUTES),
     f("enableContentionProfiling", NO_DEBUG_ROUTES),
     f("enableProfilingHandler", NO_DEBUG_ROUTES),
     f("enableDebugFlagsHandler", NO_DEBUG_ROUTES),
@@ -82,10 +81,6 @@ pub const NOT_ACTED_ON: &[NotActedOn] = &[
     f(
         "enableControllerAttachDetach",
         "the Node always carries volumes.kubernetes.io/controller-managed-attach-detach=true; no attach/detach",
-    ),
-    f(
-        "streamingConnectionIdleTimeout",
-        "no exec/attach/port-forward streaming",
     ),
     f("nodeStatusMaxImages", "the Node status lists no images"),
     f("imageMinimumGCAge", NO_IMAGE_GC),
@@ -174,8 +169,10 @@ pub const NOT_ACTED_ON: &[NotActedOn] = &[
         "reservedMemory",
         "no memory manager: containers are not pinned to NUMA nodes",
     ),
-    f("enableSystemLogHandler", NO_DEBUG_ROUTES),
-    f("enableSystemLogQuery", NO_DEBUG_ROUTES),
+    f(
+        "enableSystemLogQuery",
+        "no node log query (journal): /logs/ serves the files of /var/log only",
+    ),
     f("memoryThrottlingFactor", "no MemoryQoS"),
     f(
         "logging",

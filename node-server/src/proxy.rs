@@ -26,8 +26,8 @@ pub const UPGRADE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 
 /// The text of the kubelet's answer to a non-upgrade request on a streaming route (its
-/// responder writes it with status 500).
-pub const UPGRADE_REQUIRED: &str = "Upgrade request required";
+/// responder writes it with Go's `http.Error`: status 500, a newline after the text).
+pub const UPGRADE_REQUIRED: &str = "Upgrade request required\n";
 
 /// Whether the request asks for a protocol upgrade: a `Connection` header naming `upgrade`
 /// (case-insensitively, among comma-separated tokens) and an `Upgrade` header

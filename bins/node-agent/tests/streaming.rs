@@ -202,7 +202,7 @@ spec:
     let a = curl(&[&format!("{exec}&output=1")]);
     assert_eq!(
         (a.status, a.body.as_str()),
-        (500, "Upgrade request required")
+        (500, "Upgrade request required\n")
     );
     let a = curl(&[&agent.url("/exec/default/nope/app?command=true&output=1")]);
     assert_eq!((a.status, a.body.as_str()), (404, "pod does not exist"));
@@ -374,4 +374,112 @@ fn kubectl() -> PathBuf {
         kubectl.display()
     );
     kubectl
+}
+
+/// Removes a directory when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_logs_and_disabled_debugging_handlers() {
+    let Some(endpoint) = node_runtime::test_support::cri_endpoint("node-logs") else {
+        return;
+    };
+    // A directory of our own in the real /var/log (the kubelet's /logs/ root).
+    let name = format!("node-agent-test-{}", std::process::id());
+    let mine = Path::new("/var/log").join(&name);
+    std::fs::create_dir_all(&mine).unwrap();
+    let _cleanup = RemoveOnDrop(mine.clone());
+    std::fs::write(mine.join("hello.log"), "hi from /var/log\n").unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), "secret\n").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret"), mine.join("escape")).unwrap();
+    std::os::unix::fs::symlink(mine.join("hello.log"), mine.join("inside")).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = AgentSpec::new(dir.path(), "node-logs", &endpoint)
+        .config(OPEN_AUTH)
+        .spawn();
+    agent.wait_healthy(START);
+    let a = curl(&[&agent.url("/logs/")]);
+    assert_eq!(a.status, 200);
+    assert!(
+        a.body.contains(&format!("<a href=\"{name}/\">{name}/</a>")),
+        "{}",
+        a.body
+    );
+    let a = curl(&["-D", "-", &agent.url(&format!("/logs/{name}"))]);
+    assert_eq!(a.status, 301);
+    assert!(a.body.contains(&format!("location: {name}/")), "{}", a.body);
+    let a = curl(&[&agent.url(&format!("/logs/{name}/"))]);
+    assert!(
+        a.body.contains("<a href=\"hello.log\">hello.log</a>"),
+        "{}",
+        a.body
+    );
+    let a = curl(&["-D", "-", &agent.url(&format!("/logs/{name}/hello.log"))]);
+    assert_eq!(a.status, 200);
+    assert!(
+        a.body.contains("content-type: text/plain; charset=utf-8"),
+        "{}",
+        a.body
+    );
+    assert!(a.body.ends_with("\r\n\r\nhi from /var/log\n"), "{}", a.body);
+    // A symlink inside the directory is followed; one leading out of it is not, and
+    // neither is a path climbing out.
+    let a = curl(&[&agent.url(&format!("/logs/{name}/inside"))]);
+    assert_eq!((a.status, a.body.as_str()), (200, "hi from /var/log\n"));
+    let a = curl(&[&agent.url(&format!("/logs/{name}/escape"))]);
+    assert_eq!(a.status, 404, "{a:?}");
+    let a = curl(&["--path-as-is", &agent.url("/logs/../../etc/hostname")]);
+    assert_eq!(a.status, 404, "{a:?}");
+    let a = curl(&[
+        "--path-as-is",
+        &agent.url(&format!("/logs/{name}/../../../etc/hostname")),
+    ]);
+    assert_eq!(a.status, 404, "{a:?}");
+    drop(agent);
+
+    // enableSystemLogHandler: false.
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = AgentSpec::new(dir.path(), "node-logs-off", &endpoint)
+        .config(&format!("{OPEN_AUTH}enableSystemLogHandler: false\n"))
+        .spawn();
+    agent.wait_healthy(START);
+    let a = curl(&[&agent.url(&format!("/logs/{name}/hello.log"))]);
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (405, "logs endpoint is disabled.\n")
+    );
+    drop(agent);
+
+    // enableDebuggingHandlers: false.
+    let dir = tempfile::tempdir().unwrap();
+    let mut agent = AgentSpec::new(dir.path(), "debug-off", &endpoint)
+        .config(&format!("{OPEN_AUTH}enableDebuggingHandlers: false\n"))
+        .spawn();
+    agent.wait_healthy(START);
+    for path in [
+        "/logs/",
+        "/exec/default/p/c?command=true&output=1",
+        "/containerLogs/default/p/c",
+        "/portForward/default/p",
+    ] {
+        let a = curl(&[&agent.url(path)]);
+        assert_eq!(
+            (a.status, a.body.as_str()),
+            (405, "Debug endpoints are disabled.\n"),
+            "{path}"
+        );
+    }
+    let a = curl(&["-X", "POST", &agent.url("/run/default/p/c?cmd=true")]);
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (405, "Debug endpoints are disabled.\n")
+    );
 }
