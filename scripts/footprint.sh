@@ -20,8 +20,12 @@
 # POD_KIND=probed makes them pods as users write them: their own network namespace (the private
 # containerd's CNI bridge), a busybox httpd each, an httpGet readiness probe and a tcpSocket liveness
 # probe (period 10 s); the agent then runs 60 probe workers. Default: POD_KIND=sleep (host network).
+# POD_KIND=logging makes them write a 100-byte log line ten times a second (1 KB/s each) with
+# containerLogMaxSize 64Ki and containerLogMaxFiles 3, so the agent's log rotation renames,
+# compresses and reopens every pod's log about once a minute; a metrics-server-like scraper reads
+# /metrics/resource and /stats/summary every 15 s during the window.
 #
-# Env: DURATION (s, default 60), PODS (default 30), SETTLE (s, default 10), POD_KIND (sleep|probed),
+# Env: DURATION (s, default 60), PODS (default 30), SETTLE (s, default 10), POD_KIND (sleep|probed|logging),
 #      NODE_AGENT_BIN (a binary to measure instead of building one),
 #      AGENT_LOG (a file to keep the agent's log in; by default it is removed with the rest).
 # Targets (from the project's design notes): node-agent < 25 MiB RSS and < 0.01 core when idle.
@@ -33,7 +37,7 @@ readonly DURATION="${DURATION:-60}"
 readonly PODS="${PODS:-30}"
 readonly SETTLE="${SETTLE:-10}"
 readonly POD_KIND="${POD_KIND:-sleep}"
-case "$POD_KIND" in sleep|probed) ;; *) echo "footprint.sh: POD_KIND must be sleep or probed, not '$POD_KIND'" >&2; exit 1 ;; esac
+case "$POD_KIND" in sleep|probed|logging) ;; *) echo "footprint.sh: POD_KIND must be sleep, probed or logging, not '$POD_KIND'" >&2; exit 1 ;; esac
 readonly TARGET_RSS_MIB=25
 readonly TARGET_IDLE_CORES=0.01
 readonly IMAGE="docker.io/library/busybox:local"
@@ -120,6 +124,12 @@ kind: KubeletConfiguration
 staticPodPath: $manifests
 podLogsDir: $tmp/pod-logs
 EOF
+if [ "$POD_KIND" = logging ]; then
+  cat >>"$dropins/50-footprint.conf" <<EOF
+containerLogMaxSize: 64Ki
+containerLogMaxFiles: 3
+EOF
+fi
 
 CONTAINERD_OWNER_PID=$$ bash "$repo/scripts/containerd.sh" start "$cri"
 containerd_pid=$(cat "$cri/containerd.pid")
@@ -281,6 +291,29 @@ EOF
     mv "$tmp/pod.yaml" "$manifests/sleep-$i.yaml"
     continue
   fi
+  if [ "$POD_KIND" = logging ]; then
+    cat >"$tmp/pod.yaml" <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: sleep-$i
+  namespace: default
+spec:
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: sleep
+    image: $IMAGE
+    imagePullPolicy: IfNotPresent
+    command: ["/bin/sh", "-c", "l=\$(printf '%090d' 0); while true; do echo \"pod $i \$l\"; usleep 100000; done"]
+    resources:
+      limits:
+        cpu: 10m
+        memory: 16Mi
+EOF
+    mv "$tmp/pod.yaml" "$manifests/sleep-$i.yaml"
+    continue
+  fi
   cat >"$tmp/pod.yaml" <<EOF
 apiVersion: v1
 kind: Pod
@@ -329,7 +362,24 @@ done
 log "$PODS pods running after $(( $(date +%s) - t0 )) s; settling ${SETTLE} s, then sampling ${DURATION} s"
 sleep "$SETTLE"
 agent_alive
+scraper=""
+if [ "$POD_KIND" = logging ]; then
+  # As metrics-server (resource metrics) and a monitoring stack (summary) would, every 15 s.
+  (
+    while :; do
+      curl -sk -m 10 -o /dev/null https://127.0.0.1:10250/metrics/resource || true
+      curl -sk -m 10 -o /dev/null https://127.0.0.1:10250/stats/summary || true
+      sleep 15
+    done
+  ) &
+  scraper=$!
+fi
 sample busy
+if [ -n "$scraper" ]; then
+  kill "$scraper" 2>/dev/null || true
+  wait "$scraper" 2>/dev/null || true
+  log "log rotation: $(find "$tmp/pod-logs" -name '*.gz' | wc -l) compressed rotated files, $(find "$tmp/pod-logs" -name '*.log.2*' ! -name '*.gz' | wc -l) uncompressed, $(find "$tmp/pod-logs" -name '*.log' | wc -l) live logs"
+fi
 
 # --- report ---------------------------------------------------------------------------------------
 
