@@ -23,6 +23,7 @@
 mod error;
 pub mod logs;
 pub mod node_logs;
+pub mod probe_metrics;
 pub mod stats;
 pub mod streaming;
 
@@ -43,6 +44,7 @@ pub struct PodApi {
     inner: Arc<Inner>,
     debugging_handlers: bool,
     system_logs: Option<Arc<std::path::PathBuf>>,
+    probe_metrics: Option<node_runtime::prober::metrics::ProbeMetrics>,
 }
 
 struct Inner {
@@ -66,7 +68,23 @@ impl PodApi {
             }),
             debugging_handlers: true,
             system_logs: None,
+            probe_metrics: None,
         }
+    }
+
+    /// The prober's metrics, served on `/metrics/probes`.
+    #[must_use]
+    pub fn with_probe_metrics(
+        mut self,
+        metrics: node_runtime::prober::metrics::ProbeMetrics,
+    ) -> Self {
+        self.probe_metrics = Some(metrics);
+        self
+    }
+
+    /// The prober's metrics, if given.
+    pub fn probe_metrics(&self) -> Option<&node_runtime::prober::metrics::ProbeMetrics> {
+        self.probe_metrics.as_ref()
     }
 
     /// `enableDebuggingHandlers` (default true): when false, `/run/`, `/exec/`, `/attach/`,
@@ -136,7 +154,7 @@ pub const DEBUGGING_PREFIXES: [&str; 8] = [
 /// Every pod route ([`logs::router`], [`streaming::router`], [`stats::router`],
 /// [`node_logs::router`]) over `api`, or their disabled answers.
 pub fn router(api: PodApi) -> Router {
-    let stats = stats::router(api.clone());
+    let stats = stats::router(api.clone()).merge(probe_metrics::router(api.clone()));
     if !api.debugging_handlers {
         return DEBUGGING_PREFIXES.iter().fold(stats, |r, prefix| {
             r.route(prefix, axum::routing::any(debugging_disabled))

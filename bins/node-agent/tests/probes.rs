@@ -119,6 +119,31 @@ spec:
     assert_eq!(web["restartCount"], 0);
     assert!(web["state"]["running"].is_object());
 
+    // /metrics/probes counts each run by result and times the successful ones.
+    let metrics = common::curl(&[&agent.url("/metrics/probes")]);
+    assert_eq!(metrics.status, 200);
+    let readiness = format!(
+        "container=\"web\",namespace=\"default\",pod=\"{name}\",pod_uid=\"{}\",probe_type=\"Readiness\"",
+        running(&list, &name).unwrap()["metadata"]["uid"]
+            .as_str()
+            .unwrap()
+    );
+    for result in ["failed", "successful"] {
+        let series = format!("prober_probe_total{{{readiness},result=\"{result}\"}} ");
+        assert!(
+            metrics.body.lines().any(|l| l.starts_with(&series)),
+            "{series}\n{}",
+            metrics.body
+        );
+    }
+    assert!(
+        metrics.body.contains(&format!(
+            "prober_probe_duration_seconds_count{{container=\"web\",namespace=\"default\",pod=\"{name}\",probe_type=\"Readiness\"}} "
+        )),
+        "{}",
+        metrics.body
+    );
+
     // Liveness: the exec probe fails twice, the worker is killed and started again.
     let before = container(running(&list, &name).unwrap(), "worker")["containerID"].clone();
     std::fs::remove_file(live.join("ok")).unwrap();

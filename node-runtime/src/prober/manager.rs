@@ -88,6 +88,7 @@ struct Shared {
     live: AtomicUsize,
     ticks: AtomicU64,
     next_generation: AtomicU64,
+    metrics: super::metrics::ProbeMetrics,
 }
 
 #[derive(Debug, Default)]
@@ -173,8 +174,15 @@ impl ProbeManager {
                 live: AtomicUsize::new(0),
                 ticks: AtomicU64::new(0),
                 next_generation: AtomicU64::new(0),
+                metrics: super::metrics::ProbeMetrics::default(),
             }),
         }
+    }
+
+    /// The probe metrics (`/metrics/probes`): clones share the counts.
+    #[must_use]
+    pub fn metrics(&self) -> super::metrics::ProbeMetrics {
+        self.shared.metrics.clone()
     }
 
     /// The pods as the sync loop sees them now: starts a worker for each probe of each
@@ -568,6 +576,18 @@ impl Drop for WorkerGuard {
     }
 }
 
+/// Removes a worker's metric series when dropped.
+struct RemoveSeries {
+    metrics: super::metrics::ProbeMetrics,
+    series: super::metrics::ProbeSeries,
+}
+
+impl Drop for RemoveSeries {
+    fn drop(&mut self) {
+        self.metrics.remove(&self.series);
+    }
+}
+
 struct WorkerTask {
     shared: Arc<Shared>,
     uid: String,
@@ -584,6 +604,12 @@ impl WorkerTask {
     /// The worker's loop; `_guard` (made before the task is spawned, so a task dropped
     /// before its first poll is counted out too) marks the worker finished when it ends.
     async fn run(self, _guard: WorkerGuard) {
+        // The kubelet deletes a worker's series when it stops; dropped also when the task is
+        // aborted.
+        let _series = RemoveSeries {
+            metrics: self.shared.metrics.clone(),
+            series: self.series(&self.input.borrow().clone()),
+        };
         let key = self.key.clone();
         let mut state = WorkerState::new(&self.spec);
         let delay = first_probe_delay(
@@ -607,6 +633,16 @@ impl WorkerTask {
                 _ = ticker.tick() => {}
                 () = self.trigger.notified() => ticker.reset(),
             }
+        }
+    }
+
+    fn series(&self, target: &ProbeTarget) -> super::metrics::ProbeSeries {
+        super::metrics::ProbeSeries {
+            namespace: target.namespace.clone(),
+            pod: target.name.clone(),
+            pod_uid: self.uid.clone(),
+            container: self.container.name.clone(),
+            kind: self.spec.kind,
         }
     }
 
@@ -650,7 +686,20 @@ impl WorkerTask {
             container_id: &id,
             pod_ip: target.pod_ip.as_deref(),
         };
+        let began = Instant::now();
         let outcome = run_probe(self.shared.client.as_ref(), &self.spec, ctx).await;
+        let run = match outcome.result() {
+            Some(ProbeResult::Success) => Some(super::metrics::RunResult::Successful),
+            Some(ProbeResult::Failure) => Some(super::metrics::RunResult::Failed),
+            Some(ProbeResult::Unknown) => Some(super::metrics::RunResult::Unknown),
+            // A probe error is thrown away before it is counted, as in the kubelet.
+            None => None,
+        };
+        if let Some(run) = run {
+            self.shared
+                .metrics
+                .observe(&self.series(&target), run, began.elapsed());
+        }
         self.record_event(&target, &outcome);
         if let Some(result) = state.record(outcome.result()) {
             self.shared

@@ -49,6 +49,7 @@
 mod handlers;
 pub(crate) mod http;
 mod manager;
+pub mod metrics;
 mod spec;
 mod worker;
 
