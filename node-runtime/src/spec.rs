@@ -992,40 +992,22 @@ fn security_context(
 /// (an unterminated `$(`, a `$` before another character) stays as written. Every referenced
 /// variable that is missing or empty is an error `missing value for A, B` (names sorted).
 pub fn expand_sub_path_expr(expr: &str, env: &[cri::KeyValue]) -> Result<String, String> {
-    let lookup = |name: &str| {
-        env.iter()
-            .rev()
-            .find(|kv| kv.key == name)
-            .map(|kv| kv.value.as_str())
-    };
-    let mut out = String::with_capacity(expr.len());
-    let mut missing: Vec<String> = Vec::new();
-    let mut rest = expr;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if let Some(body) = after.strip_prefix('(')
-            && let Some(end) = body.find(')')
-        {
-            let name = &body[..end];
-            match lookup(name) {
-                Some(v) if !v.is_empty() => out.push_str(v),
-                _ => {
-                    if !missing.iter().any(|m| m == name) {
-                        missing.push(name.to_owned());
-                    }
+    let missing = std::cell::RefCell::new(Vec::<String>::new());
+    // The expansion syntax is `env::expand`'s; a missing or empty variable expands to nothing
+    // here and is reported.
+    let out = crate::env::expand(expr, |name| {
+        match env.iter().rev().find(|kv| kv.key == name) {
+            Some(kv) if !kv.value.is_empty() => Some(kv.value.as_str()),
+            _ => {
+                let mut m = missing.borrow_mut();
+                if !m.iter().any(|x| x == name) {
+                    m.push(name.to_owned());
                 }
+                Some("")
             }
-            rest = &body[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
         }
-    }
-    out.push_str(rest);
+    });
+    let mut missing = missing.into_inner();
     if missing.is_empty() {
         Ok(out)
     } else {
