@@ -38,7 +38,6 @@ const NO_IMAGE_GC: &str = "no image garbage collection";
 const NO_DEBUG_ROUTES: &str = "the HTTPS API has no debugging, profiling or log routes";
 const NO_NETWORK: &str =
     "pod networking is the runtime's CNI plugins' (no kubelet iptables rules or hairpin setup)";
-const NO_LOG_ROTATION: &str = "container logs are not rotated";
 
 /// Every top-level field the agent accepts but does not act on, in the kubelet's field order.
 pub const NOT_ACTED_ON: &[NotActedOn] = &[
@@ -182,10 +181,6 @@ pub const NOT_ACTED_ON: &[NotActedOn] = &[
         "log format and verbosity come from RUST_LOG and -v",
     ),
     f("tracing", "no OpenTelemetry tracing"),
-    f("containerLogMaxSize", NO_LOG_ROTATION),
-    f("containerLogMaxFiles", NO_LOG_ROTATION),
-    f("containerLogMaxWorkers", NO_LOG_ROTATION),
-    f("containerLogMonitorInterval", NO_LOG_ROTATION),
     f("providerID", "the Node's spec.providerID is not set"),
     f(
         "singleProcessOOMKill",
