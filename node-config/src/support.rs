@@ -278,6 +278,19 @@ mod tests {
         }
     }
 
+    /// Container log rotation runs (node-runtime's `log_rotation`): its fields are acted on.
+    #[test]
+    fn log_rotation_fields_are_acted_on() {
+        for name in [
+            "containerLogMaxSize",
+            "containerLogMaxFiles",
+            "containerLogMaxWorkers",
+            "containerLogMonitorInterval",
+        ] {
+            assert!(NOT_ACTED_ON.iter().all(|f| f.name != name), "{name}");
+        }
+    }
+
     #[test]
     fn defaults_set_nothing_and_changes_are_named() {
         let dir = tempfile::tempdir().unwrap();
