@@ -394,7 +394,9 @@ pub async fn check_container(
     })
     .await?;
     let Some(size) = size else {
-        // The kubelet reopens a missing log (someone removed it) and looks again next time.
+        // A missing log (someone removed it) is reopened. The kubelet stats the new (empty)
+        // file at once; here the next pass looks at it, which differs only for a
+        // containerLogMaxSize of 0.
         cri.reopen_container_log(id).await?;
         return Ok(Outcome::Reopened);
     };
