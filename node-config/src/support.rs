@@ -38,7 +38,6 @@ const NO_IMAGE_GC: &str = "no image garbage collection";
 const NO_DEBUG_ROUTES: &str = "the HTTPS API has no profiling or debug-flag routes";
 const NO_NETWORK: &str =
     "pod networking is the runtime's CNI plugins' (no kubelet iptables rules or hairpin setup)";
-const NO_LOG_ROTATION: &str = "container logs are not rotated";
 
 /// Every top-level field the agent accepts but does not act on, in the kubelet's field order.
 pub const NOT_ACTED_ON: &[NotActedOn] = &[
@@ -179,10 +178,6 @@ pub const NOT_ACTED_ON: &[NotActedOn] = &[
         "log format and verbosity come from RUST_LOG and -v",
     ),
     f("tracing", "no OpenTelemetry tracing"),
-    f("containerLogMaxSize", NO_LOG_ROTATION),
-    f("containerLogMaxFiles", NO_LOG_ROTATION),
-    f("containerLogMaxWorkers", NO_LOG_ROTATION),
-    f("containerLogMonitorInterval", NO_LOG_ROTATION),
     f("providerID", "the Node's spec.providerID is not set"),
     f(
         "singleProcessOOMKill",
@@ -277,6 +272,19 @@ mod tests {
                 let text = e.to_string();
                 assert!(!text.contains("unknown field"), "{}: {text}", entry.name);
             }
+        }
+    }
+
+    /// Container log rotation runs (node-runtime's `log_rotation`): its fields are acted on.
+    #[test]
+    fn log_rotation_fields_are_acted_on() {
+        for name in [
+            "containerLogMaxSize",
+            "containerLogMaxFiles",
+            "containerLogMaxWorkers",
+            "containerLogMonitorInterval",
+        ] {
+            assert!(NOT_ACTED_ON.iter().all(|f| f.name != name), "{name}");
         }
     }
 

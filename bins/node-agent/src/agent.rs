@@ -339,6 +339,15 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
             manager, events, timing, on_pass, health, stop,
         ))
     };
+    // Container log rotation (containerLogMaxSize, ...), stopped with the pods' loops.
+    let log_rotation = node_runtime::log_rotation::RotationPolicy::from_config(&cfg)
+        .map_err(|e| AgentError::Preflight(e.to_string()))?;
+    tokio::spawn(node_runtime::log_rotation::run(
+        runtime.clone(),
+        log_rotation,
+        layout.pod_logs.clone(),
+        stop_rx.clone(),
+    ));
 
     // 8. Heartbeat.
     let mut inputs = inputs_for_root(Path::new("/"), &layout.root, &node_name, &cfg)
