@@ -45,6 +45,7 @@ pub struct PodApi {
     debugging_handlers: bool,
     system_logs: Option<Arc<std::path::PathBuf>>,
     probe_metrics: Option<node_runtime::prober::metrics::ProbeMetrics>,
+    split_log_streams: bool,
 }
 
 struct Inner {
@@ -69,7 +70,16 @@ impl PodApi {
             debugging_handlers: true,
             system_logs: None,
             probe_metrics: None,
+            split_log_streams: false,
         }
+    }
+
+    /// The `PodLogsQuerySplitStreams` feature gate (off by default in 1.35): on,
+    /// `/containerLogs?stream=Stdout|Stderr` selects one stream; off, those are refused.
+    #[must_use]
+    pub fn with_split_log_streams(mut self, enabled: bool) -> Self {
+        self.split_log_streams = enabled;
+        self
     }
 
     /// The prober's metrics, served on `/metrics/probes`.
@@ -172,7 +182,12 @@ pub fn router(api: PodApi) -> Router {
             .route("/logs/{*rest}", axum::routing::any(system_logs_disabled))
     };
     Router::new()
-        .merge(logs::router(api.clone()))
+        .merge(logs::router_with(
+            api.clone(),
+            logs::LogsOptions {
+                split_streams: api.split_log_streams,
+            },
+        ))
         .merge(streaming::router(api))
         .merge(with_logs)
         .merge(stats)

@@ -280,6 +280,7 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         sync_threshold: node_runtime::sync_loop::health_threshold(cfg.sync_frequency.to_std()),
         pod_api: node_api::PodApi::new(node_name.clone(), registry.clone(), runtime.clone())
             .with_probe_metrics(manager.prober().metrics())
+            .with_split_log_streams(loaded.feature_gates.enabled("PodLogsQuerySplitStreams"))
             .with_debugging_handlers(cfg.enable_debugging_handlers.unwrap_or(true))
             .with_system_logs(
                 cfg.enable_system_log_handler
