@@ -278,7 +278,15 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         host_ip: host_ip.clone(),
         sync_health: Arc::new(node_runtime::sync_loop::SyncHealth::default()),
         sync_threshold: node_runtime::sync_loop::health_threshold(cfg.sync_frequency.to_std()),
-        pod_api: node_api::PodApi::new(node_name.clone(), registry.clone(), runtime.clone()),
+        pod_api: node_api::PodApi::new(
+            node_name.clone(),
+            registry.clone(),
+            runtime.clone(),
+            NodePaths {
+                root_dir: layout.root.clone(),
+                pod_logs_dir: layout.pod_logs.clone(),
+            },
+        ),
     };
     let servers = api::start_servers(
         &cfg,
