@@ -139,4 +139,145 @@ mod tests {
         );
         assert!(text.contains("\"pods\": []"), "{text}");
     }
+
+    use axum::body::Body;
+    use http_body_util::BodyExt as _;
+    use node_runtime::test_support::FakeCri;
+    use node_runtime::{ClientOptions, CriClient, LABEL_MANAGED_BY, NodePaths, PodRegistry, cri};
+    use tower::ServiceExt as _;
+
+    async fn get(app: &Router, uri: &str) -> (StatusCode, String, String) {
+        let resp = app
+            .clone()
+            .oneshot(axum::http::Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let ct = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, ct, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    fn sandbox_config(name: &str, node: &str) -> cri::PodSandboxConfig {
+        cri::PodSandboxConfig {
+            metadata: Some(cri::PodSandboxMetadata {
+                name: name.into(),
+                uid: format!("uid-{name}"),
+                namespace: "ns".into(),
+                attempt: 0,
+            }),
+            labels: [(LABEL_MANAGED_BY.to_owned(), node.to_owned())].into(),
+            ..cri::PodSandboxConfig::default()
+        }
+    }
+
+    async fn run_pod(cri: &CriClient, name: &str, node: &str) {
+        let config = sandbox_config(name, node);
+        let id = cri.run_pod_sandbox(config.clone()).await.unwrap();
+        let c = cri
+            .create_container(
+                &id,
+                cri::ContainerConfig {
+                    metadata: Some(cri::ContainerMetadata {
+                        name: "app".into(),
+                        attempt: 0,
+                    }),
+                    image: Some(node_runtime::image_spec("busybox:local")),
+                    labels: [(LABEL_MANAGED_BY.to_owned(), node.to_owned())].into(),
+                    ..cri::ContainerConfig::default()
+                },
+                config,
+            )
+            .await
+            .unwrap();
+        cri.start_container(&c).await.unwrap();
+    }
+
+    /// The routes over the in-memory runtime: this node's pods only, from ListPodSandboxStats
+    /// when it answers, from ListContainerStats when it is unimplemented; a failing runtime
+    /// is a 500 for the summary and `resource_scrape_error 1` for the metrics.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn routes_over_a_fake_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakeCri::start(dir.path()).unwrap();
+        let client = CriClient::connect(&fake.endpoint(), &ClientOptions::default())
+            .await
+            .unwrap();
+        run_pod(&client, "mine", "n1").await;
+        run_pod(&client, "theirs", "n2").await;
+        let paths = NodePaths {
+            root_dir: dir.path().join("root"),
+            pod_logs_dir: dir.path().join("logs"),
+        };
+        let app = router(PodApi::new("n1", PodRegistry::new(), client, paths));
+
+        let (status, ct, body) = get(&app, "/stats/summary").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(ct, "application/json");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["node"]["nodeName"], "n1");
+        let pods = v["pods"].as_array().unwrap();
+        assert_eq!(pods.len(), 1, "{body}");
+        assert_eq!(pods[0]["podRef"]["name"], "mine");
+        assert_eq!(pods[0]["podRef"]["uid"], "uid-mine");
+        assert_eq!(pods[0]["containers"][0]["name"], "app");
+        assert!(
+            fake.calls()
+                .iter()
+                .any(|c| c.method == "ListPodSandboxStats"),
+            "{:?}",
+            fake.calls()
+        );
+
+        // The runtime does not implement ListPodSandboxStats: container stats, summed.
+        fake.fail(
+            "ListPodSandboxStats",
+            Some((tonic::Code::Unimplemented, "not implemented")),
+        );
+        let (status, _, body) = get(&app, "/stats/summary?only_cpu_and_memory=true").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["pods"][0]["containers"][0]["name"], "app", "{body}");
+        assert!(v["pods"][0]["cpu"].is_object(), "{body}");
+        assert!(v["node"].get("fs").is_none(), "{body}");
+        fake.take_calls();
+        let (status, ct, text) = get(&app, "/metrics/resource").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(ct, "text/plain; version=0.0.4; charset=utf-8");
+        assert!(text.ends_with("resource_scrape_error 0\n"), "{text}");
+        assert!(
+            text.contains("container_cpu_usage_seconds_total{container=\"app\",namespace=\"ns\",pod=\"mine\"} 0 "),
+            "{text}"
+        );
+        assert!(
+            !fake
+                .calls()
+                .iter()
+                .any(|c| c.method == "ListPodSandboxStats"),
+            "not asked again once unimplemented"
+        );
+
+        // The runtime fails.
+        fake.fail(
+            "ListPodSandbox",
+            Some((tonic::Code::Unavailable, "runtime down")),
+        );
+        let (status, _, body) = get(&app, "/stats/summary").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            body.starts_with("Internal Error: CRI ListPodSandbox failed"),
+            "{body}"
+        );
+        assert!(body.contains("runtime down"), "{body}");
+        let (status, _, text) = get(&app, "/metrics/resource").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            text,
+            "# HELP resource_scrape_error [STABLE] 1 if there was an error while getting container metrics, 0 otherwise\n# TYPE resource_scrape_error gauge\nresource_scrape_error 1\n"
+        );
+    }
 }
