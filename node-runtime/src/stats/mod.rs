@@ -17,7 +17,8 @@
 //! `ListPodSandboxStats` when it answers, else `ListContainerStats` summed per pod (containerd
 //! 1.6 refuses the former for sandboxes without a cgroup parent); writable layers from the
 //! runtime, logs and volumes walked on disk. Only sandboxes and containers labelled for this
-//! node are reported, so several agents can share one runtime.
+//! node are listed and measured (the label selector goes to the runtime), so several agents
+//! can share one runtime.
 //!
 //! ```no_run
 //! # async fn demo(cri: node_runtime::CriClient, registry: node_runtime::PodRegistry) -> Result<(), node_runtime::Error> {
@@ -158,16 +159,17 @@ impl StatsSource {
         let mine: HashMap<String, String> =
             [(LABEL_MANAGED_BY.to_owned(), self.node_name.clone())].into();
         let sandboxes = cri_client.list_pod_sandboxes(mine.clone()).await?;
-        let containers = cri_client.list_containers(None, mine).await?;
+        let containers = cri_client.list_containers(None, mine.clone()).await?;
         let selected = compute::select_sandboxes(&sandboxes);
 
-        // Pod-level figures from the runtime when it gives them, else container figures.
+        // Pod-level figures from the runtime when it gives them, else container figures;
+        // both asked for this node's labels only (the runtime may be shared).
         let mut sandbox_stats: Vec<cri::PodSandboxStats> = Vec::new();
         let mut container_stats: Vec<cri::ContainerStats> = Vec::new();
         let mut from_sandboxes = false;
         if !selected.is_empty() {
             if !self.sandbox_stats_unimplemented.load(Ordering::Relaxed) {
-                match cri_client.list_pod_sandbox_stats().await {
+                match list_sandbox_stats(cri_client, mine.clone()).await {
                     Ok(list) => {
                         sandbox_stats = list;
                         from_sandboxes = true;
@@ -183,7 +185,7 @@ impl StatsSource {
                 }
             }
             if !from_sandboxes {
-                container_stats = cri_client.list_container_stats(None).await?;
+                container_stats = list_container_stats(cri_client, mine).await?;
             }
         }
         let plans = plan_pods(
@@ -513,6 +515,76 @@ fn volume_plugin(v: &k8s_openapi::api::core::v1::Volume) -> Option<(&'static str
         return Some((crate::api_volumes::DOWNWARD_API_PLUGIN, false));
     }
     None
+}
+
+/// Runs one CRI call with the kubelet's deadline for it ([`crate::call_deadline`]), sent as
+/// the request's `grpc-timeout` and enforced here.
+async fn bounded_call<Req, Resp, Fut>(
+    cri_client: &CriClient,
+    name: &'static str,
+    message: Req,
+    send: impl FnOnce(tonic::Request<Req>) -> Fut,
+) -> Result<Resp, RuntimeError>
+where
+    Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+{
+    let deadline = crate::call_deadline(name, cri_client.request_timeout(), 0);
+    let mut request = tonic::Request::new(message);
+    if let Some(d) = deadline {
+        request.set_timeout(d);
+    }
+    let answer = match deadline {
+        Some(d) => tokio::time::timeout(d, send(request))
+            .await
+            .unwrap_or_else(|_| {
+                Err(tonic::Status::deadline_exceeded(format!(
+                    "context deadline exceeded (no answer within {d:?})"
+                )))
+            }),
+        None => send(request).await,
+    };
+    answer
+        .map(tonic::Response::into_inner)
+        .map_err(|status| RuntimeError::call(name, status))
+}
+
+/// `ListPodSandboxStats` of the sandboxes carrying `labels`.
+async fn list_sandbox_stats(
+    cri_client: &CriClient,
+    labels: HashMap<String, String>,
+) -> Result<Vec<cri::PodSandboxStats>, RuntimeError> {
+    let mut stub = cri_client.runtime();
+    let req = cri::ListPodSandboxStatsRequest {
+        filter: Some(cri::PodSandboxStatsFilter {
+            id: String::new(),
+            label_selector: labels,
+        }),
+    };
+    let resp = bounded_call(cri_client, "ListPodSandboxStats", req, |r| async move {
+        stub.list_pod_sandbox_stats(r).await
+    })
+    .await?;
+    Ok(resp.stats)
+}
+
+/// `ListContainerStats` of the containers carrying `labels`.
+async fn list_container_stats(
+    cri_client: &CriClient,
+    labels: HashMap<String, String>,
+) -> Result<Vec<cri::ContainerStats>, RuntimeError> {
+    let mut stub = cri_client.runtime();
+    let req = cri::ListContainerStatsRequest {
+        filter: Some(cri::ContainerStatsFilter {
+            id: String::new(),
+            pod_sandbox_id: String::new(),
+            label_selector: labels,
+        }),
+    };
+    let resp = bounded_call(cri_client, "ListContainerStats", req, |r| async move {
+        stub.list_container_stats(r).await
+    })
+    .await?;
+    Ok(resp.stats)
 }
 
 /// Which pods to report and with which container figures: from the runtime's sandbox stats
