@@ -402,11 +402,27 @@ pub struct PSIData {
     /// Cumulative stall time in microseconds.
     pub total: u64,
     /// Share of the last 10 s, in percent.
+    #[serde(serialize_with = "go_json_float")]
     pub avg10: f64,
     /// Share of the last 60 s, in percent.
+    #[serde(serialize_with = "go_json_float")]
     pub avg60: f64,
     /// Share of the last 300 s, in percent.
+    #[serde(serialize_with = "go_json_float")]
     pub avg300: f64,
+}
+
+/// A float as Go's `encoding/json` writes it: a whole number without a fraction (`0`, not
+/// `0.0`); anything else as serde_json writes it (the shortest round-trip digits).
+fn go_json_float<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "a whole number below 1e15 is exactly an i64"
+        )]
+        return s.serialize_i64(*v as i64);
+    }
+    s.serialize_f64(*v)
 }
 
 /// Swap figures.
@@ -588,6 +604,23 @@ mod tests {
                 "containers": []
             })
         );
+    }
+
+    #[test]
+    fn psi_averages_are_written_as_go_writes_floats() {
+        let p = PSIData {
+            total: 5,
+            avg10: 0.0,
+            avg60: 70.66,
+            avg300: 100.0,
+        };
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"{"total":5,"avg10":0,"avg60":70.66,"avg300":100}"#
+        );
+        let back: PSIData =
+            serde_json::from_str(r#"{"total":5,"avg10":0,"avg60":70.66,"avg300":100}"#).unwrap();
+        assert_eq!(back, p);
     }
 
     #[test]
