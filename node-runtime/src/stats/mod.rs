@@ -60,8 +60,14 @@ pub struct StatsSource {
     cgroup_version: OnceLock<Option<CgroupVersion>>,
     cache: Mutex<CpuRateCache>,
     sandbox_stats_unimplemented: AtomicBool,
+    sandbox_stats_retry: Mutex<Option<std::time::Instant>>,
     walk: WalkLimits,
 }
+
+/// After `ListPodSandboxStats` failed (other than unimplemented), how long container stats
+/// are used without asking it again: containerd 1.6 fails it on every call for sandboxes
+/// without a cgroup parent, and the container figures say the same.
+const SANDBOX_STATS_RETRY: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl std::fmt::Debug for StatsSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -122,6 +128,7 @@ impl StatsSource {
             cgroup_version: OnceLock::new(),
             cache: Mutex::new(CpuRateCache::default()),
             sandbox_stats_unimplemented: AtomicBool::new(false),
+            sandbox_stats_retry: Mutex::new(None),
             walk: WalkLimits::default(),
         }
     }
@@ -168,7 +175,7 @@ impl StatsSource {
         let mut container_stats: Vec<cri::ContainerStats> = Vec::new();
         let mut from_sandboxes = false;
         if !selected.is_empty() {
-            if !self.sandbox_stats_unimplemented.load(Ordering::Relaxed) {
+            if self.ask_sandbox_stats() {
                 match list_sandbox_stats(cri_client, mine.clone()).await {
                     Ok(list) => {
                         sandbox_stats = list;
@@ -178,10 +185,17 @@ impl StatsSource {
                         self.sandbox_stats_unimplemented
                             .store(true, Ordering::Relaxed);
                     }
-                    Err(e) => tracing::debug!(
-                        error = %e.with_cause(),
-                        "stats: ListPodSandboxStats failed, using ListContainerStats"
-                    ),
+                    Err(e) => {
+                        tracing::debug!(
+                            error = %e.with_cause(),
+                            "stats: ListPodSandboxStats failed, using ListContainerStats"
+                        );
+                        *self
+                            .sandbox_stats_retry
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                            std::time::Instant::now().checked_add(SANDBOX_STATS_RETRY);
+                    }
                 }
             }
             if !from_sandboxes {
@@ -398,6 +412,19 @@ impl StatsSource {
         } else {
             summary
         })
+    }
+
+    /// Whether to ask `ListPodSandboxStats` now: not once the runtime said it does not
+    /// implement it, not for a while after it failed.
+    fn ask_sandbox_stats(&self) -> bool {
+        if self.sandbox_stats_unimplemented.load(Ordering::Relaxed) {
+            return false;
+        }
+        let retry = *self
+            .sandbox_stats_retry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        retry.is_none_or(|at| std::time::Instant::now() >= at)
     }
 
     fn node_stats(&self, node: &NodeReading, rate: Option<u64>, now: Time) -> NodeStats {
