@@ -375,48 +375,128 @@ impl Default for WalkLimits {
     }
 }
 
-/// Bytes (allocated blocks × 512) and inodes used below `path`, like `du`: symlinks are
-/// counted but never followed, other filesystems mounted below are not entered, a hard-linked
-/// file counts once. `None` when `path` cannot be looked at (missing).
+/// Bytes (allocated blocks × 512) and inodes used below `path`, like `du`: every step is an
+/// `openat(O_NOFOLLOW)` / `fstatat(AT_SYMLINK_NOFOLLOW)` relative to the directory above, so a
+/// symlink (even one a container swaps in while the walk runs) is counted but never followed;
+/// other filesystems mounted below are not entered; a hard-linked file counts once; at most
+/// `limits.max_entries` entries and `limits.max_depth` levels (what was counted so far is the
+/// answer then). `None` when `path` cannot be looked at (missing).
 #[must_use]
 pub fn disk_usage(path: &Path, limits: WalkLimits) -> Option<(u64, u64)> {
+    use std::os::fd::AsFd as _;
+    use std::rc::Rc;
+
     let top = std::fs::symlink_metadata(path).ok()?;
     let dev = top.dev();
-    let mut bytes = top.blocks().saturating_mul(512);
-    let mut inodes = 1u64;
-    let mut seen_links: HashSet<(u64, u64)> = HashSet::new();
-    let mut entries = 0usize;
-    let mut stack = Vec::new();
-    if top.is_dir() {
-        stack.push((path.to_path_buf(), 0usize));
+    let mut walk = Walk {
+        dev,
+        bytes: top.blocks().saturating_mul(512),
+        inodes: 1,
+        entries: 0,
+        max_entries: limits.max_entries,
+        seen_links: HashSet::new(),
+    };
+    if !top.is_dir() {
+        return Some((walk.bytes, walk.inodes));
     }
-    while let Some((dir, depth)) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in rd.flatten() {
-            entries += 1;
-            if entries > limits.max_entries {
-                tracing::debug!(path = %path.display(), "stats: disk usage walk cut short");
-                return Some((bytes, inodes));
-            }
-            let Ok(meta) = entry.metadata() else {
-                continue;
-            };
-            if meta.dev() != dev {
-                continue;
-            }
-            if meta.nlink() > 1 && !meta.is_dir() && !seen_links.insert((meta.dev(), meta.ino())) {
-                continue;
-            }
-            bytes = bytes.saturating_add(meta.blocks().saturating_mul(512));
-            inodes = inodes.saturating_add(1);
-            if meta.is_dir() && depth < limits.max_depth {
-                stack.push((entry.path(), depth + 1));
+    let Ok(fd) = nix::fcntl::open(path, walk_dir_flags(), nix::sys::stat::Mode::empty()) else {
+        return Some((walk.bytes, walk.inodes));
+    };
+    // Directories still to read: (parent, name, depth). A parent stays open while a child of
+    // it is pending; depth-first, that is at most one parent per level.
+    let mut pending: Vec<(Rc<std::os::fd::OwnedFd>, std::ffi::OsString, usize)> = Vec::new();
+    let mut next = Some((Rc::new(fd), 0usize));
+    while let Some((dir, depth)) = next.take() {
+        for name in walk.visit(dir.as_fd()) {
+            if depth < limits.max_depth {
+                pending.push((dir.clone(), name, depth + 1));
             }
         }
+        if walk.entries > walk.max_entries {
+            tracing::debug!(path = %path.display(), "stats: disk usage walk cut short");
+            break;
+        }
+        while let Some((parent, name, depth)) = pending.pop() {
+            let opened = nix::fcntl::openat(
+                parent.as_fd(),
+                name.as_os_str(),
+                walk_dir_flags(),
+                nix::sys::stat::Mode::empty(),
+            );
+            let Ok(child) = opened else { continue };
+            // A filesystem mounted there since it was looked at: not entered.
+            if nix::sys::stat::fstat(child.as_fd()).map(|st| wide(st.st_dev)) != Ok(dev) {
+                continue;
+            }
+            next = Some((Rc::new(child), depth));
+            break;
+        }
     }
-    Some((bytes, inodes))
+    Some((walk.bytes, walk.inodes))
+}
+
+fn walk_dir_flags() -> nix::fcntl::OFlag {
+    use nix::fcntl::OFlag;
+    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
+}
+
+/// The running totals of a [`disk_usage`] walk.
+struct Walk {
+    dev: u64,
+    bytes: u64,
+    inodes: u64,
+    entries: usize,
+    max_entries: usize,
+    seen_links: HashSet<(u64, u64)>,
+}
+
+impl Walk {
+    /// Counts the entries of `dir` and returns the names of its subdirectories on the same
+    /// filesystem.
+    fn visit(&mut self, dir: std::os::fd::BorrowedFd<'_>) -> Vec<std::ffi::OsString> {
+        use nix::fcntl::{AtFlags, OFlag};
+        use std::os::unix::ffi::OsStrExt as _;
+
+        let mut subdirs = Vec::new();
+        let Ok(mut listing) = nix::dir::Dir::openat(
+            dir,
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        ) else {
+            return subdirs;
+        };
+        for entry in listing.iter() {
+            let Ok(entry) = entry else { break };
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            self.entries += 1;
+            if self.entries > self.max_entries {
+                break;
+            }
+            let name = std::ffi::OsStr::from_bytes(name);
+            let Ok(st) = nix::sys::stat::fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) else {
+                continue;
+            };
+            let (dev, ino) = (wide(st.st_dev), wide(st.st_ino));
+            if dev != self.dev {
+                continue;
+            }
+            let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+            if !is_dir && wide(st.st_nlink) > 1 && !self.seen_links.insert((dev, ino)) {
+                continue;
+            }
+            let blocks = u64::try_from(st.st_blocks).unwrap_or(0);
+            self.bytes = self.bytes.saturating_add(blocks.saturating_mul(512));
+            self.inodes = self.inodes.saturating_add(1);
+            if is_dir {
+                subdirs.push(name.to_os_string());
+            }
+        }
+        subdirs
+    }
 }
 
 #[cfg(test)]
@@ -623,6 +703,35 @@ vethab12: 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1
         assert_eq!(inodes, 4);
         assert!(bytes >= 64 * 1024, "{bytes}");
         assert!(bytes < 1024 * 1024, "{bytes}: the symlink was followed");
+        // A symlinked top is not walked either.
+        std::os::unix::fs::symlink("/usr", dir.path().join("link")).unwrap();
+        assert_eq!(
+            disk_usage(&dir.path().join("link"), WalkLimits::default()).map(|u| u.1),
+            Some(1)
+        );
+        // Depth-bounded.
+        std::fs::create_dir_all(d.join("x/y/z")).unwrap();
+        let (_, deep) = disk_usage(
+            &d,
+            WalkLimits {
+                max_entries: 1000,
+                max_depth: 64,
+            },
+        )
+        .unwrap();
+        let (_, shallow) = disk_usage(
+            &d,
+            WalkLimits {
+                max_entries: 1000,
+                max_depth: 0,
+            },
+        )
+        .unwrap();
+        assert_eq!(deep, 7);
+        assert_eq!(
+            shallow, 5,
+            "vol and its own entries (sub, b, escape, x) only"
+        );
         // Bounded: stops early, still an answer.
         let (_, inodes) = disk_usage(
             &d,
