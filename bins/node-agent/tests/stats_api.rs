@@ -480,18 +480,40 @@ spec:
     command: [\"/bin/sh\", \"-c\", \"trap 'exit 0' TERM; while true; do sleep 1; done\"]
 "
     );
+    // A pod on the pod network (when the test run's containerd has its CNI plugins): its
+    // network figures come from its sandbox's network namespace.
+    let pod_network = node_runtime::test_support::pod_subnet("stats_api").is_some();
+    let netpod = format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: netpod
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: app
+    image: {image}
+    imagePullPolicy: Never
+    command: [\"/bin/sh\", \"-c\", \"trap 'exit 0' TERM; while true; do sleep 1; done\"]
+"
+    );
     let spec = AgentSpec::new(dir.path(), "stats_api", &endpoint);
     let node = spec.node.clone();
-    let mut agent = spec
+    let mut spec = spec
         .config(OPEN_AUTH)
         .manifest("burner.yaml", &burner)
-        .manifest("quiet.yaml", &quiet)
-        .spawn();
+        .manifest("quiet.yaml", &quiet);
+    if pod_network {
+        spec = spec.manifest("netpod.yaml", &netpod);
+    }
+    let mut agent = spec.spawn();
+    let netpod_name = format!("netpod-{node}");
     agent.wait_healthy(START);
     let burner_name = format!("burner-{node}");
     let quiet_name = format!("quiet-{node}");
     let list = agent.wait_pods(&[], POD_UP, |v| {
-        running(v, &burner_name).is_some()
+        (!pod_network || running(v, &netpod_name).is_some())
+            && running(v, &burner_name).is_some()
             && running(v, &quiet_name).is_some_and(|p| {
                 p["status"]["containerStatuses"]
                     .as_array()
@@ -603,6 +625,25 @@ spec:
         eph.used_bytes.unwrap() >= 512 * 1024,
         "emptyDir counted: {body}"
     );
+    // The pod-network pod: its own interfaces, eth0 inlined; host-network pods have none.
+    if pod_network {
+        let np = pod(&summary, &netpod_name).unwrap_or_else(|| panic!("{body}"));
+        let net = np
+            .network
+            .as_ref()
+            .unwrap_or_else(|| panic!("no pod network: {body}"));
+        assert_eq!(net.name, "eth0", "{body}");
+        assert!(net.rx_bytes.is_some() && net.tx_bytes.is_some(), "{body}");
+        assert_time(net.time.as_ref(), "pod.network.time");
+        let names: Vec<&str> = net
+            .interfaces
+            .iter()
+            .flatten()
+            .map(|i| i.name.as_str())
+            .collect();
+        assert!(!names.contains(&"lo"), "{body}");
+    }
+    assert!(bp.network.is_none(), "host network: {body}");
     // Only this node's pods.
     assert!(
         summary.pods.iter().all(|p| p.pod_ref.name.ends_with(&node)),

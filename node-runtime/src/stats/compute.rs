@@ -515,10 +515,11 @@ pub fn apply_sandbox_stats(
     }
 }
 
-/// The node's network figures: `eth0` inlined as the default interface (an empty name when
-/// there is none), every interface listed.
+/// Network figures of a network namespace (the node's, a pod's): `eth0` inlined as the
+/// default interface (an empty name when there is none), every interface listed; `None`
+/// without interfaces.
 #[must_use]
-pub fn node_network(interfaces: Vec<InterfaceStats>, time: Time) -> Option<NetworkStats> {
+pub fn network_stats(interfaces: Vec<InterfaceStats>, time: Time) -> Option<NetworkStats> {
     if interfaces.is_empty() {
         return None;
     }
@@ -532,6 +533,15 @@ pub fn node_network(interfaces: Vec<InterfaceStats>, time: Time) -> Option<Netwo
         default_interface,
         interfaces,
     })
+}
+
+/// The sandbox process's PID in a runtime's verbose status (containerd and CRI-O put a JSON
+/// document with `"pid"` under `info`), when it is a plausible PID.
+#[must_use]
+pub fn pid_from_verbose_info(info: &std::collections::HashMap<String, String>) -> Option<u32> {
+    let doc: serde_json::Value = serde_json::from_str(info.get("info")?).ok()?;
+    let pid = u32::try_from(doc.get("pid")?.as_u64()?).ok()?;
+    (pid > 0 && i32::try_from(pid).is_ok()).then_some(pid)
 }
 
 /// The node's CPU from the root cgroup's cumulative usage and the rate decided by the cache.
@@ -931,6 +941,25 @@ mod tests {
     }
 
     #[test]
+    fn sandbox_pid_from_the_verbose_status() {
+        let info =
+            |v: &str| -> HashMap<String, String> { [("info".to_owned(), v.to_owned())].into() };
+        assert_eq!(
+            pid_from_verbose_info(&info(r#"{"pid": 4242, "processStatus": "running"}"#)),
+            Some(4242)
+        );
+        assert_eq!(pid_from_verbose_info(&info(r#"{"pid": 0}"#)), None);
+        assert_eq!(pid_from_verbose_info(&info(r#"{"pid": -1}"#)), None);
+        assert_eq!(
+            pid_from_verbose_info(&info(r#"{"pid": 99999999999}"#)),
+            None
+        );
+        assert_eq!(pid_from_verbose_info(&info(r#"{"pid": "12"}"#)), None);
+        assert_eq!(pid_from_verbose_info(&info("garbage")), None);
+        assert_eq!(pid_from_verbose_info(&HashMap::new()), None);
+    }
+
+    #[test]
     fn node_network_inlines_eth0() {
         let ifs = vec![
             InterfaceStats {
@@ -943,10 +972,10 @@ mod tests {
                 ..InterfaceStats::default()
             },
         ];
-        let n = node_network(ifs, Time(1)).unwrap();
+        let n = network_stats(ifs, Time(1)).unwrap();
         assert_eq!(n.default_interface.name, "eth0");
         assert_eq!(n.interfaces.len(), 2);
-        assert!(node_network(Vec::new(), Time(1)).is_none());
+        assert!(network_stats(Vec::new(), Time(1)).is_none());
     }
 
     #[test]

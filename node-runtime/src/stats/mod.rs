@@ -97,6 +97,8 @@ struct PodDiskRequest {
     log_dirs: Vec<Option<PathBuf>>,
     volumes: Vec<(String, PathBuf, bool)>,
     etc_hosts: Option<PathBuf>,
+    /// The sandbox's process, whose network namespace is the pod's (pod-network pods only).
+    net_pid: Option<u32>,
 }
 
 /// Their answers.
@@ -105,6 +107,8 @@ struct PodDiskAnswer {
     logs: Vec<Option<(u64, u64)>>,
     volumes: Vec<(String, bool, Option<FsStats>)>,
     etc_hosts: Option<(u64, u64)>,
+    /// The interfaces of the pod's network namespace.
+    interfaces: Vec<InterfaceStats>,
 }
 
 /// A pod to report: its sandbox, the runtime's pod-level figures if any, its running
@@ -222,7 +226,7 @@ impl StatsSource {
         };
 
         // Everything on disk, off the executor.
-        let disk_requests: Vec<PodDiskRequest> = if only_cpu_and_memory {
+        let mut disk_requests: Vec<PodDiskRequest> = if only_cpu_and_memory {
             Vec::new()
         } else {
             plans
@@ -230,6 +234,21 @@ impl StatsSource {
                 .map(|p| self.disk_request(p, registry))
                 .collect()
         };
+        // The pod's network, from its sandbox's network namespace, for pods on the pod network
+        // whose runtime did not report it (a host-network pod's would be the node's).
+        for (req, plan) in disk_requests.iter_mut().zip(&plans) {
+            let has_network = plan.sandbox_stats.is_some_and(|s| s.network.is_some());
+            let pod_network = plan
+                .sandbox
+                .metadata
+                .as_ref()
+                .and_then(|m| registry.get_by_uid(&m.uid))
+                .and_then(|info| info.pod)
+                .and_then(|pod| pod.spec.as_ref().map(|s| s.host_network != Some(true)));
+            if pod_network == Some(true) && !has_network {
+                req.net_pid = sandbox_pid(cri_client, &plan.sandbox.id).await;
+            }
+        }
         let mountpoints: BTreeSet<String> = if only_cpu_and_memory {
             BTreeSet::new()
         } else {
@@ -271,7 +290,7 @@ impl StatsSource {
                 .collect();
             let disk: Vec<PodDiskAnswer> = disk_requests
                 .iter()
-                .map(|r| answer_disk(r, walk, now))
+                .map(|r| answer_disk(&host_root, r, walk, now))
                 .collect();
             Ok((node, mount_fs, disk))
         })
@@ -375,6 +394,9 @@ impl StatsSource {
             }
             if let Some(answer) = answer {
                 pod.swap = swap;
+                if pod.network.is_none() {
+                    pod.network = compute::network_stats(answer.interfaces.clone(), now);
+                }
                 let mut ephemeral = Vec::new();
                 for (name, is_ephemeral, fs) in &answer.volumes {
                     let Some(fs) = fs else { continue };
@@ -453,7 +475,7 @@ impl StatsSource {
                 time: now,
                 psi: Some(psi),
             }),
-            network: compute::node_network(node.interfaces.clone(), now),
+            network: compute::network_stats(node.interfaces.clone(), now),
             fs: node.root_fs.clone(),
             runtime: None,
             rlimit: (node.pid_max.is_some() || node.tasks.is_some()).then_some(RlimitStats {
@@ -517,6 +539,7 @@ impl StatsSource {
             log_dirs,
             volumes,
             etc_hosts,
+            net_pid: None,
         }
     }
 }
@@ -573,6 +596,27 @@ where
     answer
         .map(tonic::Response::into_inner)
         .map_err(|status| RuntimeError::call(name, status))
+}
+
+/// The PID of a sandbox's process from the runtime's verbose `PodSandboxStatus` (`None`
+/// when the runtime does not say).
+async fn sandbox_pid(cri_client: &CriClient, sandbox_id: &str) -> Option<u32> {
+    let mut stub = cri_client.runtime();
+    let req = cri::PodSandboxStatusRequest {
+        pod_sandbox_id: sandbox_id.to_owned(),
+        verbose: true,
+    };
+    match bounded_call(cri_client, "PodSandboxStatus", req, |r| async move {
+        stub.pod_sandbox_status(r).await
+    })
+    .await
+    {
+        Ok(resp) => compute::pid_from_verbose_info(&resp.info),
+        Err(e) => {
+            tracing::debug!(error = %e.with_cause(), "stats: PodSandboxStatus failed");
+            None
+        }
+    }
 }
 
 /// `ListPodSandboxStats` of the sandboxes carrying `labels`.
@@ -730,8 +774,18 @@ fn read_node(
 }
 
 /// Walks what a pod's request names (blocking).
-fn answer_disk(req: &PodDiskRequest, walk: WalkLimits, now: Time) -> PodDiskAnswer {
+fn answer_disk(
+    root: &HostRoot,
+    req: &PodDiskRequest,
+    walk: WalkLimits,
+    now: Time,
+) -> PodDiskAnswer {
     PodDiskAnswer {
+        interfaces: req
+            .net_pid
+            .and_then(|pid| host::read(root, &format!("/proc/{pid}/net/dev")))
+            .map(|t| host::parse_net_dev(&t))
+            .unwrap_or_default(),
         logs: req
             .log_dirs
             .iter()
