@@ -12,7 +12,11 @@
 //!
 //! ```no_run
 //! # async fn demo(cri: node_runtime::CriClient, registry: node_runtime::PodRegistry) {
-//! let api = node_api::PodApi::new("node-1", registry, cri);
+//! let paths = node_runtime::NodePaths {
+//!     root_dir: "/var/lib/kubelet".into(),
+//!     pod_logs_dir: "/var/log/pods".into(),
+//! };
+//! let api = node_api::PodApi::new("node-1", registry, cri, paths);
 //! let routes: axum::Router = node_api::router(api);
 //! # let _ = routes;
 //! # }
@@ -30,7 +34,7 @@ pub mod streaming;
 use std::sync::Arc;
 
 use axum::Router;
-use node_runtime::{CriClient, PodInfo, PodRegistry};
+use node_runtime::{CriClient, NodePaths, PodInfo, PodRegistry};
 
 pub use error::ApiError;
 /// The crate's error type (the same as [`ApiError`]).
@@ -56,10 +60,16 @@ struct Inner {
 }
 
 impl PodApi {
-    /// The routes' state for the node `node_name`.
-    pub fn new(node_name: impl Into<String>, registry: PodRegistry, cri: CriClient) -> Self {
+    /// The routes' state for the node `node_name` whose kubelet directories (root dir, pod
+    /// logs dir) are `paths`.
+    pub fn new(
+        node_name: impl Into<String>,
+        registry: PodRegistry,
+        cri: CriClient,
+        paths: NodePaths,
+    ) -> Self {
         let node_name = node_name.into();
-        let stats = stats::StatsSource::new(&node_name);
+        let stats = stats::StatsSource::new(node_name.clone(), paths);
         Self {
             inner: Arc::new(Inner {
                 node_name,

@@ -410,7 +410,15 @@ mod tests {
             containers: vec![container],
         });
         Setup {
-            router: router(PodApi::new("node", registry, cri)),
+            router: router(PodApi::new(
+                "node",
+                registry,
+                cri,
+                node_runtime::NodePaths {
+                    root_dir: dir.path().join("root"),
+                    pod_logs_dir: dir.path().join("logs"),
+                },
+            )),
             _fake: fake,
             _dir: dir,
             log,

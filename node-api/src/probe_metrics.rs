@@ -11,7 +11,7 @@ use http::{StatusCode, header};
 use crate::PodApi;
 
 /// The content type of the text format the kubelet's registries answer with.
-pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const TEXT_FORMAT: &str = node_runtime::stats::metrics::CONTENT_TYPE;
 
 /// The `/metrics/probes` route over `api` (empty when no probe metrics were given).
 pub fn router(api: PodApi) -> Router {

@@ -278,15 +278,23 @@ pub async fn run(cli: Cli) -> Result<(), AgentError> {
         host_ip: host_ip.clone(),
         sync_health: Arc::new(node_runtime::sync_loop::SyncHealth::default()),
         sync_threshold: node_runtime::sync_loop::health_threshold(cfg.sync_frequency.to_std()),
-        pod_api: node_api::PodApi::new(node_name.clone(), registry.clone(), runtime.clone())
-            .with_probe_metrics(manager.prober().metrics())
-            .with_split_log_streams(loaded.feature_gates.enabled("PodLogsQuerySplitStreams"))
-            .with_debugging_handlers(cfg.enable_debugging_handlers.unwrap_or(true))
-            .with_system_logs(
-                cfg.enable_system_log_handler
-                    .unwrap_or(true)
-                    .then(|| node_api::node_logs::SYSTEM_LOG_DIR.into()),
-            ),
+        pod_api: node_api::PodApi::new(
+            node_name.clone(),
+            registry.clone(),
+            runtime.clone(),
+            NodePaths {
+                root_dir: layout.root.clone(),
+                pod_logs_dir: layout.pod_logs.clone(),
+            },
+        )
+        .with_probe_metrics(manager.prober().metrics())
+        .with_split_log_streams(loaded.feature_gates.enabled("PodLogsQuerySplitStreams"))
+        .with_debugging_handlers(cfg.enable_debugging_handlers.unwrap_or(true))
+        .with_system_logs(
+            cfg.enable_system_log_handler
+                .unwrap_or(true)
+                .then(|| node_api::node_logs::SYSTEM_LOG_DIR.into()),
+        ),
     };
     let servers = api::start_servers(
         &cfg,

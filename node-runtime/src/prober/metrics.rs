@@ -84,35 +84,7 @@ fn kind_label(kind: ProbeKind) -> &'static str {
     }
 }
 
-/// A label value escaped for the text format (backslash, double quote, newline).
-#[must_use]
-pub fn escape_label_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A float as Go's text format writes it (`+Inf`, integers without a fraction).
-fn number(v: f64) -> String {
-    if v.is_infinite() {
-        if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        }
-    } else if v.is_nan() {
-        "NaN".into()
-    } else {
-        format!("{v}")
-    }
-}
+use crate::stats::metrics::{escape_label_value, go_float as number};
 
 impl ProbeMetrics {
     /// Counts one probe run; `took` is observed in the histogram for a successful run.
@@ -275,10 +247,5 @@ mod tests {
         m.remove(&r);
         assert!(!m.render().contains("Readiness"));
         assert_eq!(m.len(), 1);
-    }
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(escape_label_value("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
     }
 }
