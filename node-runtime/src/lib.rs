@@ -22,6 +22,12 @@
 //!   `syncloop` health the kubelet's `/healthz` and watchdog check.
 //! * [`shutdown`]: graceful node shutdown: pods stopped in priority groups, each with its grace
 //!   period, recorded in `graceful_node_shutdown_state`.
+//! * [`cri_logs`]: the kubelet's container log reader (`containerLogs` queries, the CRI log
+//!   format with partial lines, tail, since, limits, timestamps, follow across rotations).
+//! * [`log_rotation`]: the kubelet's container log manager (size-based rotation, gzip,
+//!   `ReopenContainerLog`), on directory descriptors that never follow symlinks.
+//! * [`stats`]: the kubelet's `/stats/summary` types and collection (CRI stats, the node's
+//!   cgroups, `/proc`, statvfs) and the `/metrics/resource` text.
 //!
 //! ```no_run
 //! use node_runtime::{ClientOptions, CriClient, NodePaths, PodManager, StaticPodSource, SyncOptions};
