@@ -65,6 +65,48 @@ pub fn resolve(rest: &str) -> Option<(PathBuf, bool)> {
     Some((out, trailing))
 }
 
+/// `%XX` escapes decoded (a `+` stays a `+`: this is a path, not a form); `None` for a bad
+/// escape or bytes that are not UTF-8.
+pub fn percent_decode(path: &str) -> Option<String> {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The content type Go's `mime.TypeByExtension` gives a file name from its built-in table,
+/// `None` for other extensions (the content is sniffed then: [`content_type`]).
+pub fn type_by_extension(name: &str) -> Option<&'static str> {
+    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "avif" => "image/avif",
+        "css" => "text/css; charset=utf-8",
+        "gif" => "image/gif",
+        "htm" | "html" => "text/html; charset=utf-8",
+        "jpeg" | "jpg" => "image/jpeg",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "json" => "application/json",
+        "pdf" => "application/pdf",
+        "png" => "image/png",
+        "svg" => "image/svg+xml",
+        "wasm" => "application/wasm",
+        "webp" => "image/webp",
+        "xml" => "text/xml; charset=utf-8",
+        _ => return None,
+    })
+}
+
 /// The HTML listing of a directory as Go's `http.FileServer` writes it: entries sorted by
 /// name, directories with a trailing `/`, names HTML-escaped and hrefs percent-encoded.
 pub fn listing(mut entries: Vec<(String, bool)>) -> String {
@@ -143,7 +185,12 @@ async fn serve(State(api): State<PodApi>, req: Request) -> Response {
     let Some(root) = api.system_log_dir().map(Path::to_path_buf) else {
         return not_found();
     };
-    let path = req.uri().path();
+    // Go's file server works on the decoded path (`r.URL.Path`): `%20` is a space, `%2F` a
+    // separator, `%2e%2e` a `..` (cleaned like any other). A path that does not decode to
+    // UTF-8 names nothing here.
+    let Some(path) = percent_decode(req.uri().path()) else {
+        return not_found();
+    };
     let rest = path.strip_prefix("/logs/").unwrap_or_default().to_owned();
     let Some((relative, trailing)) = resolve(&rest) else {
         return not_found();
@@ -173,10 +220,9 @@ async fn serve(State(api): State<PodApi>, req: Request) -> Response {
             let file = tokio::fs::File::from_std(file);
             let stream = tokio_util_stream(file);
             let mut resp = Response::new(Body::from_stream(stream));
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static(content_type(&head)),
-            );
+            let kind = type_by_extension(&last).unwrap_or_else(|| content_type(&head));
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, header::HeaderValue::from_static(kind));
             resp.headers_mut()
                 .insert(header::CONTENT_LENGTH, header::HeaderValue::from(len));
             resp
@@ -272,6 +318,26 @@ fn tokio_util_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_are_decoded_as_go_decodes_them() {
+        assert_eq!(percent_decode("/logs/a%20b.log").unwrap(), "/logs/a b.log");
+        assert_eq!(percent_decode("/logs/p%2541").unwrap(), "/logs/p%41");
+        assert_eq!(percent_decode("/logs/a+b").unwrap(), "/logs/a+b");
+        assert_eq!(percent_decode("/logs/%2e%2e/x").unwrap(), "/logs/../x");
+        assert!(percent_decode("/logs/%zz").is_none());
+        assert!(percent_decode("/logs/%2").is_none());
+        assert!(percent_decode("/logs/%ff").is_none());
+        // What the listing links to comes back to the name.
+        let html = listing(vec![("a b&c%.log".into(), false)]);
+        assert!(html.contains("href=\"a%20b%26c%25.log\""), "{html}");
+        assert_eq!(percent_decode("a%20b%26c%25.log").unwrap(), "a b&c%.log");
+        assert!(resolve("a/..").is_some());
+        assert!(resolve(&percent_decode("%2e%2e/etc").unwrap()).is_none());
+        assert_eq!(type_by_extension("x.JSON"), Some("application/json"));
+        assert_eq!(type_by_extension("syslog"), None);
+        assert_eq!(type_by_extension("kern.log"), None);
+    }
 
     #[test]
     fn paths_stay_in_the_log_directory() {

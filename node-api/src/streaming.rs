@@ -116,9 +116,8 @@ pub fn forward_ports(query: &[(String, String)], websocket: bool) -> Result<Vec<
             return Err("query parameter \"port\" cannot be empty".to_owned());
         }
         for p in value.split(',') {
-            let port: u16 = p
-                .parse()
-                .map_err(|e| format!("unable to parse {value:?} as a port: {e}"))?;
+            let port =
+                parse_port(p).map_err(|e| format!("unable to parse {value:?} as a port: {e}"))?;
             if port < 1 {
                 return Err(format!("port {value:?} must be > 0"));
             }
@@ -128,14 +127,22 @@ pub fn forward_ports(query: &[(String, String)], websocket: bool) -> Result<Vec<
     Ok(ports)
 }
 
-/// The running container `name` of the pod (its runtime ID), as the kubelet's
-/// `findContainer` looks among the runtime's running containers; with a UID in the path the
-/// pod must have it.
-pub fn running_container(pod: &PodInfo, uid: Option<&str>, name: &str) -> Result<String, String> {
-    let not_found = || format!("container not found ({name:?})");
-    if uid.is_some_and(|u| u != pod.uid) {
-        return Err(not_found());
+/// A port as Go's `strconv.ParseUint(p, 10, 16)` reads it: decimal digits only (no sign, no
+/// spaces), at most 65535; the error as Go words it.
+fn parse_port(p: &str) -> Result<u16, String> {
+    if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("strconv.ParseUint: parsing {p:?}: invalid syntax"));
     }
+    p.parse::<u16>()
+        .map_err(|_| format!("strconv.ParseUint: parsing {p:?}: value out of range"))
+}
+
+/// The running container `name` of the pod (its runtime ID), as the kubelet's
+/// `findContainer` looks among the runtime's running containers. A `{uid}` path segment does
+/// not narrow the search: the kubelet's `Pods.FindPod` looks the pod up by its full name
+/// whenever it has one, which it always has here (`pkg/kubelet/container/runtime.go`).
+pub fn running_container(pod: &PodInfo, name: &str) -> Result<String, String> {
+    let not_found = || format!("container not found ({name:?})");
     let c = pod.container(name).ok_or_else(not_found)?;
     match (&c.state, &c.container_id) {
         (ContainerState::Running { .. }, Some(id)) => Ok(id.clone()),
@@ -170,26 +177,24 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response {
     node_server::text_response(status, body)
 }
 
+/// A runtime error as a Go gRPC client prints it (`rpc error: code = NotFound desc = ...`),
+/// which is what the kubelet's answers carry; other errors in full.
+pub fn runtime_error_text(err: &RuntimeError) -> String {
+    match err.grpc_status() {
+        Some(s) => format!("rpc error: code = {:?} desc = {}", s.code(), s.message()),
+        None => node_util::error_chain(err),
+    }
+}
+
 /// A failed streaming call as the kubelet's `streaming.WriteError` answers it: the gRPC
 /// code picks the status, the body is the error text.
 pub fn runtime_error_response(err: &RuntimeError) -> Response {
-    let (status, body) = match err.grpc_status() {
-        Some(s) => {
-            let status = match s.code() {
-                tonic::Code::NotFound => StatusCode::NOT_FOUND,
-                tonic::Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            (
-                status,
-                format!("rpc error: code = {:?} desc = {}", s.code(), s.message()),
-            )
-        }
-        None => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            node_util::error_chain(err),
-        ),
+    let status = match err.grpc_code() {
+        Some(tonic::Code::NotFound) => StatusCode::NOT_FOUND,
+        Some(tonic::Code::ResourceExhausted) => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
+    let body = runtime_error_text(err);
     let mut resp = text(status, body);
     if status == StatusCode::TOO_MANY_REQUESTS {
         resp.headers_mut().insert(
@@ -205,15 +210,15 @@ async fn exec(
     Path((ns, pod, container)): Path<(String, String, String)>,
     req: Request,
 ) -> Response {
-    remote_command(api, StreamKind::Exec, ns, pod, None, container, req).await
+    remote_command(api, StreamKind::Exec, ns, pod, container, req).await
 }
 
 async fn exec_uid(
     State(api): State<PodApi>,
-    Path((ns, pod, uid, container)): Path<(String, String, String, String)>,
+    Path((ns, pod, _uid, container)): Path<(String, String, String, String)>,
     req: Request,
 ) -> Response {
-    remote_command(api, StreamKind::Exec, ns, pod, Some(uid), container, req).await
+    remote_command(api, StreamKind::Exec, ns, pod, container, req).await
 }
 
 async fn attach(
@@ -221,15 +226,15 @@ async fn attach(
     Path((ns, pod, container)): Path<(String, String, String)>,
     req: Request,
 ) -> Response {
-    remote_command(api, StreamKind::Attach, ns, pod, None, container, req).await
+    remote_command(api, StreamKind::Attach, ns, pod, container, req).await
 }
 
 async fn attach_uid(
     State(api): State<PodApi>,
-    Path((ns, pod, uid, container)): Path<(String, String, String, String)>,
+    Path((ns, pod, _uid, container)): Path<(String, String, String, String)>,
     req: Request,
 ) -> Response {
-    remote_command(api, StreamKind::Attach, ns, pod, Some(uid), container, req).await
+    remote_command(api, StreamKind::Attach, ns, pod, container, req).await
 }
 
 async fn remote_command(
@@ -237,7 +242,6 @@ async fn remote_command(
     kind: StreamKind,
     ns: String,
     pod_name: String,
-    uid: Option<String>,
     container: String,
     req: Request,
 ) -> Response {
@@ -249,7 +253,7 @@ async fn remote_command(
     let Some(pod) = api.pod(&ns, &pod_name) else {
         return text(StatusCode::NOT_FOUND, "pod does not exist");
     };
-    let id = match running_container(&pod, uid.as_deref(), &container) {
+    let id = match running_container(&pod, &container) {
         Ok(id) => id,
         Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
@@ -318,22 +322,21 @@ async fn run(
     Path((ns, pod, container)): Path<(String, String, String)>,
     req: Request,
 ) -> Response {
-    run_in_container(api, ns, pod, None, container, req).await
+    run_in_container(api, ns, pod, container, req).await
 }
 
 async fn run_uid(
     State(api): State<PodApi>,
-    Path((ns, pod, uid, container)): Path<(String, String, String, String)>,
+    Path((ns, pod, _uid, container)): Path<(String, String, String, String)>,
     req: Request,
 ) -> Response {
-    run_in_container(api, ns, pod, Some(uid), container, req).await
+    run_in_container(api, ns, pod, container, req).await
 }
 
 async fn run_in_container(
     api: PodApi,
     ns: String,
     pod_name: String,
-    uid: Option<String>,
     container: String,
     req: Request,
 ) -> Response {
@@ -341,7 +344,7 @@ async fn run_in_container(
         return text(StatusCode::NOT_FOUND, "pod does not exist");
     };
     let cmd = run_command(&query_pairs(&req));
-    let id = match running_container(&pod, uid.as_deref(), &container) {
+    let id = match running_container(&pod, &container) {
         Ok(id) => id,
         Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e),
     };
@@ -366,10 +369,7 @@ async fn run_in_container(
                 String::from_utf8_lossy(&out.stderr)
             ),
         ),
-        Err(e) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            node_util::error_chain(&e),
-        ),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, runtime_error_text(&e)),
     }
 }
 
@@ -443,9 +443,17 @@ mod tests {
                 .unwrap_err()
                 .contains("must be > 0")
         );
-        for bad in ["65536", "-1", "8o", "80,"] {
+        for bad in ["65536", "-1", "8o", "80,", "+80", " 80"] {
             assert!(forward_ports(&q(&[("port", bad)]), true).is_err(), "{bad}");
         }
+        assert_eq!(
+            forward_ports(&q(&[("port", "65536")]), true).unwrap_err(),
+            "unable to parse \"65536\" as a port: strconv.ParseUint: parsing \"65536\": value out of range"
+        );
+        assert_eq!(
+            forward_ports(&q(&[("port", "8o")]), true).unwrap_err(),
+            "unable to parse \"8o\" as a port: strconv.ParseUint: parsing \"8o\": invalid syntax"
+        );
     }
 
     fn pod(state: ContainerState, id: Option<&str>) -> PodInfo {
@@ -481,13 +489,11 @@ mod tests {
     fn only_running_containers_of_the_named_pod_are_found() {
         let running = ContainerState::Running { started_at: 1 };
         let p = pod(running, Some("c1"));
-        assert_eq!(running_container(&p, None, "app").unwrap(), "c1");
-        assert_eq!(running_container(&p, Some("u-1"), "app").unwrap(), "c1");
+        assert_eq!(running_container(&p, "app").unwrap(), "c1");
         assert_eq!(
-            running_container(&p, Some("u-2"), "app").unwrap_err(),
-            "container not found (\"app\")"
+            running_container(&p, "other").unwrap_err(),
+            "container not found (\"other\")"
         );
-        assert!(running_container(&p, None, "other").is_err());
         let waiting = pod(
             ContainerState::Waiting {
                 reason: "CrashLoopBackOff".into(),
@@ -495,7 +501,7 @@ mod tests {
             },
             Some("c1"),
         );
-        assert!(running_container(&waiting, None, "app").is_err());
+        assert!(running_container(&waiting, "app").is_err());
     }
 
     #[test]

@@ -69,8 +69,9 @@ fn parse_stat(stat: &str, proc_stat: Option<&str>, ticks: f64, page: f64) -> Pro
     facts
 }
 
-impl Collector for ProcessCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+impl ProcessCollector {
+    /// `/proc/self/stat` and `/proc/stat` as read now.
+    fn facts(&self) -> ProcessFacts {
         // Clock ticks per second and the page size, with Linux's usual values as the fallback
         // when sysconf cannot say.
         let sysconf = |var, fallback: f64| {
@@ -81,7 +82,7 @@ impl Collector for ProcessCollector {
         };
         let ticks = sysconf(nix::unistd::SysconfVar::CLK_TCK, 100.0);
         let page = sysconf(nix::unistd::SysconfVar::PAGE_SIZE, 4096.0);
-        let mut facts = match self.root.read("proc/self/stat") {
+        match self.root.read("proc/self/stat") {
             Ok(stat) => parse_stat(
                 &stat,
                 self.root.read("proc/stat").ok().as_deref(),
@@ -89,7 +90,19 @@ impl Collector for ProcessCollector {
                 page,
             ),
             Err(_) => ProcessFacts::default(),
-        };
+        }
+    }
+
+    /// The process's start time, Unix seconds (`process_start_time_seconds`), when readable.
+    #[must_use]
+    pub fn start_time(&self) -> Option<f64> {
+        self.facts().start_time
+    }
+}
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let mut facts = self.facts();
         if let Ok(dir) = std::fs::read_dir(self.root.join("proc/self/fd")) {
             facts.open_fds = Some(dir.count() as f64);
         }

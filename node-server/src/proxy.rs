@@ -211,14 +211,38 @@ pub async fn proxy_upgrade(mut req: Request, runtime_url: &str) -> Response {
                 return;
             }
         };
-        let mut client = TokioIo::new(client);
-        let mut backend = TokioIo::new(backend);
-        match tokio::io::copy_bidirectional(&mut client, &mut backend).await {
-            Ok((up, down)) => tracing::debug!(up, down, "stream closed"),
-            Err(e) => tracing::debug!(error = %e, "stream ended"),
-        }
+        splice(TokioIo::new(client), TokioIo::new(backend)).await;
     });
     out
+}
+
+/// Copies both ways until either direction ends, then closes both connections, as the
+/// upgrade-aware proxy does (`upgradeaware.go`: "Wait for one half the connection to exit").
+/// Waiting for the other direction instead would hold a departed client's connection and the
+/// runtime's stream open until the command in the container ends.
+async fn splice<C, B>(client: C, backend: B)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite,
+    B: tokio::io::AsyncRead + tokio::io::AsyncWrite,
+{
+    use tokio::io::AsyncWriteExt;
+    let (mut client_read, mut client_write) = tokio::io::split(client);
+    let (mut backend_read, mut backend_write) = tokio::io::split(backend);
+    let up = async {
+        let r = tokio::io::copy(&mut client_read, &mut backend_write).await;
+        let _ = backend_write.shutdown().await;
+        r
+    };
+    let down = async {
+        let r = tokio::io::copy(&mut backend_read, &mut client_write).await;
+        let _ = client_write.shutdown().await;
+        r
+    };
+    tokio::select! {
+        r = up => tracing::debug!(result = ?r, "stream closed by the client"),
+        r = down => tracing::debug!(result = ?r, "stream closed by the runtime"),
+    }
+    // Both halves are dropped here: the connections close.
 }
 
 fn bytes_of(s: &'static str) -> axum::body::Bytes {
@@ -243,6 +267,31 @@ mod tests {
             );
         }
         h
+    }
+
+    #[tokio::test]
+    async fn a_splice_ends_both_ways_when_one_side_leaves() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (client, mut client_peer) = tokio::io::duplex(64);
+        let (backend, mut backend_peer) = tokio::io::duplex(64);
+        let task = tokio::spawn(splice(client, backend));
+        client_peer.write_all(b"up").await.unwrap();
+        let mut buf = [0u8; 2];
+        backend_peer.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"up");
+        backend_peer.write_all(b"dn").await.unwrap();
+        client_peer.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"dn");
+        // The client goes; the runtime side (a long-running exec) never closes by itself.
+        drop(client_peer);
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the splice ended")
+            .unwrap();
+        // The runtime's side sees its connection closed.
+        let mut rest = Vec::new();
+        backend_peer.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty());
     }
 
     #[test]

@@ -403,6 +403,7 @@ async fn node_logs_and_disabled_debugging_handlers() {
     std::fs::create_dir_all(&mine).unwrap();
     let _cleanup = RemoveOnDrop(mine.clone());
     std::fs::write(mine.join("hello.log"), "hi from /var/log\n").unwrap();
+    std::fs::write(mine.join("a b.json"), "{}\n").unwrap();
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("secret"), "secret\n").unwrap();
     std::os::unix::fs::symlink(outside.path().join("secret"), mine.join("escape")).unwrap();
@@ -437,6 +438,21 @@ async fn node_logs_and_disabled_debugging_handlers() {
         a.body
     );
     assert!(a.body.ends_with("\r\n\r\nhi from /var/log\n"), "{}", a.body);
+    // Paths are percent-decoded as Go's file server decodes them, and the listing's links
+    // lead back to the files; known extensions get Go's built-in content types.
+    let a = curl(&[&agent.url(&format!("/logs/{name}/"))]);
+    assert!(
+        a.body.contains("<a href=\"a%20b.json\">a b.json</a>"),
+        "{}",
+        a.body
+    );
+    let a = curl(&["-D", "-", &agent.url(&format!("/logs/{name}/a%20b.json"))]);
+    assert_eq!(a.status, 200, "{a:?}");
+    assert!(
+        a.body.contains("content-type: application/json"),
+        "{}",
+        a.body
+    );
     // A symlink inside the directory is followed; one leading out of it is not, and
     // neither is a path climbing out.
     let a = curl(&[&agent.url(&format!("/logs/{name}/inside"))]);
@@ -444,6 +460,11 @@ async fn node_logs_and_disabled_debugging_handlers() {
     let a = curl(&[&agent.url(&format!("/logs/{name}/escape"))]);
     assert_eq!(a.status, 404, "{a:?}");
     let a = curl(&["--path-as-is", &agent.url("/logs/../../etc/hostname")]);
+    assert_eq!(a.status, 404, "{a:?}");
+    let a = curl(&[
+        "--path-as-is",
+        &agent.url("/logs/%2e%2e/%2e%2e/etc/hostname"),
+    ]);
     assert_eq!(a.status, 404, "{a:?}");
     let a = curl(&[
         "--path-as-is",
