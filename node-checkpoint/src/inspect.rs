@@ -28,6 +28,8 @@ pub const MAX_METADATA_BYTES: u64 = 16 * 1024 * 1024;
 /// Most search matches reported one by one (the total is always counted).
 pub const MAX_REPORTED_MATCHES: usize = 100;
 const CHUNK: usize = 1 << 20;
+/// Buffer of the archive reader: a few tar headers and small metadata members.
+const HEADER_BUFFER: usize = 16 << 10;
 
 /// What to gather besides the summary.
 #[derive(Debug, Clone, Default)]
@@ -165,8 +167,13 @@ pub struct Inspection {
 /// Inspects the archive at `path`.
 pub fn inspect_file(path: &Path, options: &InspectOptions) -> Result<Inspection, CheckpointError> {
     let file = std::fs::File::open(path).map_err(|e| CheckpointError::io("opening", path, e))?;
+    // A small buffer: members are skipped with seeks, and each seek empties a `BufReader`,
+    // so a large buffer would be refilled in full for every 512-byte header that follows
+    // (1 MiB per member: 1.7 ms for a 20-member archive from the page cache, against 17 µs for
+    // the headers alone). The page search reads `CHUNK`-sized blocks, which a `BufReader`
+    // passes straight to the file.
     inspect_reader(
-        std::io::BufReader::with_capacity(CHUNK, file),
+        std::io::BufReader::with_capacity(HEADER_BUFFER, file),
         path,
         options,
     )
