@@ -86,6 +86,7 @@ pub mod interp;
 mod json;
 mod kubelet;
 pub mod loader;
+mod mix;
 mod profile;
 pub mod syscalls;
 mod validate;
@@ -94,7 +95,7 @@ pub use action::{Action, ActionName, EPERM, MAX_ERRNO};
 pub use analysis::{ArchStats, Explanation, Stats, explain, seccomp_data, stats};
 pub use arch::{AUDIT_ARCH_AARCH64, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, Arch, X32_SYSCALL_BIT};
 pub use bpf::{Insn, Program};
-pub use compile::{CompileOptions, MAX_INSNS, compile};
+pub use compile::{CompileOptions, MAX_INSNS, MIX_FLOOR, compile};
 pub use docker::{DockerContext, DockerProfile, parse_kernel};
 pub use error::{Error, Result};
 pub use file::MAX_PROFILE_BYTES;
@@ -103,5 +104,6 @@ pub use kubelet::{
     SeccompProfileType, SeccompResolver, SecurityProfile,
 };
 pub use loader::Filter;
+pub use mix::{MAX_MIX_BYTES, SyscallMix, WeightedCost, weighted_mean};
 pub use profile::{ArgCondition, Flag, Operator, Profile, SyscallRule};
 pub use validate::{ValidationReport, validate};
