@@ -860,3 +860,88 @@ fn emit_program(profile: &Profile, options: &CompileOptions) -> Result<Program> 
     }
     Ok(Program { insns })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mix(counts: &[(&str, u64)]) -> SyscallMix {
+        SyscallMix::from_counts(Arch::X86_64, counts.iter().copied(), "test").unwrap()
+    }
+
+    #[test]
+    fn uniform_model_weighs_swept_numbers() {
+        let m = WeightModel::new(vec![0..=9, 100..=109], None);
+        assert_eq!(m.weight(0, 9), 10.0);
+        assert_eq!(m.weight(5, 104), 10.0);
+        assert_eq!(m.weight(20, 50), 0.01);
+    }
+
+    #[test]
+    fn mix_model_puts_the_counts_on_their_numbers_over_a_floor() {
+        let swept = syscalls::sweep_range(Arch::X86_64);
+        let n = f64::from(*swept.end()) + 1.0;
+        let m = WeightModel::new(
+            vec![swept.clone()],
+            Some((&mix(&[("read", 3), ("futex", 1)]), 0..=X32_SYSCALL_BIT - 1)),
+        );
+        let per = MIX_FLOOR / n;
+        assert!((m.weight(0, 0) - (per + 0.75 * (1.0 - MIX_FLOOR))).abs() < 1e-12);
+        assert!((m.weight(202, 202) - (per + 0.25 * (1.0 - MIX_FLOOR))).abs() < 1e-12);
+        assert!((m.weight(1, 1) - per).abs() < 1e-12);
+        // The whole swept range carries all the weight.
+        assert!((m.weight(0, *swept.end()) - 1.0).abs() < 1e-9);
+        assert!((m.weight(*swept.end() + 1, u32::MAX) - 0.01 * per).abs() < 1e-15);
+        // Counts outside the section's part of the mix's ABI are not placed.
+        let outside = WeightModel::new(
+            vec![swept],
+            Some((&mix(&[("read", 1)]), 1..=X32_SYSCALL_BIT - 1)),
+        );
+        assert!((outside.weight(0, 0) - per).abs() < 1e-12);
+    }
+
+    #[test]
+    fn weights_for_an_arch_not_compiled_are_refused() {
+        let p = Profile::new(crate::action::ActionName::Allow);
+        let opts = CompileOptions::arches(&[Arch::Aarch64]).with_weights(mix(&[("read", 1)]));
+        let e = compile(&p, &opts).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "compile options: weights: the syscall mix is for SCMP_ARCH_X86_64, which is not \
+             among the compiled architectures"
+        );
+    }
+
+    #[test]
+    fn a_hot_syscall_is_decided_near_the_root() {
+        let p = Profile::from_json(
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+                {"names": ["read", "write", "close", "futex", "openat", "mmap", "getpid"],
+                 "action": "SCMP_ACT_ALLOW"},
+                {"names": ["futex_waitv"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}"#,
+        )
+        .unwrap();
+        let hot = mix(&[("futex", 1000), ("read", 1)]);
+        let plain = compile(&p, &CompileOptions::arches(&[Arch::X86_64])).unwrap();
+        let tuned = compile(
+            &p,
+            &CompileOptions::arches(&[Arch::X86_64]).with_weights(hot),
+        )
+        .unwrap();
+        let cost = |prog: &Program, nr: u32| {
+            crate::interp::run(
+                prog,
+                &crate::analysis::seccomp_data(Arch::X86_64, nr, [0; 6]).unwrap(),
+            )
+            .unwrap()
+        };
+        // futex (202): ld arch, jeq, ld nr, at most two comparisons, ret.
+        assert!(cost(&tuned, 202).executed <= 6, "{}", tuned.disasm());
+        assert!(cost(&tuned, 202).executed < cost(&plain, 202).executed);
+        for nr in syscalls::sweep_range(Arch::X86_64).chain([1000, u32::MAX]) {
+            assert_eq!(cost(&tuned, nr).ret, cost(&plain, nr).ret, "nr {nr}");
+        }
+        // One `ret` per leaf: no instruction is a jump to a shared epilogue.
+        assert!(tuned.insns.iter().all(|i| i.code != op::JMP | op::JA));
+    }
+}
