@@ -7,9 +7,15 @@
 //!    maximal run of consecutive numbers sharing the same constant action (including the runs of
 //!    numbers no rule names, which get the default action) is one leaf, so a profile that allows
 //!    300 syscalls in a few dozen runs needs only a few dozen leaves. The search tree is the
-//!    optimal alphabetic tree for uniformly distributed syscall numbers (Knuth's O(n²) dynamic
-//!    program), so wide runs sit near the root. x86_64 and x32 share `AUDIT_ARCH_X86_64` and one
-//!    tree: the x32 split at `X32_SYSCALL_BIT` is just another boundary.
+//!    optimal alphabetic tree (Knuth's O(n²) dynamic program) for a model of how often each
+//!    number is called: by default every syscall number of the primary ABI (the first listed)
+//!    weighs 1, a number of a secondary ABI sharing the section (x32) 0.3, and a number the
+//!    profile refuses outright (a constant action other than ALLOW or LOG) a quarter of its
+//!    ABI's weight, so wide allowed runs sit near the root; with
+//!    [`CompileOptions::with_weights`] a real workload's counts ([`SyscallMix`]) over a small
+//!    uniform floor. Only the shape changes: the decisions are the same. x86_64 and x32 share
+//!    `AUDIT_ARCH_X86_64` and one tree: the x32 split at `X32_SYSCALL_BIT` is just another
+//!    boundary.
 //! 3. A syscall with argument rules is its own leaf running the rules' conditions: 64-bit
 //!    comparisons are done on the high word, then the low word (only the low word on 32-bit
 //!    ABIs, as libseccomp does).
@@ -348,8 +354,9 @@ fn optimal_splits(weights: &[f64], triple: &[bool]) -> (Vec<Vec<usize>>, Vec<Vec
 /// How likely each syscall number of one section is: what the search tree is optimal for.
 #[derive(Debug)]
 struct WeightModel {
-    /// Ranges of swept syscall numbers, each number weighing `per_number`.
-    uniform: Vec<RangeInclusive<u32>>,
+    /// Ranges of swept syscall numbers, each number weighing `per_number` times the range's
+    /// factor.
+    uniform: Vec<(RangeInclusive<u32>, f64)>,
     per_number: f64,
     /// Extra weight of single numbers (a mix's counts).
     points: BTreeMap<u32, f64>,
@@ -361,7 +368,7 @@ impl WeightModel {
     /// `MIX_FLOOR` is spread over the swept numbers of the mix's ABI, each other swept number
     /// weighing the same as one of those.
     fn new(
-        uniform: Vec<RangeInclusive<u32>>,
+        uniform: Vec<(RangeInclusive<u32>, f64)>,
         mix: Option<(&SyscallMix, RangeInclusive<u32>)>,
     ) -> WeightModel {
         let Some((mix, part)) = mix else {
@@ -391,21 +398,45 @@ impl WeightModel {
     /// ABI sweeps (huge numbers, untargeted ABIs), a hundredth of one swept number so those
     /// rarely used ranges stay deep in the tree.
     fn weight(&self, lo: u32, hi: u32) -> f64 {
-        let covered: u64 = self
+        let covered: f64 = self
             .uniform
             .iter()
-            .map(|r| {
+            .map(|(r, factor)| {
                 let a = lo.max(*r.start());
                 let b = hi.min(*r.end());
-                if a <= b { u64::from(b - a) + 1 } else { 0 }
+                if a <= b {
+                    (f64::from(b - a) + 1.0) * factor
+                } else {
+                    0.0
+                }
             })
             .sum();
         let points: f64 = self.points.range(lo..=hi).map(|(_, w)| w).sum();
-        if covered == 0 && points == 0.0 {
+        if covered == 0.0 && points == 0.0 {
             0.01 * self.per_number
         } else {
-            covered as f64 * self.per_number + points
+            covered * self.per_number + points
         }
+    }
+}
+
+/// The weight of one syscall number of a section's secondary ABI (x32 in the x86_64 section)
+/// against one of its primary ABI (the first listed): x32 binaries are rare (most
+/// distributions build no x32 userland and many kernels disable the ABI), so its numbers sit
+/// deeper in the shared tree than the native ones.
+const SECONDARY_ABI_WEIGHT: f64 = 0.3;
+
+/// Without a mix, how much a syscall number whose leaf refuses it outright (any constant
+/// action but ALLOW and LOG) weighs against one that is allowed or checked: a process under a
+/// profile makes mostly the syscalls the profile lets through, so those sit nearer the root.
+const REFUSED_WEIGHT: f64 = 0.25;
+
+/// The factor of a leaf's weight: [`REFUSED_WEIGHT`] for refused numbers in the tree without
+/// a mix (with a mix, its counts say what is called), else 1.
+fn leaf_factor(leaf: &Leaf, weighted: bool) -> f64 {
+    match leaf {
+        Leaf::Ret(a) if !weighted && !matches!(a, Action::Allow | Action::Log) => REFUSED_WEIGHT,
+        _ => 1.0,
     }
 }
 
@@ -802,6 +833,13 @@ fn emit_program(profile: &Profile, options: &CompileOptions) -> Result<Program> 
     for section in sections(&options.arches).iter().rev() {
         let mut parts = Vec::new();
         let mut weights_ranges = Vec::new();
+        // The ABI listed first (the native one, with `for_profile`) is what nearly every
+        // process in the section calls; x32 shares the x86_64 section but is rarely used.
+        let primary = options
+            .arches
+            .iter()
+            .find(|a| section.parts.iter().any(|p| p.2 == **a && p.3))
+            .copied();
         for &(lo, hi, abi, targeted) in &section.parts {
             if targeted {
                 let leaves: BTreeMap<u32, Leaf> = arch_table(profile, abi, default)
@@ -809,7 +847,15 @@ fn emit_program(profile: &Profile, options: &CompileOptions) -> Result<Program> 
                     .map(|(nr, en)| (*nr, leaf_for(en, default, abi)))
                     .collect();
                 parts.push((lo, hi, leaves, default));
-                weights_ranges.push(syscalls::sweep_range(abi));
+                let range = syscalls::sweep_range(abi);
+                if !weights_ranges.iter().any(|(r, _)| *r == range) {
+                    let factor = if Some(abi) == primary {
+                        1.0
+                    } else {
+                        SECONDARY_ABI_WEIGHT
+                    };
+                    weights_ranges.push((range, factor));
+                }
             } else {
                 parts.push((lo, hi, BTreeMap::new(), options.bad_arch_action));
             }
@@ -822,8 +868,12 @@ fn emit_program(profile: &Profile, options: &CompileOptions) -> Result<Program> 
                 .find(|&&(_, _, abi, targeted)| targeted && abi == m.arch())
                 .map(|&(lo, hi, _, _)| (m, lo..=hi))
         });
+        let weighted = mix.is_some();
         let model = WeightModel::new(weights_ranges, mix);
-        let weights: Vec<f64> = ivs.iter().map(|iv| model.weight(iv.lo, iv.hi)).collect();
+        let weights: Vec<f64> = ivs
+            .iter()
+            .map(|iv| model.weight(iv.lo, iv.hi) * leaf_factor(&iv.leaf, weighted))
+            .collect();
         let triple: Vec<bool> = (0..ivs.len())
             .map(|i| {
                 i + 2 < ivs.len()
@@ -871,9 +921,9 @@ mod tests {
 
     #[test]
     fn uniform_model_weighs_swept_numbers() {
-        let m = WeightModel::new(vec![0..=9, 100..=109], None);
+        let m = WeightModel::new(vec![(0..=9, 1.0), (100..=109, 0.5)], None);
         assert_eq!(m.weight(0, 9), 10.0);
-        assert_eq!(m.weight(5, 104), 10.0);
+        assert_eq!(m.weight(5, 104), 7.5);
         assert_eq!(m.weight(20, 50), 0.01);
     }
 
@@ -882,7 +932,7 @@ mod tests {
         let swept = syscalls::sweep_range(Arch::X86_64);
         let n = f64::from(*swept.end()) + 1.0;
         let m = WeightModel::new(
-            vec![swept.clone()],
+            vec![(swept.clone(), 1.0)],
             Some((&mix(&[("read", 3), ("futex", 1)]), 0..=X32_SYSCALL_BIT - 1)),
         );
         let per = MIX_FLOOR / n;
@@ -894,10 +944,29 @@ mod tests {
         assert!((m.weight(*swept.end() + 1, u32::MAX) - 0.01 * per).abs() < 1e-15);
         // Counts outside the section's part of the mix's ABI are not placed.
         let outside = WeightModel::new(
-            vec![swept],
+            vec![(swept, 1.0)],
             Some((&mix(&[("read", 1)]), 1..=X32_SYSCALL_BIT - 1)),
         );
         assert!((outside.weight(0, 0) - per).abs() < 1e-12);
+    }
+
+    #[test]
+    fn refused_numbers_weigh_less_without_a_mix() {
+        let allow = Leaf::Ret(Action::Allow);
+        let log = Leaf::Ret(Action::Log);
+        let deny = Leaf::Ret(Action::Errno(38));
+        let kill = Leaf::Ret(Action::KillProcess);
+        assert_eq!(leaf_factor(&allow, false), 1.0);
+        assert_eq!(leaf_factor(&log, false), 1.0);
+        assert_eq!(leaf_factor(&deny, false), REFUSED_WEIGHT);
+        assert_eq!(leaf_factor(&kill, false), REFUSED_WEIGHT);
+        assert_eq!(leaf_factor(&deny, true), 1.0);
+        let args = Leaf::Args {
+            rules: Vec::new(),
+            fallback: Action::Errno(1),
+            wide: true,
+        };
+        assert_eq!(leaf_factor(&args, false), 1.0);
     }
 
     #[test]

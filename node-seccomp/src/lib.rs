@@ -16,7 +16,9 @@
 //!   syscall tables generated from the kernel headers. It refuses what [`validate`] refuses;
 //!   [`CompileOptions::for_profile`] always includes the node's native architecture, as
 //!   libseccomp does. [`interp::run`] runs a filter and counts executed instructions;
-//!   [`loader::load`] installs one.
+//!   [`loader::load`] installs one. [`SyscallMix`] reads a workload's syscall counts (an
+//!   `strace -c` table or JSON `{name: count}`); [`CompileOptions::with_weights`] shapes the
+//!   search tree for it and [`weighted_mean`] measures a filter under it.
 //!
 //! ```
 //! use node_seccomp::{Action, Arch, CompileOptions, Profile, compile, interp, validate};
