@@ -131,13 +131,14 @@ impl CompileOptions {
 
     /// Builds the search tree of the mix's architecture for `mix`: each leaf weighs what the
     /// mix's calls of its syscall numbers weigh, so the hot syscalls sit near the root. A
-    /// floor ([`MIX_FLOOR`] of the weight, spread evenly over every syscall number of every
-    /// compiled ABI in that section) keeps syscalls the mix never saw in a sensible tree.
+    /// floor ([`MIX_FLOOR`] of the weight, spread evenly over the syscall numbers of the mix's
+    /// ABI, a secondary ABI sharing the section (x32) weighing 0.3 per number of that) keeps
+    /// syscalls the mix never saw in a sensible tree.
     ///
     /// Only the shape of the search changes: every syscall number and argument gets the same
     /// decision as without weights, and every leaf is still one `ret` (or its argument rules).
     /// The mix's architecture must be one of [`arches`](Self::arches); other sections keep
-    /// the uniform tree.
+    /// the default tree.
     ///
     /// ```
     /// use node_seccomp::{Arch, CompileOptions, Profile, SyscallMix, compile, weighted_mean};
@@ -160,9 +161,9 @@ impl CompileOptions {
 }
 
 /// The share of a section's weight that a weighted compile ([`CompileOptions::with_weights`])
-/// spreads evenly over every syscall number, whatever the mix: 2%. A syscall the mix never
-/// saw then costs a few comparisons more than in the uniform tree instead of falling to the
-/// bottom of a degenerate one.
+/// spreads evenly over the syscall numbers of the mix's ABI, whatever the mix: 2%. A syscall
+/// the mix never saw then costs a few comparisons more than in the default tree instead of
+/// falling to the bottom of a degenerate one.
 pub const MIX_FLOOR: f64 = 0.02;
 
 /// One conditional rule after runc's splitting: all conditions must hold.
@@ -363,10 +364,10 @@ struct WeightModel {
 }
 
 impl WeightModel {
-    /// Without a mix, every swept number weighs 1. With a mix (and the part of the section
-    /// its ABI occupies), the mix's counts carry `1 - MIX_FLOOR` of the weight and
-    /// `MIX_FLOOR` is spread over the swept numbers of the mix's ABI, each other swept number
-    /// weighing the same as one of those.
+    /// Without a mix, every swept number weighs its range's factor. With a mix (and the part
+    /// of the section its ABI occupies), the mix's counts carry `1 - MIX_FLOOR` of the weight
+    /// and `MIX_FLOOR` is spread over the swept numbers of the mix's ABI, each other swept
+    /// number weighing the same times its range's factor.
     fn new(
         uniform: Vec<(RangeInclusive<u32>, f64)>,
         mix: Option<(&SyscallMix, RangeInclusive<u32>)>,
