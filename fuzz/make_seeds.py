@@ -78,7 +78,9 @@ oci = [p for p in profiles if "archMap" not in p and "includes" not in p]
 docker = [p for p in profiles if "archMap" in p or "includes" in p]
 seeds("seccomp_profile", [("seed-example", rd("node-seccomp/tests/fixtures/seed-example.json"))] +
       [(f"test-{i}", p) for i, p in enumerate(oci)] +
-      [("localhost-path", "profiles/audit.json")])
+      [("localhost-path", "profiles/audit.json"),
+       ("mix-strace", rd("node-seccomp/tests/fixtures/mixes/containerd.txt")),
+       ("mix-json", '{"futex": 900, "epoll_pwait": 90, "read": 10}')])
 seeds("seccomp_docker", [(f"test-{i}", p) for i, p in enumerate(docker)] + [
     ("small-docker", '{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":1,"archMap":[{"architecture":'
                      '"SCMP_ARCH_X86_64","subArchitectures":["SCMP_ARCH_X86"]}],"syscalls":[{"names":'

@@ -1,19 +1,26 @@
 //! node-seccomp: OCI seccomp profiles (a Localhost profile file is outside bytes) through the
-//! strict parser, validation, the BPF compiler and the interpreter; and Localhost profile
-//! paths from a pod spec.
+//! strict parser, validation, the BPF compiler and the interpreter; Localhost profile paths
+//! from a pod spec; and syscall mixes (`strace -c` tables, JSON counts) for weighted compiles.
 //!
 //! Invariants: `to_json` of a parsed profile parses to the same profile; a compiled program
 //! survives `to_bytes`/`from_bytes`; a Localhost path that is accepted lies strictly below the
-//! profile root with no `..` component.
+//! profile root with no `..` component; a mix that parses compiles, weighted, to the same
+//! decisions as the default tree.
 #![no_main]
 
 use std::path::{Component, Path};
 
 use libfuzzer_sys::fuzz_target;
 use node_seccomp::{
-    Arch, CompileOptions, Profile, Program, SeccompResolver, compile, interp, seccomp_data,
-    validate,
+    Arch, CompileOptions, Profile, Program, SeccompResolver, SyscallMix, compile, interp,
+    seccomp_data, validate,
 };
+
+/// The profile weighted compiles of fuzzed syscall mixes are checked on.
+const MIX_PROFILE: &str = r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
+    "syscalls": [{"names": ["read", "write", "futex", "epoll_pwait", "openat", "close", "mmap"],
+    "action": "SCMP_ACT_ALLOW"}, {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+    "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}]}"#;
 
 fuzz_target!(|data: &[u8]| {
     let s = String::from_utf8_lossy(data);
@@ -30,6 +37,31 @@ fuzz_target!(|data: &[u8]| {
             "{s:?} -> {}",
             path.display()
         );
+    }
+    if let Ok(mix) = SyscallMix::parse(&s, Arch::X86_64, "fuzz") {
+        // Any mix the parser accepts gives a weighted filter with the default's decisions.
+        let profile = Profile::from_json(MIX_PROFILE).expect("the fixed profile parses");
+        let arches = [Arch::X86_64, Arch::X32, Arch::X86];
+        let plain = compile(&profile, &CompileOptions::arches(&arches)).expect("compiles");
+        let weighted = compile(
+            &profile,
+            &CompileOptions::arches(&arches).with_weights(mix.clone()),
+        )
+        .expect("compiles with any accepted mix");
+        for nr in mix
+            .by_number()
+            .keys()
+            .copied()
+            .chain([0, 500, 0x4000_0000, u32::MAX])
+        {
+            let input = seccomp_data(Arch::X86_64, nr, [0; 6]).expect("x86_64 data");
+            assert_eq!(
+                interp::run(&plain, &input).expect("runs").ret,
+                interp::run(&weighted, &input).expect("runs").ret,
+                "nr {nr}"
+            );
+        }
+        let _ = node_seccomp::weighted_mean(&weighted, &mix);
     }
     let Ok(profile) = Profile::from_json(&s) else {
         return;

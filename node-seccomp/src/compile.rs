@@ -7,9 +7,15 @@
 //!    maximal run of consecutive numbers sharing the same constant action (including the runs of
 //!    numbers no rule names, which get the default action) is one leaf, so a profile that allows
 //!    300 syscalls in a few dozen runs needs only a few dozen leaves. The search tree is the
-//!    optimal alphabetic tree for uniformly distributed syscall numbers (Knuth's O(n²) dynamic
-//!    program), so wide runs sit near the root. x86_64 and x32 share `AUDIT_ARCH_X86_64` and one
-//!    tree: the x32 split at `X32_SYSCALL_BIT` is just another boundary.
+//!    optimal alphabetic tree (Knuth's O(n²) dynamic program) for a model of how often each
+//!    number is called: by default every syscall number of the primary ABI (the first listed)
+//!    weighs 1, a number of a secondary ABI sharing the section (x32) 0.3, and a number the
+//!    profile refuses outright (a constant action other than ALLOW or LOG) a quarter of its
+//!    ABI's weight, so wide allowed runs sit near the root; with
+//!    [`CompileOptions::with_weights`] a real workload's counts ([`SyscallMix`]) over a small
+//!    uniform floor. Only the shape changes: the decisions are the same. x86_64 and x32 share
+//!    `AUDIT_ARCH_X86_64` and one tree: the x32 split at `X32_SYSCALL_BIT` is just another
+//!    boundary.
 //! 3. A syscall with argument rules is its own leaf running the rules' conditions: 64-bit
 //!    comparisons are done on the high word, then the low word (only the low word on 32-bit
 //!    ABIs, as libseccomp does).
@@ -27,11 +33,13 @@
 //! its `ret` (free at run time) or a `ja` trampoline.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::RangeInclusive;
 
 use crate::action::{Action, MAX_ERRNO};
 use crate::arch::{Arch, X32_SYSCALL_BIT};
 use crate::bpf::{Insn, Program, data, op};
 use crate::error::{Error, Result};
+use crate::mix::SyscallMix;
 use crate::profile::{ArgCondition, Operator, Profile};
 use crate::syscalls;
 use crate::validate::validate;
@@ -52,6 +60,9 @@ pub struct CompileOptions {
     pub arches: Vec<Arch>,
     /// Action for an architecture not in `arches` (libseccomp's default: KILL_THREAD).
     pub bad_arch_action: Action,
+    /// A syscall mix to shape the search tree for (see [`CompileOptions::with_weights`]);
+    /// `None`: every syscall number is equally likely.
+    pub weights: Option<SyscallMix>,
 }
 
 impl CompileOptions {
@@ -94,6 +105,7 @@ impl CompileOptions {
             CompileOptions {
                 arches,
                 bad_arch_action: Action::KillThread,
+                weights: None,
             },
             skipped,
         ))
@@ -106,6 +118,7 @@ impl CompileOptions {
         CompileOptions {
             arches: arches.to_vec(),
             bad_arch_action: Action::KillThread,
+            weights: None,
         }
     }
 
@@ -115,7 +128,43 @@ impl CompileOptions {
         self.bad_arch_action = bad_arch_action;
         self
     }
+
+    /// Builds the search tree of the mix's architecture for `mix`: each leaf weighs what the
+    /// mix's calls of its syscall numbers weigh, so the hot syscalls sit near the root. A
+    /// floor ([`MIX_FLOOR`] of the weight, spread evenly over the syscall numbers of the mix's
+    /// ABI, a secondary ABI sharing the section (x32) weighing 0.3 per number of that) keeps
+    /// syscalls the mix never saw in a sensible tree.
+    ///
+    /// Only the shape of the search changes: every syscall number and argument gets the same
+    /// decision as without weights, and every leaf is still one `ret` (or its argument rules).
+    /// The mix's architecture must be one of [`arches`](Self::arches); other sections keep
+    /// the default tree.
+    ///
+    /// ```
+    /// use node_seccomp::{Arch, CompileOptions, Profile, SyscallMix, compile, weighted_mean};
+    ///
+    /// let profile = Profile::from_json(r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+    ///     {"names": ["read", "write", "futex", "epoll_pwait", "openat", "close"],
+    ///      "action": "SCMP_ACT_ALLOW"}]}"#)?;
+    /// let mix = SyscallMix::parse(r#"{"futex": 900, "epoll_pwait": 90, "read": 10}"#,
+    ///                             Arch::X86_64, "<memory>")?;
+    /// let plain = compile(&profile, &CompileOptions::arches(&[Arch::X86_64]))?;
+    /// let tuned = compile(&profile, &CompileOptions::arches(&[Arch::X86_64]).with_weights(mix.clone()))?;
+    /// assert!(weighted_mean(&tuned, &mix)?.mean < weighted_mean(&plain, &mix)?.mean);
+    /// # Ok::<(), node_seccomp::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_weights(mut self, mix: SyscallMix) -> Self {
+        self.weights = Some(mix);
+        self
+    }
 }
+
+/// The share of a section's weight that a weighted compile ([`CompileOptions::with_weights`])
+/// spreads evenly over the syscall numbers of the mix's ABI, whatever the mix: 2%. A syscall
+/// the mix never saw then costs a few comparisons more than in the default tree instead of
+/// falling to the bottom of a degenerate one.
+pub const MIX_FLOOR: f64 = 0.02;
 
 /// One conditional rule after runc's splitting: all conditions must hold.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -301,6 +350,95 @@ fn optimal_splits(weights: &[f64], triple: &[bool]) -> (Vec<Vec<usize>>, Vec<Vec
         }
     }
     (root, jeq)
+}
+
+/// How likely each syscall number of one section is: what the search tree is optimal for.
+#[derive(Debug)]
+struct WeightModel {
+    /// Ranges of swept syscall numbers, each number weighing `per_number` times the range's
+    /// factor.
+    uniform: Vec<(RangeInclusive<u32>, f64)>,
+    per_number: f64,
+    /// Extra weight of single numbers (a mix's counts).
+    points: BTreeMap<u32, f64>,
+}
+
+impl WeightModel {
+    /// Without a mix, every swept number weighs its range's factor. With a mix (and the part
+    /// of the section its ABI occupies), the mix's counts carry `1 - MIX_FLOOR` of the weight
+    /// and `MIX_FLOOR` is spread over the swept numbers of the mix's ABI, each other swept
+    /// number weighing the same times its range's factor.
+    fn new(
+        uniform: Vec<(RangeInclusive<u32>, f64)>,
+        mix: Option<(&SyscallMix, RangeInclusive<u32>)>,
+    ) -> WeightModel {
+        let Some((mix, part)) = mix else {
+            return WeightModel {
+                uniform,
+                per_number: 1.0,
+                points: BTreeMap::new(),
+            };
+        };
+        let swept = crate::syscalls::sweep_range(mix.arch());
+        let n = f64::from(swept.end().saturating_sub(*swept.start())) + 1.0;
+        let total = mix.total() as f64;
+        let points = mix
+            .by_number()
+            .into_iter()
+            .filter(|(nr, _)| part.contains(nr))
+            .map(|(nr, c)| (nr, (1.0 - MIX_FLOOR) * c as f64 / total))
+            .collect();
+        WeightModel {
+            uniform,
+            per_number: MIX_FLOOR / n,
+            points,
+        }
+    }
+
+    /// The weight of the numbers `lo..=hi`: their share of the model, or, for numbers no
+    /// ABI sweeps (huge numbers, untargeted ABIs), a hundredth of one swept number so those
+    /// rarely used ranges stay deep in the tree.
+    fn weight(&self, lo: u32, hi: u32) -> f64 {
+        let covered: f64 = self
+            .uniform
+            .iter()
+            .map(|(r, factor)| {
+                let a = lo.max(*r.start());
+                let b = hi.min(*r.end());
+                if a <= b {
+                    (f64::from(b - a) + 1.0) * factor
+                } else {
+                    0.0
+                }
+            })
+            .sum();
+        let points: f64 = self.points.range(lo..=hi).map(|(_, w)| w).sum();
+        if covered == 0.0 && points == 0.0 {
+            0.01 * self.per_number
+        } else {
+            covered * self.per_number + points
+        }
+    }
+}
+
+/// The weight of one syscall number of a section's secondary ABI (x32 in the x86_64 section)
+/// against one of its primary ABI (the first listed): x32 binaries are rare (most
+/// distributions build no x32 userland and many kernels disable the ABI), so its numbers sit
+/// deeper in the shared tree than the native ones.
+const SECONDARY_ABI_WEIGHT: f64 = 0.3;
+
+/// Without a mix, how much a syscall number whose leaf refuses it outright (any constant
+/// action but ALLOW and LOG) weighs against one that is allowed or checked: a process under a
+/// profile makes mostly the syscalls the profile lets through, so those sit nearer the root.
+const REFUSED_WEIGHT: f64 = 0.25;
+
+/// The factor of a leaf's weight: [`REFUSED_WEIGHT`] for refused numbers in the tree without
+/// a mix (with a mix, its counts say what is called), else 1.
+fn leaf_factor(leaf: &Leaf, weighted: bool) -> f64 {
+    match leaf {
+        Leaf::Ret(a) if !weighted && !matches!(a, Action::Allow | Action::Log) => REFUSED_WEIGHT,
+        _ => 1.0,
+    }
 }
 
 /// A jump target while emitting backwards.
@@ -665,6 +803,17 @@ fn check_options(options: &CompileOptions) -> Result<()> {
             });
         }
     }
+    if let Some(mix) = &options.weights
+        && !options.arches.contains(&mix.arch())
+    {
+        return Err(Error::CompileOptions {
+            field: "weights",
+            message: format!(
+                "the syscall mix is for {}, which is not among the compiled architectures",
+                mix.arch()
+            ),
+        });
+    }
     if let Action::Errno(e) = options.bad_arch_action
         && u32::from(e) > MAX_ERRNO
     {
@@ -685,6 +834,13 @@ fn emit_program(profile: &Profile, options: &CompileOptions) -> Result<Program> 
     for section in sections(&options.arches).iter().rev() {
         let mut parts = Vec::new();
         let mut weights_ranges = Vec::new();
+        // The ABI listed first (the native one, with `for_profile`) is what nearly every
+        // process in the section calls; x32 shares the x86_64 section but is rarely used.
+        let primary = options
+            .arches
+            .iter()
+            .find(|a| section.parts.iter().any(|p| p.2 == **a && p.3))
+            .copied();
         for &(lo, hi, abi, targeted) in &section.parts {
             if targeted {
                 let leaves: BTreeMap<u32, Leaf> = arch_table(profile, abi, default)
@@ -692,27 +848,32 @@ fn emit_program(profile: &Profile, options: &CompileOptions) -> Result<Program> 
                     .map(|(nr, en)| (*nr, leaf_for(en, default, abi)))
                     .collect();
                 parts.push((lo, hi, leaves, default));
-                weights_ranges.push(syscalls::sweep_range(abi));
+                let range = syscalls::sweep_range(abi);
+                if !weights_ranges.iter().any(|(r, _)| *r == range) {
+                    let factor = if Some(abi) == primary {
+                        1.0
+                    } else {
+                        SECONDARY_ABI_WEIGHT
+                    };
+                    weights_ranges.push((range, factor));
+                }
             } else {
                 parts.push((lo, hi, BTreeMap::new(), options.bad_arch_action));
             }
         }
         let ivs = intervals(&parts);
-        // Uniform weight over the swept syscall numbers; a small weight elsewhere keeps the
-        // rarely used ranges (huge numbers, other ABIs) deep in the tree.
+        let mix = options.weights.as_ref().and_then(|m| {
+            section
+                .parts
+                .iter()
+                .find(|&&(_, _, abi, targeted)| targeted && abi == m.arch())
+                .map(|&(lo, hi, _, _)| (m, lo..=hi))
+        });
+        let weighted = mix.is_some();
+        let model = WeightModel::new(weights_ranges, mix);
         let weights: Vec<f64> = ivs
             .iter()
-            .map(|iv| {
-                let covered: u64 = weights_ranges
-                    .iter()
-                    .map(|r| {
-                        let lo = iv.lo.max(*r.start());
-                        let hi = iv.hi.min(*r.end());
-                        if lo <= hi { u64::from(hi - lo) + 1 } else { 0 }
-                    })
-                    .sum();
-                if covered == 0 { 0.01 } else { covered as f64 }
-            })
+            .map(|iv| model.weight(iv.lo, iv.hi) * leaf_factor(&iv.leaf, weighted))
             .collect();
         let triple: Vec<bool> = (0..ivs.len())
             .map(|i| {
@@ -749,4 +910,108 @@ fn emit_program(profile: &Profile, options: &CompileOptions) -> Result<Program> 
         });
     }
     Ok(Program { insns })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mix(counts: &[(&str, u64)]) -> SyscallMix {
+        SyscallMix::from_counts(Arch::X86_64, counts.iter().copied(), "test").unwrap()
+    }
+
+    #[test]
+    fn uniform_model_weighs_swept_numbers() {
+        let m = WeightModel::new(vec![(0..=9, 1.0), (100..=109, 0.5)], None);
+        assert_eq!(m.weight(0, 9), 10.0);
+        assert_eq!(m.weight(5, 104), 7.5);
+        assert_eq!(m.weight(20, 50), 0.01);
+    }
+
+    #[test]
+    fn mix_model_puts_the_counts_on_their_numbers_over_a_floor() {
+        let swept = syscalls::sweep_range(Arch::X86_64);
+        let n = f64::from(*swept.end()) + 1.0;
+        let m = WeightModel::new(
+            vec![(swept.clone(), 1.0)],
+            Some((&mix(&[("read", 3), ("futex", 1)]), 0..=X32_SYSCALL_BIT - 1)),
+        );
+        let per = MIX_FLOOR / n;
+        assert!((m.weight(0, 0) - (per + 0.75 * (1.0 - MIX_FLOOR))).abs() < 1e-12);
+        assert!((m.weight(202, 202) - (per + 0.25 * (1.0 - MIX_FLOOR))).abs() < 1e-12);
+        assert!((m.weight(1, 1) - per).abs() < 1e-12);
+        // The whole swept range carries all the weight.
+        assert!((m.weight(0, *swept.end()) - 1.0).abs() < 1e-9);
+        assert!((m.weight(*swept.end() + 1, u32::MAX) - 0.01 * per).abs() < 1e-15);
+        // Counts outside the section's part of the mix's ABI are not placed.
+        let outside = WeightModel::new(
+            vec![(swept, 1.0)],
+            Some((&mix(&[("read", 1)]), 1..=X32_SYSCALL_BIT - 1)),
+        );
+        assert!((outside.weight(0, 0) - per).abs() < 1e-12);
+    }
+
+    #[test]
+    fn refused_numbers_weigh_less_without_a_mix() {
+        let allow = Leaf::Ret(Action::Allow);
+        let log = Leaf::Ret(Action::Log);
+        let deny = Leaf::Ret(Action::Errno(38));
+        let kill = Leaf::Ret(Action::KillProcess);
+        assert_eq!(leaf_factor(&allow, false), 1.0);
+        assert_eq!(leaf_factor(&log, false), 1.0);
+        assert_eq!(leaf_factor(&deny, false), REFUSED_WEIGHT);
+        assert_eq!(leaf_factor(&kill, false), REFUSED_WEIGHT);
+        assert_eq!(leaf_factor(&deny, true), 1.0);
+        let args = Leaf::Args {
+            rules: Vec::new(),
+            fallback: Action::Errno(1),
+            wide: true,
+        };
+        assert_eq!(leaf_factor(&args, false), 1.0);
+    }
+
+    #[test]
+    fn weights_for_an_arch_not_compiled_are_refused() {
+        let p = Profile::new(crate::action::ActionName::Allow);
+        let opts = CompileOptions::arches(&[Arch::Aarch64]).with_weights(mix(&[("read", 1)]));
+        let e = compile(&p, &opts).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "compile options: weights: the syscall mix is for SCMP_ARCH_X86_64, which is not \
+             among the compiled architectures"
+        );
+    }
+
+    #[test]
+    fn a_hot_syscall_is_decided_near_the_root() {
+        let p = Profile::from_json(
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+                {"names": ["read", "write", "close", "futex", "openat", "mmap", "getpid"],
+                 "action": "SCMP_ACT_ALLOW"},
+                {"names": ["futex_waitv"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}]}"#,
+        )
+        .unwrap();
+        let hot = mix(&[("futex", 1000), ("read", 1)]);
+        let plain = compile(&p, &CompileOptions::arches(&[Arch::X86_64])).unwrap();
+        let tuned = compile(
+            &p,
+            &CompileOptions::arches(&[Arch::X86_64]).with_weights(hot),
+        )
+        .unwrap();
+        let cost = |prog: &Program, nr: u32| {
+            crate::interp::run(
+                prog,
+                &crate::analysis::seccomp_data(Arch::X86_64, nr, [0; 6]).unwrap(),
+            )
+            .unwrap()
+        };
+        // futex (202): ld arch, jeq, ld nr, at most two comparisons, ret.
+        assert!(cost(&tuned, 202).executed <= 6, "{}", tuned.disasm());
+        assert!(cost(&tuned, 202).executed < cost(&plain, 202).executed);
+        for nr in syscalls::sweep_range(Arch::X86_64).chain([1000, u32::MAX]) {
+            assert_eq!(cost(&tuned, nr).ret, cost(&plain, nr).ret, "nr {nr}");
+        }
+        // One `ret` per leaf: no instruction is a jump to a shared epilogue.
+        assert!(tuned.insns.iter().all(|i| i.code != op::JMP | op::JA));
+    }
 }

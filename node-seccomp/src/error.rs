@@ -135,6 +135,25 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// A syscall mix (`strace -c` table or JSON counts) that cannot be used.
+    #[error("{origin}: {message}")]
+    Mix {
+        /// Where the mix came from (a path or `<memory>`).
+        origin: String,
+        /// What is wrong (with the line for `strace -c` tables) and what was expected.
+        message: String,
+    },
+
+    /// A syscall mix file could not be read.
+    #[error("cannot read syscall mix {path:?}")]
+    MixFile {
+        /// The path of the file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// [`crate::CompileOptions`] that cannot produce a usable filter.
     #[error("compile options: {field}: {message}")]
     CompileOptions {

@@ -16,7 +16,9 @@
 //!   syscall tables generated from the kernel headers. It refuses what [`validate`] refuses;
 //!   [`CompileOptions::for_profile`] always includes the node's native architecture, as
 //!   libseccomp does. [`interp::run`] runs a filter and counts executed instructions;
-//!   [`loader::load`] installs one.
+//!   [`loader::load`] installs one. [`SyscallMix`] reads a workload's syscall counts (an
+//!   `strace -c` table or JSON `{name: count}`); [`CompileOptions::with_weights`] shapes the
+//!   search tree for it and [`weighted_mean`] measures a filter under it.
 //!
 //! ```
 //! use node_seccomp::{Action, Arch, CompileOptions, Profile, compile, interp, validate};
@@ -86,6 +88,7 @@ pub mod interp;
 mod json;
 mod kubelet;
 pub mod loader;
+mod mix;
 mod profile;
 pub mod syscalls;
 mod validate;
@@ -94,7 +97,7 @@ pub use action::{Action, ActionName, EPERM, MAX_ERRNO};
 pub use analysis::{ArchStats, Explanation, Stats, explain, seccomp_data, stats};
 pub use arch::{AUDIT_ARCH_AARCH64, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, Arch, X32_SYSCALL_BIT};
 pub use bpf::{Insn, Program};
-pub use compile::{CompileOptions, MAX_INSNS, compile};
+pub use compile::{CompileOptions, MAX_INSNS, MIX_FLOOR, compile};
 pub use docker::{DockerContext, DockerProfile, parse_kernel};
 pub use error::{Error, Result};
 pub use file::MAX_PROFILE_BYTES;
@@ -103,5 +106,6 @@ pub use kubelet::{
     SeccompProfileType, SeccompResolver, SecurityProfile,
 };
 pub use loader::Filter;
+pub use mix::{MAX_MIX_BYTES, SyscallMix, WeightedCost, weighted_mean};
 pub use profile::{ArgCondition, Flag, Operator, Profile, SyscallRule};
 pub use validate::{ValidationReport, validate};

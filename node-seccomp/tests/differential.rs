@@ -7,7 +7,7 @@
 mod support;
 
 use node_seccomp::{
-    Action, ActionName, Arch, ArgCondition, CompileOptions, Operator, Profile, Program,
+    Action, ActionName, Arch, ArgCondition, CompileOptions, Operator, Profile, Program, SyscallMix,
     SyscallRule, compile, interp, seccomp_data,
 };
 use proptest::prelude::*;
@@ -357,6 +357,51 @@ proptest! {
             nrs.sort_unstable();
             nrs.dedup();
             compare(&p, &ours, &theirs, arches, &args, Some(&nrs));
+            // The same profile compiled for a random mix of its own names (hot syscalls near
+            // the root): the same decisions.
+            let counts: Vec<(&str, u64)> = p
+                .syscalls
+                .iter()
+                .flat_map(|r| r.names.iter())
+                .filter(|n| node_seccomp::syscalls::resolve(arches[0], n).is_some())
+                .map(|n| (n.as_str(), rng.next() % 1000))
+                .chain([("read", 1)])
+                .collect();
+            let mix = SyscallMix::from_counts(arches[0], counts, "generated").unwrap();
+            let weighted =
+                compile(&p, &CompileOptions::arches(arches).with_weights(mix)).unwrap();
+            compare(&p, &weighted, &theirs, arches, &args, Some(&nrs));
+        }
+    }
+}
+
+/// Every committed syscall mix: the containers-common filter compiled for it decides every
+/// syscall number of every ABI and the argument cases exactly as libseccomp does.
+#[test]
+fn weighted_compiles_match_libseccomp() {
+    let Some(profile) = support::containers_common(Arch::X86_64) else {
+        return;
+    };
+    let dir = support::fixture("mixes");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    paths.sort();
+    assert!(paths.len() >= 4, "{paths:?}");
+    for arches in [
+        &[Arch::X86_64, Arch::X86, Arch::X32][..],
+        &[Arch::X86_64][..],
+    ] {
+        let (p, _) = common_names(&profile, arches);
+        let theirs = libseccomp::build(&p, arches, 2, Action::KillThread);
+        let mut rng = Rng(0x5eed_0003);
+        let args = arg_vectors(&interesting_values(&p), 6, &mut rng);
+        for path in &paths {
+            let mix = SyscallMix::from_file(path, Arch::X86_64).unwrap();
+            let ours = compile(&p, &CompileOptions::arches(arches).with_weights(mix)).unwrap();
+            compare(&p, &ours, &theirs, arches, &args, None);
         }
     }
 }

@@ -1,12 +1,15 @@
 //! `nodectl seccomp validate|compile|explain|stats PROFILE`: check an OCI seccomp profile as
-//! runc/crun would, compile it to BPF, explain one syscall's decision, and measure the filter.
+//! runc/crun would, compile it to BPF (optionally shaped for a workload's syscall mix,
+//! `--weights`), explain one syscall's decision, and measure the filter.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Subcommand, ValueEnum};
-use node_seccomp::{Arch, CompileOptions, DockerContext, DockerProfile, Profile, Program};
+use node_seccomp::{
+    Arch, CompileOptions, DockerContext, DockerProfile, Profile, Program, SyscallMix,
+};
 use serde::Serialize;
 
 use crate::output::{Format, print_structured, print_text};
@@ -39,6 +42,16 @@ struct Source {
     arches: Vec<String>,
 }
 
+/// `--weights`: shape the filter's search tree for a workload's syscall mix.
+#[derive(Debug, clap::Args)]
+struct Weights {
+    /// Build the search tree for this syscall mix (hot syscalls nearest the root; the same
+    /// decisions): an `strace -c` summary table or a JSON `{"syscall": count}` map, names of
+    /// the first architecture compiled.
+    #[arg(long = "weights", value_name = "FILE")]
+    file: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Validate a profile as runc/crun would; list unknown syscalls.
@@ -57,6 +70,8 @@ enum Cmd {
         /// stdout; disasm: a listing.
         #[arg(long, value_enum, default_value = "disasm")]
         format: CompileFormat,
+        #[command(flatten)]
+        weights: Weights,
         /// Output format for the disasm listing (json: the instructions as objects).
         #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
         output: Format,
@@ -71,14 +86,19 @@ enum Cmd {
         /// Argument value, `INDEX=VALUE` (decimal or 0x hex; repeatable).
         #[arg(long = "arg", value_name = "I=V")]
         args: Vec<String>,
+        #[command(flatten)]
+        weights: Weights,
         /// Output format.
         #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
         output: Format,
     },
-    /// Program length and mean/max executed instructions over all syscall numbers.
+    /// Program length and mean/max executed instructions over all syscall numbers; with
+    /// --weights, also the mean per call under that mix.
     Stats {
         #[command(flatten)]
         source: Source,
+        #[command(flatten)]
+        weights: Weights,
         /// Output format.
         #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
         output: Format,
@@ -152,11 +172,23 @@ fn load(source: &Source) -> anyhow::Result<Loaded> {
     })
 }
 
-fn compile(l: &Loaded) -> anyhow::Result<Program> {
-    Ok(node_seccomp::compile(
-        &l.profile,
-        &CompileOptions::arches(&l.arches),
-    )?)
+/// The `--weights` mix, read for the first architecture compiled.
+fn load_mix(l: &Loaded, weights: &Weights) -> anyhow::Result<Option<SyscallMix>> {
+    let Some(path) = &weights.file else {
+        return Ok(None);
+    };
+    let arch = *l.arches.first().context("no architecture to weight")?;
+    Ok(Some(
+        SyscallMix::from_file(path, arch).context("--weights")?,
+    ))
+}
+
+fn compile(l: &Loaded, mix: Option<&SyscallMix>) -> anyhow::Result<Program> {
+    let mut options = CompileOptions::arches(&l.arches);
+    if let Some(m) = mix {
+        options = options.with_weights(m.clone());
+    }
+    Ok(node_seccomp::compile(&l.profile, &options)?)
 }
 
 fn parse_u64(s: &str) -> Option<u64> {
@@ -174,6 +206,15 @@ struct ValidateOut {
     architectures: Vec<String>,
     unknown_syscalls: Vec<String>,
     warnings: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct StatsOut {
+    #[serde(flatten)]
+    stats: node_seccomp::Stats,
+    /// Present with --weights.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    weighted: Option<node_seccomp::WeightedCost>,
 }
 
 #[derive(Serialize)]
@@ -223,10 +264,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Cmd::Compile {
             source,
             format,
+            weights,
             output,
         } => {
             let l = load(&source)?;
-            let program = compile(&l)?;
+            let mix = load_mix(&l, &weights)?;
+            let program = compile(&l, mix.as_ref())?;
             match (format, output) {
                 (CompileFormat::Raw, _) => {
                     let mut out = std::io::stdout().lock();
@@ -262,9 +305,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             source,
             syscall,
             args,
+            weights,
             output,
         } => {
             let l = load(&source)?;
+            let mix = load_mix(&l, &weights)?;
             let arch = *l.arches.first().context("no architecture to explain")?;
             let nr = match parse_u64(&syscall) {
                 Some(n) => u32::try_from(n)
@@ -285,7 +330,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 values[i] = parse_u64(v)
                     .with_context(|| format!("--arg {a:?}: value must be a 64-bit number"))?;
             }
-            let program = compile(&l)?;
+            let program = compile(&l, mix.as_ref())?;
             let e = node_seccomp::explain(&program, arch, nr, values)?;
             if output == Format::Text {
                 let mut text = format!(
@@ -304,10 +349,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 print_structured(&e, output)
             }
         }
-        Cmd::Stats { source, output } => {
+        Cmd::Stats {
+            source,
+            weights,
+            output,
+        } => {
             let l = load(&source)?;
-            let program = compile(&l)?;
+            let mix = load_mix(&l, &weights)?;
+            let program = compile(&l, mix.as_ref())?;
             let s = node_seccomp::stats(&program, &l.arches)?;
+            let weighted = match &mix {
+                Some(m) => Some(node_seccomp::weighted_mean(&program, m)?),
+                None => None,
+            };
             if output == Format::Text {
                 let mut text = format!("program: {} instructions\n", s.instructions);
                 for a in &s.arches {
@@ -316,9 +370,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                         a.arch, a.syscalls, a.mean, a.max, a.allowed
                     ));
                 }
+                if let Some(w) = &weighted {
+                    text.push_str(&format!(
+                        "{} under the mix: {} calls, mean {:.2} executed instructions per call, {} allowed\n",
+                        w.arch, w.calls, w.mean, w.allowed
+                    ));
+                }
                 print_text(&text)
             } else {
-                print_structured(&s, output)
+                print_structured(&StatsOut { stats: s, weighted }, output)
             }
         }
     }

@@ -176,3 +176,114 @@ fn stats_over_every_syscall_number() {
         );
     }
 }
+
+fn mix_fixture(name: &str) -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../node-seccomp/tests/fixtures/mixes")
+        .join(name);
+    p.display().to_string()
+}
+
+#[test]
+fn weights_shape_the_tree_not_the_decisions() {
+    let cc = "/usr/share/containers/seccomp.json";
+    if !std::path::Path::new(cc).exists() {
+        eprintln!("SKIP: {cc} not installed");
+        return;
+    }
+    let mix = mix_fixture("containerd.txt");
+    let base = ["seccomp", "explain", cc, "--docker", "--kernel", "6.1"];
+    for syscall in ["futex", "epoll_pwait", "nanosleep", "acct", "clone3"] {
+        let mut plain_args = base.to_vec();
+        plain_args.extend(["--syscall", syscall, "-o", "json"]);
+        let mut weighted_args = plain_args.clone();
+        weighted_args.extend(["--weights", &mix]);
+        let (plain, weighted) = (json(&nodectl(&plain_args)), json(&nodectl(&weighted_args)));
+        assert_eq!(plain["action"], weighted["action"], "{syscall}");
+        assert_eq!(plain["ret"], weighted["ret"], "{syscall}");
+        let len = |v: &serde_json::Value| v["trace"].as_array().unwrap().len();
+        if syscall != "acct" && syscall != "clone3" {
+            // The mix's hot syscalls are no deeper than in the default tree.
+            assert!(len(&weighted) <= len(&plain), "{weighted}\n{plain}");
+        }
+    }
+    let v = json(&nodectl(&[
+        "seccomp",
+        "stats",
+        cc,
+        "--docker",
+        "--kernel",
+        "6.1",
+        "--weights",
+        &mix,
+        "-o",
+        "json",
+    ]));
+    assert_eq!(v["weighted"]["calls"], 7149);
+    assert_eq!(v["weighted"]["arch"], "SCMP_ARCH_X86_64");
+    let mean = v["weighted"]["mean"].as_f64().unwrap();
+    assert!(mean > 4.0 && mean < 7.0, "{v}");
+    let text = nodectl(&[
+        "seccomp",
+        "stats",
+        cc,
+        "--docker",
+        "--kernel",
+        "6.1",
+        "--weights",
+        &mix,
+    ]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("under the mix: 7149 calls"));
+}
+
+#[test]
+fn weights_file_json_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mix = dir.path().join("mix.json");
+    std::fs::write(&mix, r#"{"read": 900, "write": 100}"#).unwrap();
+    let raw = nodectl(&[
+        "seccomp",
+        "compile",
+        &seed(),
+        "--arch",
+        "x86_64",
+        "--format",
+        "raw",
+        "--weights",
+        mix.to_str().unwrap(),
+    ]);
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    assert_eq!(raw.stdout.len() % 8, 0);
+    std::fs::write(&mix, r#"{"read": 900, "frobnicate": 1}"#).unwrap();
+    let out = nodectl(&[
+        "seccomp",
+        "compile",
+        &seed(),
+        "--weights",
+        mix.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("mix.json") && err.contains("\"frobnicate\" is not a syscall"),
+        "{err}"
+    );
+    let out = nodectl(&[
+        "seccomp",
+        "stats",
+        &seed(),
+        "--weights",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("a directory"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
