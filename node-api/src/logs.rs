@@ -497,7 +497,7 @@ mod tests {
             (
                 "/containerLogs/ns/p/app?stream=Stdout",
                 400,
-                r#"unable to return the given log stream: "Stdout""#,
+                r#"unable to return the given log stream: "Stdout". Please enable PodLogsQuerySplitStreams feature gate in kubelet"#,
             ),
             (
                 "/containerLogs/ns/p/app?previous=true",

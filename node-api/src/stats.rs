@@ -28,32 +28,23 @@ pub use node_runtime::stats::StatsSource;
 /// This module's routes over `api`.
 pub fn router(api: PodApi) -> Router {
     Router::new()
-        .route("/stats/summary", get(summary))
+        // GET and POST, as the kubelet registers both.
+        .route("/stats/summary", get(summary).post(summary))
         .route("/metrics/resource", get(resource_metrics))
         .with_state(api)
 }
 
-/// Whether the query asks for the reduced form: `only_cpu_and_memory` given exactly once with
-/// a value Go's `strconv.ParseBool` reads as true.
+/// Whether the query asks for the reduced form: `only_cpu_and_memory` given exactly once, as
+/// `true`.
 #[must_use]
 pub fn only_cpu_and_memory(query: Option<&str>) -> bool {
     let values: Vec<String> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .filter(|(k, _)| k == "only_cpu_and_memory")
         .map(|(_, v)| v.into_owned())
         .collect();
-    match values.as_slice() {
-        [one] => go_parse_bool(one).unwrap_or(false),
-        _ => false,
-    }
-}
-
-/// Go's `strconv.ParseBool`.
-fn go_parse_bool(v: &str) -> Option<bool> {
-    match v {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
+    // The kubelet's handler (`pkg/kubelet/server/stats/handler.go` `handleSummary`): exactly
+    // one value, and it must be `true`.
+    matches!(values.as_slice(), [one] if one == "true")
 }
 
 /// The Summary as the kubelet's REST layer writes it: JSON indented by one space.
@@ -119,9 +110,13 @@ mod tests {
     #[test]
     fn the_reduced_form_needs_one_true_value() {
         assert!(only_cpu_and_memory(Some("only_cpu_and_memory=true")));
-        assert!(only_cpu_and_memory(Some("x=1&only_cpu_and_memory=T")));
-        assert!(only_cpu_and_memory(Some("only_cpu_and_memory=1")));
-        assert!(!only_cpu_and_memory(Some("only_cpu_and_memory=yes")));
+        assert!(only_cpu_and_memory(Some("x=1&only_cpu_and_memory=true")));
+        for other in ["T", "1", "True", "yes", ""] {
+            assert!(
+                !only_cpu_and_memory(Some(&format!("only_cpu_and_memory={other}"))),
+                "{other}"
+            );
+        }
         assert!(!only_cpu_and_memory(Some(
             "only_cpu_and_memory=true&only_cpu_and_memory=true"
         )));

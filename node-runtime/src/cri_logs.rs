@@ -182,7 +182,8 @@ fn query_bool(value: &str) -> bool {
 /// a number, time or boolean; 422 `{"message": "Invalid request."}` for `tailLines` < 0,
 /// `limitBytes` < 1, `sinceSeconds` < 1, both `sinceSeconds` and `sinceTime`, a `stream` not
 /// `All`, `Stdout` or `Stderr`, or a specific stream with `tailLines`; 400
-/// `unable to return the given log stream: "<stream>"` for a specific stream with the gate off.
+/// `unable to return the given log stream: "<stream>". Please enable PodLogsQuerySplitStreams
+/// feature gate in kubelet` for a specific stream with the gate off.
 pub fn parse_query(
     query: &str,
     now: jiff::Timestamp,
@@ -243,7 +244,7 @@ pub fn parse_query(
         return Err(QueryRejection {
             status: 400,
             message: format!(
-                "unable to return the given log stream: {:?}",
+                "unable to return the given log stream: {:?}. Please enable PodLogsQuerySplitStreams feature gate in kubelet",
                 stream.as_str()
             ),
         });
@@ -1127,7 +1128,7 @@ mod tests {
         assert_eq!(e.status, 400);
         assert_eq!(
             e.message,
-            r#"unable to return the given log stream: "Stdout""#
+            r#"unable to return the given log stream: "Stdout". Please enable PodLogsQuerySplitStreams feature gate in kubelet"#
         );
         assert_eq!(status("stream=Stderr"), 400);
         assert_eq!(q("stream=All").unwrap().options.stream, LogStream::All);

@@ -615,6 +615,26 @@ pub fn plan_steps(
     (steps, updates)
 }
 
+/// The attempt a container's first start continues from when the runtime has no instance of
+/// it: one past the highest `<n>` of the `<n>.log[.<anything>]` files in its log directory (0
+/// when there are none), as the kubelet's `calcRestartCountByLogDir` counts them.
+#[must_use]
+pub fn restart_count_from_log_names(names: &[String]) -> u32 {
+    names
+        .iter()
+        .filter_map(|name| {
+            let digits = name.len() - name.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            let rest = &name[digits..];
+            if digits == 0 || !(rest == ".log" || rest.starts_with(".log.")) {
+                return None;
+            }
+            name[..digits].parse::<u32>().ok()
+        })
+        .map(|n| n.saturating_add(1))
+        .max()
+        .unwrap_or(0)
+}
+
 /// The log file of a container attempt: `<log_dir>/<container>/<attempt>.log`.
 pub fn log_path(log_dir: &Path, container: &str, attempt: u32) -> PathBuf {
     log_dir.join(container).join(format!("{attempt}.log"))
@@ -697,6 +717,9 @@ fn plan_one(
     if since_exit < delay {
         let id = desired.id;
         let waiting = ContainerInfo {
+            // The instance that just ended is the last state now (the kubelet's
+            // `convertToAPIContainerStatuses`): `kubectl logs` without `--previous` reads it.
+            last_state: last_state(s),
             state: ContainerState::Waiting {
                 reason: "CrashLoopBackOff".to_owned(),
                 message: format!(
@@ -961,6 +984,30 @@ fn pod_phase(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn restart_counts_continue_after_the_log_files() {
+        let names = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(super::restart_count_from_log_names(&[]), 0);
+        assert_eq!(
+            super::restart_count_from_log_names(&names(&[
+                "0.log",
+                "1.log",
+                "3.log.20261203-101010.gz"
+            ])),
+            4
+        );
+        assert_eq!(
+            super::restart_count_from_log_names(&names(&[
+                "x.log", "12", "7.txt", "log", ".log", "5.logx"
+            ])),
+            0
+        );
+        assert_eq!(
+            super::restart_count_from_log_names(&names(&["4294967295.log"])),
+            u32::MAX
+        );
+    }
+
     use super::*;
 
     const SEC: i64 = 1_000_000_000;
@@ -1541,6 +1588,15 @@ mod tests {
         assert_eq!(info.container_id.as_deref(), Some("a2"));
         assert_eq!(info.restart_count, 2);
         assert!(!info.ready);
+        // The instance that just ended is the last state (logs without --previous read it).
+        assert!(
+            matches!(
+                &info.last_state,
+                Some(ContainerState::Terminated { container_id, exit_code: 1, .. }) if container_id == "a2"
+            ),
+            "{:?}",
+            info.last_state
+        );
         // Waiting does not count as a restart.
         assert_eq!(
             a.containers.backoff,

@@ -1873,6 +1873,29 @@ impl PodManager {
         self.ensure_image(id, kind, container, report)
             .await
             .map_err(|e| with_pod(e, id))?;
+        // A first start with no instance in the runtime: if the runtime lost the container's
+        // state (a node reboot, a runtime wipe), its log directory still counts the attempts,
+        // and the new one continues after them rather than appending to `0.log`
+        // (`kuberuntime_container.go` `startContainer`, `calcRestartCountByLogDir`).
+        let attempt = if matches!(reason, StartReason::First) && step.instance.is_none() {
+            let dir = target.desired.log_dir.join(&container.name);
+            let names = crate::blocking::run("reading the container's log directory", move || {
+                Ok::<_, RuntimeError>(
+                    std::fs::read_dir(&dir)
+                        .map(|d| {
+                            d.filter_map(Result::ok)
+                                .filter(|e| e.file_type().is_ok_and(|t| !t.is_dir()))
+                                .map(|e| e.file_name().to_string_lossy().into_owned())
+                                .collect::<Vec<_>>()
+                        })
+                        .unwrap_or_default(),
+                )
+            })
+            .await?;
+            attempt.max(plan::restart_count_from_log_names(&names))
+        } else {
+            attempt
+        };
         // subPath mounts, directories and Localhost seccomp profiles: filesystem work.
         let mut config = {
             let (pod, id, container, volumes) = (

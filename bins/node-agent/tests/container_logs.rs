@@ -237,7 +237,10 @@ async fn container_logs_queries_follow_previous_and_errors() {
     let r = logs(&talker_pod, "?stream=Stdout");
     assert_eq!(
         (r.status, r.body.as_str()),
-        (400, r#"unable to return the given log stream: "Stdout""#)
+        (
+            400,
+            r#"unable to return the given log stream: "Stdout". Please enable PodLogsQuerySplitStreams feature gate in kubelet"#
+        )
     );
 
     // The kubelet's refusals.
