@@ -42,7 +42,9 @@ fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
     let rounds = if quick { 4 } else { env_or("ROUNDS", 400) };
     let size = env_or("SIZE", 4096);
-    let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let data: Vec<u8> = (0..size)
+        .map(|i| u8::try_from(i % 251).unwrap_or(0))
+        .collect();
     let base = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let bare_dir = base.path().join("bare");
     let store_dir = base.path().join("store");
@@ -84,13 +86,13 @@ fn main() {
         .chain(&ratios_bare_first)
         .copied()
         .collect();
-    println!("durable 4 KiB writes, {rounds} paired rounds ({size} bytes each)");
-    println!(
+    eprintln!("durable 4 KiB writes, {rounds} paired rounds ({size} bytes each)");
+    eprintln!(
         "median time: FileStore::write {:.1} µs, bare durable sequence {:.1} µs",
         median(&mut store_times),
         median(&mut bare_times)
     );
-    println!(
+    eprintln!(
         "median ratio store / bare: store first {:.3}, bare first {:.3}, all rounds {:.3}",
         median(&mut ratios_store_first),
         median(&mut ratios_bare_first),
