@@ -369,29 +369,9 @@ mod tests {
             .await
             .unwrap();
         let log = dir.path().join("0.log");
-        let sandbox_config = cri::PodSandboxConfig {
-            metadata: Some(cri::PodSandboxMetadata {
-                name: "p".into(),
-                uid: "uid".into(),
-                namespace: "ns".into(),
-                attempt: 0,
-            }),
-            ..cri::PodSandboxConfig::default()
-        };
-        let sandbox = cri.run_pod_sandbox(sandbox_config.clone()).await.unwrap();
-        let config = cri::ContainerConfig {
-            metadata: Some(cri::ContainerMetadata {
-                name: "app".into(),
-                attempt: 0,
-            }),
-            log_path: log.display().to_string(),
-            ..cri::ContainerConfig::default()
-        };
-        let id = cri
-            .create_container(&sandbox, config, sandbox_config)
+        let (sandbox, id) = node_runtime::test_support::run_logging_container(&cri, &log)
             .await
             .unwrap();
-        cri.start_container(&id).await.unwrap();
         let registry = PodRegistry::new();
         let mut container = info(ContainerState::Running { started_at: 1 }, None);
         container.container_id = Some(id);

@@ -663,29 +663,9 @@ mod tests {
         let base = dir.join("pods");
         let log = base.join("ns_p_uid/app/0.log");
         std::fs::create_dir_all(log.parent().unwrap()).unwrap();
-        let sandbox_config = cri::PodSandboxConfig {
-            metadata: Some(cri::PodSandboxMetadata {
-                name: "p".into(),
-                uid: "uid".into(),
-                namespace: "ns".into(),
-                attempt: 0,
-            }),
-            ..cri::PodSandboxConfig::default()
-        };
-        let sandbox = cri.run_pod_sandbox(sandbox_config.clone()).await.unwrap();
-        let config = cri::ContainerConfig {
-            metadata: Some(cri::ContainerMetadata {
-                name: "app".into(),
-                attempt: 0,
-            }),
-            log_path: log.display().to_string(),
-            ..cri::ContainerConfig::default()
-        };
-        let id = cri
-            .create_container(&sandbox, config, sandbox_config)
+        let (_, id) = crate::test_support::run_logging_container(&cri, &log)
             .await
             .unwrap();
-        cri.start_container(&id).await.unwrap();
         (fake, cri, base, id)
     }
 

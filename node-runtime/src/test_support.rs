@@ -7,6 +7,39 @@ mod fake_cri;
 
 pub use fake_cri::{CriCall, FakeContainer, FakeCri, FakeSandbox};
 
+/// Runs a sandbox `ns/p` (UID `uid`) with one running container `app` whose CRI log path is
+/// `log_path`, through `cri` (a [`FakeCri`] or a real runtime); returns (sandbox ID,
+/// container ID).
+pub async fn run_logging_container(
+    cri: &crate::CriClient,
+    log_path: &std::path::Path,
+) -> crate::Result<(String, String)> {
+    use crate::cri;
+    let sandbox_config = cri::PodSandboxConfig {
+        metadata: Some(cri::PodSandboxMetadata {
+            name: "p".into(),
+            uid: "uid".into(),
+            namespace: "ns".into(),
+            attempt: 0,
+        }),
+        ..cri::PodSandboxConfig::default()
+    };
+    let sandbox = cri.run_pod_sandbox(sandbox_config.clone()).await?;
+    let config = cri::ContainerConfig {
+        metadata: Some(cri::ContainerMetadata {
+            name: "app".into(),
+            attempt: 0,
+        }),
+        log_path: log_path.display().to_string(),
+        ..cri::ContainerConfig::default()
+    };
+    let id = cri
+        .create_container(&sandbox, config, sandbox_config)
+        .await?;
+    cri.start_container(&id).await?;
+    Ok((sandbox, id))
+}
+
 /// The harness's CRI endpoint. Without `NODE_TEST_CRI_ENDPOINT` it prints a `SKIP <test>` line
 /// and returns `None`; with `CI` set, a missing endpoint fails the test instead, so CI can never
 /// pass by skipping.

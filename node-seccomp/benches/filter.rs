@@ -16,29 +16,10 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group};
-use node_seccomp::{
-    Action, Arch, CompileOptions, DockerContext, DockerProfile, Profile, compile, stats,
-};
-
-const CONTAINERS_COMMON: &str = "/usr/share/containers/seccomp.json";
+use node_seccomp::{Action, Arch, CompileOptions, Profile, compile, stats};
 
 fn containers_common() -> Profile {
-    let d = DockerProfile::from_file(std::path::Path::new(CONTAINERS_COMMON))
-        .expect("install golang-github-containers-common");
-    let mut ctx = DockerContext::docker_defaults(Arch::X86_64);
-    ctx.kernel = Some((6, 1));
-    let mut p = d.resolve(&ctx).unwrap();
-    // Keep only names libseccomp 2.5.4 and our tables agree on for every compiled arch, so
-    // both filters implement exactly the same rules.
-    for r in &mut p.syscalls {
-        r.names.retain(|n| {
-            [Arch::X86_64, Arch::X86, Arch::X32]
-                .iter()
-                .all(|a| libseccomp::knows(*a, n) == libseccomp::we_know(*a, n))
-        });
-    }
-    p.syscalls.retain(|r| !r.names.is_empty());
-    p
+    libseccomp::containers_common_for_comparison()
 }
 
 fn small_profiles() -> Vec<(&'static str, Profile)> {

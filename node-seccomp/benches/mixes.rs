@@ -20,29 +20,14 @@ mod libseccomp;
 use std::path::{Path, PathBuf};
 
 use node_seccomp::{
-    Action, Arch, CompileOptions, DockerContext, DockerProfile, Profile, Program, SyscallMix,
-    compile, interp, seccomp_data, syscalls, weighted_mean,
+    Action, Arch, CompileOptions, Profile, Program, SyscallMix, compile, interp, seccomp_data,
+    syscalls, weighted_mean,
 };
-
-const CONTAINERS_COMMON: &str = "/usr/share/containers/seccomp.json";
 
 /// The containers-common profile as the `filter` bench resolves it: amd64, Docker's default
 /// capabilities, kernel 6.1, only names both libseccomp 2.5.4 and our tables agree on.
 fn containers_common() -> Profile {
-    let d = DockerProfile::from_file(Path::new(CONTAINERS_COMMON))
-        .expect("install golang-github-containers-common");
-    let mut ctx = DockerContext::docker_defaults(Arch::X86_64);
-    ctx.kernel = Some((6, 1));
-    let mut p = d.resolve(&ctx).unwrap();
-    for r in &mut p.syscalls {
-        r.names.retain(|n| {
-            [Arch::X86_64, Arch::X86, Arch::X32]
-                .iter()
-                .all(|a| libseccomp::knows(*a, n) == libseccomp::we_know(*a, n))
-        });
-    }
-    p.syscalls.retain(|r| !r.names.is_empty());
-    p
+    libseccomp::containers_common_for_comparison()
 }
 
 fn mixes() -> Vec<(String, SyscallMix)> {

@@ -185,3 +185,27 @@ fn finish(
         Program::from_bytes(&bytes).unwrap()
     }
 }
+
+/// The containers-common default profile as the benches compare it (`filter`, `mixes`): amd64,
+/// Docker's default capabilities, kernel 6.1, keeping only the names libseccomp 2.5.4 and our
+/// tables agree on for x86_64, x86 and x32, so both filters implement exactly the same rules.
+/// Panics without `golang-github-containers-common`.
+#[allow(clippy::expect_used, clippy::unwrap_used)]
+pub fn containers_common_for_comparison() -> Profile {
+    let d = node_seccomp::DockerProfile::from_file(std::path::Path::new(
+        "/usr/share/containers/seccomp.json",
+    ))
+    .expect("install golang-github-containers-common");
+    let mut ctx = node_seccomp::DockerContext::docker_defaults(Arch::X86_64);
+    ctx.kernel = Some((6, 1));
+    let mut p = d.resolve(&ctx).unwrap();
+    for r in &mut p.syscalls {
+        r.names.retain(|n| {
+            [Arch::X86_64, Arch::X86, Arch::X32]
+                .iter()
+                .all(|a| knows(*a, n) == we_know(*a, n))
+        });
+    }
+    p.syscalls.retain(|r| !r.names.is_empty());
+    p
+}
