@@ -98,6 +98,17 @@ pub enum RuntimeError {
         #[source]
         source: Box<node_seccomp::Error>,
     },
+    /// A container's image is not there and cannot be had: `ErrImagePull` (the pull failed)
+    /// or `ErrImageNeverPull` (absent with `imagePullPolicy: Never`), the kubelet's waiting
+    /// reasons.
+    #[error("{reason}: {message}")]
+    Image {
+        /// `ErrImagePull` or `ErrImageNeverPull`.
+        reason: &'static str,
+        /// The kubelet's message, e.g. `Container image "x" is not present with pull policy
+        /// of Never`.
+        message: String,
+    },
     /// A path built from pod data would leave its base directory, or meets a symlink or a
     /// file type where none may be (a container may have planted it).
     #[error("refusing {path}: {reason}")]
@@ -144,6 +155,7 @@ impl RuntimeError {
         match self {
             Self::VolumeSetup { .. } => "ContainerCreating",
             Self::ContainerConfig { .. } => "CreateContainerConfigError",
+            Self::Image { reason, .. } => reason,
             _ => "CreateContainerError",
         }
     }
@@ -152,9 +164,9 @@ impl RuntimeError {
     /// one, else the whole error.
     pub fn waiting_message(&self) -> String {
         match self {
-            Self::VolumeSetup { message, .. } | Self::ContainerConfig { message, .. } => {
-                message.clone()
-            }
+            Self::VolumeSetup { message, .. }
+            | Self::ContainerConfig { message, .. }
+            | Self::Image { message, .. } => message.clone(),
             other => node_util::error_chain(other),
         }
     }

@@ -1275,12 +1275,13 @@ impl PodManager {
                     Ok(())
                 }
                 Err(e) => {
-                    report.events.push(event(
-                        true,
-                        "Failed",
-                        format!("Failed to pull image {image:?}: {}", e.with_cause()),
-                    ));
-                    Err(e)
+                    let message = format!("Failed to pull image {image:?}: {}", e.with_cause());
+                    report.events.push(event(true, "Failed", message.clone()));
+                    // The kubelet's waiting reason for a failed pull (`images.ErrImagePull`).
+                    Err(RuntimeError::Image {
+                        reason: "ErrImagePull",
+                        message,
+                    })
                 }
             }
         };
@@ -1312,10 +1313,10 @@ impl PodManager {
                             "Container image {image:?} is not present with pull policy of Never"
                         ),
                     ));
-                    return Err(RuntimeError::PodSpec {
-                        pod: String::new(),
-                        reason: format!(
-                            "ErrImageNeverPull: container image {image:?} is not present with pull policy of Never"
+                    return Err(RuntimeError::Image {
+                        reason: "ErrImageNeverPull",
+                        message: format!(
+                            "Container image {image:?} is not present with pull policy of Never"
                         ),
                     });
                 }

@@ -549,3 +549,78 @@ async fn pods_that_do_not_fit_are_refused_in_creation_order() {
         Some("OutOfcpu")
     );
 }
+
+#[tokio::test]
+async fn image_errors_show_the_kubelets_waiting_reasons() {
+    let node = Node::new();
+    let manifest = |name: &str, image: &str, policy: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  uid: uid-{name}\nspec:\n  hostNetwork: true\n  containers:\n  - name: app\n    image: {image}\n    imagePullPolicy: {policy}\n"
+        )
+    };
+    std::fs::write(
+        node.manifest("never.yaml"),
+        manifest("never", "absent:1", "Never"),
+    )
+    .unwrap();
+    std::fs::write(
+        node.manifest("pull.yaml"),
+        manifest("pull", "unreachable:1", "Always"),
+    )
+    .unwrap();
+    node.cri.fail(
+        "PullImage",
+        Some((tonic::Code::Unknown, "registry unreachable")),
+    );
+    let mut m = node.manager().await;
+    m.sync_once().await;
+    let never = &pod(&m, "never").containers[0];
+    assert_eq!(
+        never.state,
+        ContainerState::Waiting {
+            reason: "ErrImageNeverPull".into(),
+            message: "Container image \"absent:1\" is not present with pull policy of Never".into(),
+        }
+    );
+    match &pod(&m, "pull").containers[0].state {
+        ContainerState::Waiting { reason, message } => {
+            assert_eq!(reason, "ErrImagePull");
+            assert!(message.contains("registry unreachable"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_container_the_runtime_lost_continues_its_attempts_from_the_log_directory() {
+    let node = Node::new();
+    node.write_pod("web.yaml", "web", "Always", &[], &["app"]);
+    let mut m = node.manager().await;
+    m.sync_once().await;
+    let first = pod(&m, "web").containers[0].clone();
+    assert_eq!(first.restart_count, 0);
+    // The runtime kept logs for attempts 0 to 2 (one of them rotated), then lost every
+    // container and sandbox (a runtime wipe): the next start is attempt 3, not 0.
+    let dir = node.dir.path().join("logs/default_web-n1_uid-web/app");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["0.log", "1.log.20261203-101010.gz", "2.log", "notes.txt"] {
+        std::fs::write(dir.join(f), "").unwrap();
+    }
+    let client = CriClient::connect(&node.cri.endpoint(), &ClientOptions::default())
+        .await
+        .unwrap();
+    for c in node.cri.containers() {
+        client.stop_container(&c.id, 0).await.unwrap();
+        client.remove_container(&c.id).await.unwrap();
+    }
+    let report = m.sync_once().await;
+    assert!(report.errors.is_empty(), "{report:?}");
+    let app = &pod(&m, "web").containers[0];
+    assert_eq!(app.restart_count, 3, "{app:?}");
+    assert!(
+        app.log_path
+            .as_ref()
+            .is_some_and(|p| p.ends_with("app/3.log")),
+        "{app:?}"
+    );
+}
