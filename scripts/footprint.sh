@@ -291,28 +291,10 @@ EOF
     mv "$tmp/pod.yaml" "$manifests/sleep-$i.yaml"
     continue
   fi
+  # Host-network busybox pods: sleeping, or (logging) writing a 100-byte line ten times a second.
+  command='["/bin/sleep", "86400"]'
   if [ "$POD_KIND" = logging ]; then
-    cat >"$tmp/pod.yaml" <<EOF
-apiVersion: v1
-kind: Pod
-metadata:
-  name: sleep-$i
-  namespace: default
-spec:
-  hostNetwork: true
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: sleep
-    image: $IMAGE
-    imagePullPolicy: IfNotPresent
-    command: ["/bin/sh", "-c", "l=\$(printf '%090d' 0); while true; do echo \"pod $i \$l\"; usleep 100000; done"]
-    resources:
-      limits:
-        cpu: 10m
-        memory: 16Mi
-EOF
-    mv "$tmp/pod.yaml" "$manifests/sleep-$i.yaml"
-    continue
+    command="[\"/bin/sh\", \"-c\", \"l=\$(printf '%090d' 0); while true; do echo \\\"pod $i \$l\\\"; usleep 100000; done\"]"
   fi
   cat >"$tmp/pod.yaml" <<EOF
 apiVersion: v1
@@ -327,7 +309,7 @@ spec:
   - name: sleep
     image: $IMAGE
     imagePullPolicy: IfNotPresent
-    command: ["/bin/sleep", "86400"]
+    command: $command
     resources:
       limits:
         cpu: 10m
