@@ -1,26 +1,25 @@
-//! Hollow nodes: one process runs N nodes' lease and status loops (each node with its own API
-//! client and connection pool, as N kubelets would have) against the test API server running
+//! Hollow nodes: one process runs N simulated nodes with `node_heartbeat::hollow::Fleet` (the
+//! code behind `nodectl hollow-nodes`: every node runs the agent's lease and status loops, all
+//! share one API client bounded to 32 requests in flight) against the test API server running
 //! in a child process, at the kubelet's default intervals (lease 10 s with 4% jitter, status
-//! computed every 10 s, sent on change or every 5 min).
+//! computed every 10 s, sent on change or every 5 min). Nodes start at 500 per second.
 //!
 //! `cargo bench -p node-heartbeat --bench hollow_nodes` measures, per N in `HOLLOW_NODES`
 //! (default `1000`): CPU (utime+stime from /proc) and RSS growth of the nodes process per
-//! node over a `HOLLOW_SECS`-second window (default 60) after a warm-up, the server process's
-//! CPU for the same traffic (the same-run reference), and whether every lease stayed on time
-//! (longest gap between two renewals of any lease as seen by the server).
+//! node over a `HOLLOW_SECS`-second window (default 60) after all nodes started and a 25 s
+//! warm-up, the server process's CPU for the same traffic (the same-run reference), and whether
+//! every lease stayed on time (longest gap between two renewals of any lease as seen by the
+//! server, and as seen by the fleet).
 //! Without `--bench` (e.g. `cargo test --benches`) it runs a 20-node smoke version (11 s warm-up, 11 s window).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use node_heartbeat::KubeBackend;
+use node_heartbeat::hollow::{Fleet, FleetConfig};
 use node_heartbeat::testserver::TestApiServer;
-use node_heartbeat::{
-    KubeBackend, LeaseConfig, LeaseController, MachineFacts, NodeStatusInputs, NodeStatusReporter,
-    RuntimeHealth, RuntimeVersion, SharedInputs, StatusConfig,
-};
 
 fn clk_tck() -> f64 {
     100.0
@@ -82,27 +81,6 @@ async fn http(url: &str, method: &str, path: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
 }
 
-fn inputs(name: &str) -> SharedInputs {
-    let machine = MachineFacts {
-        num_cores: 4,
-        memory_bytes: 16 << 30,
-        hugepages: vec![],
-        machine_id: format!("{:032x}", name.len()),
-        system_uuid: "4C4C4544-0042-3510-8052-B4C04F564433".into(),
-        boot_id: "b5b0f2a4-2e3c-4d2f-9a59-7d0f1f5c8c11".into(),
-        kernel_version: "6.18.0".into(),
-        os_image: "Debian GNU/Linux 12 (bookworm)".into(),
-    };
-    let mut i = NodeStatusInputs::new(name, machine);
-    i.capacity.ephemeral_storage_bytes = Some(100 << 30);
-    i.runtime_version = Some(RuntimeVersion {
-        name: "containerd".into(),
-        version: "1.6.20".into(),
-    });
-    i.runtime_health = RuntimeHealth::healthy(tokio::time::Instant::now().into_std());
-    SharedInputs::new(i, name)
-}
-
 struct Outcome {
     nodes: usize,
     window: f64,
@@ -111,10 +89,15 @@ struct Outcome {
     rss_per_node_kib: f64,
     rss_total_kib: u64,
     max_gap_ms: u64,
+    client_gap_ms: u64,
     renewals: u64,
     leases: u64,
+    errors: u64,
 }
 
+/// Runs a fleet of `n` hollow nodes (`node_heartbeat::hollow::Fleet`: the product's code, one
+/// shared client) in this process until all have started plus `warmup`, then measures a
+/// `window`.
 fn measure(n: usize, warmup: Duration, window: Duration, url: &str, server_pid: u32) -> Outcome {
     let me = std::process::id();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -123,57 +106,37 @@ fn measure(n: usize, warmup: Duration, window: Duration, url: &str, server_pid: 
         .build()
         .unwrap();
     let rss0 = rss_kib(me);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let url_owned = url.to_owned();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let cfg = FleetConfig::new("hollow-", u32::try_from(n).unwrap());
+    let backend = rt
+        .block_on(async { KubeBackend::for_url(url, Duration::from_secs(10)) })
+        .unwrap();
+    let fleet = Fleet::new(backend, cfg).unwrap();
+    let handle = fleet.stats();
+    let running = rt.spawn(fleet.run(async move {
+        let _ = stop_rx.await;
+    }));
     rt.block_on(async {
-        for k in 0..n {
-            let name = format!("hollow-{k:05}");
-            let backend =
-                Arc::new(KubeBackend::for_url(&url_owned, Duration::from_secs(10)).unwrap());
-            let src = inputs(&name);
-            // The runtime answers every 5 s (updateRuntimeUp).
-            let rt_src = src.clone();
-            let mut stop = stop_rx.clone();
-            tokio::spawn(async move {
-                loop {
-                    rt_src.update(|i| {
-                        i.runtime_health.last_sync = Some(tokio::time::Instant::now().into_std())
-                    });
-                    tokio::select! {
-                        _ = stop.changed() => return,
-                        () = tokio::time::sleep(Duration::from_secs(5)) => {}
-                    }
-                }
-            });
-            let reporter = NodeStatusReporter::new(backend.clone(), src, StatusConfig::new(&name));
-            let lease = LeaseController::new(backend, LeaseConfig::new(&name, 40));
-            let mut s1 = stop_rx.clone();
-            let mut s2 = stop_rx.clone();
-            tokio::spawn(reporter.run(async move {
-                let _ = s1.changed().await;
-            }));
-            tokio::spawn(lease.run(async move {
-                let _ = s2.changed().await;
-            }));
-            // Stagger start-up a little, as real nodes do not all boot in the same millisecond.
-            if k % 50 == 49 {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+        // Registration, first status and first leases of every node, then the warm-up.
+        while handle.snapshot().started < n as u64 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        // Warm-up: registration, first status, first leases, then two renewal periods.
         tokio::time::sleep(warmup).await;
     });
     let (c0, s0) = (cpu_secs(me), cpu_secs(server_pid));
     rt.block_on(async {
         http(url, "POST", "/debug/renewals/reset").await;
     });
+    handle.reset();
     let t0 = Instant::now();
     rt.block_on(async { tokio::time::sleep(window).await });
     let elapsed = t0.elapsed().as_secs_f64();
     let (c1, s1) = (cpu_secs(me), cpu_secs(server_pid));
     let rss1 = rss_kib(me);
     let stats = rt.block_on(http(url, "GET", "/debug/renewals"));
-    let _ = stop_tx.send(true);
+    let client = handle.snapshot();
+    let _ = stop_tx.send(());
+    rt.block_on(running).unwrap();
     rt.shutdown_timeout(Duration::from_secs(5));
     Outcome {
         nodes: n,
@@ -183,8 +146,10 @@ fn measure(n: usize, warmup: Duration, window: Duration, url: &str, server_pid: 
         rss_per_node_kib: rss1.saturating_sub(rss0) as f64 / n as f64,
         rss_total_kib: rss1,
         max_gap_ms: stats["maxGapMs"].as_u64().unwrap_or(0),
+        client_gap_ms: client.max_renewal_gap_ms,
         renewals: stats["renewals"].as_u64().unwrap_or(0),
         leases: stats["leases"].as_u64().unwrap_or(0),
+        errors: client.request_errors,
     }
 }
 
@@ -212,9 +177,9 @@ fn main() {
         11
     };
     println!(
-        "| nodes | window s | nodes-process CPU (cores) | per node (millicores) | server CPU (cores, reference) | ratio nodes/server | RSS growth per node (KiB) | nodes-process RSS (MiB) | renewals in window | longest lease gap (ms) | on time (gap <= 10400 ms + 600 ms) |"
+        "| nodes | window s | nodes-process CPU (cores) | per node (millicores) | server CPU (cores, reference) | ratio nodes/server | RSS growth per node (KiB) | nodes-process RSS (MiB) | renewals in window | longest lease gap, server (ms) | longest lease gap, fleet (ms) | failed requests | on time (gap <= 10400 ms + 600 ms) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for n in counts {
         // A fresh server process per size.
         let mut child = Command::new(std::env::current_exe().unwrap())
@@ -234,7 +199,7 @@ fn main() {
         let _ = child.wait();
         let on_time = o.max_gap_ms <= 11_000 && usize::try_from(o.leases).unwrap() == o.nodes;
         println!(
-            "| {} | {:.1} | {:.3} | {:.3} | {:.3} | {:.2} | {:.1} | {:.1} | {} | {} | {} |",
+            "| {} | {:.1} | {:.3} | {:.4} | {:.3} | {:.2} | {:.1} | {:.1} | {} | {} | {} | {} | {} |",
             o.nodes,
             o.window,
             o.cpu_nodes,
@@ -249,6 +214,8 @@ fn main() {
             o.rss_total_kib as f64 / 1024.0,
             o.renewals,
             o.max_gap_ms,
+            o.client_gap_ms,
+            o.errors,
             if on_time { "yes" } else { "NO" }
         );
         if !full {

@@ -149,6 +149,16 @@ pub enum Error {
         /// Attempts made (5, as the kubelet).
         attempts: u32,
     },
+    /// A hollow-node fleet setting is out of range ([`crate::hollow::FleetConfig::validate`]).
+    #[error("hollow nodes: {field}={value:?}: {reason}")]
+    Fleet {
+        /// The setting.
+        field: &'static str,
+        /// Its value.
+        value: String,
+        /// What is allowed.
+        reason: String,
+    },
     /// The node status could not be patched after all retries.
     #[error("update node status exceeds retry count")]
     StatusUpdate,

@@ -111,7 +111,7 @@ fn is_alnum_dash_dot_underscore(s: &str) -> bool {
     }
 }
 
-fn is_dns1123_subdomain(s: &str) -> bool {
+pub(crate) fn is_dns1123_subdomain(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && s.split('.').all(|label| {

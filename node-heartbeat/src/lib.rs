@@ -22,6 +22,9 @@
 //!   feature adds [`testserver::TestApiServer`], a test double speaking real HTTP and the real
 //!   JSON types (leases, nodes, pods with watches and graceful deletion, events, token and
 //!   access reviews), with injected 409/500 answers and a down mode.
+//! * **Hollow nodes** ([`hollow::Fleet`]): N simulated nodes in one process running these same
+//!   loops over one shared, bounded API client, for control-plane scale tests
+//!   (`nodectl hollow-nodes`).
 //! * **Taints** from conditions ([`controller_taints`]) and registration ([`registration_taints`]).
 //! * **systemd watchdog** ([`watchdog::Watchdog`]): READY=1, WATCHDOG=1 every WatchdogSec/2
 //!   while health checks pass, timeouts of 1 s or less refused, STOPPING=1.
@@ -55,6 +58,7 @@ mod backend;
 pub mod conditions;
 mod error;
 mod heartbeat;
+pub mod hollow;
 mod labels;
 mod lease;
 mod machine;

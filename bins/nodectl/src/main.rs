@@ -18,6 +18,7 @@ const VERSION: &str = concat!(
 
 mod checkpoint;
 mod config;
+mod hollow;
 mod node_status;
 mod output;
 mod pod_resources;
@@ -52,6 +53,10 @@ enum Command {
     /// kubelet would register for this machine.
     #[command(name = "node-status")]
     NodeStatus(node_status::Args),
+    /// Run N simulated nodes against an API server (registration, leases, status at the
+    /// kubelet's intervals over one shared client), for control-plane scale tests.
+    #[command(name = "hollow-nodes")]
+    HollowNodes(hollow::Args),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +69,7 @@ fn main() -> ExitCode {
         Command::NodeStatus(args) => node_status::run(args),
         Command::State(args) => state::run(args),
         Command::PodResources(args) => pod_resources::run(args),
+        Command::HollowNodes(args) => hollow::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
