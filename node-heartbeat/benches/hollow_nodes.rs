@@ -225,6 +225,7 @@ fn main() {
                 "every hollow node must hold a lease"
             );
             assert!(on_time, "leases late in the smoke run: {} ms", o.max_gap_ms);
+            assert_eq!(o.errors, 0, "failed requests in the smoke run's window");
         }
     }
 }

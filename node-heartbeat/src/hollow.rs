@@ -181,7 +181,11 @@ impl FleetConfig {
             return bad("memory_bytes", "0".into(), "must be positive");
         }
         if self.max_pods < 0 {
-            return bad("max_pods", self.max_pods.to_string(), "must not be negative");
+            return bad(
+                "max_pods",
+                self.max_pods.to_string(),
+                "must not be negative",
+            );
         }
         if self.lease_duration_seconds <= 0 {
             return bad(
@@ -199,7 +203,11 @@ impl FleetConfig {
             }
         }
         if self.start_rate == 0 {
-            return bad("start_rate", "0".into(), "must be at least 1 node per second");
+            return bad(
+                "start_rate",
+                "0".into(),
+                "must be at least 1 node per second",
+            );
         }
         if self.max_in_flight == 0 || self.max_in_flight > 4096 {
             return bad(
@@ -468,7 +476,8 @@ impl<B: Backend> Backend for FleetBackend<B> {
 /// A hollow node's status source: the configured machine, a runtime that always answers.
 #[derive(Debug)]
 struct HollowSource {
-    inputs: NodeStatusInputs,
+    /// Boxed: the status loop's future holds its source twice (see `NodeStatusReporter`).
+    inputs: Box<NodeStatusInputs>,
     cfg: Arc<FleetConfig>,
 }
 
@@ -498,7 +507,10 @@ impl HollowSource {
             name: "hollow".into(),
             version: env!("CARGO_PKG_VERSION").into(),
         });
-        HollowSource { inputs, cfg }
+        HollowSource {
+            inputs: Box::new(inputs),
+            cfg,
+        }
     }
 }
 
@@ -684,7 +696,7 @@ mod tests {
             (FleetConfig::new("Hollow-", 1), "name_prefix"),
             (FleetConfig::new("hollow_", 1), "name_prefix"),
             (FleetConfig::new("-hollow", 1), "name_prefix"),
-            (FleetConfig::new(&"a".repeat(60), 1), "name_prefix"),
+            (FleetConfig::new("a".repeat(60), 1), "name_prefix"),
             (
                 FleetConfig {
                     first_index: u32::MAX,
@@ -797,6 +809,49 @@ mod tests {
         assert_eq!(
             crate::find_condition(&again, "Ready").unwrap().status,
             "True"
+        );
+    }
+}
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// A node's memory is mostly its two loops' futures, held for as long as it runs. They stay
+    /// small because the request futures (10-13 KiB) are boxed for the time of a call and the
+    /// large objects the loops keep (Node, Lease, inputs) are boxed too.
+    #[tokio::test]
+    async fn an_idle_hollow_node_holds_small_futures() {
+        let cfg = Arc::new(FleetConfig::new("h-", 1));
+        let backend = Arc::new(FleetBackend {
+            inner: crate::KubeBackend::for_url("http://127.0.0.1:1", Duration::from_secs(1))
+                .unwrap(),
+            gate: Semaphore::new(1),
+            cfg: cfg.clone(),
+            stats: Arc::new(FleetStats::new(1)),
+            last_rebuild_ms: AtomicU64::new(0),
+        });
+        let lease = LeaseController::new(backend.clone(), LeaseConfig::new("h-00000", 40));
+        let reporter = NodeStatusReporter::new(
+            backend,
+            HollowSource::new("h-00000".into(), cfg),
+            StatusConfig::new("h-00000"),
+        );
+        let (_tx, rx) = tokio::sync::watch::channel(false);
+        let mut r1 = rx.clone();
+        let status_loop = reporter.run(async move {
+            let _ = r1.wait_for(|s| *s).await;
+        });
+        let mut r2 = rx;
+        let lease_loop = lease.run(async move {
+            let _ = r2.wait_for(|s| *s).await;
+        });
+        let (a, b) = (
+            std::mem::size_of_val(&status_loop),
+            std::mem::size_of_val(&lease_loop),
+        );
+        assert!(
+            a <= 2048 && b <= 1024,
+            "status loop {a} B, lease loop {b} B"
         );
     }
 }

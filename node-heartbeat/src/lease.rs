@@ -89,7 +89,8 @@ impl LeaseConfig {
 pub struct LeaseController<B> {
     backend: Arc<B>,
     cfg: LeaseConfig,
-    latest: Option<Lease>,
+    /// Boxed to keep the loop's future small (see [`LeaseController::run`]).
+    latest: Option<Box<Lease>>,
 }
 
 impl<B: Backend> LeaseController<B> {
@@ -104,7 +105,7 @@ impl<B: Backend> LeaseController<B> {
 
     /// The lease last returned by the server.
     pub fn latest(&self) -> Option<&Lease> {
-        self.latest.as_ref()
+        self.latest.as_deref()
     }
 
     /// `newLease(base)` plus `SetNodeOwnerFunc`: bare-minimum fields, renewTime now, duration
@@ -194,7 +195,7 @@ impl<B: Backend> LeaseController<B> {
             };
             match self.backend.update_lease(&lease).await {
                 Ok(l) => {
-                    self.latest = Some(l);
+                    self.latest = Some(Box::new(l));
                     return Ok(());
                 }
                 Err(e) => {
@@ -216,7 +217,7 @@ impl<B: Backend> LeaseController<B> {
 
     /// One renewal (`sync`): optimistic update from the cache, else ensure + update.
     pub async fn sync(&mut self) -> Result<()> {
-        if let Some(latest) = self.latest.clone() {
+        if let Some(latest) = self.latest.as_deref().cloned() {
             match self.retry_update_lease(Some(latest)).await {
                 Ok(()) => return Ok(()),
                 Err(e) => {
@@ -226,11 +227,11 @@ impl<B: Backend> LeaseController<B> {
         }
         match self.backoff_ensure_lease().await {
             Some((lease, true)) => {
-                self.latest = Some(lease);
+                self.latest = Some(Box::new(lease));
                 Ok(())
             }
             Some((lease, false)) => {
-                self.latest = Some(lease.clone());
+                self.latest = Some(Box::new(lease.clone()));
                 self.retry_update_lease(Some(lease)).await
             }
             None => Ok(()),
@@ -243,9 +244,11 @@ impl<B: Backend> LeaseController<B> {
         tokio::pin!(shutdown);
         loop {
             let wait = jitter(self.cfg.renew_interval, JITTER_FACTOR);
+            // Boxed: the request futures are large (about 10 KiB) and only live during a
+            // renewal, so an idle loop holds a pointer, not them (hollow nodes run thousands).
             tokio::select! {
                 () = &mut shutdown => return,
-                r = self.sync() => if let Err(e) = r {
+                r = Box::pin(self.sync()) => if let Err(e) = r {
                     tracing::error!(node = %self.cfg.node_name, error = %e, "lease renewal failed");
                 },
             }

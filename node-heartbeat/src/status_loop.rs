@@ -242,7 +242,9 @@ pub struct NodeStatusReporter<B, S> {
     source: S,
     cfg: StatusConfig,
     registered: bool,
-    cached: Option<Node>,
+    /// Boxed, as the loop's future holds the reporter (twice, as async fn arguments are):
+    /// keeping a 1.5 KiB `Node` inline would double it for every hollow node.
+    cached: Option<Box<Node>>,
     last_report: Option<Instant>,
     /// Metadata to reconcile on an existing Node (default labels, attach/detach annotation),
     /// sent with the next status patch.
@@ -304,12 +306,12 @@ impl<B: Backend, S: StatusSource> NodeStatusReporter<B, S> {
             }
             changed
         });
-        self.cached = Some(node);
+        self.cached = Some(Box::new(node));
     }
 
     /// The Node as last seen on the server (the kubelet's lister view).
     pub fn cached(&self) -> Option<&Node> {
-        self.cached.as_ref()
+        self.cached.as_deref()
     }
 
     /// Whether registration succeeded.
@@ -359,7 +361,7 @@ impl<B: Backend, S: StatusSource> NodeStatusReporter<B, S> {
         force_if: impl Fn(&NodeStatus, &NodeStatus) -> bool,
     ) -> Result<bool> {
         let mut node = match (&self.cached, attempt) {
-            (Some(n), 0) => n.clone(),
+            (Some(n), 0) => (**n).clone(),
             _ => {
                 let n = self.backend.get_node(&self.cfg.node_name).await?;
                 self.remember(n.clone());
@@ -474,9 +476,11 @@ impl<B: Backend, S: StatusSource> NodeStatusReporter<B, S> {
         loop {
             let now = Instant::now();
             if now >= next_full {
+                // Boxed, as the fast update below: the request futures are large (about
+                // 12 KiB) and only live during a sync, so an idle loop holds a pointer.
                 tokio::select! {
                     () = &mut shutdown => return,
-                    r = self.sync_node_status() => if let Err(e) = r {
+                    r = Box::pin(self.sync_node_status()) => if let Err(e) = r {
                         tracing::error!(node = %self.cfg.node_name, error = %e, "Unable to update node status");
                     },
                 }
@@ -489,7 +493,7 @@ impl<B: Backend, S: StatusSource> NodeStatusReporter<B, S> {
                 } else {
                     tokio::select! {
                         () = &mut shutdown => return,
-                        done = self.fast_update_once() => fast = !done,
+                        done = Box::pin(self.fast_update_once()) => fast = !done,
                     }
                 }
             }

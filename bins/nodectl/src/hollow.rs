@@ -89,7 +89,7 @@ fn bytes(flag: &str, text: &str) -> anyhow::Result<u64> {
     let q = Quantity::parse(text).with_context(|| format!("--{flag}={text:?}"))?;
     let v = q.value();
     // f64 holds every quantity a node can report (up to 2^53 bytes) exactly.
-    if !(v.is_finite() && v >= 1.0 && v <= 9.007_199_254_740_992e15) || v.fract() != 0.0 {
+    if !(1.0..=9.007_199_254_740_992e15).contains(&v) || v.fract() != 0.0 {
         anyhow::bail!("--{flag}={text:?}: must be a whole number of bytes between 1 and 8Pi");
     }
     // The range check above keeps the cast exact.

@@ -81,10 +81,7 @@ fn a_fleet_registers_ready_nodes_and_keeps_their_leases() {
     assert_eq!(report["registered"], 30, "{report}");
     assert_eq!(report["leasesHeld"], 30, "{report}");
     // Started over 0.3 s and renewed every 2 s (jittered) for about 9 s: at least 3 each.
-    assert!(
-        report["leaseRenewals"].as_u64().unwrap() >= 90,
-        "{report}"
-    );
+    assert!(report["leaseRenewals"].as_u64().unwrap() >= 90, "{report}");
     // Status sent on registration, on becoming Ready and every 3 s after.
     assert!(report["statusPatches"].as_u64().unwrap() >= 60, "{report}");
     // Within the lease's 8 s, though a loaded machine may be late by more than the jitter.
@@ -97,7 +94,9 @@ fn a_fleet_registers_ready_nodes_and_keeps_their_leases() {
     assert_eq!(renewals.len(), 30);
     for i in 100..130 {
         let name = format!("ci-hollow-{i:05}");
-        let node = server.node(&name).unwrap_or_else(|| panic!("no node {name}"));
+        let node = server
+            .node(&name)
+            .unwrap_or_else(|| panic!("no node {name}"));
         let labels = node.metadata.labels.clone().unwrap();
         assert_eq!(labels["kubernetes.io/hostname"], name);
         assert_eq!(labels["pool"], "hollow");
@@ -115,7 +114,10 @@ fn a_fleet_registers_ready_nodes_and_keeps_their_leases() {
         assert_eq!(spec.holder_identity.as_deref(), Some(name.as_str()));
         assert_eq!(spec.lease_duration_seconds, Some(8));
         let owner = &lease.metadata.owner_references.unwrap()[0];
-        assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("Node", name.as_str()));
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str()),
+            ("Node", name.as_str())
+        );
         assert_eq!(Some(&owner.uid), node.metadata.uid.as_ref());
         let r = renewals[&format!("kube-node-lease/{name}")];
         assert!(r.renewals >= 3, "{name}: {r:?}");
