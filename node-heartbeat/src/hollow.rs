@@ -650,14 +650,8 @@ impl<B: Backend> Fleet<B> {
             HollowSource::new(name, self.cfg.clone()),
             status,
         );
-        let mut s1 = stop.clone();
-        let mut s2 = stop.clone();
-        tasks.spawn(reporter.run(async move {
-            let _ = s1.wait_for(|stop| *stop).await;
-        }));
-        tasks.spawn(lease.run(async move {
-            let _ = s2.wait_for(|stop| *stop).await;
-        }));
+        tasks.spawn(reporter.run(node_util::stopped(stop.clone())));
+        tasks.spawn(lease.run(node_util::stopped(stop.clone())));
     }
 }
 
@@ -837,14 +831,8 @@ mod size_tests {
             StatusConfig::new("h-00000"),
         );
         let (_tx, rx) = tokio::sync::watch::channel(false);
-        let mut r1 = rx.clone();
-        let status_loop = reporter.run(async move {
-            let _ = r1.wait_for(|s| *s).await;
-        });
-        let mut r2 = rx;
-        let lease_loop = lease.run(async move {
-            let _ = r2.wait_for(|s| *s).await;
-        });
+        let status_loop = reporter.run(node_util::stopped(rx.clone()));
+        let lease_loop = lease.run(node_util::stopped(rx));
         let (a, b) = (
             std::mem::size_of_val(&status_loop),
             std::mem::size_of_val(&lease_loop),

@@ -124,6 +124,28 @@ pub async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
     }
 }
 
+/// Resolves when the process gets SIGTERM or SIGINT. When the handlers cannot be installed it
+/// logs that and never resolves (the process then stops only with SIGKILL).
+#[cfg(feature = "tokio")]
+pub async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            tracing::error!("cannot install signal handlers; stop with SIGKILL");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,24 +23,7 @@ impl StopReason {
 
 /// Waits for a signal or, when `contention` is given, for the lock file watch to end.
 pub async fn wait_for_stop(contention: Option<tokio::task::JoinHandle<()>>) -> StopReason {
-    let signals = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            _ => {
-                tracing::error!("cannot install signal handlers; stop with SIGKILL");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
+    let signals = node_util::terminated();
     match contention {
         Some(handle) => tokio::select! {
             () = signals => StopReason::Signal,

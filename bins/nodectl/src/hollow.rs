@@ -143,23 +143,6 @@ fn progress_line(r: &FleetReport, elapsed: Duration) -> String {
     )
 }
 
-/// Resolves when SIGINT or SIGTERM arrives (or never, if the handlers cannot be installed).
-async fn signalled() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-        }
-        _ => std::future::pending().await,
-    }
-}
-
 /// Runs `nodectl hollow-nodes`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cfg = config(&args)?;
@@ -193,10 +176,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 Some(d) => {
                     tokio::select! {
                         () = tokio::time::sleep(d) => {}
-                        () = signalled() => {}
+                        () = node_util::terminated() => {}
                     }
                 }
-                None => signalled().await,
+                None => node_util::terminated().await,
             }
         };
         let progress = {
