@@ -4,8 +4,9 @@
 //! **Collisions.** The kubelet names archives with a whole-second RFC 3339 timestamp, so two
 //! requests for one container in the same second get the same path, and containerd and CRI-O
 //! then overwrite the first archive in place. Here the runtime writes into a private
-//! temporary file in the checkpoints directory; the finished archive is then hard-linked to
-//! its final name, which fails instead of replacing an existing file. The first request in a
+//! temporary file in the checkpoints directory; the finished archive is fsynced and then
+//! renamed to its final name with `RENAME_NOREPLACE` (a hard link where the filesystem lacks
+//! the flag), which fails instead of replacing an existing file. The first request in a
 //! second gets the kubelet's exact name; a later one in the same second gets the same name
 //! with nine fractional digits (`...T21:43:06.123456789Z.tar`), still an RFC 3339 timestamp,
 //! so tools that parse the kubelet's names keep working and no archive is ever overwritten
@@ -19,7 +20,7 @@
 //! encoder panics beyond 99,999,999 hours) and to tokio timers is at most [`MAX_DEADLINE`].
 //!
 //! **Blocking work.** Publishing an archive (fsync of a file that may hold gigabytes of memory
-//! pages, hard links, retention) runs on tokio's blocking pool, never on the thread that serves
+//! pages, the rename, retention) runs on tokio's blocking pool, never on the thread that serves
 //! requests.
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
