@@ -1,6 +1,21 @@
 //! The service's added latency: a checkpoint through `CheckpointService` and through the
 //! HTTP router, against a direct CRI `CheckpointContainer` call to the same CRI test server
 //! (a real tonic server on a Unix socket writing the same archive).
+//!
+//! References, each a direct CRI call plus:
+//! * nothing (`direct_cri_call`);
+//! * an fsync of the archive and of its directory (`direct_cri_call_plus_fsyncs`): durable,
+//!   but the runtime wrote the final name itself, so that name existed before its content was
+//!   durable and could have replaced an older archive: not what the service may do;
+//! * the least a correct publish does (`direct_cri_call_durable_publish`): the runtime writes
+//!   a temporary name, then fsync of the archive, `renameat2(RENAME_NOREPLACE)` to the final
+//!   name, fsync of the directory. The name change comes after the data is durable, so the
+//!   directory fsync has a journal commit of its own to wait for.
+//!
+//! Besides criterion's estimates, an interleaved loop (every contender once per round, so each
+//! sees the same machine) prints p50/p90 per contender to stderr; it also runs the durable
+//! publish with the service's former naming (hard link, directory fsync, unlink of the
+//! temporary name: `direct_cri_call_link_publish`) to compare the two ways of naming.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -110,6 +125,17 @@ fn bench(c: &mut Criterion) {
             total
         });
     });
+    // The least a correct publish does: temporary name, fsync, no-replace rename, directory
+    // fsync (see the crate doc above).
+    g.bench_function("direct_cri_call_durable_publish", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for i in 0..iters {
+                total += durable_publish(&rt, &client, &direct_dir, i);
+            }
+            total
+        });
+    });
     g.bench_function("service", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
@@ -150,7 +176,138 @@ fn bench(c: &mut Criterion) {
         });
     });
     g.finish();
+
+    // Interleaved: each round runs every contender once.
+    let rounds: u64 = 200;
+    let mut samples: [Vec<Duration>; 6] = Default::default();
+    for i in 0..rounds {
+        let loc = direct_dir.join(format!("i-{i}.tar"));
+        let loc_s = loc.to_str().unwrap().to_owned();
+        let start = Instant::now();
+        rt.block_on(client.checkpoint_container("ctr-app", &loc_s, 120))
+            .unwrap();
+        samples[0].push(start.elapsed());
+        std::fs::remove_file(&loc).unwrap();
+
+        let start = Instant::now();
+        rt.block_on(client.checkpoint_container("ctr-app", &loc_s, 120))
+            .unwrap();
+        std::fs::File::open(&loc).unwrap().sync_all().unwrap();
+        std::fs::File::open(&direct_dir)
+            .unwrap()
+            .sync_all()
+            .unwrap();
+        samples[1].push(start.elapsed());
+        std::fs::remove_file(&loc).unwrap();
+
+        samples[2].push(durable_publish(&rt, &client, &direct_dir, i));
+        samples[5].push(link_publish(&rt, &client, &direct_dir, i));
+
+        let start = Instant::now();
+        let p = rt
+            .block_on(service.checkpoint("default", "web", "app", None))
+            .unwrap();
+        samples[3].push(start.elapsed());
+        std::fs::remove_file(&p).unwrap();
+
+        let start = Instant::now();
+        let resp = rt
+            .block_on(
+                app.clone().oneshot(
+                    http::Request::post("/checkpoint/default/web/app")
+                        .body(Body::empty())
+                        .unwrap(),
+                ),
+            )
+            .unwrap();
+        let body = rt
+            .block_on(http_body_util::BodyExt::collect(resp.into_body()))
+            .unwrap()
+            .to_bytes();
+        samples[4].push(start.elapsed());
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        std::fs::remove_file(v["items"][0].as_str().unwrap()).unwrap();
+    }
+    let names = [
+        "direct_cri_call",
+        "direct_cri_call_plus_fsyncs",
+        "direct_cri_call_durable_publish",
+        "service",
+        "http_router",
+        "direct_cri_call_link_publish",
+    ];
+    for (name, mut v) in names.into_iter().zip(samples) {
+        v.sort();
+        let at = |q: f64| {
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "an index into `v`: `q` is in 0..=1"
+            )]
+            let i = ((v.len() as f64 - 1.0) * q).round() as usize;
+            v[i]
+        };
+        eprintln!(
+            "checkpoint_latency interleaved {name}: p50 {:?} p90 {:?} ({rounds} rounds)",
+            at(0.5),
+            at(0.9)
+        );
+    }
     drop(server);
+}
+
+/// The same with the naming the service used before: fsync of the archive, a hard link to
+/// the final name (never replaces), fsync of the directory, unlink of the temporary name.
+fn link_publish(
+    rt: &tokio::runtime::Runtime,
+    client: &CriClient,
+    dir: &std::path::Path,
+    i: u64,
+) -> Duration {
+    let temp = dir.join(format!(".tmp-l-{i}.tar"));
+    let temp_s = temp.to_str().unwrap().to_owned();
+    let name = dir.join(format!("l-{i}.tar"));
+    let start = Instant::now();
+    rt.block_on(client.checkpoint_container("ctr-app", &temp_s, 120))
+        .unwrap();
+    std::fs::File::open(&temp).unwrap().sync_all().unwrap();
+    std::fs::hard_link(&temp, &name).unwrap();
+    std::fs::File::open(dir).unwrap().sync_all().unwrap();
+    std::fs::remove_file(&temp).unwrap();
+    let elapsed = start.elapsed();
+    std::fs::remove_file(name).unwrap();
+    elapsed
+}
+
+/// A direct CRI call to a temporary name, then what a correct publish must do: fsync of the
+/// archive, `renameat2(RENAME_NOREPLACE)` to the final name, fsync of the directory. The
+/// final name is removed outside the timed region.
+fn durable_publish(
+    rt: &tokio::runtime::Runtime,
+    client: &CriClient,
+    dir: &std::path::Path,
+    i: u64,
+) -> Duration {
+    let temp = dir.join(format!(".tmp-{i}.tar"));
+    let temp_s = temp.to_str().unwrap().to_owned();
+    let name = format!("c-{i}.tar");
+    let start = Instant::now();
+    rt.block_on(client.checkpoint_container("ctr-app", &temp_s, 120))
+        .unwrap();
+    std::fs::File::open(&temp).unwrap().sync_all().unwrap();
+    let d = std::fs::File::open(dir).unwrap();
+    nix::fcntl::renameat2(
+        &d,
+        temp.file_name().unwrap(),
+        &d,
+        name.as_str(),
+        nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+    )
+    .unwrap();
+    d.sync_all().unwrap();
+    let elapsed = start.elapsed();
+    std::fs::remove_file(dir.join(name)).unwrap();
+    elapsed
 }
 
 criterion_group!(benches, bench);

@@ -4,8 +4,9 @@
 //! **Collisions.** The kubelet names archives with a whole-second RFC 3339 timestamp, so two
 //! requests for one container in the same second get the same path, and containerd and CRI-O
 //! then overwrite the first archive in place. Here the runtime writes into a private
-//! temporary file in the checkpoints directory; the finished archive is then hard-linked to
-//! its final name, which fails instead of replacing an existing file. The first request in a
+//! temporary file in the checkpoints directory; the finished archive is fsynced and then
+//! renamed to its final name with `RENAME_NOREPLACE` (a hard link where the filesystem lacks
+//! the flag), which fails instead of replacing an existing file. The first request in a
 //! second gets the kubelet's exact name; a later one in the same second gets the same name
 //! with nine fractional digits (`...T21:43:06.123456789Z.tar`), still an RFC 3339 timestamp,
 //! so tools that parse the kubelet's names keep working and no archive is ever overwritten
@@ -19,7 +20,7 @@
 //! encoder panics beyond 99,999,999 hours) and to tokio timers is at most [`MAX_DEADLINE`].
 //!
 //! **Blocking work.** Publishing an archive (fsync of a file that may hold gigabytes of memory
-//! pages, hard links, retention) runs on tokio's blocking pool, never on the thread that serves
+//! pages, the rename, retention) runs on tokio's blocking pool, never on the thread that serves
 //! requests.
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -287,7 +288,7 @@ impl CheckpointService {
         blocking("publishing the archive", move || {
             let result = called.and_then(|()| publish(&dir, &temp, &target, &now));
             // Whatever happened, the temporary name must not survive (on success publish()
-            // has linked it to its final name). A runtime that keeps writing after a deadline
+            // has already moved it to its final name). A runtime that keeps writing after a deadline
             // may recreate it; such leftovers are removed at the next start, never reported
             // as archives, and ignored by retention.
             let cleanup = remove_if_present(&temp);
@@ -386,6 +387,24 @@ fn publish(
     file.sync_all()
         .map_err(|e| CheckpointError::io("syncing archive", temp, e))?;
 
+    drop(file);
+
+    // Crash safety. The archive's data and inode (owner, mode) are durable from the fsync
+    // above, before its final name exists in any form, so whatever a crash leaves, the final
+    // name never points at data that was not on disk yet. The name then appears in one
+    // directory operation that fails instead of replacing (renameat2 RENAME_NOREPLACE, or a
+    // hard link), and the directory is fsynced before the path is returned, so a reported
+    // archive keeps its name and content across a crash. A crash before that fsync leaves the
+    // temporary name, the final one, or (with the link fallback) both on one inode: the
+    // temporary name is removed at the next start, an unreported final name is a complete
+    // archive. One metadata operation and one directory fsync is the least a durable,
+    // non-replacing publish of a file written elsewhere takes: the name change has to come
+    // after the data is durable, so it needs a journal commit of its own.
+    let dir_file = std::fs::File::open(dir)
+        .map_err(|e| CheckpointError::io("opening checkpoint directory", dir, e))?;
+    let temp_name = temp.file_name().ok_or_else(|| CheckpointError::NoArchive {
+        path: temp.to_owned(),
+    })?;
     let base = archive_file_name(
         &target.pod,
         &target.namespace,
@@ -394,27 +413,67 @@ fn publish(
     );
     let first = dir.join(&base);
     let mut nanos = now.subsec_nanosecond().unsigned_abs();
-    let mut candidate = first.clone();
+    let mut candidate = base;
     for _ in 0..1_000_000 {
-        match std::fs::hard_link(temp, &candidate) {
+        match name_without_replacing(&dir_file, temp_name, candidate.as_ref()) {
             Ok(()) => {
-                sync_dir(dir)?;
-                return Ok(candidate);
+                dir_file
+                    .sync_all()
+                    .map_err(|e| CheckpointError::io("syncing checkpoint directory", dir, e))?;
+                return Ok(dir.join(candidate));
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let name = archive_file_name(
+                candidate = archive_file_name(
                     &target.pod,
                     &target.namespace,
                     &target.container,
                     &rfc3339_nanos(now, nanos),
                 );
-                candidate = dir.join(name);
                 nanos = (nanos + 1) % 1_000_000_000;
             }
-            Err(e) => return Err(CheckpointError::io("naming archive", &candidate, e)),
+            Err(e) => {
+                return Err(CheckpointError::io(
+                    "naming archive",
+                    dir.join(&candidate),
+                    e,
+                ));
+            }
         }
     }
     Err(CheckpointError::NameExhausted { path: first })
+}
+
+/// Moves `from` to `to` inside `dir`, failing with `AlreadyExists` instead of replacing an
+/// existing `to`: `renameat2(RENAME_NOREPLACE)`, one directory operation. Where the kernel or
+/// the filesystem does not offer it (`EINVAL`, `ENOSYS`; and on targets without the call) it
+/// hard-links `from` to `to` instead, which never replaces either; the caller's clean-up then
+/// unlinks `from`.
+fn name_without_replacing(
+    dir: &std::fs::File,
+    from: &std::ffi::OsStr,
+    to: &std::ffi::OsStr,
+) -> std::io::Result<()> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use nix::fcntl::{RenameFlags, renameat2};
+        match renameat2(dir, from, dir, to, RenameFlags::RENAME_NOREPLACE) {
+            Ok(()) => return Ok(()),
+            Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    link_without_replacing(dir, from, to)
+}
+
+/// The fallback of [`name_without_replacing`]: a hard link, which fails with `EEXIST`
+/// instead of replacing; `from` stays for the caller to unlink.
+fn link_without_replacing(
+    dir: &std::fs::File,
+    from: &std::ffi::OsStr,
+    to: &std::ffi::OsStr,
+) -> std::io::Result<()> {
+    nix::unistd::linkat(dir, from, dir, to, nix::fcntl::AtFlags::empty())?;
+    Ok(())
 }
 
 /// Runs blocking filesystem work on tokio's blocking pool ([`node_util::run_blocking`]).
@@ -575,11 +634,6 @@ fn remove_if_present(path: &Path) -> Result<(), CheckpointError> {
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
-    node_state::store::fsync_dir(dir)
-        .map_err(|e| CheckpointError::io("syncing checkpoint directory", dir, e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -718,6 +772,48 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// Both ways of naming an archive move it to a free name and refuse a taken one, leaving
+    /// both files as they were.
+    #[test]
+    fn naming_never_replaces() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = std::fs::File::open(tmp.path()).unwrap();
+        let read = |name: &str| std::fs::read(tmp.path().join(name)).unwrap();
+        let name = |n: &str| std::ffi::OsString::from(n);
+        std::fs::write(tmp.path().join("taken.tar"), b"old").unwrap();
+
+        std::fs::write(tmp.path().join(".tmp-a"), b"a").unwrap();
+        let e = name_without_replacing(&dir, &name(".tmp-a"), &name("taken.tar")).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(
+            (read("taken.tar"), read(".tmp-a")),
+            (b"old".to_vec(), b"a".to_vec())
+        );
+        name_without_replacing(&dir, &name(".tmp-a"), &name("free.tar")).unwrap();
+        assert_eq!(read("free.tar"), b"a");
+        // renameat2 on this filesystem (the link fallback would leave the old name).
+        assert!(!tmp.path().join(".tmp-a").exists());
+
+        std::fs::write(tmp.path().join(".tmp-b"), b"b").unwrap();
+        let e = link_without_replacing(&dir, &name(".tmp-b"), &name("taken.tar")).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(read("taken.tar"), b"old");
+        link_without_replacing(&dir, &name(".tmp-b"), &name("linked.tar")).unwrap();
+        assert_eq!(
+            (read("linked.tar"), read(".tmp-b")),
+            (b"b".to_vec(), b"b".to_vec())
+        );
+
+        // A name that is a symlink is taken too: never followed, never replaced.
+        std::os::unix::fs::symlink("/nonexistent", tmp.path().join("dangling.tar")).unwrap();
+        std::fs::write(tmp.path().join(".tmp-c"), b"c").unwrap();
+        for f in [name_without_replacing, link_without_replacing] {
+            let e = f(&dir, &name(".tmp-c"), &name("dangling.tar")).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        }
+        assert!(tmp.path().join("dangling.tar").is_symlink());
     }
 
     #[test]

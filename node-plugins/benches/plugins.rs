@@ -5,10 +5,16 @@
 //!   the device manager reports the new allocatable (includes the checkpoint write, as in the
 //!   kubelet). Reference: the same message received by a bare gRPC client (transport + decode).
 //! * `pod_resources_list_110/grpc`: `List` over the pod-resources socket with 110 pods (2
-//!   containers each, one device per pod). Reference: building the same answer in-process.
+//!   containers each, one device per pod, from a device manager holding 10,000 devices); the
+//!   server keeps its answer (encoded) between changes. `grpc_uncached`: the same server built
+//!   with a CPU/memory provider without a generation, so it builds and encodes every answer
+//!   (what every call did before the cache). Reference: building the answer in-process.
 //!
-//! Besides criterion's output, p50/p99 over 200 samples and the process RSS are printed to
-//! stderr.
+//! Besides criterion's output, p50/p99 are printed to stderr: 200 `ListAndWatch` updates, and
+//! 1,000 rounds of an interleaved loop (every contender once per round, so each sees the same
+//! machine): the two gRPC `List`s, the in-process build, a copy of the kept answer, prost
+//! encode and decode of the answer, and a gRPC `Get` of one pod (a small call over the same
+//! connection: the transport and scheduling floor). Then the process RSS.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
@@ -22,8 +28,10 @@ use node_plugins::proto::deviceplugin::{
     Empty, ListAndWatchResponse, PreStartContainerRequest, PreStartContainerResponse,
     PreferredAllocationRequest, PreferredAllocationResponse, RegisterRequest,
 };
-use node_plugins::proto::podresources::ListPodResourcesRequest;
 use node_plugins::proto::podresources::pod_resources_lister_client::PodResourcesListerClient;
+use node_plugins::proto::podresources::{
+    GetPodResourcesRequest, ListPodResourcesRequest, ListPodResourcesResponse,
+};
 use node_plugins::{
     DeviceManager, DeviceManagerOptions, PodResourcesOptions, PodResourcesServer,
     pod_resources_socket,
@@ -329,6 +337,11 @@ fn pods() -> PodRegistry {
     registry
 }
 
+/// A CPU/memory provider without a generation: the server cannot keep its answers.
+struct Uncacheable;
+
+impl node_plugins::CpuMemoryProvider for Uncacheable {}
+
 fn bench_pod_resources(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (rss_before, _) = rss_kib();
@@ -346,12 +359,29 @@ fn bench_pod_resources(c: &mut Criterion) {
     let options = PodResourcesOptions::default()
         .with_qps(1e9)
         .with_burst(1_000_000);
-    let server = PodResourcesServer::new(registry, s.manager.clone(), options);
+    let server = PodResourcesServer::new(registry.clone(), s.manager.clone(), options);
     let socket = pod_resources_socket(s.dir.path());
     let handle = rt.block_on(async { server.serve(&socket).unwrap() });
     let mut client = rt.block_on(async {
         PodResourcesListerClient::new(
             node_plugins::connect(&socket, Duration::from_secs(5))
+                .await
+                .unwrap(),
+        )
+    });
+    // The same server without its cache (a CPU/memory provider that cannot say when it
+    // changes makes it build every answer): what every `List` cost before, in the same run.
+    let uncached = PodResourcesServer::with_cpu_memory(
+        registry,
+        s.manager.clone(),
+        options,
+        std::sync::Arc::new(Uncacheable),
+    );
+    let uncached_socket = s.dir.path().join("uncached.sock");
+    let uncached_handle = rt.block_on(async { uncached.serve(&uncached_socket).unwrap() });
+    let mut uncached_client = rt.block_on(async {
+        PodResourcesListerClient::new(
+            node_plugins::connect(&uncached_socket, Duration::from_secs(5))
                 .await
                 .unwrap(),
         )
@@ -369,23 +399,80 @@ fn bench_pod_resources(c: &mut Criterion) {
                 .unwrap()
         })
     });
-    group.bench_function("reference_in_process", |b| b.iter(|| server.list()));
+    group.bench_function("grpc_uncached", |b| {
+        b.iter(|| {
+            rt.block_on(uncached_client.list(ListPodResourcesRequest {}))
+                .unwrap()
+        })
+    });
+    group.bench_function("reference_in_process_build", |b| b.iter(|| uncached.list()));
     group.finish();
-    let samples: Vec<Duration> = rt.block_on(async {
-        let mut v = Vec::new();
+    // One loop, the contenders interleaved call by call, so each sees the same machine.
+    let mut grpc = Vec::new();
+    let mut grpc_uncached = Vec::new();
+    let mut build = Vec::new();
+    let mut copy = Vec::new();
+    let mut encode = Vec::new();
+    let mut decode = Vec::new();
+    let mut small = Vec::new();
+    let answer = server.list();
+    let encoded = prost::Message::encode_to_vec(&answer);
+    assert_eq!(answer, uncached.list());
+    rt.block_on(async {
         for _ in 0..1000 {
             let t = Instant::now();
             client.list(ListPodResourcesRequest {}).await.unwrap();
-            v.push(t.elapsed());
+            grpc.push(t.elapsed());
+            let t = Instant::now();
+            uncached_client
+                .list(ListPodResourcesRequest {})
+                .await
+                .unwrap();
+            grpc_uncached.push(t.elapsed());
+            let t = Instant::now();
+            std::hint::black_box(uncached.list());
+            build.push(t.elapsed());
+            let t = Instant::now();
+            std::hint::black_box(server.list());
+            copy.push(t.elapsed());
+            let t = Instant::now();
+            std::hint::black_box(prost::Message::encode_to_vec(&answer));
+            encode.push(t.elapsed());
+            let t = Instant::now();
+            std::hint::black_box(
+                <ListPodResourcesResponse as prost::Message>::decode(encoded.as_slice()).unwrap(),
+            );
+            decode.push(t.elapsed());
+            let t = Instant::now();
+            client
+                .get(GetPodResourcesRequest {
+                    pod_name: "pod-000".into(),
+                    pod_namespace: "ns-0".into(),
+                })
+                .await
+                .unwrap();
+            small.push(t.elapsed());
         }
-        v
     });
-    let (p50, p99) = percentiles(samples);
     let (rss, hwm) = rss_kib();
+    for (name, v) in [
+        ("grpc List", grpc),
+        ("grpc List, uncached server", grpc_uncached),
+        ("in-process build (uncached list())", build),
+        ("in-process copy of the kept answer (list())", copy),
+        ("prost encode of the answer (no longer per call)", encode),
+        ("prost decode of the answer (the client's share)", decode),
+        ("grpc Get of one pod", small),
+    ] {
+        let (p50, p99) = percentiles(v);
+        eprintln!("pod_resources_list_110 {name}: p50 {p50:?} p99 {p99:?} (1000 samples)");
+    }
     eprintln!(
-        "pod_resources_list_110 grpc: p50 {p50:?} p99 {p99:?} (1000 samples); process RSS {rss} KiB (peak {hwm} KiB, {rss_before} KiB before the device manager and server started)"
+        "pod_resources_list_110: answer {} bytes encoded; process RSS {rss} KiB (peak {hwm} KiB, {rss_before} KiB before the device manager and server started)",
+        prost::Message::encoded_len(&answer)
     );
     drop(handle);
+    drop(uncached_handle);
 }
 
 criterion_group!(benches, bench_listandwatch, bench_pod_resources);

@@ -22,6 +22,7 @@
 use node_util::error_chain;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -277,9 +278,57 @@ impl State {
 #[derive(Debug)]
 struct Shared {
     options: DeviceManagerOptions,
+    /// Only through [`Shared::state`], which keeps [`Shared::generation`] current.
     state: Mutex<State>,
+    /// Bumped by every critical section that took the state mutably (see [`StateGuard`]).
+    generation: AtomicU64,
     changes: watch::Sender<u64>,
     store: Mutex<CheckpointSlot>,
+}
+
+impl Shared {
+    /// Locks the state. Writing through the guard bumps the generation when it is dropped.
+    fn state(&self) -> StateGuard<'_> {
+        StateGuard {
+            guard: lock(&self.state),
+            generation: &self.generation,
+            written: false,
+        }
+    }
+}
+
+/// The state lock. Any mutable access marks it written, and dropping a written guard bumps
+/// [`Shared::generation`] while the lock is still held, after every change it made: a reader
+/// that loads the generation and then takes the lock sees at least the state that generation
+/// stands for. Mutable access that changed nothing bumps too (a spurious rebuild for a cache,
+/// never a stale answer).
+struct StateGuard<'a> {
+    guard: MutexGuard<'a, State>,
+    generation: &'a AtomicU64,
+    written: bool,
+}
+
+impl std::ops::Deref for StateGuard<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.written = true;
+        &mut self.guard
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        if self.written {
+            // Release: pairs with the Acquire load in `DeviceManager::generation`.
+            self.generation.fetch_add(1, Ordering::Release);
+        }
+    }
 }
 
 /// The checkpoint store and the newest snapshot written to it. Writes run on tokio's blocking
@@ -322,6 +371,7 @@ impl DeviceManager {
             shared: Arc::new(Shared {
                 options,
                 state: Mutex::new(State::default()),
+                generation: AtomicU64::new(0),
                 changes,
                 store: Mutex::new(CheckpointSlot::default()),
             }),
@@ -434,7 +484,7 @@ impl DeviceManager {
             tracing::warn!(resource, plugin = %endpoint.display(), error = %error_chain(err), "device plugin did not answer GetDevicePluginOptions");
         })?;
         let generation = {
-            let mut state = lock(&self.shared.state);
+            let mut state = self.shared.state();
             if !state.resources.contains_key(resource)
                 && state.resources.len() >= crate::limits::MAX_RESOURCES
             {
@@ -476,7 +526,7 @@ impl DeviceManager {
             endpoint.to_path_buf(),
             client,
         ));
-        if let Some(r) = lock(&self.shared.state).resources.get_mut(resource)
+        if let Some(r) = self.shared.state().resources.get_mut(resource)
             && r.generation == generation
         {
             r.stream = Some(task.abort_handle());
@@ -489,7 +539,7 @@ impl DeviceManager {
     /// Refuses a new resource name when [`MAX_RESOURCES`](crate::limits::MAX_RESOURCES) are
     /// known already (checked again when the plugin is recorded).
     fn check_resource_room(&self, resource: &str) -> Result<()> {
-        let state = lock(&self.shared.state);
+        let state = self.shared.state();
         if !state.resources.contains_key(resource)
             && state.resources.len() >= crate::limits::MAX_RESOURCES
         {
@@ -504,7 +554,9 @@ impl DeviceManager {
     /// Drops the plugin of `resource` as if its stream had ended (the `plugins_registry`
     /// DeRegister path): devices unhealthy, resource removed after the grace period.
     pub fn disconnect_plugin(&self, resource: &str) {
-        let generation = lock(&self.shared.state)
+        let generation = self
+            .shared
+            .state()
             .resources
             .get(resource)
             .map(|r| r.generation);
@@ -517,7 +569,7 @@ impl DeviceManager {
 
     /// Stops every plugin stream (the agent is shutting down). Resources stay as they are.
     pub fn shutdown(&self) {
-        let mut state = lock(&self.shared.state);
+        let mut state = self.shared.state();
         for r in state.resources.values_mut() {
             if let Some(stream) = r.stream.take() {
                 stream.abort();
@@ -531,7 +583,7 @@ impl DeviceManager {
     pub fn capacity(&self) -> ResourceCapacity {
         let grace = self.shared.options.grace_period;
         let mut out = ResourceCapacity::default();
-        let mut state = lock(&self.shared.state);
+        let mut state = self.shared.state();
         let now = Instant::now();
         let expired: Vec<String> = state
             .resources
@@ -557,7 +609,8 @@ impl DeviceManager {
 
     /// The devices of `resource`, sorted by ID (empty when unknown).
     pub fn devices(&self, resource: &str) -> Vec<DeviceInfo> {
-        lock(&self.shared.state)
+        self.shared
+            .state()
             .resources
             .get(resource)
             .map(|r| r.devices.values().cloned().collect())
@@ -566,7 +619,8 @@ impl DeviceManager {
 
     /// Every resource with its devices (for `GetAllocatableResources`).
     pub fn all_devices(&self) -> BTreeMap<String, Vec<DeviceInfo>> {
-        lock(&self.shared.state)
+        self.shared
+            .state()
             .resources
             .iter()
             .map(|(name, r)| (name.clone(), r.devices.values().cloned().collect()))
@@ -575,10 +629,20 @@ impl DeviceManager {
 
     /// Whether a plugin is connected for `resource` (stream running).
     pub fn is_connected(&self, resource: &str) -> bool {
-        lock(&self.shared.state)
+        self.shared
+            .state()
             .resources
             .get(resource)
             .is_some_and(|r| r.client.is_some())
+    }
+
+    /// A number that changes whenever anything this manager reports may have changed:
+    /// resources registered, disconnected or removed, devices and their health or topology,
+    /// allocations made or released, reservations. Equal numbers mean the same state, so a
+    /// reader can keep an answer built from it (the pod-resources server does) until the
+    /// number moves. Load it *before* reading the state the answer is built from.
+    pub fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::Acquire)
     }
 
     /// A receiver that changes on every registration, device update or disconnection.
@@ -642,7 +706,7 @@ impl DeviceManager {
     ) -> Result<Allocation> {
         let key = (pod_uid.to_owned(), container.to_owned());
         let first = {
-            let mut state = lock(&self.shared.state);
+            let mut state = self.shared.state();
             if let Some(existing) = reuse(&mut state, &key, resource, count)? {
                 return Ok(existing);
             }
@@ -698,7 +762,7 @@ impl DeviceManager {
                 timeout: wait,
             })?;
         let (mut client, endpoint, available) = {
-            let state = lock(&self.shared.state);
+            let state = self.shared.state();
             let (client, _, endpoint, _) = plugin_for(&state, resource)?;
             (client, endpoint, state.available(resource))
         };
@@ -745,7 +809,7 @@ impl DeviceManager {
                 });
             }
         };
-        let mut state = lock(&self.shared.state);
+        let mut state = self.shared.state();
         let available = state.available(resource);
         let free: BTreeSet<&str> = available.iter().map(String::as_str).collect();
         let mut chosen: Vec<String> = Vec::with_capacity(count.min(available.len()));
@@ -856,7 +920,7 @@ impl DeviceManager {
             response,
         };
         let recorded = {
-            let mut state = lock(&self.shared.state);
+            let mut state = self.shared.state();
             let Some(id) = reservation.take() else {
                 return Err(PluginError::AllocationCancelled {
                     pod_uid: key.0,
@@ -886,7 +950,7 @@ impl DeviceManager {
 
     /// Devices of `resource` reserved by allocations whose `Allocate` is still running.
     pub fn reserved_devices(&self, resource: &str) -> Vec<String> {
-        let state = lock(&self.shared.state);
+        let state = self.shared.state();
         let mut ids: Vec<String> = state
             .reservations
             .values()
@@ -911,7 +975,7 @@ impl DeviceManager {
         let mut merged = ContainerAllocateResponse::default();
         for allocation in allocations {
             let (client, options, endpoint) = {
-                let state = lock(&self.shared.state);
+                let state = self.shared.state();
                 match state.resources.get(&allocation.resource) {
                     Some(r) => (r.client.clone(), r.options, r.endpoint.clone()),
                     None => (None, DevicePluginOptions::default(), PathBuf::new()),
@@ -959,7 +1023,8 @@ impl DeviceManager {
 
     /// The allocations of one container, by resource name.
     pub fn container_allocations(&self, pod_uid: &str, container: &str) -> Vec<Allocation> {
-        lock(&self.shared.state)
+        self.shared
+            .state()
             .allocations
             .get(&(pod_uid.to_owned(), container.to_owned()))
             .map(|a| a.values().cloned().collect())
@@ -973,7 +1038,7 @@ impl DeviceManager {
         pod_uid: &str,
         container: &str,
     ) -> Vec<(String, String, Vec<i64>)> {
-        let state = lock(&self.shared.state);
+        let state = self.shared.state();
         let Some(by_resource) = state
             .allocations
             .get(&(pod_uid.to_owned(), container.to_owned()))
@@ -1002,7 +1067,7 @@ impl DeviceManager {
     /// `tokio::task::spawn_blocking`, as `PodManager` calls its container hook.
     pub fn release_pod(&self, pod_uid: &str) {
         let removed = {
-            let mut state = lock(&self.shared.state);
+            let mut state = self.shared.state();
             let before = (state.allocations.len(), state.reservations.len());
             state.allocations.retain(|(uid, _), _| uid != pod_uid);
             state.unverified.retain(|((uid, _), _)| uid != pod_uid);
@@ -1045,7 +1110,7 @@ impl DeviceManager {
     ) -> bool {
         let checked = crate::limits::check_device_list(message.devices);
         {
-            let mut state = lock(&self.shared.state);
+            let mut state = self.shared.state();
             let Some(r) = state.resources.get_mut(resource) else {
                 return false;
             };
@@ -1091,7 +1156,7 @@ impl DeviceManager {
     /// the state changed (then the caller commits it).
     fn list_late(&self, resource: &str, generation: u64, endpoint: &Path) -> bool {
         let changed = {
-            let mut state = lock(&self.shared.state);
+            let mut state = self.shared.state();
             let Some(r) = state.resources.get_mut(resource) else {
                 return false;
             };
@@ -1117,7 +1182,7 @@ impl DeviceManager {
     /// Returns whether the state changed (then the caller commits it).
     fn stream_ended(&self, resource: &str, generation: u64) -> bool {
         {
-            let mut state = lock(&self.shared.state);
+            let mut state = self.shared.state();
             let Some(r) = state.resources.get_mut(resource) else {
                 return false;
             };
@@ -1148,7 +1213,7 @@ impl DeviceManager {
     /// order (taken under the state lock).
     fn snapshot(&self) -> (u64, DeviceManagerState) {
         let boot_id = read_boot_id();
-        let mut state = lock(&self.shared.state);
+        let mut state = self.shared.state();
         state.checkpoint_seq += 1;
         (state.checkpoint_seq, checkpoint_of(&state, boot_id))
     }
@@ -1193,7 +1258,7 @@ impl DeviceManager {
 
     /// The checkpoint content for the current state.
     pub fn checkpoint_state(&self) -> DeviceManagerState {
-        checkpoint_of(&lock(&self.shared.state), read_boot_id())
+        checkpoint_of(&self.shared.state(), read_boot_id())
     }
 
     /// Restores allocations and resource names from the checkpoint, like the kubelet's
@@ -1210,7 +1275,7 @@ impl DeviceManager {
                 return;
             }
         };
-        let mut state = lock(&self.shared.state);
+        let mut state = self.shared.state();
         for entry in data.pod_device_entries.unwrap_or_default() {
             let mut ids: Vec<String> = entry
                 .device_ids
@@ -1262,7 +1327,8 @@ impl DeviceManager {
 
     /// The endpoint socket `resource` was registered with.
     pub fn endpoint(&self, resource: &str) -> Option<PathBuf> {
-        lock(&self.shared.state)
+        self.shared
+            .state()
             .resources
             .get(resource)
             .map(|r| r.endpoint.clone())
@@ -1441,7 +1507,7 @@ impl Drop for Reservation {
         let Some(id) = self.id.take() else {
             return;
         };
-        let released = lock(&self.manager.shared.state).reservations.remove(&id);
+        let released = self.manager.shared.state().reservations.remove(&id);
         if let Some(r) = released {
             tracing::debug!(resource = r.resource, pod = r.pod_uid, devices = ?r.device_ids, "device reservation released");
             self.manager.notify();
@@ -1680,7 +1746,7 @@ mod tests {
     }
 
     fn allocate_in_memory(m: &DeviceManager, pod: &str) {
-        lock(&m.shared.state).allocations.insert(
+        m.shared.state().allocations.insert(
             (pod.to_owned(), "app".to_owned()),
             BTreeMap::from([(
                 "example.com/dev".to_owned(),
@@ -1745,5 +1811,90 @@ mod tests {
             task.await.unwrap();
         }
         assert_eq!(pods_on_disk(dir.path()), want);
+    }
+    fn resource_with(generation: u64) -> Resource {
+        Resource {
+            generation,
+            client: None,
+            options: DevicePluginOptions::default(),
+            endpoint: PathBuf::from("/dev/null/plugin.sock"),
+            devices: BTreeMap::new(),
+            stopped_at: None,
+            stream: None,
+            choice: Arc::default(),
+        }
+    }
+
+    fn list(numa: i64, health: &str) -> ListAndWatchResponse {
+        ListAndWatchResponse {
+            devices: vec![crate::proto::deviceplugin::Device {
+                id: "dev-0".to_owned(),
+                health: health.to_owned(),
+                topology: Some(crate::proto::deviceplugin::TopologyInfo {
+                    nodes: vec![crate::proto::deviceplugin::NumaNode { id: numa }],
+                }),
+            }],
+        }
+    }
+
+    /// Every change of what the manager reports moves its generation (the pod-resources
+    /// server keeps answers while it stays put); reads leave it alone.
+    #[test]
+    fn generation_moves_with_every_change_and_only_then() {
+        let m = DeviceManager::new(DeviceManagerOptions::new("/dev/null/plugins"));
+        let endpoint = Path::new("/dev/null/plugin.sock");
+        let mut seen = m.generation();
+        let mut moved = |m: &DeviceManager| {
+            let now = m.generation();
+            let moved = now != seen;
+            seen = now;
+            moved
+        };
+
+        m.shared
+            .state()
+            .resources
+            .insert("example.com/dev".to_owned(), resource_with(1));
+        assert!(moved(&m), "registration");
+        assert!(m.update_devices("example.com/dev", 1, endpoint, list(0, HEALTHY)));
+        assert!(moved(&m), "device list");
+        assert!(m.update_devices("example.com/dev", 1, endpoint, list(1, HEALTHY)));
+        assert!(moved(&m), "topology");
+        assert!(m.update_devices("example.com/dev", 1, endpoint, list(1, UNHEALTHY)));
+        assert!(moved(&m), "health");
+
+        // Reads: what List, Get and GetAllocatableResources ask, and the capacity.
+        m.container_device_topology("pod-a", "app");
+        m.container_allocations("pod-a", "app");
+        m.all_devices();
+        m.devices("example.com/dev");
+        m.capacity();
+        m.checkpoint_state();
+        assert!(!moved(&m), "reads");
+
+        allocate_in_memory(&m, "pod-a");
+        assert!(moved(&m), "allocation");
+        assert_eq!(
+            m.container_device_topology("pod-a", "app"),
+            [(
+                "example.com/dev".to_owned(),
+                "pod-a-dev".to_owned(),
+                Vec::new()
+            )]
+        );
+        m.release_pod("pod-a");
+        assert!(moved(&m), "release");
+        assert!(m.stream_ended("example.com/dev", 1));
+        assert!(moved(&m), "plugin gone");
+        m.shared
+            .state()
+            .resources
+            .get_mut("example.com/dev")
+            .unwrap()
+            .stopped_at = Some(Instant::now() - Duration::from_secs(3600));
+        assert!(moved(&m));
+        assert_eq!(m.capacity().deleted, ["example.com/dev"]);
+        assert!(moved(&m), "resource removed after its grace period");
+        assert!(!moved(&m));
     }
 }

@@ -2,9 +2,13 @@
 //! `GetAllocatableResources` and `Get` (behind `KubeletPodResourcesGet`), and `v1alpha1`
 //! `List`, on one gRPC server behind the kubelet's token bucket (100 QPS, burst 10).
 
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
+
+use prost::Message;
+use prost::bytes::{BufMut, Bytes};
 
 use node_runtime::{ContainerKind, PodInfo, PodRegistry};
 use tokio::sync::oneshot;
@@ -46,7 +50,19 @@ pub fn pod_resources_socket(root_dir: &Path) -> PathBuf {
 
 /// CPU and memory assignments (the CPU and memory managers' answers). The default methods
 /// report nothing, which is what the kubelet reports with the `none` policies.
+///
+/// The server keeps its last `List` and `GetAllocatableResources` answers while nothing they
+/// are built from has changed. For this provider it knows that only through
+/// [`CpuMemoryProvider::generation`]: without one (the default) every call asks the provider
+/// again.
 pub trait CpuMemoryProvider: Send + Sync + 'static {
+    /// A number that changes whenever any answer of this provider may have changed, or
+    /// `None` (the default) when the provider cannot tell, which makes the server build
+    /// every answer afresh. The server reads it *before* asking the other methods, so a
+    /// provider must change the number after (or atomically with) changing its answers.
+    fn generation(&self) -> Option<u64> {
+        None
+    }
     /// Exclusive CPUs of a container.
     fn container_cpus(&self, _pod_uid: &str, _container: &str) -> Vec<i64> {
         Vec::new()
@@ -65,8 +81,12 @@ pub trait CpuMemoryProvider: Send + Sync + 'static {
     }
 }
 
-/// No CPU or memory manager.
-impl CpuMemoryProvider for () {}
+/// No CPU or memory manager: nothing to report, and that never changes.
+impl CpuMemoryProvider for () {
+    fn generation(&self) -> Option<u64> {
+        Some(0)
+    }
+}
 
 /// Server settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -153,6 +173,82 @@ struct Inner {
     cpu_memory: Arc<dyn CpuMemoryProvider>,
     options: PodResourcesOptions,
     limiter: Mutex<TokenBucket>,
+    list: Mutex<Option<Cached<ListPodResourcesResponse>>>,
+    allocatable: Mutex<Option<Cached<AllocatableResourcesResponse>>>,
+}
+
+/// The generations an answer was built at: the pod registry's version, the device manager's
+/// generation and the CPU/memory provider's.
+type Generations = (u64, u64, u64);
+
+/// An answer, the generations it was built at, and its protobuf encoding once asked for.
+struct Cached<T> {
+    at: Generations,
+    entry: Arc<Answer<T>>,
+}
+
+/// One built answer. Served over gRPC as its encoding, made once per answer: a kept answer
+/// costs neither a copy nor an encoding per call.
+struct Answer<T> {
+    message: Arc<T>,
+    encoded: OnceLock<Bytes>,
+}
+
+impl<T: Message> Answer<T> {
+    fn new(message: T) -> Self {
+        Self {
+            message: Arc::new(message),
+            encoded: OnceLock::new(),
+        }
+    }
+
+    /// The message's protobuf encoding: exactly what tonic's prost codec would write.
+    fn encoded(&self) -> Bytes {
+        self.encoded
+            .get_or_init(|| Bytes::from(self.message.encode_to_vec()))
+            .clone()
+    }
+}
+
+/// The cached answer if it was built at `at`; otherwise builds one, keeps it, and returns it.
+/// `at` must be read before `build` reads anything, so a change made while building moves a
+/// generation past `at` and the next call builds again. Two calls that build at once each
+/// return their own answer; the one stored last wins, and if it is the older one the next
+/// call sees that its generations are not current and rebuilds. `at == None` (a CPU/memory
+/// provider without a generation): built every time, nothing kept.
+fn cached<T: Message>(
+    slot: &Mutex<Option<Cached<T>>>,
+    at: Option<Generations>,
+    build: impl FnOnce() -> T,
+) -> Arc<Answer<T>> {
+    let Some(at) = at else {
+        return Arc::new(Answer::new(build()));
+    };
+    if let Some(c) = lock(slot).as_ref()
+        && c.at == at
+    {
+        return Arc::clone(&c.entry);
+    }
+    // Built outside the lock: other calls keep being served from the slot meanwhile.
+    let entry = Arc::new(Answer::new(build()));
+    *lock(slot) = Some(Cached {
+        at,
+        entry: Arc::clone(&entry),
+    });
+    entry
+}
+
+/// The answer's message: moved out when nobody else holds it (an answer that was not kept),
+/// copied otherwise.
+fn into_message<T: Clone>(answer: Arc<Answer<T>>) -> T {
+    match Arc::try_unwrap(answer) {
+        Ok(answer) => Arc::unwrap_or_clone(answer.message),
+        Err(shared) => T::clone(&shared.message),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The Pod Resources service (both versions). Cheap to clone.
@@ -189,6 +285,8 @@ impl PodResourcesServer {
                 cpu_memory,
                 options,
                 limiter: Mutex::new(TokenBucket::new(options.qps, options.burst, Instant::now())),
+                list: Mutex::new(None),
+                allocatable: Mutex::new(None),
             }),
         }
     }
@@ -196,6 +294,45 @@ impl PodResourcesServer {
     /// `List`: the active pods with their regular containers, each with its devices, CPUs
     /// and memory.
     pub fn list(&self) -> ListPodResourcesResponse {
+        into_message(self.list_answer())
+    }
+
+    /// [`list`](Self::list) without the copy: the answer kept since the last change of the
+    /// pods, the device manager or the CPU/memory provider, built afresh when one of them
+    /// changed (or when the provider has no [`generation`](CpuMemoryProvider::generation)).
+    pub fn list_shared(&self) -> Arc<ListPodResourcesResponse> {
+        Arc::clone(&self.list_answer().message)
+    }
+
+    /// [`allocatable`](Self::allocatable) without the copy, kept like
+    /// [`list_shared`](Self::list_shared).
+    pub fn allocatable_shared(&self) -> Arc<AllocatableResourcesResponse> {
+        Arc::clone(&self.allocatable_answer().message)
+    }
+
+    fn list_answer(&self) -> Arc<Answer<ListPodResourcesResponse>> {
+        let at = self.generations(true);
+        cached(&self.inner.list, at, || self.build_list())
+    }
+
+    fn allocatable_answer(&self) -> Arc<Answer<AllocatableResourcesResponse>> {
+        let at = self.generations(false);
+        cached(&self.inner.allocatable, at, || self.build_allocatable())
+    }
+
+    /// The generations an answer built now stands for (`None`: cannot tell). The pod
+    /// registry's only for `List`: allocatable resources do not depend on pods.
+    fn generations(&self, with_pods: bool) -> Option<Generations> {
+        let cpu_memory = self.inner.cpu_memory.generation()?;
+        let pods = if with_pods {
+            self.inner.pods.version()
+        } else {
+            0
+        };
+        Some((pods, self.inner.devices.generation(), cpu_memory))
+    }
+
+    fn build_list(&self) -> ListPodResourcesResponse {
         ListPodResourcesResponse {
             pod_resources: self
                 .inner
@@ -210,6 +347,10 @@ impl PodResourcesServer {
     /// `GetAllocatableResources`: every healthy device, the allocatable CPUs and memory
     /// (capacity, not what is free).
     pub fn allocatable(&self) -> AllocatableResourcesResponse {
+        into_message(self.allocatable_answer())
+    }
+
+    fn build_allocatable(&self) -> AllocatableResourcesResponse {
         let mut devices = Vec::new();
         for (resource, list) in self.inner.devices.all_devices() {
             for d in list.iter().filter(|d| d.healthy) {
@@ -244,7 +385,10 @@ impl PodResourcesServer {
         }
         let listener = crate::uds::bind(socket, 0o600)?;
         let (tx, rx) = oneshot::channel::<()>();
-        let v1 = PodResourcesListerServer::new(self.clone());
+        let v1 = PreEncodedV1 {
+            generated: PodResourcesListerServer::new(self.clone()),
+            server: self.clone(),
+        };
         let v1alpha1 =
             alpha::pod_resources_lister_server::PodResourcesListerServer::new(self.clone());
         let path = socket.to_path_buf();
@@ -327,6 +471,139 @@ fn push_device(out: &mut Vec<ContainerDevices>, resource: &str, id: &str, nodes:
                 nodes: vec![NumaNode { id: *node }],
             }),
         });
+    }
+}
+
+/// gRPC paths of the two v1 methods served from their kept encoding.
+const V1_LIST_PATH: &str = "/v1.PodResourcesLister/List";
+const V1_ALLOCATABLE_PATH: &str = "/v1.PodResourcesLister/GetAllocatableResources";
+
+/// The v1 service: `List` and `GetAllocatableResources` answer with the kept answer's
+/// encoding (the same bytes the generated service's prost codec writes for that answer);
+/// every other method, and anything else, goes to the generated service.
+#[derive(Clone)]
+struct PreEncodedV1 {
+    generated: PodResourcesListerServer<PodResourcesServer>,
+    server: PodResourcesServer,
+}
+
+impl tonic::server::NamedService for PreEncodedV1 {
+    const NAME: &'static str =
+        <PodResourcesListerServer<PodResourcesServer> as tonic::server::NamedService>::NAME;
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
+
+impl<B> tower::Service<tonic::codegen::http::Request<B>> for PreEncodedV1
+where
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError> + Send + 'static,
+{
+    type Response = tonic::codegen::http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<std::result::Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::result::Result<(), Self::Error>> {
+        <PodResourcesListerServer<PodResourcesServer> as tower::Service<
+            tonic::codegen::http::Request<B>,
+        >>::poll_ready(&mut self.generated, cx)
+    }
+
+    fn call(&mut self, request: tonic::codegen::http::Request<B>) -> Self::Future {
+        let server = self.server.clone();
+        match request.uri().path() {
+            V1_LIST_PATH => Box::pin(async move {
+                let method = PreEncodedMethod::<ListPodResourcesRequest>::new(server, |s| {
+                    s.list_answer().encoded()
+                });
+                Ok(tonic::server::Grpc::new(PreEncodedCodec::default())
+                    .unary(method, request)
+                    .await)
+            }),
+            V1_ALLOCATABLE_PATH => Box::pin(async move {
+                let method = PreEncodedMethod::<AllocatableResourcesRequest>::new(server, |s| {
+                    s.allocatable_answer().encoded()
+                });
+                Ok(tonic::server::Grpc::new(PreEncodedCodec::default())
+                    .unary(method, request)
+                    .await)
+            }),
+            _ => self.generated.call(request),
+        }
+    }
+}
+
+/// A unary method whose answer is already encoded: the rate limit first, as in every method.
+struct PreEncodedMethod<Req> {
+    server: PodResourcesServer,
+    answer: fn(&PodResourcesServer) -> Bytes,
+    request: PhantomData<fn(Req)>,
+}
+
+impl<Req> PreEncodedMethod<Req> {
+    fn new(server: PodResourcesServer, answer: fn(&PodResourcesServer) -> Bytes) -> Self {
+        Self {
+            server,
+            answer,
+            request: PhantomData,
+        }
+    }
+}
+
+impl<Req: Send + 'static> tonic::server::UnaryService<Req> for PreEncodedMethod<Req> {
+    type Response = Bytes;
+    type Future = BoxFuture<std::result::Result<Response<Bytes>, Status>>;
+
+    fn call(&mut self, _: Request<Req>) -> Self::Future {
+        let result = self
+            .server
+            .check_rate()
+            .map(|()| Response::new((self.answer)(&self.server)));
+        Box::pin(std::future::ready(result))
+    }
+}
+
+/// Decodes requests with prost; writes answers that are protobuf bytes already.
+struct PreEncodedCodec<Req>(PhantomData<fn() -> Req>);
+
+impl<Req> Default for PreEncodedCodec<Req> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<Req: Message + Default + Send + 'static> tonic::codec::Codec for PreEncodedCodec<Req> {
+    type Encode = Bytes;
+    type Decode = Req;
+    type Encoder = BytesEncoder;
+    type Decoder = tonic_prost::ProstDecoder<Req>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        BytesEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::default()
+    }
+}
+
+/// Copies an encoded message into the frame.
+struct BytesEncoder;
+
+impl tonic::codec::Encoder for BytesEncoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(
+        &mut self,
+        item: Bytes,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> std::result::Result<(), Status> {
+        buf.put_slice(&item);
+        Ok(())
     }
 }
 

@@ -359,3 +359,236 @@ async fn get_is_refused_when_its_gate_is_off() {
     assert_eq!(list.pod_resources[0].containers[0].name, "c");
     handle.stop().await.unwrap();
 }
+
+/// CPU and memory assignments that change, with a generation that says so.
+#[derive(Default)]
+struct Changing {
+    generation: std::sync::atomic::AtomicU64,
+    cpus: std::sync::Mutex<Vec<i64>>,
+}
+
+impl Changing {
+    fn set_cpus(&self, cpus: Vec<i64>) {
+        *self.cpus.lock().unwrap() = cpus;
+        // After the change, as the trait asks.
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl CpuMemoryProvider for Changing {
+    fn generation(&self) -> Option<u64> {
+        Some(self.generation.load(std::sync::atomic::Ordering::SeqCst))
+    }
+    fn container_cpus(&self, _pod_uid: &str, container: &str) -> Vec<i64> {
+        if container == "app" {
+            self.cpus.lock().unwrap().clone()
+        } else {
+            Vec::new()
+        }
+    }
+    fn allocatable_cpus(&self) -> Vec<i64> {
+        self.cpus.lock().unwrap().clone()
+    }
+}
+
+/// The server keeps its `List` and `GetAllocatableResources` answers between changes; every
+/// kind of change they are built from shows in the next answer, over the socket and in
+/// process, and answers are reused (the same allocation) while nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_answers_follow_every_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins_dir = dir.path().join("device-plugins");
+    let health = dir.path().join("health");
+    let devices = DeviceManager::new(DeviceManagerOptions::new(&plugins_dir));
+    let _registration = devices.start().unwrap();
+    let mut plugin = spawn_plugin(&plugins_dir, "3", &health);
+    let allocatable_is = |n: i64| {
+        let devices = devices.clone();
+        async move {
+            assert!(
+                devices
+                    .wait_until(Duration::from_secs(20), |m| m
+                        .capacity()
+                        .allocatable
+                        .get(RESOURCE)
+                        == Some(&n))
+                    .await
+            );
+        }
+    };
+    allocatable_is(3).await;
+
+    let pods = PodRegistry::new();
+    pods.upsert(pod(
+        "default",
+        "gpu",
+        "uid-gpu",
+        PodPhase::Running,
+        vec![container("app", ContainerKind::Regular)],
+    ));
+    let cpu_memory = Arc::new(Changing::default());
+    let server = PodResourcesServer::with_cpu_memory(
+        pods.clone(),
+        devices.clone(),
+        PodResourcesOptions::default()
+            .with_qps(1e6)
+            .with_burst(1000),
+        cpu_memory.clone(),
+    );
+    let socket = pod_resources_socket(dir.path());
+    let _handle = server.serve(&socket).unwrap();
+    let client = PodResourcesListerClient::new(
+        node_plugins::connect(&socket, Duration::from_secs(5))
+            .await
+            .unwrap(),
+    );
+    let client = move || {
+        let mut c = client.clone();
+        async move {
+            let list = c
+                .list(ListPodResourcesRequest {})
+                .await
+                .unwrap()
+                .into_inner();
+            let alloc = c
+                .get_allocatable_resources(AllocatableResourcesRequest {})
+                .await
+                .unwrap()
+                .into_inner();
+            (list, alloc)
+        }
+    };
+    let app_devices = |l: &node_plugins::proto::podresources::ListPodResourcesResponse| {
+        l.pod_resources[0].containers[0]
+            .devices
+            .iter()
+            .map(|d| d.device_ids[0].clone())
+            .collect::<Vec<_>>()
+    };
+    let names = |l: &node_plugins::proto::podresources::ListPodResourcesResponse| {
+        l.pod_resources
+            .iter()
+            .map(|p| p.name.clone())
+            .collect::<Vec<_>>()
+    };
+    let ids = |a: &node_plugins::proto::podresources::AllocatableResourcesResponse| {
+        a.devices
+            .iter()
+            .map(|d| d.device_ids[0].clone())
+            .collect::<Vec<_>>()
+    };
+
+    let (list, alloc) = client().await;
+    assert!(app_devices(&list).is_empty());
+    assert_eq!(ids(&alloc), ["fake-0", "fake-1", "fake-2"]);
+    // Nothing changed: the kept answers are handed out again.
+    assert!(Arc::ptr_eq(&server.list_shared(), &server.list_shared()));
+    assert!(Arc::ptr_eq(
+        &server.allocatable_shared(),
+        &server.allocatable_shared()
+    ));
+    assert_eq!(client().await, (list.clone(), alloc.clone()));
+
+    // An allocation.
+    devices
+        .allocate("uid-gpu", "app", RESOURCE, 2)
+        .await
+        .unwrap();
+    let (list, _) = client().await;
+    assert_eq!(app_devices(&list), ["fake-0", "fake-1"]);
+
+    // Device health (a ListAndWatch update).
+    std::fs::write(&health, "fake-2\n").unwrap();
+    allocatable_is(2).await;
+    let (_, alloc) = client().await;
+    assert_eq!(ids(&alloc), ["fake-0", "fake-1"]);
+
+    // A pod added, one finished (its phase), one removed.
+    pods.upsert(pod(
+        "default",
+        "other",
+        "uid-other",
+        PodPhase::Pending,
+        vec![container("c", ContainerKind::Regular)],
+    ));
+    let (list, _) = client().await;
+    assert_eq!(names(&list), ["gpu", "other"]);
+    pods.upsert(pod(
+        "default",
+        "other",
+        "uid-other",
+        PodPhase::Succeeded,
+        vec![container("c", ContainerKind::Regular)],
+    ));
+    let (list, _) = client().await;
+    assert_eq!(names(&list), ["gpu"]);
+    pods.upsert(pod(
+        "default",
+        "other",
+        "uid-other",
+        PodPhase::Running,
+        vec![container("c", ContainerKind::Regular)],
+    ));
+    assert_eq!(names(&client().await.0), ["gpu", "other"]);
+    pods.remove("uid-other");
+    assert_eq!(names(&client().await.0), ["gpu"]);
+
+    // A container added to a pod.
+    pods.upsert(pod(
+        "default",
+        "gpu",
+        "uid-gpu",
+        PodPhase::Running,
+        vec![
+            container("app", ContainerKind::Regular),
+            container("log", ContainerKind::Regular),
+        ],
+    ));
+    let (list, _) = client().await;
+    assert_eq!(list.pod_resources[0].containers.len(), 2);
+    assert_eq!(app_devices(&list), ["fake-0", "fake-1"]);
+
+    // CPU assignments (the provider's generation).
+    cpu_memory.set_cpus(vec![4, 5]);
+    let (list, alloc) = client().await;
+    assert_eq!(list.pod_resources[0].containers[0].cpu_ids, [4, 5]);
+    assert_eq!(alloc.cpu_ids, [4, 5]);
+
+    // The pod's devices released.
+    let released = devices.clone();
+    tokio::task::spawn_blocking(move || released.release_pod("uid-gpu"))
+        .await
+        .unwrap();
+    assert!(app_devices(&client().await.0).is_empty());
+
+    // The plugin gone: its devices turn unhealthy.
+    let _ = plugin.0.kill();
+    let _ = plugin.0.wait();
+    allocatable_is(0).await;
+    let (_, alloc) = client().await;
+    assert!(alloc.devices.is_empty());
+
+    // Every kept answer equals one built from scratch by a server that keeps none.
+    let fresh = PodResourcesServer::with_cpu_memory(
+        pods,
+        devices,
+        PodResourcesOptions::default(),
+        Arc::new(Fresh(cpu_memory)),
+    );
+    assert_eq!(server.list(), fresh.list());
+    assert_eq!(server.allocatable(), fresh.allocatable());
+    assert!(!Arc::ptr_eq(&fresh.list_shared(), &fresh.list_shared()));
+}
+
+/// The same assignments without a generation: the server must build every answer.
+struct Fresh(Arc<Changing>);
+
+impl CpuMemoryProvider for Fresh {
+    fn container_cpus(&self, pod_uid: &str, container: &str) -> Vec<i64> {
+        self.0.container_cpus(pod_uid, container)
+    }
+    fn allocatable_cpus(&self) -> Vec<i64> {
+        self.0.allocatable_cpus()
+    }
+}

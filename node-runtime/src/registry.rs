@@ -266,6 +266,13 @@ impl PodRegistry {
         self.version.subscribe()
     }
 
+    /// The number [`PodRegistry::subscribe`] would show now. It moves after every change to
+    /// the pods' records (the same changes `subscribe` reports), so an answer built from the
+    /// registry after reading version `n` stays current while the version is still `n`.
+    pub fn version(&self) -> u64 {
+        *self.version.borrow()
+    }
+
     /// Removes the pod with `uid`, returning it if it was there (see [`PodRegistry::upsert`]).
     pub fn remove(&self, uid: &str) -> Option<PodInfo> {
         let mut inner = self
