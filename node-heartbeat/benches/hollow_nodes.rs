@@ -134,9 +134,8 @@ fn measure(n: usize, warmup: Duration, window: Duration, url: &str, server_pid: 
     let (c1, s1) = (cpu_secs(me), cpu_secs(server_pid));
     let rss1 = rss_kib(me);
     let stats = rt.block_on(http(url, "GET", "/debug/renewals"));
-    let client = handle.snapshot();
     let _ = stop_tx.send(());
-    rt.block_on(running).unwrap();
+    let client = rt.block_on(running).unwrap();
     rt.shutdown_timeout(Duration::from_secs(5));
     Outcome {
         nodes: n,

@@ -28,9 +28,10 @@
 //! let backend = KubeBackend::from_kubeconfig("/root/.kube/config".as_ref(), Duration::from_secs(10)).await?;
 //! let fleet = Fleet::new(backend, FleetConfig::new("hollow-", 1000))?;
 //! let stats = fleet.stats();
-//! tokio::spawn(fleet.run(async { let _ = tokio::signal::ctrl_c().await; }));
+//! let run = tokio::spawn(fleet.run(async { let _ = tokio::signal::ctrl_c().await; }));
 //! tokio::time::sleep(Duration::from_secs(60)).await;
-//! println!("{:?}", stats.snapshot());
+//! println!("after a minute: {:?}", stats.snapshot());
+//! println!("at the end: {:?}", run.await);
 //! # Ok(()) }
 //! ```
 
@@ -597,8 +598,11 @@ impl<B: Backend> Fleet<B> {
     }
 
     /// Starts the nodes at `start_rate` per second and runs them until `shutdown`; then stops
-    /// every loop and returns. Nodes are left registered (as kubelets that stop are).
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+    /// every loop and returns the counters as they were when `shutdown` resolved (before the
+    /// loops stopped, so stopping thousands of them does not show as late leases). Nodes are
+    /// left registered (as kubelets that stop are).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> FleetReport {
+        let handle = self.stats();
         tokio::pin!(shutdown);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
@@ -612,9 +616,10 @@ impl<B: Backend> Fleet<B> {
         while next < self.cfg.count {
             tokio::select! {
                 () = &mut shutdown => {
+                    let report = handle.snapshot();
                     let _ = stop_tx.send(true);
                     while tasks.join_next().await.is_some() {}
-                    return;
+                    return report;
                 }
                 _ = interval.tick() => {}
             }
@@ -627,8 +632,10 @@ impl<B: Backend> Fleet<B> {
             }
         }
         shutdown.await;
+        let report = handle.snapshot();
         let _ = stop_tx.send(true);
         while tasks.join_next().await.is_some() {}
+        report
     }
 
     fn spawn_node(

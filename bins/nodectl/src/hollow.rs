@@ -195,11 +195,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 }
             }
         };
-        tokio::select! {
-            () = fleet.run(stop) => {}
-            () = progress => {}
-        }
-        Ok((handle.snapshot(), start.elapsed()))
+        let report = tokio::select! {
+            report = fleet.run(stop) => report,
+            () = progress => handle.snapshot(),
+        };
+        Ok((report, start.elapsed()))
     })?;
     match args.output {
         Format::Text => print_text(&format!("{}\n", progress_line(&report, elapsed))),
