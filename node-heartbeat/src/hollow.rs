@@ -15,7 +15,7 @@
 //! of arriving together, as they do from nodes that booted at different times.
 //!
 //! The fleet records, per node, when its lease was last renewed, and reports the longest gap
-//! between two renewals of any node ([`FleetStats::snapshot`]): the figure that tells whether the
+//! between two renewals of any node ([`FleetHandle::snapshot`]): the figure that tells whether the
 //! fleet keeps up (the node lifecycle controller marks a node unreachable after its 40 s lease
 //! plus grace period; a kubelet renews every 10 s).
 //!
@@ -240,10 +240,14 @@ fn derived_id(name: &str, salt: u8) -> String {
     format!("{:016x}{:016x}", fnv(1), fnv(2))
 }
 
-/// Counters of a running fleet, shared with whoever watches it.
+/// Counters of a running fleet, shared by its backend and its [`FleetHandle`]s.
 #[derive(Debug)]
-pub struct FleetStats {
+struct FleetStats {
     start: Instant,
+    /// Nodes started so far.
+    started: AtomicU64,
+    /// The renewal age past which a held lease counts as overdue.
+    overdue_after: Duration,
     registered: AtomicU64,
     lease_renewals: AtomicU64,
     status_patches: AtomicU64,
@@ -254,7 +258,7 @@ pub struct FleetStats {
     max_gap_ms: AtomicU64,
 }
 
-/// A point-in-time view of [`FleetStats`].
+/// A point-in-time view of a fleet's counters ([`FleetHandle::snapshot`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FleetReport {
@@ -282,9 +286,11 @@ pub struct FleetReport {
 }
 
 impl FleetStats {
-    fn new(count: u32) -> Self {
+    fn new(count: u32, overdue_after: Duration) -> Self {
         FleetStats {
             start: Instant::now(),
+            started: AtomicU64::new(0),
+            overdue_after,
             registered: AtomicU64::new(0),
             lease_renewals: AtomicU64::new(0),
             status_patches: AtomicU64::new(0),
@@ -311,9 +317,8 @@ impl FleetStats {
         self.lease_renewals.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Starts a new measurement window: the counters and the longest gap restart from zero
-    /// (the per-node renewal times are kept, so a gap that ends in the window counts whole).
-    pub fn reset(&self) {
+    /// See [`FleetHandle::reset`].
+    fn reset(&self) {
         for c in [
             &self.lease_renewals,
             &self.status_patches,
@@ -325,11 +330,10 @@ impl FleetStats {
         }
     }
 
-    /// The counters now. `started` is how many nodes the fleet has started; `overdue_after` is
-    /// the renewal age past which a held lease counts as overdue.
-    pub fn snapshot_with(&self, started: u64, overdue_after: Duration) -> FleetReport {
+    /// The counters now.
+    fn snapshot(&self) -> FleetReport {
         let now = self.now_ms().saturating_add(1);
-        let limit = u64::try_from(overdue_after.as_millis()).unwrap_or(u64::MAX);
+        let limit = u64::try_from(self.overdue_after.as_millis()).unwrap_or(u64::MAX);
         let mut held = 0;
         let mut overdue = 0;
         let mut open_gap = 0;
@@ -347,7 +351,7 @@ impl FleetStats {
         }
         FleetReport {
             nodes: self.last_renewal.len() as u64,
-            started,
+            started: self.started.load(Ordering::Relaxed),
             registered: self.registered.load(Ordering::Relaxed),
             leases_held: held,
             lease_renewals: self.lease_renewals.load(Ordering::Relaxed),
@@ -357,15 +361,6 @@ impl FleetStats {
             max_renewal_gap_ms: self.max_gap_ms.load(Ordering::Relaxed).max(open_gap),
             overdue,
         }
-    }
-
-    /// [`snapshot_with`](Self::snapshot_with) with every node counted as started and 11 s
-    /// (a 10 s renewal with 4% jitter, plus 0.6 s) as the overdue age.
-    pub fn snapshot(&self) -> FleetReport {
-        self.snapshot_with(
-            self.last_renewal.len() as u64,
-            Duration::from_millis(11_000),
-        )
     }
 }
 
@@ -542,26 +537,22 @@ pub struct Fleet<B> {
     backend: Arc<FleetBackend<B>>,
     cfg: Arc<FleetConfig>,
     stats: Arc<FleetStats>,
-    started: Arc<AtomicU64>,
 }
 
 /// Where a running fleet stands: its counters and how many nodes it has started.
 #[derive(Debug, Clone)]
 pub struct FleetHandle {
     stats: Arc<FleetStats>,
-    started: Arc<AtomicU64>,
-    overdue_after: Duration,
 }
 
 impl FleetHandle {
-    /// The counters now ([`FleetStats::snapshot_with`]); a lease is overdue when older than the
-    /// renewal interval plus 10%.
+    /// The counters now; a lease is overdue when older than the renewal interval plus 10%.
     pub fn snapshot(&self) -> FleetReport {
-        self.stats
-            .snapshot_with(self.started.load(Ordering::Relaxed), self.overdue_after)
+        self.stats.snapshot()
     }
 
-    /// Starts a new measurement window ([`FleetStats::reset`]).
+    /// Starts a new measurement window: the counters and the longest gap restart from zero
+    /// (the per-node renewal times are kept, so a gap that ends in the window counts whole).
     pub fn reset(&self) {
         self.stats.reset();
     }
@@ -572,7 +563,8 @@ impl<B: Backend> Fleet<B> {
     pub fn new(backend: B, cfg: FleetConfig) -> Result<Self> {
         cfg.validate()?;
         let cfg = Arc::new(cfg);
-        let stats = Arc::new(FleetStats::new(cfg.count));
+        let renew = Duration::from_secs_f64(f64::from(cfg.lease_duration_seconds) / 4.0);
+        let stats = Arc::new(FleetStats::new(cfg.count, renew + renew / 10));
         Ok(Fleet {
             backend: Arc::new(FleetBackend {
                 inner: backend,
@@ -583,17 +575,13 @@ impl<B: Backend> Fleet<B> {
             }),
             cfg,
             stats,
-            started: Arc::new(AtomicU64::new(0)),
         })
     }
 
     /// The fleet's counters, for watching it while it runs.
     pub fn stats(&self) -> FleetHandle {
-        let renew = Duration::from_secs_f64(f64::from(self.cfg.lease_duration_seconds) / 4.0);
         FleetHandle {
             stats: self.stats.clone(),
-            started: self.started.clone(),
-            overdue_after: renew + renew / 10,
         }
     }
 
@@ -628,7 +616,7 @@ impl<B: Backend> Fleet<B> {
                 budget -= 1.0;
                 self.spawn_node(&mut tasks, next, &stop_rx);
                 next += 1;
-                self.started.store(u64::from(next), Ordering::Relaxed);
+                self.stats.started.store(u64::from(next), Ordering::Relaxed);
             }
         }
         shutdown.await;
@@ -766,22 +754,31 @@ mod tests {
 
     #[test]
     fn gaps_and_overdue() {
-        let stats = FleetStats::new(3);
+        // The sleep only makes time pass (a lower bound); the overdue age leaves node 0, renewed
+        // just before the snapshot, 300 ms of slack on a busy machine.
+        let stats = FleetStats::new(3, Duration::from_millis(300));
         stats.renewed(0);
         stats.renewed(1);
-        std::thread::sleep(Duration::from_millis(30));
+        std::thread::sleep(Duration::from_millis(600));
         stats.renewed(0);
-        let r = stats.snapshot_with(3, Duration::from_millis(20));
+        let r = stats.snapshot();
         assert_eq!(r.leases_held, 2);
         assert_eq!(r.lease_renewals, 3);
-        // Node 1 has gone 30+ ms without renewal: it is overdue and its open gap counts.
+        // Node 1 has gone 600+ ms without renewal: it is overdue and its open gap counts.
         assert_eq!(r.overdue, 1);
-        assert!(r.max_renewal_gap_ms >= 30, "{r:?}");
+        assert!(r.max_renewal_gap_ms >= 600, "{r:?}");
+        // A new window restarts the counters but keeps when each lease was last renewed.
         stats.reset();
-        let r = stats.snapshot_with(3, Duration::from_secs(1));
-        assert_eq!((r.lease_renewals, r.overdue), (0, 0));
+        let r = stats.snapshot();
+        assert_eq!((r.lease_renewals, r.overdue), (0, 1));
+        assert!(r.max_renewal_gap_ms >= 600, "{r:?}");
         // Out-of-range slots are ignored.
         stats.renewed(99);
+        // Within the overdue age nothing is overdue.
+        let relaxed = FleetStats::new(3, Duration::from_secs(60));
+        relaxed.renewed(1);
+        let r = relaxed.snapshot();
+        assert_eq!((r.leases_held, r.overdue), (1, 0));
     }
 
     #[test]
@@ -828,7 +825,7 @@ mod size_tests {
                 .unwrap(),
             gate: Semaphore::new(1),
             cfg: cfg.clone(),
-            stats: Arc::new(FleetStats::new(1)),
+            stats: Arc::new(FleetStats::new(1, Duration::from_secs(11))),
             last_rebuild_ms: AtomicU64::new(0),
         });
         let lease = LeaseController::new(backend.clone(), LeaseConfig::new("h-00000", 40));
